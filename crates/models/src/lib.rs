@@ -1,0 +1,31 @@
+//! Plain-Rust user models fitted on a training log: biased matrix factorisation, used to complete the
+//! KuaiRand-Pure and Coat ground truths and as the oracle-free user model of the greedy baseline.
+//! (Neural user/world models arrive with the `nn` crate.)
+
+pub mod mf;
+
+pub use mf::{MatrixFactorization, MfConfig};
+
+/// A training log in dense ids: one row per observed (user, item, target).
+///
+/// Builders map dataset ids to dense ids so that the environment's users are `0..n_env_users` and any
+/// extra training-only users come after them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Interactions {
+    pub n_users: usize,
+    pub n_items: usize,
+    pub user: Vec<u32>,
+    pub item: Vec<u32>,
+    pub target: Vec<f64>,
+}
+
+impl Interactions {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.user.len()
+    }
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.user.is_empty()
+    }
+}

@@ -1,0 +1,1 @@
+//! Biased matrix factorisation (being written).

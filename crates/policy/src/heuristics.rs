@@ -1,0 +1,1 @@
+//! Heuristic baselines (being written).
