@@ -4,7 +4,6 @@
 
 pub mod mf;
 
-pub use mf::{MatrixFactorization, MfConfig};
 
 /// A training log in dense ids: one row per observed (user, item, target).
 ///
