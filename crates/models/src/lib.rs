@@ -4,6 +4,7 @@
 
 pub mod mf;
 
+pub use mf::{MatrixFactorization, MfConfig, MfError, MfLoss};
 
 /// A training log in dense ids: one row per observed (user, item, target).
 ///

@@ -1,1 +1,0 @@
-//! Heuristic baselines (being written).
