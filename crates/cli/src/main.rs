@@ -1,1 +1,47 @@
-fn main() {}
+//! `dsrm`: the command line of dsrm-hrl. It parses arguments and calls the libraries; nothing else.
+
+mod commands;
+mod config;
+mod loading;
+mod output;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Fair interactive recommendation: exact DORL / EasyRL4Rec simulators, baselines and fairness metrics.
+#[derive(Parser)]
+#[command(name = "dsrm", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Data sets: generate synthetic KuaiRec, validate real files.
+    Data {
+        #[command(subcommand)]
+        command: commands::data::DataCommand,
+    },
+    /// Evaluate one policy with one seed in every mode; writes metrics.json, episodes.jsonl, provenance.json.
+    Eval(commands::eval::EvalArgs),
+    /// Every heuristic baseline over several seeds (mean ± 95% CI); synthetic KuaiRec unless --data is given.
+    Demo(commands::demo::DemoArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: commands::bench::BenchCommand,
+    },
+    /// List the environment presets and their settings.
+    Presets,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Data { command } => commands::data::run(command),
+        Command::Eval(args) => commands::eval::run(args),
+        Command::Demo(args) => commands::demo::run(args),
+        Command::Bench { command } => commands::bench::run(command),
+        Command::Presets => commands::presets(),
+    }
+}

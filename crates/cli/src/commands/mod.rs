@@ -1,0 +1,31 @@
+//! One module per sub-command.
+
+pub mod bench;
+pub mod data;
+pub mod demo;
+pub mod eval;
+
+use crate::output;
+use dsrm_sim::Preset;
+
+/// `dsrm presets`.
+pub fn presets() -> anyhow::Result<()> {
+    let mut t = output::table(
+        ["preset", "N (num_leave_compute)", "θ (leave_threshold)", "max_turn", "legacy window", "random initial item"]
+            .map(String::from)
+            .to_vec(),
+    );
+    for p in Preset::ALL {
+        let s = p.settings();
+        t.add_row(vec![
+            p.name().to_string(),
+            s.num_leave_compute.to_string(),
+            s.leave_threshold.to_string(),
+            s.max_turn.to_string(),
+            s.legacy_window.to_string(),
+            s.random_initial_item.to_string(),
+        ]);
+    }
+    println!("{t}");
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! From a config to a [`World`]: real files from a directory, or the cached synthetic KuaiRec.
+
+use crate::config::RunConfig;
+use crate::output;
+use anyhow::{bail, Context, Result};
+use dsrm_data::synth::{SynthConfig, SynthSize};
+use dsrm_data::{coat, kuairand, kuairec, Dataset};
+use dsrm_sim::World;
+use std::path::{Path, PathBuf};
+
+/// Where generated synthetic sets are cached (`DSRM_CACHE` or `./.cache/dsrm`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("DSRM_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".cache/dsrm"))
+}
+
+/// Parses a synthetic size name.
+pub fn synth_size(name: &str) -> Result<SynthSize> {
+    match name {
+        "full" => Ok(SynthSize::Full),
+        "tiny" => Ok(SynthSize::Tiny),
+        other => bail!("unknown synthetic size {other:?}; expected full or tiny"),
+    }
+}
+
+/// Generates a synthetic KuaiRec set into `out` with a progress bar.
+pub fn generate_synthetic(size: SynthSize, seed: u64, out: &Path) -> Result<()> {
+    let cfg = SynthConfig::for_size(size);
+    let pb = output::bar(1, "synth");
+    let mut stage = String::new();
+    let summary = dsrm_data::synth::generate(&cfg, seed, out, &mut |name: &str, done: u64, total: u64| {
+        if stage != name {
+            stage = name.to_string();
+            pb.set_message(stage.clone());
+            pb.set_position(0);
+        }
+        pb.set_length(total.max(1));
+        pb.set_position(done);
+    })
+    .with_context(|| format!("generating synthetic KuaiRec into {}", out.display()))?;
+    pb.finish_and_clear();
+    eprintln!(
+        "synthetic KuaiRec ({size:?}, seed {seed}) written to {}: small {} rows, big {} rows",
+        out.display(),
+        summary.stats.small_rows,
+        summary.stats.big_rows
+    );
+    Ok(())
+}
+
+/// The directory of the cached synthetic set, generated on first use.
+pub fn cached_synthetic(size_name: &str, seed: u64) -> Result<PathBuf> {
+    let size = synth_size(size_name)?;
+    let dir = cache_dir().join(format!("synthetic-kuairec-{size_name}-seed{seed}"));
+    if !dir.join("synthetic.json").exists() {
+        eprintln!("generating synthetic KuaiRec ({size_name}) into {} (cached for later runs)", dir.display());
+        generate_synthetic(size, seed, &dir)?;
+    }
+    Ok(dir)
+}
+
+/// Loads the configured data and builds the world.
+pub fn load_world(cfg: &RunConfig) -> Result<World> {
+    let dir = match &cfg.data.dir {
+        Some(dir) => dir.clone(),
+        None if cfg.data.dataset == Dataset::KuaiRec => {
+            cached_synthetic(&cfg.data.synthetic_size, cfg.data.synthetic_seed)?
+        }
+        None => bail!("data.dir is required for {:?}: only KuaiRec has a built-in synthetic set", cfg.data.dataset),
+    };
+    let settings = cfg.env.resolve();
+    let pb = output::spinner(&format!("loading {}", dir.display()));
+    let world = match cfg.data.dataset {
+        Dataset::KuaiRec => {
+            let opts = kuairec::LoadOptions { duplicate_policy: cfg.data.duplicate_policy, ..Default::default() };
+            let data = kuairec::load(&dir, &opts)?;
+            pb.set_message("building the KuaiRec environment");
+            World::kuairec(&data, settings, &cfg.world)?
+        }
+        Dataset::KuaiRandPure => {
+            let opts = kuairand::LoadOptions { duplicate_policy: cfg.data.duplicate_policy, ..Default::default() };
+            let data = kuairand::load(&dir, &opts)?;
+            pb.set_message("building the KuaiRand-Pure environment (may fit the MF completion)");
+            World::kuairand(&data, settings, &cfg.world)?
+        }
+        Dataset::Coat => {
+            let data = coat::load(&dir)?;
+            World::coat(&data, settings, &cfg.world)?
+        }
+    };
+    pb.finish_and_clear();
+    if world.is_synthetic() {
+        let n = world.provenance.warnings.len();
+        if n > 0 {
+            eprintln!("note: {n} differences from the official KuaiRec counts recorded in provenance (expected: synthetic data)");
+        }
+    } else {
+        world.provenance.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    }
+    Ok(world)
+}

@@ -1,0 +1,42 @@
+//! Evaluation modes (`simulators.md` §2).
+
+use serde::{Deserialize, Serialize};
+
+/// How an evaluation episode runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Mode {
+    /// Free: repeats allowed; ends on the quit rule or `max_turn`.
+    Free,
+    /// No overlapping: items already shown are masked; ends on the quit rule or `max_turn`.
+    NoRepeat,
+    /// No overlapping, forced length k: masked; done is ignored and the episode has exactly k steps
+    /// (the environment keeps paying rewards after a would-be quit).
+    ForcedLength(usize),
+}
+
+impl Mode {
+    /// The anchors' three modes with `force_length` k.
+    pub fn standard(k: usize) -> [Mode; 3] {
+        [Mode::Free, Mode::NoRepeat, Mode::ForcedLength(k)]
+    }
+
+    /// The log prefix the anchors use: `FB`, `NX_0`, `NX_10`.
+    pub fn key(self) -> String {
+        match self {
+            Mode::Free => "FB".into(),
+            Mode::NoRepeat => "NX_0".into(),
+            Mode::ForcedLength(k) => format!("NX_{k}"),
+        }
+    }
+
+    /// Items already shown are blocked.
+    pub fn masks_repeats(self) -> bool {
+        !matches!(self, Mode::Free)
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.key())
+    }
+}

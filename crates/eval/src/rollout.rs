@@ -1,0 +1,119 @@
+//! Running a policy in the ground-truth environment, one mode at a time.
+//!
+//! Users are drawn from a stream that depends only on (seed, mode), never on the policy, so every policy
+//! evaluated with one seed meets the same users in the same order (common random numbers: differences
+//! between policies are not user-sampling noise). The policy gets its own stream.
+
+use crate::context::{DominantSource, MetricInputs};
+use crate::mode::Mode;
+use dsrm_metrics::{Episode, MetricSet};
+use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
+use dsrm_sim::{Env, EnvSpec};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+/// Evaluation settings (the `[eval]` table of a config). Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Episodes per mode (the anchors' `test_num`, 100).
+    pub episodes: usize,
+    /// k of NX_k (`force_length`, 10).
+    pub force_length: usize,
+    /// Action selections to evaluate; the first is the headline (sampled: the anchors' published numbers).
+    pub selections: Vec<Selection>,
+    /// Where the MCD dominant categories come from.
+    pub mcd_dominant: DominantSource,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            episodes: 100,
+            force_length: 10,
+            selections: vec![Selection::Sampled, Selection::Argmax],
+            mcd_dominant: DominantSource::default(),
+        }
+    }
+}
+
+/// One finished episode, with the quit information the metrics do not need.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trajectory {
+    pub episode: Episode,
+    /// The quit rule fired on the last step (false when the cap or NX_k ended it).
+    pub quit: bool,
+    /// EasyRL4Rec's random initial item, when the preset draws one.
+    pub initial_item: Option<u32>,
+}
+
+/// The episodes and metrics of one mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModeResult {
+    pub mode: Mode,
+    pub selection: Selection,
+    pub trajectories: Vec<Trajectory>,
+    pub metrics: MetricSet,
+}
+
+fn stream_seed(seed: u64, mode: Mode, selection: Selection, policy: bool) -> (u64, u64) {
+    let mode_id = match mode {
+        Mode::Free => 0,
+        Mode::NoRepeat => 1,
+        Mode::ForcedLength(k) => 2 + k as u64,
+    };
+    // The user stream ignores the selection so sampled and argmax runs also meet the same users.
+    let sel = if policy { 1 + selection as u64 } else { 0 };
+    (seed, mode_id * 16 + sel)
+}
+
+/// Runs `episodes` episodes of `policy` in `mode` and computes the metrics.
+pub fn evaluate(
+    spec: &EnvSpec,
+    inputs: &MetricInputs,
+    policy: &mut dyn Policy,
+    mode: Mode,
+    selection: Selection,
+    episodes: usize,
+    seed: u64,
+) -> ModeResult {
+    let (s, stream) = stream_seed(seed, mode, selection, false);
+    let mut user_rng = PolicyRng::seed_from_u64(s);
+    user_rng.set_stream(stream);
+    let (s, stream) = stream_seed(seed, mode, selection, true);
+    let mut policy_rng = PolicyRng::seed_from_u64(s);
+    policy_rng.set_stream(stream);
+
+    let mut env = Env::new(spec);
+    let mut mask = ItemMask::all(spec.n_items());
+    let mut trajectories = Vec::with_capacity(episodes);
+    for _ in 0..episodes {
+        let user = env.reset(&mut user_rng);
+        mask.clear();
+        let quit = loop {
+            let obs =
+                Observation { user, items: env.items(), rewards: env.rewards(), initial_item: env.initial_item() };
+            let item = policy.act(&obs, &mask, selection, &mut policy_rng);
+            let step = env.step(item);
+            policy.observe(user, item, step.reward);
+            if mode.masks_repeats() {
+                mask.block(item);
+            }
+            let finished = match mode {
+                Mode::ForcedLength(k) => env.items().len() >= k,
+                _ => step.done,
+            };
+            if finished || mask.n_allowed() == 0 {
+                break step.quit;
+            }
+        };
+        trajectories.push(Trajectory {
+            episode: Episode { user, items: env.items().to_vec(), rewards: env.rewards().to_vec() },
+            quit,
+            initial_item: env.initial_item(),
+        });
+    }
+    let episodes: Vec<Episode> = trajectories.iter().map(|t| t.episode.clone()).collect();
+    let metrics = dsrm_metrics::compute(&episodes, &inputs.context());
+    ModeResult { mode, selection, trajectories, metrics }
+}

@@ -1,0 +1,451 @@
+//! From loaded data to a ready environment: the ground-truth env plus what policies may learn from (the
+//! training log in dense ids) and the per-item facts the metrics need (training popularity, tags).
+//!
+//! | data set | env users x items | ground truth | quit rule | training log |
+//! |---|---|---|---|---|
+//! | KuaiRec | small-matrix users x videos | capped, mean-filled small matrix | category window | big matrix |
+//! | KuaiRand-Pure | 27,285 x 7,583 | DORL's file, or an MF completion fitted here | category window (untagged = -1) | standard log 4-08..4-21 |
+//! | Coat | 290 x 300 | MF completion of train + test ratings, rounded to 1..5 | distance window | train ratings |
+
+use crate::env::EnvSpec;
+use crate::ground_truth::{kuairec_truth, LowRank, RewardTable, SmallDuplicates};
+use crate::preset::EnvSettings;
+use crate::quit::QuitRule;
+use crate::tags::TagMasks;
+use crate::{Result, SimError};
+use dsrm_data::{Coat, KuaiRandLog, KuaiRandPure, KuaiRec, Provenance};
+use dsrm_models::mf::MfLoss;
+use dsrm_models::{Interactions, MatrixFactorization, MfConfig};
+use serde::{Deserialize, Serialize};
+
+/// Where the KuaiRand-Pure ground truth comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TruthSource {
+    /// DORL's `MF_results_GT/kuairand_is_click.csv` when present (parity), else a fit.
+    #[default]
+    Auto,
+    /// Require DORL's file.
+    File,
+    /// Always fit our own completion.
+    Fit,
+}
+
+/// Which KuaiRand-Pure log the completion is fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FitLog {
+    /// The random-exposure log when present (unbiased), else the standard training log.
+    #[default]
+    Auto,
+    Random,
+    Standard,
+}
+
+/// How a [`World`] is built from data. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorldConfig {
+    /// KuaiRec: what to do with a repeated (user, video) pair in the small matrix.
+    pub small_duplicates: SmallDuplicates,
+    /// KuaiRand-Pure: ground-truth source.
+    pub kuairand_truth: TruthSource,
+    /// KuaiRand-Pure: the log a fitted completion learns from.
+    pub kuairand_fit_log: FitLog,
+    /// MF settings for fitted completions (KuaiRand-Pure, Coat); the loss is chosen per data set.
+    pub completion: MfConfig,
+    /// Coat: window of the distance quit rule (DORL default 3).
+    pub coat_window: usize,
+    /// Coat: the user quits when the new item is closer than this to a window item (DORL default 10).
+    pub coat_min_distance: f64,
+    /// Coat: round the completed ratings to integers 1..5, like the anchors' integer pseudo ground truth.
+    pub coat_round: bool,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            small_duplicates: SmallDuplicates::default(),
+            kuairand_truth: TruthSource::default(),
+            kuairand_fit_log: FitLog::default(),
+            completion: MfConfig::default(),
+            coat_window: 3,
+            coat_min_distance: 10.0,
+            coat_round: true,
+        }
+    }
+}
+
+/// An environment and everything derived from the same data.
+#[derive(Debug, Clone)]
+pub struct World {
+    /// `kuairec`, `kuairand-pure` or `coat`.
+    pub dataset: String,
+    pub spec: EnvSpec,
+    pub settings: EnvSettings,
+    /// Dense user -> the data set's `user_id`.
+    pub user_ids: Vec<u32>,
+    /// Dense item -> the data set's `video_id` / item index.
+    pub item_ids: Vec<u32>,
+    /// Raw categories per dense item.
+    pub item_tags: Vec<Vec<i32>>,
+    /// The training log in dense ids (env users first). Policies learn from this, never from the truth.
+    pub train: Interactions,
+    /// Distinct (user, item) training pairs per item: the long-tail split (simulators.md §6.2).
+    pub pair_counts: Vec<u64>,
+    /// Novelty popularity pop(i) per item (EasyRL4Rec definitions, §6.1).
+    pub popularity: Vec<f64>,
+    /// Positive training rows per raw tag, for recomputing the MCD dominant categories (§6.1).
+    pub positive_tag_counts: Vec<(i32, u64)>,
+    /// Human-readable facts about how this world was built (recorded in provenance).
+    pub notes: Vec<String>,
+    pub provenance: Provenance,
+}
+
+impl World {
+    /// True when built from synthetic data (every artefact must say so).
+    pub fn is_synthetic(&self) -> bool {
+        self.provenance.synthetic.is_some()
+    }
+
+    /// The KuaiRec world (`KuaiEnv-v0`).
+    pub fn kuairec(data: &KuaiRec, settings: EnvSettings, cfg: &WorldConfig) -> Result<World> {
+        let truth = kuairec_truth(&data.small, cfg.small_duplicates)?;
+        let item_tags = lookup_tags(&data.item_tags, &truth.item_ids, "item_categories.csv")?;
+        let spec = category_spec(truth.table.clone(), &item_tags, settings)?;
+
+        // Training log: the big matrix restricted to catalogue videos; small-matrix users keep their dense
+        // ids, the other big-matrix users follow. Target: watch ratio capped like the reward; NaN rows dropped.
+        let item_of = dense_map(&truth.item_ids);
+        let mut user_of = dense_map(&truth.user_ids);
+        let mut n_users = truth.user_ids.len();
+        let mut train = Interactions { n_items: truth.item_ids.len(), ..Default::default() };
+        let mut dropped_nan = 0usize;
+        let big = &data.big;
+        for row in 0..big.len() {
+            let Some(&item) = item_of.get(&big.video_id[row]) else { continue };
+            let w = big.watch_ratio[row];
+            if w.is_nan() {
+                dropped_nan += 1;
+                continue;
+            }
+            let user = *user_of.entry(big.user_id[row]).or_insert_with(|| {
+                n_users += 1;
+                (n_users - 1) as u32
+            });
+            train.user.push(user);
+            train.item.push(item);
+            train.target.push(w.min(crate::ground_truth::KUAIREC_REWARD_CAP));
+        }
+        train.n_users = n_users;
+
+        // Novelty popularity: big-matrix rows with watch_ratio >= 1 per item / distinct big-matrix users.
+        let mut big_users = big.user_id.clone();
+        big_users.sort_unstable();
+        big_users.dedup();
+        let mut liked = vec![0u64; truth.item_ids.len()];
+        for row in 0..big.len() {
+            if big.watch_ratio[row] >= 1.0 {
+                if let Some(&item) = item_of.get(&big.video_id[row]) {
+                    liked[item as usize] += 1;
+                }
+            }
+        }
+        let popularity = liked.iter().map(|&c| c as f64 / big_users.len().max(1) as f64).collect();
+
+        // MCD positives: big-matrix rows with gaussian watch_ratio_normed >= 0.6 (z-score per video over
+        // big + small, sample std, > 10 -> 10, NaN -> 0), counted per raw tag of the video.
+        let normed = gaussian_normed(
+            &[(&big.video_id, &big.watch_ratio), (&data.small.video_id, &data.small.watch_ratio)],
+            data.item_tags.len(),
+        );
+        let mut tag_counts = std::collections::BTreeMap::<i32, u64>::new();
+        for row in 0..big.len() {
+            let (mean, std) = normed[big.video_id[row] as usize];
+            let mut z = (big.watch_ratio[row] - mean) / std;
+            z = if z.is_nan() { 0.0 } else { z.min(10.0) };
+            if z >= 0.6 {
+                if let Some(tags) = data.item_tags.get(big.video_id[row] as usize) {
+                    tags.iter().filter(|&&t| t >= 0).for_each(|&t| *tag_counts.entry(t).or_default() += 1);
+                }
+            }
+        }
+
+        let notes = vec![
+            format!(
+                "ground truth: small_matrix.csv, {} x {}, watch_ratio capped at 5, NaN -> mean {:.6}",
+                truth.user_ids.len(),
+                truth.item_ids.len(),
+                truth.fill_mean
+            ),
+            format!(
+                "ground truth cells: {} missing (blocked) -> 0, {} NaN -> mean, {} rows capped",
+                truth.missing_cells, truth.nan_cells, truth.capped_rows
+            ),
+            format!(
+                "training log: big_matrix.csv restricted to catalogue videos, {} rows ({} NaN rows dropped)",
+                train.len(),
+                dropped_nan
+            ),
+        ];
+        Ok(World {
+            dataset: "kuairec".into(),
+            pair_counts: distinct_pair_counts(&train),
+            spec,
+            settings,
+            user_ids: truth.user_ids,
+            item_ids: truth.item_ids,
+            item_tags,
+            train,
+            popularity,
+            positive_tag_counts: tag_counts.into_iter().collect(),
+            notes,
+            provenance: data.provenance.clone(),
+        })
+    }
+
+    /// The KuaiRand-Pure world (`KuaiRand-v0`).
+    pub fn kuairand(data: &KuaiRandPure, settings: EnvSettings, cfg: &WorldConfig) -> Result<World> {
+        let (n_users, n_items) = (data.n_users, data.video_tags.len());
+        let mut notes = Vec::new();
+        let train_log = match (&data.standard_train, &data.random) {
+            (Some(log), _) => log,
+            (None, Some(log)) => {
+                notes.push("no standard training log: the random log serves as the training log".to_string());
+                log
+            }
+            (None, None) => {
+                return Err(SimError::Invalid(
+                    "KuaiRand-Pure needs a training log (log_standard_4_08_to_4_21_pure.csv)".into(),
+                ))
+            }
+        };
+        let to_interactions = |log: &KuaiRandLog| -> Result<Interactions> {
+            if let Some(row) =
+                (0..log.len()).find(|&r| log.user_id[r] as usize >= n_users || log.video_id[r] as usize >= n_items)
+            {
+                return Err(SimError::Invalid(format!(
+                    "log row {} (user {}, video {}) lies outside the {} x {} catalogue",
+                    row + 1,
+                    log.user_id[row],
+                    log.video_id[row],
+                    n_users,
+                    n_items
+                )));
+            }
+            Ok(Interactions {
+                n_users,
+                n_items,
+                user: log.user_id.clone(),
+                item: log.video_id.clone(),
+                target: log.is_click.iter().map(|&c| f64::from(c)).collect(),
+            })
+        };
+        let train = to_interactions(train_log)?;
+
+        let table = match (cfg.kuairand_truth, &data.ground_truth) {
+            (TruthSource::Auto | TruthSource::File, Some(gt)) => {
+                if (gt.n_users, gt.n_items) != (n_users, n_items) {
+                    return Err(SimError::Invalid(format!(
+                        "ground-truth file is {} x {}, catalogue is {n_users} x {n_items}",
+                        gt.n_users, gt.n_items
+                    )));
+                }
+                notes.push("ground truth: DORL's MF_results_GT/kuairand_is_click.csv (parity)".into());
+                RewardTable::Dense { n_users, n_items, values: gt.values.clone() }
+            }
+            (TruthSource::File, None) => {
+                return Err(SimError::Invalid(
+                    "kuairand_truth = \"file\" but MF_results_GT/kuairand_is_click.csv is not in the data directory"
+                        .into(),
+                ))
+            }
+            (_, _) => {
+                let (name, log) = match (cfg.kuairand_fit_log, &data.random) {
+                    (FitLog::Auto | FitLog::Random, Some(random)) => ("log_random_4_22_to_5_08_pure.csv", random),
+                    (FitLog::Random, None) => {
+                        return Err(SimError::Invalid(
+                            "kuairand_fit_log = \"random\" but the random log is missing".into(),
+                        ))
+                    }
+                    _ => ("the standard training log", train_log),
+                };
+                let mf_cfg = MfConfig { loss: MfLoss::Logistic, ..cfg.completion.clone() };
+                let mf = MatrixFactorization::fit(&to_interactions(log)?, &mf_cfg)
+                    .map_err(|e| SimError::Model(e.to_string()))?;
+                notes.push(format!(
+                    "ground truth: NOT DORL's file; a logistic MF completion of is_click fitted here on {name} ({} rows), settings {:?}",
+                    log.len(),
+                    mf_cfg
+                ));
+                RewardTable::LowRank(LowRank::from_mf(&mf, true))
+            }
+        };
+        let spec = category_spec(table, &data.video_tags, settings)?;
+
+        let mut log_users = train.user.clone();
+        log_users.sort_unstable();
+        log_users.dedup();
+        let mut rows = vec![0u64; n_items];
+        train.item.iter().for_each(|&i| rows[i as usize] += 1);
+        let popularity = rows.iter().map(|&c| c as f64 / log_users.len().max(1) as f64).collect();
+        let mut tag_counts = std::collections::BTreeMap::<i32, u64>::new();
+        for (row, &item) in train.item.iter().enumerate() {
+            if train.target[row] >= 1.0 {
+                data.video_tags[item as usize]
+                    .iter()
+                    .filter(|&&t| t >= 0)
+                    .for_each(|&t| *tag_counts.entry(t).or_default() += 1);
+            }
+        }
+        notes.push(format!("training log: {} rows; untagged videos share pseudo-tag -1", train.len()));
+        Ok(World {
+            dataset: "kuairand-pure".into(),
+            pair_counts: distinct_pair_counts(&train),
+            spec,
+            settings,
+            user_ids: (0..n_users as u32).collect(),
+            item_ids: (0..n_items as u32).collect(),
+            item_tags: data.video_tags.clone(),
+            train,
+            popularity,
+            positive_tag_counts: tag_counts.into_iter().collect(),
+            notes,
+            provenance: data.provenance.clone(),
+        })
+    }
+
+    /// The Coat world: completed ratings, distance quit rule. Categories = the jacket type.
+    pub fn coat(data: &Coat, settings: EnvSettings, cfg: &WorldConfig) -> Result<World> {
+        let (n_users, n_items) = (data.n_users, data.n_items);
+        let ratings = |m: &[u8]| -> Interactions {
+            let mut out = Interactions { n_users, n_items, ..Default::default() };
+            for (cell, &r) in m.iter().enumerate().filter(|(_, r)| **r > 0) {
+                out.user.push((cell / n_items) as u32);
+                out.item.push((cell % n_items) as u32);
+                out.target.push(f64::from(r));
+            }
+            out
+        };
+        let train = ratings(&data.train);
+        let test = ratings(&data.test);
+        let mut both = train.clone();
+        both.user.extend(&test.user);
+        both.item.extend(&test.item);
+        both.target.extend(&test.target);
+        let mf_cfg = MfConfig { loss: MfLoss::Squared, ..cfg.completion.clone() };
+        let mf = MatrixFactorization::fit(&both, &mf_cfg).map_err(|e| SimError::Model(e.to_string()))?;
+        let mut values = vec![0.0; n_users * n_items];
+        for u in 0..n_users {
+            mf.score_items(u as u32, &mut values[u * n_items..(u + 1) * n_items]);
+        }
+        values.iter_mut().for_each(|v| {
+            *v = v.clamp(1.0, 5.0);
+            if cfg.coat_round {
+                *v = v.round();
+            }
+        });
+        let table = RewardTable::Dense { n_users, n_items, values };
+        let distance = table.column_distances();
+        let jacket = data.item_feature_groups.iter().position(|(g, _)| g == "jackettype").unwrap_or(0);
+        let item_tags: Vec<Vec<i32>> =
+            data.item_features.iter().map(|f| vec![i32::from(f.get(jacket).copied().unwrap_or(0))]).collect();
+        let spec = EnvSpec {
+            rewards: table,
+            tags: TagMasks::new(&item_tags)?,
+            quit: QuitRule::Distance { window: cfg.coat_window, min_distance: cfg.coat_min_distance, distance },
+            max_turn: settings.max_turn,
+            legacy_window: settings.legacy_window,
+            random_initial_item: settings.random_initial_item,
+        };
+        let mut rows = vec![0u64; n_items];
+        train.item.iter().for_each(|&i| rows[i as usize] += 1);
+        let mut tag_counts = std::collections::BTreeMap::<i32, u64>::new();
+        for (row, &item) in train.item.iter().enumerate() {
+            if train.target[row] >= 4.0 {
+                item_tags[item as usize].iter().for_each(|&t| *tag_counts.entry(t).or_default() += 1);
+            }
+        }
+        let notes = vec![
+            format!("ground truth: squared-loss MF completion of train + test ratings ({} rows), clipped to 1..5{}, settings {:?}", both.len(), if cfg.coat_round { ", rounded" } else { "" }, mf_cfg),
+            format!("quit rule: distance < {} to one of the last {} items (ground-truth column distances)", cfg.coat_min_distance, cfg.coat_window),
+            "categories: jacket type (MCD, diversity, category cycling)".into(),
+        ];
+        Ok(World {
+            dataset: "coat".into(),
+            pair_counts: distinct_pair_counts(&train),
+            popularity: rows.iter().map(|&c| c as f64 / n_users as f64).collect(),
+            spec,
+            settings,
+            user_ids: (0..n_users as u32).collect(),
+            item_ids: (0..n_items as u32).collect(),
+            item_tags,
+            train,
+            positive_tag_counts: tag_counts.into_iter().collect(),
+            notes,
+            provenance: data.provenance.clone(),
+        })
+    }
+}
+
+fn category_spec(rewards: RewardTable, item_tags: &[Vec<i32>], s: EnvSettings) -> Result<EnvSpec> {
+    Ok(EnvSpec {
+        rewards,
+        tags: TagMasks::new(item_tags)?,
+        quit: QuitRule::Category { window: s.num_leave_compute, threshold: s.leave_threshold },
+        max_turn: s.max_turn,
+        legacy_window: s.legacy_window,
+        random_initial_item: s.random_initial_item,
+    })
+}
+
+fn dense_map(ids: &[u32]) -> std::collections::HashMap<u32, u32> {
+    ids.iter().enumerate().map(|(d, &id)| (id, d as u32)).collect()
+}
+
+fn lookup_tags(tags: &[Vec<i32>], ids: &[u32], file: &str) -> Result<Vec<Vec<i32>>> {
+    ids.iter()
+        .map(|&id| {
+            tags.get(id as usize)
+                .cloned()
+                .ok_or_else(|| SimError::Invalid(format!("video_id {id} of the small matrix is not in {file}")))
+        })
+        .collect()
+}
+
+/// Distinct (user, item) pairs per item.
+fn distinct_pair_counts(train: &Interactions) -> Vec<u64> {
+    let mut pairs: Vec<u64> =
+        train.user.iter().zip(&train.item).map(|(&u, &i)| (u64::from(i) << 32) | u64::from(u)).collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut counts = vec![0u64; train.n_items];
+    pairs.iter().for_each(|p| counts[(p >> 32) as usize] += 1);
+    counts
+}
+
+/// Per-video mean and sample standard deviation (n-1) of watch_ratio over several logs (DORL `gaussian`).
+fn gaussian_normed(logs: &[(&Vec<u32>, &Vec<f64>)], n_videos: usize) -> Vec<(f64, f64)> {
+    let mut sum = vec![0.0; n_videos];
+    let mut count = vec![0usize; n_videos];
+    for (ids, values) in logs {
+        for (&v, &w) in ids.iter().zip(values.iter()) {
+            if (v as usize) < n_videos && !w.is_nan() {
+                sum[v as usize] += w;
+                count[v as usize] += 1;
+            }
+        }
+    }
+    let mean: Vec<f64> = sum.iter().zip(&count).map(|(s, &c)| if c > 0 { s / c as f64 } else { f64::NAN }).collect();
+    let mut sq = vec![0.0; n_videos];
+    for (ids, values) in logs {
+        for (&v, &w) in ids.iter().zip(values.iter()) {
+            if (v as usize) < n_videos && !w.is_nan() {
+                sq[v as usize] += (w - mean[v as usize]).powi(2);
+            }
+        }
+    }
+    (0..n_videos)
+        .map(|v| (mean[v], if count[v] > 1 { (sq[v] / (count[v] - 1) as f64).sqrt() } else { f64::NAN }))
+        .collect()
+}
