@@ -80,7 +80,10 @@ impl ItemMask {
 }
 
 /// A recommender that picks one item per step.
-pub trait Policy: Send {
+///
+/// Policies are cloneable behind the trait ([`PolicyClone`]): an evaluation builds (or trains) a policy
+/// once and hands each independent run its own copy, so nothing learned online in one run leaks into another.
+pub trait Policy: Send + PolicyClone {
     /// Short name used in tables and file names (e.g. `most-popular`).
     fn name(&self) -> String;
 
@@ -89,4 +92,22 @@ pub trait Policy: Send {
 
     /// Feedback after the step, for policies that learn online (bandits). Default: ignore.
     fn observe(&mut self, _user: u32, _item: u32, _reward: f64) {}
+}
+
+/// Cloning a boxed [`Policy`]; implemented for every `Policy + Clone`.
+pub trait PolicyClone {
+    /// A copy with the same parameters and the same online state.
+    fn clone_box(&self) -> Box<dyn Policy>;
+}
+
+impl<T: Policy + Clone + 'static> PolicyClone for T {
+    fn clone_box(&self) -> Box<dyn Policy> {
+        Box::new(self.clone())
+    }
+}
+
+impl Clone for Box<dyn Policy> {
+    fn clone(&self) -> Self {
+        self.clone_box()
+    }
 }

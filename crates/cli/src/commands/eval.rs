@@ -69,9 +69,9 @@ pub struct PolicyRun {
     pub results: Vec<ModeResult>,
 }
 
-/// Evaluates one policy with one seed in every mode and selection. A fresh policy is built per selection;
-/// within a selection the modes run in order FB, NX_0, NX_k with the same instance (online bandits keep
-/// what they learned, like a deployed policy).
+/// Evaluates one policy with one seed in every mode and selection. The policy is built (fitted) once; each
+/// selection gets a fresh copy, and within a selection the modes run in order FB, NX_0, NX_k with the same
+/// copy (online bandits keep what they learned, like a deployed policy).
 pub fn run_policy(
     world: &World,
     inputs: &MetricInputs,
