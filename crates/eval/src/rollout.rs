@@ -8,7 +8,7 @@ use crate::context::{DominantSource, MetricInputs};
 use crate::mode::Mode;
 use dsrm_metrics::{Episode, MetricSet};
 use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
-use dsrm_sim::{Env, EnvSpec};
+use dsrm_sim::{Env, EnvSpec, UserStream, UserStreamKind};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +24,9 @@ pub struct EvalConfig {
     pub selections: Vec<Selection>,
     /// Where the MCD dominant categories come from.
     pub mcd_dominant: DominantSource,
+    /// Generator of episode users: `chacha` (default) or `python` (CPython's `random.randint` stream for
+    /// the seed, as the anchors draw users).
+    pub user_stream: UserStreamKind,
 }
 
 impl Default for EvalConfig {
@@ -33,6 +36,7 @@ impl Default for EvalConfig {
             force_length: 10,
             selections: vec![Selection::Sampled, Selection::Argmax],
             mcd_dominant: DominantSource::default(),
+            user_stream: UserStreamKind::default(),
         }
     }
 }
@@ -67,19 +71,20 @@ fn stream_seed(seed: u64, mode: Mode, selection: Selection, policy: bool) -> (u6
     (seed, mode_id * 16 + sel)
 }
 
-/// Runs `episodes` episodes of `policy` in `mode` and computes the metrics.
+/// Runs `cfg.episodes` episodes of `policy` in `mode` and computes the metrics. With the `python` user stream
+/// every mode replays the same CPython stream for `seed` (the anchors seed once per script).
 pub fn evaluate(
     spec: &EnvSpec,
     inputs: &MetricInputs,
     policy: &mut dyn Policy,
+    cfg: &EvalConfig,
     mode: Mode,
     selection: Selection,
-    episodes: usize,
     seed: u64,
 ) -> ModeResult {
+    let episodes = cfg.episodes;
     let (s, stream) = stream_seed(seed, mode, selection, false);
-    let mut user_rng = PolicyRng::seed_from_u64(s);
-    user_rng.set_stream(stream);
+    let mut users = UserStream::new(cfg.user_stream, s, stream);
     let (s, stream) = stream_seed(seed, mode, selection, true);
     let mut policy_rng = PolicyRng::seed_from_u64(s);
     policy_rng.set_stream(stream);
@@ -88,7 +93,7 @@ pub fn evaluate(
     let mut mask = ItemMask::all(spec.n_items());
     let mut trajectories = Vec::with_capacity(episodes);
     for _ in 0..episodes {
-        let user = env.reset(&mut user_rng);
+        let user = env.reset(&mut users);
         mask.clear();
         let quit = loop {
             let obs =

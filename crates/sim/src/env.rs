@@ -11,7 +11,7 @@
 use crate::ground_truth::RewardTable;
 use crate::quit::{quits, window_range, QuitRule};
 use crate::tags::TagMasks;
-use rand::Rng;
+use crate::user_stream::UserStream;
 
 /// Everything that defines an environment. Shared read-only by every episode and thread.
 #[derive(Debug, Clone)]
@@ -92,9 +92,9 @@ impl<'s> Env<'s> {
 
     /// Starts an episode with a uniformly drawn user (then, with `random_initial_item`, a uniform initial
     /// item: the anchors' draw order). Returns the user.
-    pub fn reset<R: Rng>(&mut self, rng: &mut R) -> u32 {
-        let user = rng.gen_range(0..self.spec.n_users() as u32);
-        let initial = self.spec.random_initial_item.then(|| rng.gen_range(0..self.spec.n_items() as u32));
+    pub fn reset(&mut self, users: &mut UserStream) -> u32 {
+        let user = users.below(self.spec.n_users() as u32);
+        let initial = self.spec.random_initial_item.then(|| users.below(self.spec.n_items() as u32));
         self.reset_to(user, initial);
         user
     }

@@ -17,6 +17,7 @@ pub mod ground_truth;
 pub mod preset;
 pub mod quit;
 pub mod tags;
+pub mod user_stream;
 pub mod vec_env;
 pub mod world;
 
@@ -25,6 +26,7 @@ pub use ground_truth::RewardTable;
 pub use preset::{EnvConfig, Preset};
 pub use quit::QuitRule;
 pub use tags::TagMasks;
+pub use user_stream::{UserStream, UserStreamKind};
 pub use vec_env::VecEnv;
 pub use world::World;
 

@@ -92,7 +92,7 @@ pub fn run_policy(
         let mut policy = heuristics::build(kind, &ctx, &heuristic_cfg)
             .with_context(|| format!("building policy {}", policy_name(kind)))?;
         for mode in Mode::standard(cfg.eval.force_length) {
-            results.push(evaluate(&world.spec, inputs, policy.as_mut(), mode, selection, cfg.eval.episodes, seed));
+            results.push(evaluate(&world.spec, inputs, policy.as_mut(), &cfg.eval, mode, selection, seed));
             tick();
         }
     }
