@@ -225,9 +225,17 @@ fn print_run_table(run: &PolicyRun, world: &World) {
         t.add_row(row);
     }
     let label = if world.is_synthetic() { " (SYNTHETIC data)" } else { "" };
+    println!("{} on {}{label}; {}; seed {}\n{t}", run.policy, world.dataset, describe_env(world), run.seed);
+}
+
+/// One line describing the environment's quit rule and cap, for table titles.
+pub fn describe_env(world: &World) -> String {
     let s = &world.settings;
-    println!(
-        "{} on {}{label}; N {}, θ {}, max_turn {}, legacy window {}; seed {}\n{t}",
-        run.policy, world.dataset, s.num_leave_compute, s.leave_threshold, s.max_turn, s.legacy_window, run.seed
-    );
+    let rule = match &world.spec.quit {
+        QuitRule::Category { window, threshold } => format!("category quit rule N {window}, θ {threshold}"),
+        QuitRule::Distance { window, min_distance, .. } => {
+            format!("distance quit rule N {window}, d < {min_distance}")
+        }
+    };
+    format!("{rule}, max_turn {}, legacy window {}", s.max_turn, s.legacy_window)
 }
