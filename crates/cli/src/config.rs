@@ -125,6 +125,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for name in ["demo.toml", "kuairand-pure.toml", "coat.toml"] {
+            RunConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        let demo = RunConfig::load(&dir.join("demo.toml")).unwrap();
+        assert_eq!(demo, RunConfig::default(), "configs/demo.toml documents the defaults");
+    }
+
+    #[test]
     fn defaults_round_trip_and_unknown_keys_fail() {
         let cfg = RunConfig::default();
         let back = RunConfig::parse(&cfg.to_toml()).unwrap();

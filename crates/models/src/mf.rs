@@ -24,7 +24,7 @@ use rand_distr::{Distribution, Normal};
 /// Hyper-parameters of [`MatrixFactorization::fit`]. Every field has a default, so a config file only
 /// names what it changes.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default, deny_unknown_fields)]
 pub struct MfConfig {
     /// Latent dimension of `p_u` and `q_i`. Default 32. 0 gives a biases-only model.
     pub dim: usize,
@@ -329,13 +329,13 @@ impl MatrixFactorization {
 fn validate_config(cfg: &MfConfig) -> Result<(), MfError> {
     let bad = |what: &str, v: f64| MfError::InvalidConfig(format!("{what} = {v}"));
     if !(cfg.learning_rate.is_finite() && cfg.learning_rate > 0.0) {
-        return Err(bad("learning-rate must be finite and > 0, got", cfg.learning_rate));
+        return Err(bad("learning_rate must be finite and > 0, got", cfg.learning_rate));
     }
     if !(cfg.regularization.is_finite() && cfg.regularization >= 0.0) {
         return Err(bad("regularization must be finite and >= 0, got", cfg.regularization));
     }
     if !(cfg.init_std.is_finite() && cfg.init_std >= 0.0) {
-        return Err(bad("init-std must be finite and >= 0, got", cfg.init_std));
+        return Err(bad("init_std must be finite and >= 0, got", cfg.init_std));
     }
     Ok(())
 }
@@ -578,7 +578,7 @@ mod tests {
 
     #[test]
     fn config_serde_defaults_and_unknown_fields() {
-        let cfg: MfConfig = serde_json::from_str(r#"{"dim": 8, "learning-rate": 0.05, "loss": "logistic"}"#).unwrap();
+        let cfg: MfConfig = serde_json::from_str(r#"{"dim": 8, "learning_rate": 0.05, "loss": "logistic"}"#).unwrap();
         assert_eq!(cfg, MfConfig { dim: 8, learning_rate: 0.05, loss: MfLoss::Logistic, ..MfConfig::default() });
         assert!(serde_json::from_str::<MfConfig>(r#"{"dims": 8}"#).is_err());
     }

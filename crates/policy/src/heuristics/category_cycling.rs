@@ -39,7 +39,7 @@ impl CategoryCycling {
     /// Compute item scores and tag masks from the training log and the item tags.
     pub fn new(ctx: &TrainingContext, cfg: &HeuristicConfig) -> Result<Self, PolicyError> {
         ctx.validate()?;
-        check_param("prior-weight", cfg.prior_weight, |w| w > 0.0, "> 0")?;
+        check_param("prior_weight", cfg.prior_weight, |w| w > 0.0, "> 0")?;
         check_param("temperature", cfg.temperature, |t| t > 0.0, "> 0")?;
         let n = ctx.n_items();
         if ctx.item_tags.len() != n {

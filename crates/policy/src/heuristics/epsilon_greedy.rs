@@ -32,7 +32,7 @@ impl EpsilonGreedy {
     pub fn new(ctx: &TrainingContext, cfg: &HeuristicConfig) -> Result<Self, PolicyError> {
         ctx.validate()?;
         check_param("epsilon", cfg.epsilon, |e| (0.0..=1.0).contains(&e), "a probability in [0, 1]")?;
-        check_param("prior-weight", cfg.prior_weight, |w| w > 0.0, "> 0")?;
+        check_param("prior_weight", cfg.prior_weight, |w| w > 0.0, "> 0")?;
         let mean = ItemStats::from_context(ctx, cfg.prior_weight).shrunk_mean;
         let weight = vec![cfg.prior_weight; mean.len()];
         Ok(Self { epsilon: cfg.epsilon, mean, weight })

@@ -36,7 +36,7 @@ use dsrm_models::{Interactions, MfConfig, MfError};
 /// Hyper-parameters of all heuristics, in one struct so a run config names one `[heuristics]` table.
 /// Every field has a default; a field only matters to the policies that name it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default, deny_unknown_fields)]
 pub struct HeuristicConfig {
     /// `epsilon-greedy`: probability of a uniform allowed item instead of the greedy one. Default 0.1
     /// (the anchors' `run_epsilongreedy.py`). Must lie in [0, 1].

@@ -35,8 +35,8 @@ impl Ucb {
     /// Start from the training-log prior.
     pub fn new(ctx: &TrainingContext, cfg: &HeuristicConfig) -> Result<Self, PolicyError> {
         ctx.validate()?;
-        check_param("ucb-c", cfg.ucb_c, |c| c >= 0.0, ">= 0")?;
-        check_param("prior-weight", cfg.prior_weight, |w| w > 0.0, "> 0")?;
+        check_param("ucb_c", cfg.ucb_c, |c| c >= 0.0, ">= 0")?;
+        check_param("prior_weight", cfg.prior_weight, |w| w > 0.0, "> 0")?;
         let mean = ItemStats::from_context(ctx, cfg.prior_weight).shrunk_mean;
         let n = mean.len();
         Ok(Self { c: cfg.ucb_c, mean, pulls: vec![cfg.prior_weight; n], total_pulls: 0, scores: vec![0.0; n] })
