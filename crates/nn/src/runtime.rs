@@ -1,0 +1,21 @@
+//! Process-wide settings of libtorch: threads, seed, device.
+
+use tch::Device;
+
+/// Sets libtorch's intra-op threads and seeds its generator. Call once at start-up, before any tensor
+/// work. With the simulator on the other core, 1 thread avoids oversubscription.
+pub fn init(threads: usize, seed: u64) {
+    tch::set_num_threads(threads.max(1) as i32);
+    tch::set_num_interop_threads(1);
+    tch::manual_seed(seed as i64);
+}
+
+/// Re-seeds libtorch's generator (e.g. per seed of a multi-seed run, or after restoring a checkpoint).
+pub fn seed(seed: u64) {
+    tch::manual_seed(seed as i64);
+}
+
+/// The GPU when the binary was built with `--features cuda` and one is present, else the CPU.
+pub fn device() -> Device {
+    Device::cuda_if_available()
+}
