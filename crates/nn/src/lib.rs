@@ -9,6 +9,7 @@
 
 pub mod checkpoint;
 pub mod mlp;
+pub mod optim;
 pub mod runtime;
 
 pub use tch;
