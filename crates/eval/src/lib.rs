@@ -15,4 +15,4 @@ pub mod summary;
 
 pub use context::{DominantSource, MetricInputs};
 pub use mode::Mode;
-pub use rollout::{evaluate, EvalConfig, ModeResult, Trajectory};
+pub use rollout::{evaluate, EvalConfig, EvalRun, ModeResult, Trajectory};

@@ -41,6 +41,16 @@ impl Default for EvalConfig {
     }
 }
 
+/// Which run of the protocol: mode, action selection, seed, and optionally the users to draw from.
+#[derive(Debug, Clone, Copy)]
+pub struct EvalRun<'a> {
+    pub mode: Mode,
+    pub selection: Selection,
+    pub seed: u64,
+    /// Draw episode users uniformly from these (a validation or test split) instead of from all users.
+    pub users: Option<&'a [u32]>,
+}
+
 /// One finished episode, with the quit information the metrics do not need.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
@@ -78,10 +88,9 @@ pub fn evaluate(
     inputs: &MetricInputs,
     policy: &mut dyn Policy,
     cfg: &EvalConfig,
-    mode: Mode,
-    selection: Selection,
-    seed: u64,
+    run: EvalRun,
 ) -> ModeResult {
+    let EvalRun { mode, selection, seed, users: pool } = run;
     let episodes = cfg.episodes;
     let (s, stream) = stream_seed(seed, mode, selection, false);
     let mut users = UserStream::new(cfg.user_stream, s, stream);
@@ -93,7 +102,16 @@ pub fn evaluate(
     let mut mask = ItemMask::all(spec.n_items());
     let mut trajectories = Vec::with_capacity(episodes);
     for _ in 0..episodes {
-        let user = env.reset(&mut users);
+        let user = match pool {
+            // A user split (validation or test users): draw uniformly from the pool.
+            Some(pool) => {
+                let user = pool[users.below(pool.len() as u32) as usize];
+                let initial = spec.random_initial_item.then(|| users.below(spec.n_items() as u32));
+                env.reset_to(user, initial);
+                user
+            }
+            None => env.reset(&mut users),
+        };
         mask.clear();
         let quit = loop {
             let obs =

@@ -89,8 +89,12 @@ pub struct World {
     pub item_ids: Vec<u32>,
     /// Raw categories per dense item.
     pub item_tags: Vec<Vec<i32>>,
-    /// The training log in dense ids (env users first). Policies learn from this, never from the truth.
+    /// The training log in dense ids (env users first), rows ordered by (user, time) so sequential models
+    /// can walk it. Policies learn from this, never from the truth.
     pub train: Interactions,
+    /// Per item: the mean of DORL's `duration_normed` (z-score of video duration over per-item means), the
+    /// dense item feature of the user models (0 where unknown).
+    pub item_duration_normed: Vec<f64>,
     /// Distinct (user, item) training pairs per item: the long-tail split (simulators.md §6.2).
     pub pair_counts: Vec<u64>,
     /// Novelty popularity pop(i) per item (EasyRL4Rec definitions, §6.1).
@@ -122,7 +126,14 @@ impl World {
         let mut train = Interactions { n_items: truth.item_ids.len(), ..Default::default() };
         let mut dropped_nan = 0usize;
         let big = &data.big;
-        for row in 0..big.len() {
+        let mut rows: Vec<usize> = (0..big.len()).collect();
+        rows.sort_by(|&a, &b| {
+            (big.user_id[a], big.timestamp[a])
+                .partial_cmp(&(big.user_id[b], big.timestamp[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.cmp(&b))
+        });
+        for row in rows {
             let Some(&item) = item_of.get(&big.video_id[row]) else { continue };
             let w = big.watch_ratio[row];
             if w.is_nan() {
@@ -171,6 +182,9 @@ impl World {
             }
         }
 
+        let durations = [(&big.video_id, &big.video_duration), (&data.small.video_id, &data.small.video_duration)];
+        let per_video = duration_normed(&durations, data.item_tags.len());
+        let item_duration_normed = truth.item_ids.iter().map(|&v| per_video[v as usize]).collect();
         let notes = vec![
             format!(
                 "ground truth: small_matrix.csv, {} x {}, watch_ratio capped at 5, NaN -> mean {:.6}",
@@ -190,6 +204,7 @@ impl World {
         ];
         Ok(World {
             dataset: "kuairec".into(),
+            item_duration_normed,
             pair_counts: distinct_pair_counts(&train),
             spec,
             settings,
@@ -233,12 +248,14 @@ impl World {
                     n_items
                 )));
             }
+            let mut rows: Vec<usize> = (0..log.len()).collect();
+            rows.sort_by_key(|&r| (log.user_id[r], log.time_ms[r], r));
             Ok(Interactions {
                 n_users,
                 n_items,
-                user: log.user_id.clone(),
-                item: log.video_id.clone(),
-                target: log.is_click.iter().map(|&c| f64::from(c)).collect(),
+                user: rows.iter().map(|&r| log.user_id[r]).collect(),
+                item: rows.iter().map(|&r| log.video_id[r]).collect(),
+                target: rows.iter().map(|&r| f64::from(log.is_click[r])).collect(),
             })
         };
         let train = to_interactions(train_log)?;
@@ -299,8 +316,14 @@ impl World {
             }
         }
         notes.push(format!("training log: {} rows; untagged videos share pseudo-tag -1", train.len()));
+        let logs: Vec<&KuaiRandLog> =
+            [&data.standard_train, &data.standard_test, &data.random].into_iter().flatten().collect();
+        let durations: Vec<(Vec<u32>, Vec<i64>)> =
+            logs.iter().map(|l| (l.video_id.clone(), l.duration_ms.clone())).collect();
+        let duration_refs: Vec<(&Vec<u32>, &Vec<i64>)> = durations.iter().map(|(a, b)| (a, b)).collect();
         Ok(World {
             dataset: "kuairand-pure".into(),
+            item_duration_normed: duration_normed(&duration_refs, n_items),
             pair_counts: distinct_pair_counts(&train),
             spec,
             settings,
@@ -373,6 +396,7 @@ impl World {
         ];
         Ok(World {
             dataset: "coat".into(),
+            item_duration_normed: vec![0.0; n_items],
             pair_counts: distinct_pair_counts(&train),
             popularity: rows.iter().map(|&c| c as f64 / n_users as f64).collect(),
             spec,
@@ -448,4 +472,26 @@ fn gaussian_normed(logs: &[(&Vec<u32>, &Vec<f64>)], n_videos: usize) -> Vec<(f64
     (0..n_videos)
         .map(|v| (mean[v], if count[v] > 1 { (sq[v] / (count[v] - 1) as f64).sqrt() } else { f64::NAN }))
         .collect()
+}
+
+/// DORL's `duration_normed` per video: (mean duration of the video − μ_d) / σ_d, where μ_d and σ_d are the
+/// mean and sample standard deviation of the per-video mean durations. Videos without rows get 0.
+fn duration_normed(logs: &[(&Vec<u32>, &Vec<i64>)], n_videos: usize) -> Vec<f64> {
+    let mut sum = vec![0.0; n_videos];
+    let mut count = vec![0usize; n_videos];
+    for (ids, durations) in logs {
+        for (&v, &d) in ids.iter().zip(durations.iter()) {
+            if (v as usize) < n_videos {
+                sum[v as usize] += d as f64;
+                count[v as usize] += 1;
+            }
+        }
+    }
+    let means: Vec<f64> = (0..n_videos).filter(|&v| count[v] > 0).map(|v| sum[v] / count[v] as f64).collect();
+    if means.len() < 2 {
+        return vec![0.0; n_videos];
+    }
+    let mu = means.iter().sum::<f64>() / means.len() as f64;
+    let sd = (means.iter().map(|m| (m - mu).powi(2)).sum::<f64>() / (means.len() - 1) as f64).sqrt();
+    (0..n_videos).map(|v| if count[v] > 0 && sd > 0.0 { (sum[v] / count[v] as f64 - mu) / sd } else { 0.0 }).collect()
 }

@@ -5,7 +5,7 @@ use crate::{loading, output};
 use anyhow::{Context, Result};
 use clap::Args;
 use dsrm_data::Dataset;
-use dsrm_eval::{evaluate, MetricInputs, Mode, ModeResult};
+use dsrm_eval::{evaluate, EvalRun, MetricInputs, Mode, ModeResult};
 use dsrm_policy::heuristics::{self, HeuristicKind, TrainingContext};
 use dsrm_policy::Selection;
 use dsrm_sim::{Preset, QuitRule, World};
@@ -92,7 +92,13 @@ pub fn run_policy(
         let mut policy = heuristics::build(kind, &ctx, &heuristic_cfg)
             .with_context(|| format!("building policy {}", policy_name(kind)))?;
         for mode in Mode::standard(cfg.eval.force_length) {
-            results.push(evaluate(&world.spec, inputs, policy.as_mut(), &cfg.eval, mode, selection, seed));
+            results.push(evaluate(
+                &world.spec,
+                inputs,
+                policy.as_mut(),
+                &cfg.eval,
+                EvalRun { mode, selection, seed, users: None },
+            ));
             tick();
         }
     }
