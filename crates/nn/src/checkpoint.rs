@@ -109,6 +109,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_corruption_is_refused() {
+        let _torch = crate::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.bin");
         tch::manual_seed(1);

@@ -57,6 +57,7 @@ mod tests {
 
     #[test]
     fn mlp_learns_a_linear_map_and_is_seeded() {
+        let _torch = crate::runtime::exclusive();
         let make = || {
             tch::manual_seed(3);
             let vs = nn::VarStore::new(Device::Cpu);

@@ -71,9 +71,10 @@ impl Adam {
                     continue;
                 }
                 let _ = m.f_lerp_(&g, 1.0 - b1)?;
-                let _ = v.f_mul_scalar_(b2)?.f_add_(&(&g * &g * (1.0 - b2)))?;
-                let denom = (v.sqrt() / bc2_sqrt) + eps;
-                let _ = p.f_sub_(&(&*m / denom * step_size))?;
+                let _ = v.f_mul_scalar_(b2)?.f_addcmul_(&g, &(&g * (1.0 - b2)))?;
+                let mut denom = v.f_sqrt()?;
+                let _ = denom.f_div_scalar_(bc2_sqrt)?.f_add_scalar_(eps)?;
+                let _ = p.f_addcdiv_(&(&*m * -step_size), &denom)?;
             }
             Ok(())
         })?;
@@ -150,6 +151,7 @@ mod tests {
 
     #[test]
     fn matches_torch_adam_within_float_rounding() {
+        let _torch = crate::runtime::exclusive();
         let (vs_a, lin_a, x, y) = setup();
         let (vs_b, lin_b, _, _) = setup();
         let mut ours = Adam::new(&vs_a, AdamConfig::default());
@@ -164,6 +166,7 @@ mod tests {
 
     #[test]
     fn state_round_trip_resumes_identically() {
+        let _torch = crate::runtime::exclusive();
         let (vs_a, lin_a, x, y) = setup();
         let mut a = Adam::new(&vs_a, AdamConfig::default());
         for _ in 0..5 {

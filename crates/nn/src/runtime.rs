@@ -19,3 +19,11 @@ pub fn seed(seed: u64) {
 pub fn device() -> Device {
     Device::cuda_if_available()
 }
+
+/// Serialises sections that seed and then use libtorch's process-wide random generator. Test harnesses run
+/// tests on several threads of one process: two tests that each call `manual_seed` and then draw would
+/// interleave and get different numbers. Hold the guard for the whole seeded section.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

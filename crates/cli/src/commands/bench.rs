@@ -36,10 +36,98 @@ pub enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Neural-network speed on the workloads of `bench/nn_vs_pytorch.py`: an MLP 128-256-256-128 (SiLU) training
+    /// step at batch 256 (forward, MSE, backward, Adam; loss read back) and batch-1 inference latency.
+    Nn {
+        /// libtorch intra-op threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 2000)]
+        steps: usize,
+        #[arg(long, default_value_t = 10_000)]
+        calls: usize,
+        /// Also write the results as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
-    let BenchCommand::Env { data, steps, batch, threads, repeats, out } = cmd;
+    match cmd {
+        BenchCommand::Env { data, steps, batch, threads, repeats, out } => bench_env(data, steps, batch, threads, repeats, out),
+        BenchCommand::Nn { threads, steps, calls, out } => bench_nn(threads, steps, calls, out),
+    }
+}
+
+fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) -> Result<()> {
+    use dsrm_nn::mlp::{Activation, Mlp};
+    use dsrm_nn::optim::{Adam, AdamConfig};
+    use dsrm_nn::tch::nn::{self, Module, OptimizerConfig};
+    use dsrm_nn::tch::{Device, Kind, Tensor};
+    dsrm_nn::runtime::init(threads, 0);
+    let sizes = [128, 256, 256, 128];
+    let x = Tensor::randn([256, 128], (Kind::Float, Device::Cpu));
+    let y = Tensor::randn([256, 128], (Kind::Float, Device::Cpu));
+    let mut rows = Vec::new();
+    // (a) training steps with libtorch's Adam and with our checkpointable Adam.
+    for which in ["tch Adam", "dsrm Adam (checkpointable)"] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let mlp = Mlp::new(&vs.root(), &sizes, Activation::Silu);
+        let mut torch_adam = nn::Adam::default().build(&vs, 1e-3)?;
+        let mut ours = Adam::new(&vs, AdamConfig::default());
+        let mut step = |n: usize| -> Result<f64> {
+            let mut last = 0.0;
+            for _ in 0..n {
+                let loss = mlp.forward(&x).mse_loss(&y, dsrm_nn::tch::Reduction::Mean);
+                if which == "tch Adam" {
+                    torch_adam.backward_step(&loss);
+                } else {
+                    ours.backward_step(&loss)?;
+                }
+                last = loss.double_value(&[]);
+            }
+            Ok(last)
+        };
+        step(100)?;
+        let start = Instant::now();
+        step(steps)?;
+        let rate = steps as f64 / start.elapsed().as_secs_f64();
+        rows.push(json!({"workload": "mlp_train_step_b256", "optimizer": which, "steps_per_second": rate}));
+    }
+    // (c) batch-1 inference latency: &[f32] -> tensor -> forward -> Vec<f32>.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mlp = Mlp::new(&vs.root(), &sizes, Activation::Silu);
+    let input: Vec<f32> = (0..128).map(|i| i as f32 / 128.0).collect();
+    let mut times = Vec::with_capacity(calls);
+    let _guard = dsrm_nn::tch::no_grad_guard();
+    for i in 0..calls + 500 {
+        let start = Instant::now();
+        let t = Tensor::from_slice(&input).reshape([1, 128]);
+        let out: Vec<f32> = Vec::try_from(mlp.forward(&t).reshape([-1]))?;
+        std::hint::black_box(out);
+        if i >= 500 {
+            times.push(start.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    rows.push(json!({"workload": "mlp_infer_b1", "median_us": median, "p99_us": times[times.len() * 99 / 100]}));
+    let mut t = output::table(["workload", "figure"].map(String::from).to_vec());
+    for r in &rows {
+        let figure = match r.get("steps_per_second") {
+            Some(v) => format!("{:.0} steps/s ({})", v.as_f64().unwrap_or(0.0), r["optimizer"].as_str().unwrap_or("")),
+            None => format!("median {:.1} µs, p99 {:.1} µs", r["median_us"].as_f64().unwrap_or(0.0), r["p99_us"].as_f64().unwrap_or(0.0)),
+        };
+        t.add_row(vec![r["workload"].as_str().unwrap_or("").to_string(), figure]);
+    }
+    println!("libtorch {threads} thread(s)\n{t}");
+    if let Some(path) = out {
+        output::write_json(&path, &json!({"bench": "nn", "threads": threads, "results": rows}))?;
+    }
+    Ok(())
+}
+
+fn bench_env(data: Option<PathBuf>, steps: u64, batch: usize, threads: Vec<usize>, repeats: usize, out: Option<PathBuf>) -> Result<()> {
     let mut rows = Vec::new();
     let mut t = output::table(
         ["preset", "threads", "steps/s (median)", "mean length", "reward/step"].map(String::from).to_vec(),
