@@ -3,15 +3,13 @@
 //! after an interruption only computes what is missing.
 
 use super::eval::{policy_name, provenance, run_policy, selection_name, write_policy_run};
-use crate::config::RunConfig;
+use crate::config::{RunArgs, RunConfig};
 use crate::{loading, output};
 use anyhow::{Context, Result};
 use clap::Args;
-use dsrm_data::Dataset;
 use dsrm_eval::summary::{format_ci, Summary, TABLE_METRICS};
 use dsrm_eval::MetricInputs;
 use dsrm_metrics::MetricSet;
-use dsrm_sim::Preset;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,21 +17,11 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// TOML config; the flags below override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Real data directory; default: the cached synthetic KuaiRec.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long, value_parser = super::data::parse_dataset)]
-    pub dataset: Option<Dataset>,
-    #[arg(long)]
-    pub preset: Option<Preset>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Number of seeds (1..=n).
     #[arg(long)]
     pub seeds: Option<u64>,
-    #[arg(long)]
-    pub episodes: Option<usize>,
     /// Synthetic size when no --data: full or tiny.
     #[arg(long)]
     pub size: Option<String>,
@@ -52,24 +40,9 @@ struct JobRecord {
 }
 
 fn resolve_config(args: &DemoArgs) -> Result<RunConfig> {
-    let mut cfg = match &args.config {
-        Some(path) => RunConfig::load(path)?,
-        None => RunConfig::default(),
-    };
-    if let Some(dir) = &args.data {
-        cfg.data.dir = Some(dir.clone());
-    }
-    if let Some(d) = args.dataset {
-        cfg.data.dataset = d;
-    }
-    if let Some(p) = args.preset {
-        cfg.env = p.into();
-    }
+    let mut cfg = args.run.resolve()?;
     if let Some(n) = args.seeds {
         cfg.seeds = (1..=n).collect();
-    }
-    if let Some(n) = args.episodes {
-        cfg.eval.episodes = n;
     }
     if let Some(size) = &args.size {
         cfg.data.synthetic_size = size.clone();

@@ -1,36 +1,23 @@
 //! `dsrm eval`: one policy, one seed, every mode; and the pieces `demo` reuses.
 
-use crate::config::RunConfig;
+use crate::config::{RunArgs, RunConfig};
 use crate::{loading, output};
 use anyhow::{Context, Result};
 use clap::Args;
-use dsrm_data::Dataset;
 use dsrm_eval::{evaluate, EvalRun, MetricInputs, Mode, ModeResult};
 use dsrm_policy::heuristics::{self, HeuristicKind, TrainingContext};
 use dsrm_policy::Selection;
-use dsrm_sim::{Preset, QuitRule, World};
+use dsrm_sim::{QuitRule, World};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// TOML config; the flags below override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// Data directory (official file names, flat or official layout). Default: cached synthetic KuaiRec.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long, value_parser = super::data::parse_dataset)]
-    pub dataset: Option<Dataset>,
-    /// dorl-paper | easyrl4rec-paper | cirs-paper
-    #[arg(long)]
-    pub preset: Option<Preset>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// random | most-popular | category-cycling | epsilon-greedy | ucb | mf-greedy
     #[arg(long, default_value = "random")]
     pub policy: String,
-    /// Episodes per mode.
-    #[arg(long)]
-    pub episodes: Option<usize>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Run directory to write.
@@ -168,22 +155,7 @@ pub fn provenance(cfg: &RunConfig, world: &World, inputs: &MetricInputs, seeds: 
 
 /// Applies the command-line flags to the config.
 fn resolve_config(args: &EvalArgs) -> Result<RunConfig> {
-    let mut cfg = match &args.config {
-        Some(path) => RunConfig::load(path)?,
-        None => RunConfig::default(),
-    };
-    if let Some(dir) = &args.data {
-        cfg.data.dir = Some(dir.clone());
-    }
-    if let Some(dataset) = args.dataset {
-        cfg.data.dataset = dataset;
-    }
-    if let Some(preset) = args.preset {
-        cfg.env = preset.into();
-    }
-    if let Some(n) = args.episodes {
-        cfg.eval.episodes = n;
-    }
+    let mut cfg = args.run.resolve()?;
     cfg.policies = vec![parse_policy(&args.policy)?];
     cfg.seeds = vec![args.seed];
     Ok(cfg)
