@@ -54,7 +54,9 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Env { data, steps, batch, threads, repeats, out } => bench_env(data, steps, batch, threads, repeats, out),
+        BenchCommand::Env { data, steps, batch, threads, repeats, out } => {
+            bench_env(data, steps, batch, threads, repeats, out)
+        }
         BenchCommand::Nn { threads, steps, calls, out } => bench_nn(threads, steps, calls, out),
     }
 }
@@ -116,7 +118,11 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
     for r in &rows {
         let figure = match r.get("steps_per_second") {
             Some(v) => format!("{:.0} steps/s ({})", v.as_f64().unwrap_or(0.0), r["optimizer"].as_str().unwrap_or("")),
-            None => format!("median {:.1} µs, p99 {:.1} µs", r["median_us"].as_f64().unwrap_or(0.0), r["p99_us"].as_f64().unwrap_or(0.0)),
+            None => format!(
+                "median {:.1} µs, p99 {:.1} µs",
+                r["median_us"].as_f64().unwrap_or(0.0),
+                r["p99_us"].as_f64().unwrap_or(0.0)
+            ),
         };
         t.add_row(vec![r["workload"].as_str().unwrap_or("").to_string(), figure]);
     }
@@ -127,7 +133,14 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
     Ok(())
 }
 
-fn bench_env(data: Option<PathBuf>, steps: u64, batch: usize, threads: Vec<usize>, repeats: usize, out: Option<PathBuf>) -> Result<()> {
+fn bench_env(
+    data: Option<PathBuf>,
+    steps: u64,
+    batch: usize,
+    threads: Vec<usize>,
+    repeats: usize,
+    out: Option<PathBuf>,
+) -> Result<()> {
     let mut rows = Vec::new();
     let mut t = output::table(
         ["preset", "threads", "steps/s (median)", "mean length", "reward/step"].map(String::from).to_vec(),
