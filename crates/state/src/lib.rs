@@ -2,9 +2,58 @@
 //! history (`simulators.md` §3). One trait; agents do not care which tracker they get.
 //!
 //! Pipeline position: data -> sim -> **state** (-> denoiser) -> agents -> evaluation.
+//!
+//! * [`avg`]: DORL's masked mean over the window (the default; exact DORL semantics).
+//! * [`gru`]: a 1-layer GRU over the window.
+//! * [`sasrec`]: one SASRec self-attention block over the window.
+//! * [`config`]: the `[tracker]` config ([`TrackerConfig`]) and [`build`], which picks one.
+//!
+//! All three read the same window of rows [item embedding ⊕ normalised reward] ([`window`]), built from the
+//! same item table ([`embedding`]): the catalogue, a padding row and DORL's learned "start" row.
+//! Every tracker owns its [`VarStore`], so agents give it its own optimiser (DORL: separate Adam for the policy
+//! and the tracker) and checkpoint it by name.
+
+pub mod avg;
+pub mod config;
+pub mod embedding;
+pub mod gru;
+pub mod sasrec;
+pub mod window;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tracker_tests;
+
+pub use avg::{AvgConfig, AvgTracker};
+pub use config::{build, TrackerConfig};
+pub use embedding::ItemTable;
+pub use gru::{GruConfig, GruTracker};
+pub use sasrec::{SasRecConfig, SasRecTracker};
+pub use window::RewardRange;
 
 use dsrm_nn::tch::nn::VarStore;
-use dsrm_nn::tch::{Device, Kind, Tensor};
+use dsrm_nn::tch::{Device, Kind, TchError, Tensor};
+
+/// Errors from building or running a state tracker. Shapes and ids come from data, so they are checked and
+/// reported here instead of panicking inside libtorch.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("libtorch: {0}")]
+    Torch(#[from] TchError),
+    /// A [`HistoryBatch`] whose tensors do not fit together or do not fit the tracker.
+    #[error("history batch: {0}")]
+    Batch(String),
+    /// Pretrained item embeddings of the wrong shape or kind.
+    #[error("pretrained item embeddings: {0}")]
+    Embeddings(String),
+    /// A reward range that cannot normalise (r_max must be finite and above r_min).
+    #[error("reward range ({r_min}, {r_max}): need finite r_min < r_max")]
+    RewardRange { r_min: f64, r_max: f64 },
+    /// A configuration value out of its domain.
+    #[error("tracker config: {0}")]
+    Config(String),
+}
 
 /// A batch of partial episodes, right-aligned in a window of the last `window` steps.
 ///
@@ -90,6 +139,24 @@ pub trait StateTracker: Send {
     fn var_store_mut(&mut self) -> &mut VarStore;
     /// Name for logs (`avg`, `gru`, `sasrec`).
     fn name(&self) -> &'static str;
+
+    /// Like [`states`](Self::states), but a malformed batch (shapes that do not fit, item ids outside the
+    /// catalogue) is an error instead of a panic. The trackers of this crate implement `states` on top of it,
+    /// so callers that build batches from untrusted data should call this one.
+    fn try_states(&self, batch: &HistoryBatch) -> Result<Tensor, StateError> {
+        Ok(self.states(batch))
+    }
+
+    /// Switches train-only behaviour on or off (SASRec's dropout; PyTorch's `train()` / `eval()`).
+    /// Trackers without such behaviour ignore it.
+    fn set_training(&mut self, _training: bool) {}
+
+    /// Sets the (r_min, r_max) range rewards are normalised with: training uses the simulated environment's
+    /// (0, MAX_R − MIN_R), evaluation the ground truth's (min, max) (`simulators.md` §3), so one tracker
+    /// switches between them. Trackers that do not read rewards ignore it.
+    fn set_reward_range(&mut self, _r_min: f64, _r_max: f64) -> Result<(), StateError> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
