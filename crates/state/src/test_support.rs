@@ -3,15 +3,12 @@
 use crate::embedding::ItemTable;
 use crate::HistoryBatch;
 use dsrm_nn::tch::{self, Device, Tensor};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
-/// libtorch has one global generator and tests run on several threads: a test that seeds it and expects
-/// repeatable draws holds this lock, and so does every test that draws, so no one consumes numbers in between.
-static TORCH_RNG: Mutex<()> = Mutex::new(());
-
-/// Takes the generator lock and seeds the generator.
+/// Takes libtorch's generator lock (`dsrm_nn::runtime::exclusive`: tests run on several threads, and a test
+/// that seeds the global generator must not have another consume numbers in between) and seeds it.
 pub fn seeded(seed: i64) -> MutexGuard<'static, ()> {
-    let guard = TORCH_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = dsrm_nn::runtime::exclusive();
     // Tests already run on several threads; one libtorch thread each avoids oversubscribing the cores.
     tch::set_num_threads(1);
     tch::manual_seed(seed);
