@@ -1,0 +1,217 @@
+//! The `[denoiser]` config table, [`build`] (train what it names) and [`load`] (read back any saved denoiser).
+//!
+//! ```toml
+//! [denoiser]
+//! kind = "ddpm"          # "identity" | "ddpm" | "ddim" | "distilled" | "vae"; the other keys are its fields
+//! t_prime = 5            # T' (default T)
+//!
+//! [denoiser.schedule]
+//! steps = 10             # T
+//! noise_scale = 0.1      # s
+//! ```
+//!
+//! `ddim` nests the DSRM under `[denoiser.ddpm]`, `distilled` under `[denoiser.teacher]` (and the student under
+//! `[denoiser.student]`). Missing keys take the defaults documented on each field; unknown keys are errors, so a
+//! misspelt sweep axis fails loudly instead of silently running the default.
+
+use crate::ddim::{Ddim, DdimConfig};
+use crate::ddpm::{Ddpm, DdpmConfig};
+use crate::distilled::{Distilled, DistilledConfig};
+use crate::identity::{Identity, IdentityConfig};
+use crate::train::{EpochLog, FitReport};
+use crate::vae::{Vae, VaeConfig};
+use crate::{DenoiseError, Denoiser, Result, CHECKPOINT_FORMAT};
+use dsrm_nn::tch::Tensor;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Which denoiser to build, with its settings. The default is the DSRM (`ddpm`) with `dsrm-hrl.md` §6 defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum DenoiserConfig {
+    Identity(IdentityConfig),
+    Ddpm(DdpmConfig),
+    Ddim(DdimConfig),
+    Distilled(DistilledConfig),
+    Vae(VaeConfig),
+}
+
+impl Default for DenoiserConfig {
+    fn default() -> Self {
+        Self::Ddpm(DdpmConfig::default())
+    }
+}
+
+impl DenoiserConfig {
+    /// The `kind` tag.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Identity(_) => "identity",
+            Self::Ddpm(_) => "ddpm",
+            Self::Ddim(_) => "ddim",
+            Self::Distilled(_) => "distilled",
+            Self::Vae(_) => "vae",
+        }
+    }
+
+    /// Width of the history-summary condition the caller must append to each state (0: none).
+    pub fn cond_dim(&self) -> i64 {
+        match self {
+            Self::Ddpm(c)
+            | Self::Ddim(DdimConfig { ddpm: c, .. })
+            | Self::Distilled(DistilledConfig { teacher: c, .. }) => c.cond_dim,
+            Self::Identity(_) | Self::Vae(_) => 0,
+        }
+    }
+}
+
+/// A built denoiser and the reports of what was trained for it (teacher first for `distilled`).
+#[derive(Debug)]
+pub struct Built {
+    pub denoiser: Box<dyn Denoiser>,
+    pub reports: Vec<FitReport>,
+}
+
+/// Trains the configured denoiser on `train` and early-stops on `valid` (`[N, d + cond_dim]` observed states,
+/// see each kind's `fit`). `progress` sees every epoch of every model trained. Seeds libtorch's generator.
+pub fn build(
+    cfg: &DenoiserConfig,
+    train: &Tensor,
+    valid: &Tensor,
+    progress: &mut dyn FnMut(&EpochLog),
+) -> Result<Built> {
+    let (denoiser, reports): (Box<dyn Denoiser>, Vec<FitReport>) = match cfg {
+        DenoiserConfig::Identity(_) => {
+            let dim = crate::train::data_width("train", train)?;
+            if dim < 1 {
+                return Err(DenoiseError::Data("train: states have no columns".into()));
+            }
+            (Box::new(Identity::new(dim)), vec![])
+        }
+        DenoiserConfig::Ddpm(c) => {
+            let (model, report) = Ddpm::fit(train, valid, c, progress)?;
+            (Box::new(model), vec![report])
+        }
+        DenoiserConfig::Ddim(c) => {
+            let (model, report) = Ddpm::fit(train, valid, &c.ddpm, progress)?;
+            (Box::new(Ddim::new(&model, c.k)?), vec![report])
+        }
+        DenoiserConfig::Distilled(c) => {
+            let (teacher, teacher_report) = Ddpm::fit(train, valid, &c.teacher, progress)?;
+            let (student, report) = Distilled::fit(&teacher, train, valid, &c.student, progress)?;
+            (Box::new(student), vec![teacher_report, report])
+        }
+        DenoiserConfig::Vae(c) => {
+            let (model, report) = Vae::fit(train, valid, c, progress)?;
+            (Box::new(model), vec![report])
+        }
+    };
+    Ok(Built { denoiser, reports })
+}
+
+/// Reads back any denoiser written by [`Denoiser::save`], whatever its kind.
+pub fn load(path: &Path) -> Result<Box<dyn Denoiser>> {
+    let (tensors, meta) = dsrm_nn::checkpoint::load(path)?;
+    let rebuilt: Result<Box<dyn Denoiser>> = match meta["kind"].as_str() {
+        _ if meta["format"] != CHECKPOINT_FORMAT => {
+            Err(DenoiseError::Config(format!("not a {CHECKPOINT_FORMAT} checkpoint (format {})", meta["format"])))
+        }
+        Some("identity") => Identity::from_meta(&meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("ddpm") => Ddpm::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("ddim") => Ddim::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("distilled") => Distilled::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("vae") => Vae::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        other => Err(DenoiseError::Config(format!("unknown denoiser kind {other:?}"))),
+    };
+    rebuilt.map_err(|e| crate::at_path(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::ScheduleKind;
+
+    #[test]
+    fn defaults_are_the_dsrm_of_section_6() {
+        let DenoiserConfig::Ddpm(c) = DenoiserConfig::default() else { panic!("default must be ddpm") };
+        assert_eq!(c.schedule.kind, ScheduleKind::LinearVar);
+        assert_eq!((c.schedule.steps, c.schedule.noise_scale), (10, 0.1));
+        assert_eq!((c.schedule.noise_min, c.schedule.noise_max, c.schedule.beta1), (1e-4, 0.02, 1e-5));
+        assert!(c.schedule.beta_fixed);
+        assert_eq!(c.t_prime, None);
+        assert_eq!(c.mean_type, crate::MeanType::X0);
+        assert_eq!((c.time_emb_dim, c.hidden.clone(), c.dropout, c.cond_dim), (10, vec![256], 0.0, 0));
+        assert_eq!((c.train.lr, c.train.batch_size, c.train.max_epochs, c.train.patience), (1e-4, 400, 100, 10));
+        assert_eq!((c.purify_noise, c.diffrec_compat, c.reweight), (0.0, false, false));
+        assert_eq!(DdimConfig::default().k, 2);
+    }
+
+    #[test]
+    fn the_documented_toml_parses() {
+        #[derive(Debug, Deserialize)]
+        struct File {
+            denoiser: DenoiserConfig,
+        }
+        let doc = r#"
+            [denoiser]
+            kind = "ddpm"
+            t_prime = 5
+
+            [denoiser.schedule]
+            steps = 10
+            noise_scale = 0.1
+        "#;
+        let DenoiserConfig::Ddpm(c) = toml::from_str::<File>(doc).unwrap().denoiser else { panic!("ddpm") };
+        assert_eq!((c.t_prime, c.schedule.steps, c.schedule.noise_scale), (Some(5), 10, 0.1));
+        let doc = r#"
+            [denoiser]
+            kind = "distilled"
+            [denoiser.teacher]
+            cond_dim = 4
+            [denoiser.teacher.schedule]
+            kind = "cosine"
+            [denoiser.student.train]
+            lr = 1e-3
+        "#;
+        let cfg = toml::from_str::<File>(doc).unwrap().denoiser;
+        let DenoiserConfig::Distilled(c) = &cfg else { panic!("distilled") };
+        assert_eq!((cfg.cond_dim(), c.teacher.schedule.kind, c.student.train.lr), (4, ScheduleKind::Cosine, 1e-3));
+        assert!(toml::from_str::<File>("[denoiser]\nkind = \"vae\"\nlatent = 3\n").is_err(), "unknown key");
+    }
+
+    #[test]
+    fn json_round_trip_defaults_and_unknown_keys() {
+        let all = [
+            DenoiserConfig::Identity(IdentityConfig::default()),
+            DenoiserConfig::default(),
+            DenoiserConfig::Ddim(DdimConfig::default()),
+            DenoiserConfig::Distilled(DistilledConfig::default()),
+            DenoiserConfig::Vae(VaeConfig::default()),
+        ];
+        for cfg in all {
+            let json = serde_json::to_string(&cfg).unwrap();
+            assert_eq!(serde_json::from_str::<DenoiserConfig>(&json).unwrap(), cfg, "{json}");
+            let minimal = format!(r#"{{"kind": "{}"}}"#, cfg.kind());
+            assert_eq!(serde_json::from_str::<DenoiserConfig>(&minimal).unwrap(), cfg, "missing keys take defaults");
+        }
+        let sweep: DenoiserConfig =
+            serde_json::from_str(r#"{"kind": "ddim", "k": 3, "ddpm": {"t_prime": 4, "schedule": {"steps": 20}}}"#)
+                .unwrap();
+        let DenoiserConfig::Ddim(c) = &sweep else { panic!() };
+        assert_eq!((c.k, c.ddpm.t_prime, c.ddpm.schedule.steps, c.ddpm.schedule.noise_scale), (3, Some(4), 20, 0.1));
+        assert_eq!(sweep.cond_dim(), 0);
+        for bad in [
+            r#"{"kind": "ddpm", "t_primee": 3}"#,
+            r#"{"kind": "ddpm", "schedule": {"stepz": 3}}"#,
+            r#"{"kind": "identity", "x": 1}"#,
+            r#"{"kind": "vae", "train": {"lr": 1e-3, "epochs": 5}}"#,
+            r#"{"kind": "ddpm", "schedule": {"kind": "quadratic"}}"#,
+            r#"{"kind": "gan"}"#,
+        ] {
+            assert!(serde_json::from_str::<DenoiserConfig>(bad).is_err(), "{bad}");
+        }
+        let cfg: DenoiserConfig =
+            serde_json::from_str(r#"{"kind": "distilled", "teacher": {"cond_dim": 3, "mean_type": "eps"}}"#).unwrap();
+        assert_eq!(cfg.cond_dim(), 3);
+    }
+}

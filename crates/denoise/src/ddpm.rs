@@ -1,0 +1,667 @@
+//! `ddpm`: the DSRM, a DDPM over observed states that purifies by forward-then-reverse (`dsrm-hrl.md` §4.3,
+//! following Ho et al. 2020, DiffRec (Wang et al. 2023) and DiffPure (Nie et al. 2022)).
+//!
+//! ```text
+//! Training (Ho et al.'s Algorithm 1 with DiffRec's options), x_0 = an observed state o_t (option A, §6 row 3):
+//!   repeat   x_0 ~ training states;  t ~ U{1..T} (or importance p_t);  ε ~ N(0, I)
+//!            x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε
+//!            L   = w_t · mean_d (target − f_θ(x_t, t))² / (p_t T)      target = x_0 (default) or ε
+//!   until the validation loss has not fallen for `patience` epochs; keep the best epoch's weights.
+//!
+//! Purification (deterministic forward-then-reverse, §6 row 6):
+//!   x ← √ᾱ_{T'} o_t + σ √(1−ᾱ_{T'}) ε          σ = purify_noise, default 0: x is the forward mean
+//!   for t = T', …, 1:   x ← c1_t x̂_0(x, t) + c2_t x     the posterior mean, no sampling noise
+//!   ŝ_t = x                                            (at t = 1, c1 = 1 and c2 = 0: ŝ_t = x̂_0)
+//! ```
+//!
+//! f_θ is DiffRec's DNN: an MLP (tanh) over [dropout(x_t) ⊕ c ⊕ Linear(sinusoid(t))], predicting x̂_0 or ε̂.
+//! The optional condition c (a history summary, §6 row 2) is concatenated to the state: conditioned models take
+//! `[B, d + cond_dim]` inputs (state first) everywhere and return `[B, d]`.
+//!
+//! After training the model is frozen: [`Ddpm::try_purify`](crate::Denoiser::try_purify) runs a compiled copy of
+//! the chain (`chain.rs`), and [`Ddpm::purify_reference`] the literal loop above; tests hold them equal.
+
+use crate::chain::{keyed_normal, CompiledChain, Folding, Step};
+use crate::net::{Activation, Dense};
+use crate::schedule::{Schedule, ScheduleConfig};
+use crate::train::{check_data, chunked_mean, data_width, fit_loop, EpochLog, FitReport, TrainConfig};
+use crate::{check_states, meta_kind, DenoiseError, Denoiser, Result};
+use dsrm_nn::tch::nn::VarStore;
+use dsrm_nn::tch::{self, Device, Kind, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::path::Path;
+
+// ───────────────────────────────────────────── settings ─────────────────────────────────────────────
+
+/// What the network predicts (DiffRec's `mean_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MeanType {
+    /// x̂_0, the clean state (DiffRec's default, `dsrm-hrl.md` §6 row 5): the last reverse step returns it as is.
+    #[default]
+    X0,
+    /// ε̂, the added noise (Ho et al.); x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t.
+    Eps,
+}
+
+/// How training draws t (DiffRec's `sampling` option).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimestepSampling {
+    /// t ~ U{1..T} (the DSRM default).
+    #[default]
+    Uniform,
+    /// DiffRec's importance sampling: uniform until every t has 10 recorded losses, then
+    /// p_t ∝ √(mean of its last 10 squared losses), mixed with 0.001 uniform mass; the loss is divided by p_t T.
+    Importance,
+}
+
+/// Settings of the DSRM. Defaults: `dsrm-hrl.md` §4.3 table and §6 rows 1–8.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DdpmConfig {
+    /// The noise schedule: linear-var, T = 10, s = 0.1, m = [1e-4, 0.02], β_1 = 1e-5.
+    pub schedule: ScheduleConfig,
+    /// T', the forward level purification starts from (default: none = T). 0 makes purification the identity
+    /// (no reverse step); smaller T' is gentler and cheaper (T' network evaluations). Sweep 0..T.
+    pub t_prime: Option<usize>,
+    /// Network target (default x̂_0).
+    pub mean_type: MeanType,
+    /// Size of the sinusoidal time embedding, followed by a learned E → E linear layer (default 10, DiffRec).
+    pub time_emb_dim: i64,
+    /// Hidden layer sizes (default `[256]`: a 42-d state needs less than DiffRec's `[1000]` over item vectors).
+    pub hidden: Vec<i64>,
+    /// Hidden nonlinearity (default tanh, DiffRec).
+    pub activation: Activation,
+    /// Dropout on the noisy input x_t during training (default 0; DiffRec's 0.5 suits whole item vectors).
+    pub dropout: f64,
+    /// Width of the optional history-summary condition concatenated after the state (default 0 = none).
+    pub cond_dim: i64,
+    /// How training draws t (default uniform).
+    pub timestep_sampling: TimestepSampling,
+    /// Weight the loss by w_t = SNR(t−1) − SNR(t), w_1 = 1 (DiffRec's `reweight`; default off). For ε models
+    /// DiffRec's ε weight and its x̂_0 likelihood at t = 1 are used instead.
+    pub reweight: bool,
+    /// σ, the scale of the forward noise at purification: 0 (default) uses the forward mean, so purification is
+    /// a pure function of the state; 1 draws a full q(x_{T'} | o_t) sample.
+    pub purify_noise: f64,
+    /// Seed of the purification noise (used only when it is on). The noise is keyed by (seed, state), so a
+    /// state is always purified the same way.
+    pub purify_seed: u64,
+    /// DiffRec's inference instead of DSRM's: a random forward sample at level T' (σ = 1; the clean state when
+    /// T' = 0), then all T reverse steps whatever T' is (default off).
+    pub diffrec_compat: bool,
+    /// Optimisation (DiffRec's: Adam lr 1e-4, batch 400, ≤ 100 epochs, patience 10).
+    pub train: TrainConfig,
+}
+
+impl Default for DdpmConfig {
+    fn default() -> Self {
+        Self {
+            schedule: ScheduleConfig::default(),
+            t_prime: None,
+            mean_type: MeanType::X0,
+            time_emb_dim: 10,
+            hidden: vec![256],
+            activation: Activation::Tanh,
+            dropout: 0.0,
+            cond_dim: 0,
+            timestep_sampling: TimestepSampling::Uniform,
+            reweight: false,
+            purify_noise: 0.0,
+            purify_seed: 0,
+            diffrec_compat: false,
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+impl DdpmConfig {
+    /// Checks every field and builds the schedule.
+    pub fn validate(&self) -> Result<Schedule> {
+        let schedule = Schedule::new(&self.schedule)?;
+        let bad = |msg: String| Err(DenoiseError::Config(format!("ddpm: {msg}")));
+        if self.t_prime.is_some_and(|t| t > schedule.steps()) {
+            return bad(format!("t_prime {:?} exceeds T = {}", self.t_prime, schedule.steps()));
+        }
+        if self.time_emb_dim < 1 || self.cond_dim < 0 {
+            return bad(format!("need time_emb_dim >= 1 and cond_dim >= 0 ({}, {})", self.time_emb_dim, self.cond_dim));
+        }
+        if self.hidden.is_empty() || self.hidden.iter().any(|h| *h < 1) {
+            return bad(format!("hidden {:?}: need at least one layer, all sizes >= 1", self.hidden));
+        }
+        let noise_ok = self.purify_noise >= 0.0 && self.purify_noise.is_finite();
+        if !((0.0..1.0).contains(&self.dropout) && noise_ok) {
+            return bad(format!(
+                "need dropout in [0, 1) and purify_noise >= 0 ({}, {})",
+                self.dropout, self.purify_noise
+            ));
+        }
+        self.train.validate()?;
+        Ok(schedule)
+    }
+}
+
+// ──────────────────────────────────────── the network f_θ(x_t, t) ────────────────────────────────────────
+
+/// DiffRec's `timestep_embedding` for levels t (1-based, `[B]` int64): with τ = t − 1 and half = ⌊E/2⌋,
+/// [cos(τ ω_k), sin(τ ω_k)] for ω_k = exp(−ln(10000) k / half), cosines first, zero-padded when E is odd.
+fn timestep_embedding(t: &Tensor, dim: i64) -> Result<Tensor> {
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half).map(|k| (-(10000f64.ln()) * k as f64 / half as f64).exp() as f32).collect();
+    let freqs = Tensor::f_from_slice(&freqs)?.f_to_device(t.device())?.f_view([1, half])?;
+    let args = t.f_sub_scalar(1)?.f_to_kind(Kind::Float)?.f_view([-1, 1])?.f_mul(&freqs)?;
+    let mut parts = vec![args.f_cos()?, args.f_sin()?];
+    if dim % 2 == 1 {
+        parts.push(Tensor::f_zeros([t.size()[0], 1], (Kind::Float, t.device()))?);
+    }
+    Ok(Tensor::f_cat(&parts, 1)?)
+}
+
+/// f_θ: `emb` is the learned E → E layer after the sinusoid; `mlp` maps [x ⊕ c ⊕ emb] to d outputs.
+#[derive(Debug)]
+struct Network {
+    emb: Dense,
+    mlp: Dense,
+    dim: i64,
+    cond_dim: i64,
+    emb_dim: i64,
+}
+
+impl Network {
+    fn sizes(cfg: &DdpmConfig, dim: i64) -> Vec<i64> {
+        let mut sizes = vec![dim + cfg.cond_dim + cfg.time_emb_dim];
+        sizes.extend(&cfg.hidden);
+        sizes.push(dim);
+        sizes
+    }
+
+    fn new(vs: &VarStore, cfg: &DdpmConfig, dim: i64) -> Result<Self> {
+        let root = vs.root();
+        let e = cfg.time_emb_dim;
+        Ok(Self {
+            emb: Dense::new(&root.sub("emb"), &[e, e], cfg.activation)?,
+            mlp: Dense::new(&root.sub("mlp"), &Self::sizes(cfg, dim), cfg.activation)?,
+            dim,
+            cond_dim: cfg.cond_dim,
+            emb_dim: e,
+        })
+    }
+
+    fn from_named(tensors: &[(String, Tensor)], cfg: &DdpmConfig, dim: i64) -> Result<Self> {
+        let e = cfg.time_emb_dim;
+        Ok(Self {
+            emb: Dense::from_named(tensors, "emb", &[e, e], cfg.activation)?,
+            mlp: Dense::from_named(tensors, "mlp", &Self::sizes(cfg, dim), cfg.activation)?,
+            dim,
+            cond_dim: cfg.cond_dim,
+            emb_dim: e,
+        })
+    }
+
+    fn named(&self) -> Vec<(String, Tensor)> {
+        let mut out = self.emb.named("emb");
+        out.extend(self.mlp.named("mlp"));
+        out
+    }
+
+    fn shallow_clone(&self) -> Self {
+        Self { emb: self.emb.shallow_clone(), mlp: self.mlp.shallow_clone(), ..*self }
+    }
+
+    /// f_θ(x_t, t) for levels `t` (`[B]` int64), with input dropout `dropout` when training.
+    fn forward(&self, x_t: &Tensor, cond: Option<&Tensor>, t: &Tensor, dropout: f64, train: bool) -> Result<Tensor> {
+        let emb = self.emb.forward(&timestep_embedding(t, self.emb_dim)?)?;
+        let x = if train && dropout > 0.0 { x_t.f_dropout(dropout, true)? } else { x_t.shallow_clone() };
+        let mut parts = vec![x];
+        parts.extend(cond.map(Tensor::shallow_clone));
+        parts.push(emb);
+        self.mlp.forward(&Tensor::f_cat(&parts, 1)?)
+    }
+}
+
+// ───────────────────────────────────────────── the model ─────────────────────────────────────────────
+
+/// A trained, frozen DSRM.
+#[derive(Debug)]
+pub struct Ddpm {
+    cfg: DdpmConfig,
+    dim: i64,
+    schedule: Schedule,
+    net: Network,
+    chain: CompiledChain,
+    report: Option<FitReport>,
+}
+
+impl Ddpm {
+    /// Trains a DSRM on `train` (`[N, d + cond_dim]` observed states, the condition after the state), early
+    /// stopping on `valid` (same width). Seeds libtorch with `cfg.train.seed` first, so the result is
+    /// deterministic for a seed (hold `dsrm_nn::runtime::exclusive()` when other threads use libtorch's
+    /// generator). The validation loss is the unweighted MSE on the target at one fixed (t, ε) per validation
+    /// row, drawn once, so epochs are compared on the same noise.
+    pub fn fit(
+        train: &Tensor,
+        valid: &Tensor,
+        cfg: &DdpmConfig,
+        progress: &mut dyn FnMut(&EpochLog),
+    ) -> Result<(Self, FitReport)> {
+        let schedule = cfg.validate()?;
+        let width = data_width("train", train)?;
+        let dim = width - cfg.cond_dim;
+        if dim < 1 {
+            return Err(DenoiseError::Data(format!(
+                "train: {width} columns leave no state after cond_dim {}",
+                cfg.cond_dim
+            )));
+        }
+        let train = check_data("train", train, width)?;
+        let valid = check_data("valid", valid, width)?;
+        let (n_train, n_valid) = (train.size()[0], valid.size()[0]);
+        let device = train.device();
+        let t_max = schedule.steps() as i64;
+
+        tch::manual_seed(cfg.train.seed as i64);
+        let mut vs = VarStore::new(device);
+        let net = Network::new(&vs, cfg, dim)?;
+
+        // Per-level constants of the loss, indexed by t = 0..=T.
+        let per_level = |f: &dyn Fn(usize) -> f64| -> Result<Tensor> {
+            let v: Vec<f32> = (0..=schedule.steps()).map(|t| f(t) as f32).collect();
+            Ok(Tensor::f_from_slice(&v)?.f_to_device(device)?)
+        };
+        let sqrt_ab = per_level(&|t| schedule.alpha_bar(t).sqrt())?;
+        let sqrt_1m_ab = per_level(&|t| schedule.one_minus_alpha_bar(t).sqrt())?;
+        let weight = per_level(&|t| match (t, cfg.mean_type) {
+            (0 | 1, _) => 1.0,
+            (_, MeanType::X0) => schedule.snr(t - 1) - schedule.snr(t),
+            (_, MeanType::Eps) => {
+                schedule.one_minus_alpha_bar(t) / (schedule.one_minus_alpha_bar(t - 1).powi(2) * schedule.alpha(t))
+            }
+        })?;
+        let split = |x: &Tensor| -> Result<(Tensor, Option<Tensor>)> {
+            let cond = if cfg.cond_dim > 0 { Some(x.f_narrow(1, dim, cfg.cond_dim)?) } else { None };
+            Ok((x.f_narrow(1, 0, dim)?, cond))
+        };
+        // x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε for per-row levels t.
+        let noised = |x0: &Tensor, t: &Tensor, eps: &Tensor| -> Result<Tensor> {
+            let a = sqrt_ab.f_index_select(0, t)?.f_unsqueeze(1)?;
+            let b = sqrt_1m_ab.f_index_select(0, t)?.f_unsqueeze(1)?;
+            Ok(x0.f_mul(&a)?.f_add(&eps.f_mul(&b)?)?)
+        };
+        let x0_from_eps = |x_t: &Tensor, t: &Tensor, eps_hat: &Tensor| -> Result<Tensor> {
+            let a = sqrt_ab.f_index_select(0, t)?.f_unsqueeze(1)?;
+            let b = sqrt_1m_ab.f_index_select(0, t)?.f_unsqueeze(1)?;
+            Ok(x_t.f_sub(&eps_hat.f_mul(&b)?)?.f_div(&a)?)
+        };
+
+        // Fixed validation draws.
+        let valid_t = Tensor::f_randint_low(1, t_max + 1, [n_valid], (Kind::Int64, device))?;
+        let valid_eps = Tensor::f_randn([n_valid, dim], (Kind::Float, device))?;
+
+        let mut sampler = TimestepSampler::new(cfg.timestep_sampling, schedule.steps());
+        let batch_loss = |idx: &Tensor| -> Result<Tensor> {
+            let (x0, cond) = split(&train.f_index_select(0, idx)?)?;
+            let n = x0.size()[0];
+            let (t, pt) = sampler.sample(n, device)?;
+            let eps = Tensor::f_randn([n, dim], (Kind::Float, device))?;
+            let x_t = noised(&x0, &t, &eps)?;
+            let out = net.forward(&x_t, cond.as_ref(), &t, cfg.dropout, true)?;
+            let target = match cfg.mean_type {
+                MeanType::X0 => &x0,
+                MeanType::Eps => &eps,
+            };
+            let mse = target.f_sub(&out)?.f_square()?.f_mean_dim([1i64].as_slice(), false, Kind::Float)?;
+            let per_row = if cfg.reweight {
+                let w = weight.f_index_select(0, &t)?;
+                let loss = match cfg.mean_type {
+                    MeanType::X0 => mse,
+                    // DiffRec: at t = 1 an ε model is scored on its x̂_0 (half the squared error).
+                    MeanType::Eps => {
+                        let x0_hat = x0_from_eps(&x_t, &t, &out)?;
+                        let likelihood =
+                            x0.f_sub(&x0_hat)?.f_square()?.f_mean_dim([1i64].as_slice(), false, Kind::Float)?;
+                        likelihood.f_div_scalar(2.0)?.f_where_self(&t.f_eq(1)?, &mse)?
+                    }
+                };
+                loss.f_mul(&w)?
+            } else {
+                mse
+            };
+            sampler.record(&t, &per_row)?;
+            Ok(per_row.f_div(&pt)?.f_mean(Kind::Float)?)
+        };
+        let valid_loss = || -> Result<f64> {
+            chunked_mean(n_valid, |start, len| {
+                let (x0, cond) = split(&valid.f_narrow(0, start, len)?)?;
+                let t = valid_t.f_narrow(0, start, len)?;
+                let eps = valid_eps.f_narrow(0, start, len)?;
+                let out = net.forward(&noised(&x0, &t, &eps)?, cond.as_ref(), &t, 0.0, false)?;
+                let target = if cfg.mean_type == MeanType::X0 { x0 } else { eps };
+                Ok(target.f_mse_loss(&out, tch::Reduction::Mean)?.f_double_value(&[])?)
+            })
+        };
+        let report = fit_loop("ddpm", &vs, &cfg.train, (n_train, n_valid), batch_loss, valid_loss, progress)?;
+        vs.freeze();
+        let model = Self::assemble(cfg.clone(), dim, schedule, net, Some(report.clone()))?;
+        Ok((model, report))
+    }
+
+    /// Compiles the inference chain for the current settings.
+    fn assemble(
+        cfg: DdpmConfig,
+        dim: i64,
+        schedule: Schedule,
+        net: Network,
+        report: Option<FitReport>,
+    ) -> Result<Self> {
+        let fold = Self::folding_of(&net, &schedule)?;
+        // An empty chain until the settings are in place to compile the real one.
+        let chain = CompiledChain::new(&fold, 1.0, 0.0, &[])?;
+        let mut model = Self { cfg, dim, schedule, net, chain, report };
+        model.chain = model.compile_with(&fold, &model.reverse_steps())?;
+        Ok(model)
+    }
+
+    fn folding_of(net: &Network, schedule: &Schedule) -> Result<Folding> {
+        let _no_grad = tch::no_grad_guard();
+        let device = net.mlp.layers()[0].weight.device();
+        let emb_t = |t: usize| -> Result<Tensor> {
+            let t = Tensor::f_from_slice(&[t as i64])?.f_to_device(device)?;
+            Ok(net.emb.forward(&timestep_embedding(&t, net.emb_dim)?)?.f_view([-1])?)
+        };
+        Folding::new(net.mlp.layers(), net.mlp.activation(), (net.dim, net.cond_dim), schedule.steps(), emb_t)
+    }
+
+    /// (forward level, first reverse level): (T', T') for DSRM, (T', T) with `diffrec_compat`.
+    pub fn levels(&self) -> (usize, usize) {
+        let t_prime = self.t_prime();
+        if self.cfg.diffrec_compat {
+            (t_prime, self.schedule.steps())
+        } else {
+            (t_prime, t_prime)
+        }
+    }
+
+    /// T' (the configured one, or T).
+    pub fn t_prime(&self) -> usize {
+        self.cfg.t_prime.unwrap_or(self.schedule.steps())
+    }
+
+    /// The effective σ of the forward noise (DiffRec compatibility draws a full sample when T' > 0).
+    pub fn noise_scale(&self) -> f64 {
+        if self.cfg.diffrec_compat && self.t_prime() > 0 {
+            1.0
+        } else {
+            self.cfg.purify_noise
+        }
+    }
+
+    /// The posterior-mean steps t = R, …, 1 as network-output updates (see [`crate::chain`]).
+    fn reverse_steps(&self) -> Vec<Step> {
+        let (_, from) = self.levels();
+        (1..=from)
+            .rev()
+            .map(|t| {
+                let (c1, c2) = self.schedule.posterior_mean_coefs(t);
+                self.step(t, c1, c2)
+            })
+            .collect()
+    }
+
+    /// The update x ← x0_coef · x̂_0(x, t) + x_coef · x, rewritten on the raw network output g (x̂_0 or ε̂).
+    pub(crate) fn step(&self, t: usize, x0_coef: f64, x_coef: f64) -> Step {
+        match self.cfg.mean_type {
+            MeanType::X0 => Step { t, a: x_coef, b: x0_coef },
+            MeanType::Eps => {
+                let (ab, var) = (self.schedule.alpha_bar(t), self.schedule.one_minus_alpha_bar(t));
+                Step { t, a: x_coef + x0_coef / ab.sqrt(), b: -x0_coef * (var / ab).sqrt() }
+            }
+        }
+    }
+
+    /// Compiles `steps`, starting from the forward level of [`levels`](Self::levels) with this model's noise.
+    pub(crate) fn compile(&self, steps: &[Step]) -> Result<CompiledChain> {
+        self.compile_with(&Self::folding_of(&self.net, &self.schedule)?, steps)
+    }
+
+    fn compile_with(&self, fold: &Folding, steps: &[Step]) -> Result<CompiledChain> {
+        let (level, _) = self.levels();
+        let (ab, var) = (self.schedule.alpha_bar(level), self.schedule.one_minus_alpha_bar(level));
+        CompiledChain::new(fold, ab.sqrt(), self.noise_scale() * var.sqrt(), steps)
+    }
+
+    /// The layers of the one-step x̂_0 predictor at the first reverse level, as a plain MLP over the observed
+    /// `[o_t ⊕ c]` (forward scale folded in). `None` for ε models, whose x̂_0 is not an MLP output.
+    pub(crate) fn one_step_layers(&self) -> Result<Option<Vec<(Tensor, Tensor)>>> {
+        if self.cfg.mean_type != MeanType::X0 {
+            return Ok(None);
+        }
+        let (level, from) = self.levels();
+        if from == 0 {
+            return Ok(None);
+        }
+        let fold = Self::folding_of(&self.net, &self.schedule)?;
+        Ok(Some(fold.one_step_layers(from, self.schedule.alpha_bar(level).sqrt())?))
+    }
+
+    /// Sets T' (0..=T) and recompiles the chain: sweeping T' needs no retraining.
+    pub fn set_t_prime(&mut self, t_prime: usize) -> Result<()> {
+        if t_prime > self.schedule.steps() {
+            return Err(DenoiseError::Config(format!("t_prime {t_prime} exceeds T = {}", self.schedule.steps())));
+        }
+        self.cfg.t_prime = Some(t_prime);
+        self.chain = self.compile(&self.reverse_steps())?;
+        Ok(())
+    }
+
+    /// Sets the purification noise σ (0 = deterministic) and its seed, and recompiles the chain.
+    pub fn set_purify_noise(&mut self, scale: f64, seed: u64) -> Result<()> {
+        if !(scale >= 0.0 && scale.is_finite()) {
+            return Err(DenoiseError::Config(format!("purify_noise {scale} must be finite and >= 0")));
+        }
+        self.cfg.purify_noise = scale;
+        self.cfg.purify_seed = seed;
+        self.chain = self.compile(&self.reverse_steps())?;
+        Ok(())
+    }
+
+    /// A second handle on the same frozen weights (DDIM and the distilled student share the teacher this way).
+    pub fn shallow_clone(&self) -> Result<Self> {
+        Self::assemble(self.cfg.clone(), self.dim, self.schedule.clone(), self.net.shallow_clone(), self.report.clone())
+    }
+
+    pub fn config(&self) -> &DdpmConfig {
+        &self.cfg
+    }
+
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The training report (none for models loaded from checkpoints written without one).
+    pub fn report(&self) -> Option<&FitReport> {
+        self.report.as_ref()
+    }
+
+    /// d, the state width (inputs are d + cond_dim wide).
+    pub fn dim(&self) -> i64 {
+        self.dim
+    }
+
+    pub(crate) fn device(&self) -> Device {
+        self.net.mlp.layers()[0].weight.device()
+    }
+
+    /// x̂_0 at level `t` for states `x_t` (`[B, d]`), network in evaluation mode.
+    pub(crate) fn predict_x0(&self, x_t: &Tensor, cond: Option<&Tensor>, t: usize) -> Result<Tensor> {
+        let levels = Tensor::f_full([x_t.size()[0]], t as i64, (Kind::Int64, x_t.device()))?;
+        let out = self.net.forward(x_t, cond, &levels, 0.0, false)?;
+        Ok(match self.cfg.mean_type {
+            MeanType::X0 => out,
+            MeanType::Eps => {
+                let (ab, var) = (self.schedule.alpha_bar(t), self.schedule.one_minus_alpha_bar(t));
+                x_t.f_sub(&out.f_mul_scalar(var.sqrt())?)?.f_div_scalar(ab.sqrt())?
+            }
+        })
+    }
+
+    /// Splits checked `[B, d + c]` states into the state and the condition.
+    pub(crate) fn split(&self, states: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let cond = if self.cfg.cond_dim > 0 { Some(states.f_narrow(1, self.dim, self.cfg.cond_dim)?) } else { None };
+        Ok((states.f_narrow(1, 0, self.dim)?, cond))
+    }
+
+    /// The forward noise ε for checked states, when purification is stochastic.
+    pub(crate) fn noise_for(&self, states: &Tensor) -> Result<Option<Tensor>> {
+        if self.noise_scale() > 0.0 && self.levels().0 > 0 {
+            Ok(Some(keyed_normal(states, self.dim, self.cfg.purify_seed)?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Purification spelled out as in the module docs (slow; [`Denoiser::try_purify`] computes the same).
+    pub fn purify_reference(&self, states: &Tensor) -> Result<Tensor> {
+        let _no_grad = tch::no_grad_guard();
+        let states = check_states(states, self.input_width(), Some(self.device()))?;
+        let (o, cond) = self.split(&states)?;
+        let (level, from) = self.levels();
+        let mut x = o.f_mul_scalar(self.schedule.alpha_bar(level).sqrt())?;
+        if let Some(eps) = self.noise_for(&states)? {
+            x = x.f_add(&eps.f_mul_scalar(self.noise_scale() * self.schedule.one_minus_alpha_bar(level).sqrt())?)?;
+        }
+        for t in (1..=from).rev() {
+            let x0_hat = self.predict_x0(&x, cond.as_ref(), t)?;
+            x = self.schedule.posterior_mean(&x0_hat, &x, t)?;
+        }
+        Ok(x)
+    }
+
+    fn input_width(&self) -> i64 {
+        self.dim + self.cfg.cond_dim
+    }
+
+    /// Checkpoint metadata: the format tag, the config, d and the training report.
+    pub(crate) fn meta(&self) -> serde_json::Value {
+        serde_json::json!({
+            "format": crate::CHECKPOINT_FORMAT,
+            "kind": "ddpm",
+            "dim": self.dim,
+            "config": self.cfg,
+            "report": self.report,
+        })
+    }
+
+    pub(crate) fn tensors(&self) -> Vec<(String, Tensor)> {
+        self.net.named()
+    }
+
+    /// Rebuilds a model from the tensors and metadata of a checkpoint (no random draws).
+    pub(crate) fn from_checkpoint(tensors: &[(String, Tensor)], meta: &serde_json::Value) -> Result<Self> {
+        meta_kind(meta, "ddpm")?;
+        let corrupt =
+            |what: &str, e: &dyn std::fmt::Display| DenoiseError::Config(format!("ddpm checkpoint: {what}: {e}"));
+        let cfg: DdpmConfig = serde_json::from_value(meta["config"].clone()).map_err(|e| corrupt("config", &e))?;
+        let dim = meta["dim"].as_i64().filter(|d| *d >= 1).ok_or_else(|| corrupt("dim", &"missing"))?;
+        let report: Option<FitReport> =
+            serde_json::from_value(meta["report"].clone()).map_err(|e| corrupt("report", &e))?;
+        let schedule = cfg.validate()?;
+        let net = Network::from_named(tensors, &cfg, dim)?;
+        Self::assemble(cfg, dim, schedule, net, report)
+    }
+
+    /// Reads a checkpoint written by [`Denoiser::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let (tensors, meta) = dsrm_nn::checkpoint::load(path)?;
+        Self::from_checkpoint(&tensors, &meta).map_err(|e| crate::at_path(path, e))
+    }
+}
+
+impl Denoiser for Ddpm {
+    fn try_purify(&self, states: &Tensor) -> Result<Tensor> {
+        let _no_grad = tch::no_grad_guard();
+        let states = check_states(states, self.input_width(), Some(self.device()))?;
+        let eps = self.noise_for(&states)?;
+        self.chain.run(&states, eps.as_ref())
+    }
+
+    fn name(&self) -> String {
+        let s = self.schedule.config();
+        let compat = if self.cfg.diffrec_compat { " diffrec" } else { "" };
+        format!("ddpm(T={} T'={} s={} {}{compat})", s.steps, self.t_prime(), s.noise_scale, s.kind.name())
+    }
+
+    fn steps(&self) -> usize {
+        self.chain.len()
+    }
+
+    fn input_dim(&self) -> i64 {
+        self.input_width()
+    }
+
+    fn output_dim(&self) -> i64 {
+        self.dim
+    }
+
+    fn save(&self, path: &Path) -> Result<()> {
+        Ok(dsrm_nn::checkpoint::save(path, &self.tensors(), &self.meta())?)
+    }
+}
+
+// ───────────────────────────────────── importance sampling of t ─────────────────────────────────────
+
+/// DiffRec's `sample_timesteps` / `Lt_history`: keeps the last 10 per-row losses of every level.
+struct TimestepSampler {
+    kind: TimestepSampling,
+    history: Vec<VecDeque<f64>>,
+}
+
+/// Losses kept per level (DiffRec's `history_num_per_term`).
+const HISTORY_PER_LEVEL: usize = 10;
+/// Uniform mass mixed into the importance distribution (DiffRec's `uniform_prob`).
+const UNIFORM_PROB: f64 = 0.001;
+
+impl TimestepSampler {
+    fn new(kind: TimestepSampling, steps: usize) -> Self {
+        Self { kind, history: vec![VecDeque::with_capacity(HISTORY_PER_LEVEL); steps] }
+    }
+
+    /// Levels t (1-based, int64) and p_t · T per row (ones when uniform).
+    fn sample(&self, n: i64, device: Device) -> Result<(Tensor, Tensor)> {
+        let steps = self.history.len();
+        let warm = self.history.iter().all(|h| h.len() == HISTORY_PER_LEVEL);
+        if self.kind == TimestepSampling::Importance && warm {
+            let rms: Vec<f64> =
+                self.history.iter().map(|h| (h.iter().map(|l| l * l).sum::<f64>() / h.len() as f64).sqrt()).collect();
+            let total: f64 = rms.iter().sum();
+            if total > 0.0 && total.is_finite() {
+                let p: Vec<f64> =
+                    rms.iter().map(|r| r / total * (1.0 - UNIFORM_PROB) + UNIFORM_PROB / steps as f64).collect();
+                let p = Tensor::f_from_slice(&p)?.f_to_device(device)?;
+                let idx = p.f_multinomial(n, true)?;
+                let pt = p.f_index_select(0, &idx)?.f_mul_scalar(steps as f64)?.f_to_kind(Kind::Float)?;
+                return Ok((idx.f_add_scalar(1)?, pt));
+            }
+        }
+        let t = Tensor::f_randint_low(1, steps as i64 + 1, [n], (Kind::Int64, device))?;
+        Ok((t, Tensor::f_ones([n], (Kind::Float, device))?))
+    }
+
+    /// Records per-row losses (before the 1/(p_t T) correction, as DiffRec).
+    fn record(&mut self, t: &Tensor, loss: &Tensor) -> Result<()> {
+        if self.kind != TimestepSampling::Importance {
+            return Ok(());
+        }
+        let ts = Vec::<i64>::try_from(t)?;
+        let ls = Vec::<f64>::try_from(loss.f_detach()?.f_to_kind(Kind::Double)?)?;
+        for (t, l) in ts.into_iter().zip(ls) {
+            let h = &mut self.history[(t - 1) as usize];
+            if h.len() == HISTORY_PER_LEVEL {
+                h.pop_front();
+            }
+            h.push_back(l);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,421 @@
+//! Crate-level tests: purification quality on toy data, determinism, the compiled chain against the literal
+//! samplers, checkpoints, and errors for malformed inputs.
+
+use crate::test_support::{lock, max_abs, mse, single_thread, toy, toy_ddpm, Normals, DIM, NOISE};
+use crate::*;
+use dsrm_nn::tch::{Device, Kind, Tensor};
+
+fn no_progress() -> impl FnMut(&EpochLog) {
+    |_| {}
+}
+
+/// An untrained (initialised only) DSRM: enough to compare two implementations of the same sampler. Takes the
+/// libtorch lock, so callers must not hold it.
+fn untrained(cfg: DdpmConfig, width: i64) -> Ddpm {
+    let cfg = DdpmConfig { train: TrainConfig { max_epochs: 0, ..cfg.train.clone() }, ..cfg };
+    let data = random_states(64, width, 3);
+    let _torch = lock();
+    Ddpm::fit(&data, &data, &cfg, &mut no_progress()).unwrap().0
+}
+
+/// `[n, width]` standard-normal states from a Rust stream (no libtorch generator, no lock).
+fn random_states(n: i64, width: i64, seed: u64) -> Tensor {
+    single_thread();
+    let mut rng = Normals::new(seed);
+    let v: Vec<f32> = (0..n * width).map(|_| rng.next() as f32).collect();
+    Tensor::from_slice(&v).view([n, width])
+}
+
+#[test]
+fn identity_returns_its_input() {
+    let id = Identity::new(4);
+    let x = random_states(5, 4, 1);
+    let y = id.purify(&x);
+    assert!(y.equal(&x));
+    assert_ne!(y.data_ptr(), x.data_ptr(), "a copy, not an alias");
+    assert_eq!((id.steps(), id.input_dim(), id.output_dim(), id.cond_dim()), (0, 4, 4, 0));
+    assert!(id.purify(&x.to_kind(Kind::Double)).allclose(&x, 0.0, 0.0, false));
+}
+
+#[test]
+fn trained_ddpm_moves_noisy_points_towards_the_clean_subspace() {
+    let model = toy_ddpm();
+    let report = model.report().unwrap();
+    assert!(report.best_valid_loss < report.history[0].valid_loss * 0.1, "training reduced the loss: {report:?}");
+    let test = toy(500, 3);
+    let raw = mse(&test.noisy, &test.clean);
+    assert!((raw - NOISE * NOISE).abs() < 2e-4, "raw MSE {raw}");
+    let purified = model.purify(&test.noisy);
+    let after = mse(&purified, &test.clean);
+    // The Bayes-optimal posterior-mean chain keeps ~1 − 0.45 of the off-subspace noise (13 of 16 dims).
+    println!("toy DSRM: MSE to clean {raw:.3e} -> {after:.3e} (best valid loss {:.3e})", report.best_valid_loss);
+    assert!(after < 0.8 * raw, "DSRM purification: MSE to clean {raw:.6} -> {after:.6}");
+    assert_eq!(model.steps(), 10);
+}
+
+#[test]
+fn purification_is_deterministic_and_matches_the_reference_loop() {
+    let model = toy_ddpm();
+    let x = toy(64, 4).noisy;
+    let (a, b) = (model.purify(&x), model.purify(&x));
+    assert!(a.equal(&b), "two calls give identical outputs");
+    let reference = model.purify_reference(&x).unwrap();
+    assert!(max_abs(&a, &reference) < 1e-5, "compiled vs literal chain: {}", max_abs(&a, &reference));
+    // Row-wise: a state's purification does not depend on its batch.
+    let single = model.purify(&x.narrow(0, 7, 1));
+    assert!(max_abs(&single, &a.narrow(0, 7, 1)) < 1e-6);
+}
+
+#[test]
+fn ddim_k2_is_close_to_ddpm_and_also_purifies() {
+    let model = toy_ddpm();
+    let ddim = Ddim::new(&model, 2).unwrap();
+    assert_eq!((ddim.steps(), ddim.timesteps()), (2, [1usize, 10].as_slice()));
+    let test = toy(500, 5);
+    let (full, fast) = (model.purify(&test.noisy), ddim.purify(&test.noisy));
+    // Both purify, and they differ by a fraction of what purification changes (DDIM is the deterministic ODE
+    // sampler, the DDPM chain the posterior mean: not the same map, but close for a gentle schedule).
+    let (raw, moved, gap) = (mse(&test.noisy, &test.clean), mse(&full, &test.noisy), mse(&fast, &full));
+    println!(
+        "DDIM k=2: gap to DDPM {gap:.3e}, DDPM moved {moved:.3e}, MSE to clean {raw:.3e} -> {:.3e}",
+        mse(&fast, &test.clean)
+    );
+    assert!(gap < 0.25 * moved, "DDIM k=2 vs DDPM: gap {gap:.3e}, DDPM moved {moved:.3e}");
+    assert!(mse(&fast, &test.clean) < 0.8 * raw, "DDIM k=2: MSE to clean {raw:.3e} -> {:.3e}", mse(&fast, &test.clean));
+    let reference = ddim.purify_reference(&test.noisy).unwrap();
+    assert!(max_abs(&fast, &reference) < 1e-5);
+    // k = T' evaluates every level: the same levels as the DDPM chain (a different update, so not equal).
+    let all = Ddim::new(&model, 10).unwrap();
+    assert_eq!(all.timesteps(), (1..=10).collect::<Vec<_>>().as_slice());
+    assert!(max_abs(&all.purify(&test.noisy), &all.purify_reference(&test.noisy).unwrap()) < 1e-5);
+}
+
+#[test]
+fn distilled_student_is_close_to_its_teacher() {
+    let teacher = toy_ddpm();
+    let (train, valid, test) = (toy(2000, 1), toy(400, 2), toy(500, 6));
+    let cfg = StudentConfig {
+        train: TrainConfig { lr: 1e-3, batch_size: 100, max_epochs: 40, patience: 5, seed: 3, max_grad_norm: None },
+        ..Default::default()
+    };
+    let (student, report) = {
+        let _torch = lock();
+        Distilled::fit(&teacher, &train.noisy, &valid.noisy, &cfg, &mut no_progress()).unwrap()
+    };
+    assert_eq!(student.steps(), 1);
+    let (target, out) = (teacher.purify(&test.noisy), student.purify(&test.noisy));
+    let moved = mse(&target, &test.noisy);
+    let gap = mse(&out, &target);
+    println!(
+        "distilled: gap to teacher {gap:.3e} (warm start {:.3e}), teacher moved {moved:.3e}, MSE to clean {:.3e}",
+        report.history[0].valid_loss,
+        mse(&out, &test.clean)
+    );
+    assert!(gap < 0.1 * moved, "student vs teacher: gap {gap:.3e}, teacher moved {moved:.3e}; {report:?}");
+    assert!(report.best_valid_loss <= report.history[0].valid_loss, "never worse than the warm start");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("student.ckpt");
+    student.save(&path).unwrap();
+    let loaded = load(&path).unwrap();
+    assert!(loaded.purify(&test.noisy).equal(&out));
+    assert_eq!(loaded.name(), student.name());
+}
+
+#[test]
+fn save_then_load_gives_identical_purification() {
+    let model = toy_ddpm();
+    let x = toy(100, 7).noisy;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dsrm.ckpt");
+    model.save(&path).unwrap();
+    let (a, b) = (load(&path).unwrap(), Ddpm::load(&path).unwrap());
+    let expected = model.purify(&x);
+    assert!(a.purify(&x).equal(&expected) && b.purify(&x).equal(&expected), "two loaded copies");
+    assert_eq!(b.config(), model.config());
+    assert_eq!(b.report(), model.report(), "the training report travels with the weights");
+    assert_eq!(a.name(), model.name());
+
+    let ddim = Ddim::new(&model, 2).unwrap();
+    let path = dir.path().join("ddim.ckpt");
+    ddim.save(&path).unwrap();
+    assert!(load(&path).unwrap().purify(&x).equal(&ddim.purify(&x)));
+
+    let path = dir.path().join("identity.ckpt");
+    Identity::new(DIM).save(&path).unwrap();
+    assert!(load(&path).unwrap().purify(&x).equal(&x));
+
+    // A damaged file is refused; a foreign checkpoint is an error naming the file.
+    let foreign = dir.path().join("foreign.ckpt");
+    dsrm_nn::checkpoint::save(&foreign, &[], &serde_json::json!({"epoch": 1})).unwrap();
+    let err = load(&foreign).unwrap_err().to_string();
+    assert!(err.contains("foreign.ckpt"), "{err}");
+}
+
+#[test]
+fn fit_is_deterministic_for_a_seed() {
+    let data = toy(300, 8).noisy;
+    let cfg = DdpmConfig {
+        hidden: vec![32],
+        train: TrainConfig { lr: 1e-3, batch_size: 64, max_epochs: 3, patience: 3, seed: 42, max_grad_norm: Some(1.0) },
+        ..Default::default()
+    };
+    let fit = |cfg: &DdpmConfig| {
+        let _torch = lock();
+        Ddpm::fit(&data, &data.narrow(0, 0, 50), cfg, &mut no_progress()).unwrap()
+    };
+    let ((a, ra), (b, rb)) = (fit(&cfg), fit(&cfg));
+    assert_eq!(ra, rb);
+    assert!(a.purify(&data).equal(&b.purify(&data)));
+    let other = DdpmConfig { train: TrainConfig { seed: 43, ..cfg.train.clone() }, ..cfg };
+    assert!(!fit(&other).0.purify(&data).equal(&a.purify(&data)), "another seed trains another model");
+}
+
+#[test]
+fn options_train_and_compiled_chain_matches_reference() {
+    // ε prediction, a condition, importance sampling, reweighting, dropout, two hidden layers, diffrec_compat,
+    // stochastic purification: a short fit must run, and the compiled chain must equal the literal loop.
+    let cond_dim = 3;
+    let base = DdpmConfig {
+        hidden: vec![24, 16],
+        cond_dim,
+        mean_type: MeanType::Eps,
+        timestep_sampling: TimestepSampling::Importance,
+        reweight: true,
+        dropout: 0.1,
+        schedule: ScheduleConfig { steps: 5, noise_scale: 1.0, ..Default::default() },
+        train: TrainConfig { lr: 1e-3, batch_size: 16, max_epochs: 4, patience: 4, seed: 1, max_grad_norm: None },
+        ..Default::default()
+    };
+    let data = random_states(200, DIM + cond_dim, 9);
+    let (mut model, report) = {
+        let _torch = lock();
+        Ddpm::fit(&data, &data.narrow(0, 0, 40), &base, &mut no_progress()).unwrap()
+    };
+    assert_eq!(report.epochs, 4);
+    assert_eq!((model.input_dim(), model.output_dim(), model.cond_dim()), (DIM + cond_dim, DIM, cond_dim));
+    let x = random_states(32, DIM + cond_dim, 10);
+    let check = |m: &Ddpm, what: &str| {
+        let (fast, slow) = (m.purify(&x), m.purify_reference(&x).unwrap());
+        assert_eq!(fast.size(), [32, DIM]);
+        let err = max_abs(&fast, &slow);
+        assert!(err < 2e-5, "{what}: compiled vs literal {err}");
+    };
+    check(&model, "eps, conditioned");
+    for t_prime in [0, 1, 3] {
+        model.set_t_prime(t_prime).unwrap();
+        check(&model, &format!("T' = {t_prime}"));
+        assert_eq!(model.steps(), t_prime);
+        let ddim = Ddim::new(&model, 2).unwrap();
+        assert!(max_abs(&ddim.purify(&x), &ddim.purify_reference(&x).unwrap()) < 2e-5, "ddim T' = {t_prime}");
+    }
+    model.set_t_prime(0).unwrap();
+    assert!(model.purify(&x).equal(&x.narrow(1, 0, DIM)), "T' = 0 is the identity on the state");
+
+    model.set_t_prime(5).unwrap();
+    model.set_purify_noise(0.5, 11).unwrap();
+    check(&model, "stochastic");
+    let noisy = model.purify(&x);
+    assert!(noisy.equal(&model.purify(&x)), "stochastic purification is reproducible for a seed");
+    assert!(max_abs(&noisy.narrow(0, 3, 1), &model.purify(&x.narrow(0, 3, 1))) < 1e-6, "noise is keyed per state");
+    model.set_purify_noise(0.5, 12).unwrap();
+    assert!(!noisy.equal(&model.purify(&x)), "another seed, other noise");
+
+    // DiffRec's inference: a random forward sample at T', then all T reverse steps.
+    let mut compat = untrained(DdpmConfig { diffrec_compat: true, t_prime: Some(2), ..base.clone() }, DIM + cond_dim);
+    assert_eq!((compat.levels(), compat.steps(), compat.noise_scale()), ((2, 5), 5, 1.0));
+    check(&compat, "diffrec_compat");
+    compat.set_t_prime(0).unwrap();
+    assert_eq!((compat.steps(), compat.noise_scale()), (5, 0.0), "T' = 0: the clean input, still T steps");
+    check(&compat, "diffrec_compat T' = 0");
+
+    // x̂_0 models with several hidden layers and each activation.
+    for activation in [Activation::Tanh, Activation::Relu, Activation::Silu] {
+        let m = untrained(
+            DdpmConfig {
+                mean_type: MeanType::X0,
+                activation,
+                timestep_sampling: TimestepSampling::Uniform,
+                ..base.clone()
+            },
+            DIM + cond_dim,
+        );
+        check(&m, &format!("x0 {activation:?}"));
+    }
+}
+
+#[test]
+fn bad_shapes_and_settings_are_errors_not_panics() {
+    let model = untrained(DdpmConfig { hidden: vec![8], ..Default::default() }, DIM);
+    let ddim = Ddim::new(&model, 2).unwrap();
+    let id = Identity::new(DIM);
+    let bad_inputs = [
+        Tensor::zeros([4, DIM + 1], (Kind::Float, Device::Cpu)),
+        Tensor::zeros([DIM], (Kind::Float, Device::Cpu)),
+        Tensor::zeros([2, 4, DIM], (Kind::Float, Device::Cpu)),
+        Tensor::zeros([4, DIM], (Kind::Int64, Device::Cpu)),
+        Tensor::new(),
+    ];
+    let denoisers: [&dyn Denoiser; 3] = [&model, &ddim, &id];
+    for d in denoisers {
+        for x in &bad_inputs {
+            assert!(matches!(d.try_purify(x), Err(DenoiseError::Shape(_))), "{}: {x:?}", d.name());
+        }
+        assert_eq!(d.try_purify(&Tensor::zeros([0, DIM], (Kind::Float, Device::Cpu))).unwrap().size(), [0, DIM]);
+    }
+    assert!(model.purify_reference(&bad_inputs[0]).is_err());
+
+    let data = random_states(10, DIM, 1);
+    let fit =
+        |train: &Tensor, valid: &Tensor, cfg: &DdpmConfig| Ddpm::fit(train, valid, cfg, &mut no_progress()).map(|_| ());
+    let ok = DdpmConfig { train: TrainConfig { max_epochs: 0, ..Default::default() }, ..Default::default() };
+    assert!(matches!(fit(&data, &random_states(5, DIM + 1, 2), &ok), Err(DenoiseError::Data(_))));
+    assert!(matches!(fit(&data, &data.narrow(0, 0, 0), &ok), Err(DenoiseError::Data(_))));
+    assert!(matches!(fit(&data.to_kind(Kind::Int64), &data, &ok), Err(DenoiseError::Data(_))));
+    assert!(matches!(fit(&Tensor::new(), &data, &ok), Err(DenoiseError::Data(_))));
+    assert!(matches!(fit(&data, &Tensor::new(), &ok), Err(DenoiseError::Data(_))));
+    assert!(matches!(fit(&data.view([-1]), &data, &ok), Err(DenoiseError::Data(_))));
+    let nan = data.copy();
+    let _ = nan.get(0).get(0).fill_(f64::NAN);
+    assert!(matches!(fit(&nan, &data, &ok), Err(DenoiseError::Data(_))));
+    for cfg in [
+        DdpmConfig { t_prime: Some(11), ..ok.clone() },
+        DdpmConfig { hidden: vec![], ..ok.clone() },
+        DdpmConfig { cond_dim: DIM, ..ok.clone() },
+        DdpmConfig { dropout: 1.0, ..ok.clone() },
+        DdpmConfig { train: TrainConfig { batch_size: 0, ..ok.train.clone() }, ..ok.clone() },
+    ] {
+        assert!(fit(&data, &data, &cfg).is_err(), "{cfg:?}");
+    }
+    assert!(Ddim::new(&model, 0).is_err());
+    let mut m = model;
+    assert!(m.set_t_prime(11).is_err() && m.set_purify_noise(-1.0, 0).is_err());
+    assert!(matches!(Identity::new(DIM).try_purify(&bad_inputs[0]), Err(DenoiseError::Shape(_))));
+}
+
+#[test]
+fn vae_reconstructs_and_round_trips() {
+    let (train, valid, test) = (toy(2000, 1), toy(400, 2), toy(500, 11));
+    let cfg = VaeConfig {
+        hidden: vec![64],
+        train: TrainConfig { lr: 2e-3, batch_size: 200, max_epochs: 40, patience: 8, seed: 5, max_grad_norm: None },
+        ..Default::default()
+    };
+    let (vae, report) = {
+        let _torch = lock();
+        Vae::fit(&train.noisy, &valid.noisy, &cfg, &mut no_progress()).unwrap()
+    };
+    let out = vae.purify(&test.noisy);
+    let variance = test.clean.var(true).double_value(&[]);
+    let to_clean = mse(&out, &test.clean);
+    println!(
+        "VAE: MSE to clean {to_clean:.3e}, noisy input {:.3e}, data variance {variance:.3e}",
+        mse(&test.noisy, &test.clean)
+    );
+    assert!(
+        to_clean < 0.02 * variance,
+        "VAE reconstruction MSE {to_clean:.4} vs data variance {variance:.4}; {report:?}"
+    );
+    assert!(to_clean < mse(&test.noisy, &test.clean), "the VAE also moves noisy points towards the clean ones");
+    assert!(out.equal(&vae.purify(&test.noisy)), "deterministic");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vae.ckpt");
+    vae.save(&path).unwrap();
+    assert!(load(&path).unwrap().purify(&test.noisy).equal(&out));
+    assert!(matches!(
+        vae.try_purify(&Tensor::zeros([1, DIM + 2], (Kind::Float, Device::Cpu))),
+        Err(DenoiseError::Shape(_))
+    ));
+}
+
+#[test]
+fn build_trains_what_the_config_names() {
+    let data = toy(200, 12).noisy;
+    let quick = TrainConfig { lr: 1e-3, batch_size: 100, max_epochs: 1, patience: 1, seed: 0, max_grad_norm: None };
+    let ddpm = DdpmConfig { hidden: vec![16], train: quick.clone(), ..Default::default() };
+    let cases = [
+        (DenoiserConfig::Identity(IdentityConfig {}), 0, 0),
+        (DenoiserConfig::Ddpm(ddpm.clone()), 1, 10),
+        (DenoiserConfig::Ddim(DdimConfig { ddpm: ddpm.clone(), k: 3 }), 1, 3),
+        (
+            DenoiserConfig::Distilled(DistilledConfig {
+                teacher: ddpm.clone(),
+                student: StudentConfig { train: quick.clone(), ..Default::default() },
+            }),
+            2,
+            1,
+        ),
+        (DenoiserConfig::Vae(VaeConfig { hidden: vec![16], train: quick.clone(), ..Default::default() }), 1, 2),
+    ];
+    for (cfg, reports, steps) in cases {
+        let mut epochs = 0;
+        let built = {
+            let _torch = lock();
+            build(&cfg, &data, &data, &mut |_| epochs += 1).unwrap()
+        };
+        assert_eq!((built.reports.len(), built.denoiser.steps()), (reports, steps), "{}", cfg.kind());
+        assert_eq!(epochs, 2 * reports, "epoch 0 and epoch 1 of each model");
+        assert_eq!(built.denoiser.purify(&data).size(), [200, DIM]);
+    }
+}
+
+/// Purification latency in release mode on one libtorch thread (run with
+/// `cargo test --release -p dsrm-denoise -- --ignored latency --nocapture`).
+#[test]
+#[ignore]
+fn latency() {
+    let _torch = lock();
+    dsrm_nn::runtime::init(1, 0);
+    let d = 42; // KuaiRec's `avg` state.
+    let data = random_states(2000, d, 1);
+    let quick = TrainConfig { max_epochs: 1, ..Default::default() };
+    let cfg = |steps: usize| DdpmConfig {
+        schedule: ScheduleConfig { steps, ..Default::default() },
+        train: quick.clone(),
+        ..Default::default()
+    };
+    let calls = 2000;
+    println!("{:<62} batch  median_us  p99_us  mean_us  min_us", "denoiser");
+    let report = |den: &dyn Denoiser| {
+        for batch in [1, 256] {
+            let n = if batch == 1 { calls } else { calls / 10 };
+            let s = measure_latency(den, d, batch, n, n / 10).unwrap();
+            println!(
+                "{:<62} {:>5} {:>10.1} {:>7.1} {:>8.1} {:>7.1}",
+                den.name(),
+                batch,
+                s.median_us,
+                s.p99_us,
+                s.mean_us,
+                s.min_us
+            );
+        }
+    };
+    report(&Identity::new(d));
+    let mut t10 = None;
+    for steps in [1, 5, 10, 20, 50] {
+        let (model, _) = Ddpm::fit(&data, &data, &cfg(steps), &mut no_progress()).unwrap();
+        report(&model);
+        if steps == 10 {
+            t10 = Some(model);
+        }
+    }
+    let t10 = t10.unwrap();
+    report(&Ddim::new(&t10, 2).unwrap());
+    let student = StudentConfig { train: quick.clone(), ..Default::default() };
+    let (distilled, _) = Distilled::fit(&t10, &data, &data, &student, &mut no_progress()).unwrap();
+    report(&distilled);
+    let (vae, _) =
+        Vae::fit(&data, &data, &VaeConfig { train: quick, ..Default::default() }, &mut no_progress()).unwrap();
+    report(&vae);
+    // The literal loop, for comparison with the compiled chain.
+    let x = random_states(1, d, 2);
+    let start = std::time::Instant::now();
+    for _ in 0..calls {
+        let _ = std::hint::black_box(t10.purify_reference(&x).unwrap());
+    }
+    println!(
+        "ddpm T=10 literal loop (purify_reference), batch 1: mean {:.1} us",
+        start.elapsed().as_secs_f64() * 1e6 / calls as f64
+    );
+}
