@@ -50,10 +50,27 @@ pub enum BenchCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Purification latency of the DSRM denoisers (DDPM with T in {1,5,10,20,50}, DDIM k = 2, the distilled
+    /// one-step student, VAE, identity) at batch 1 and 256, including the &[f32] -> tensor -> Vec<f32> round trip.
+    /// Latency does not depend on the weights, so the models are fitted for one epoch on random 42-d states.
+    Denoise {
+        /// libtorch intra-op threads (the serving goal is stated for one core).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// State dimension (42 = KuaiRec's `avg` state).
+        #[arg(long, default_value_t = 42)]
+        dim: i64,
+        /// Timed calls at batch 1 (a tenth of that at batch 256).
+        #[arg(long, default_value_t = 5000)]
+        calls: usize,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Denoise { threads, dim, calls, out } => bench_denoise(threads, dim, calls, out),
         BenchCommand::Env { data, steps, batch, threads, repeats, out } => {
             bench_env(data, steps, batch, threads, repeats, out)
         }
@@ -129,6 +146,64 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
     println!("libtorch {threads} thread(s)\n{t}");
     if let Some(path) = out {
         output::write_json(&path, &json!({"bench": "nn", "threads": threads, "results": rows}))?;
+    }
+    Ok(())
+}
+
+fn bench_denoise(threads: usize, dim: i64, calls: usize, out: Option<PathBuf>) -> Result<()> {
+    use dsrm_denoise::{
+        measure_latency, Ddim, Ddpm, DdpmConfig, Denoiser, Distilled, Identity, ScheduleConfig, StudentConfig,
+        TrainConfig, Vae, VaeConfig,
+    };
+    use dsrm_nn::tch::{Device, Kind, Tensor};
+    dsrm_nn::runtime::init(threads, 0);
+    let data = Tensor::randn([2000, dim], (Kind::Float, Device::Cpu)) * 0.1;
+    let quick = TrainConfig { max_epochs: 1, ..Default::default() };
+    let mut denoisers: Vec<Box<dyn Denoiser>> = vec![Box::new(Identity::new(dim))];
+    let mut t10 = None;
+    for steps in [1, 5, 10, 20, 50] {
+        let cfg = DdpmConfig {
+            schedule: ScheduleConfig { steps, ..Default::default() },
+            train: quick.clone(),
+            ..Default::default()
+        };
+        let (model, _) = Ddpm::fit(&data, &data, &cfg, &mut |_| {})?;
+        if steps == 10 {
+            t10 = Some(model.shallow_clone()?);
+        }
+        denoisers.push(Box::new(model));
+    }
+    let t10 = t10.expect("T = 10 is in the list");
+    denoisers.push(Box::new(Ddim::new(&t10, 2)?));
+    let student = StudentConfig { train: quick.clone(), ..Default::default() };
+    denoisers.push(Box::new(Distilled::fit(&t10, &data, &data, &student, &mut |_| {})?.0));
+    denoisers.push(Box::new(Vae::fit(&data, &data, &VaeConfig { train: quick, ..Default::default() }, &mut |_| {})?.0));
+
+    let mut t = output::table(
+        ["denoiser", "network evals", "batch 1 median µs", "batch 1 p99 µs", "batch 256 median µs", "batch 256 p99 µs"]
+            .map(String::from)
+            .to_vec(),
+    );
+    let mut rows = Vec::new();
+    let pb = output::bar(denoisers.len() as u64, "timing");
+    for den in &denoisers {
+        let one = measure_latency(den.as_ref(), dim, 1, calls, calls / 10)?;
+        let many = measure_latency(den.as_ref(), dim, 256, (calls / 10).max(10), (calls / 100).max(1))?;
+        t.add_row(vec![
+            den.name(),
+            den.steps().to_string(),
+            format!("{:.1}", one.median_us),
+            format!("{:.1}", one.p99_us),
+            format!("{:.1}", many.median_us),
+            format!("{:.1}", many.p99_us),
+        ]);
+        rows.push(json!({"denoiser": den.name(), "steps": den.steps(), "batch1": {"median_us": one.median_us, "p99_us": one.p99_us}, "batch256": {"median_us": many.median_us, "p99_us": many.p99_us}}));
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    println!("purification latency, state dim {dim}, {threads} libtorch thread(s)\n{t}");
+    if let Some(path) = out {
+        output::write_json(&path, &json!({"bench": "denoise", "threads": threads, "dim": dim, "results": rows}))?;
     }
     Ok(())
 }
