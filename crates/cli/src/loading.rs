@@ -1,11 +1,12 @@
 //! From a config to a [`World`]: real files from a directory, or the cached synthetic KuaiRec.
 
-use crate::config::RunConfig;
+use crate::config::{DataConfig, RunConfig};
 use crate::output;
 use anyhow::{bail, Context, Result};
 use dsrm_data::synth::{SynthConfig, SynthSize};
 use dsrm_data::{coat, kuairand, kuairec, Dataset};
-use dsrm_sim::World;
+use dsrm_sim::world::WorldConfig;
+use dsrm_sim::{EnvConfig, World};
 use std::path::{Path, PathBuf};
 
 /// Where generated synthetic sets are cached (`DSRM_CACHE` or `./.cache/dsrm`).
@@ -60,31 +61,37 @@ pub fn cached_synthetic(size_name: &str, seed: u64) -> Result<PathBuf> {
 
 /// Loads the configured data and builds the world.
 pub fn load_world(cfg: &RunConfig) -> Result<World> {
-    let dir = match &cfg.data.dir {
+    load_world_from(&cfg.data, &cfg.env, &cfg.world)
+}
+
+/// Loads the data of a `[data]` table and builds the world of `[env]` / `[world]` (for configs other than
+/// [`RunConfig`], such as `dsrm train`'s).
+pub fn load_world_from(data_cfg: &DataConfig, env_cfg: &EnvConfig, world_cfg: &WorldConfig) -> Result<World> {
+    let dir = match &data_cfg.dir {
         Some(dir) => dir.clone(),
-        None if cfg.data.dataset == Dataset::KuaiRec => {
-            cached_synthetic(&cfg.data.synthetic_size, cfg.data.synthetic_seed)?
+        None if data_cfg.dataset == Dataset::KuaiRec => {
+            cached_synthetic(&data_cfg.synthetic_size, data_cfg.synthetic_seed)?
         }
-        None => bail!("data.dir is required for {:?}: only KuaiRec has a built-in synthetic set", cfg.data.dataset),
+        None => bail!("data.dir is required for {:?}: only KuaiRec has a built-in synthetic set", data_cfg.dataset),
     };
-    let settings = cfg.env.resolve();
+    let settings = env_cfg.resolve();
     let pb = output::spinner(&format!("loading {}", dir.display()));
-    let world = match cfg.data.dataset {
+    let world = match data_cfg.dataset {
         Dataset::KuaiRec => {
-            let opts = kuairec::LoadOptions { duplicate_policy: cfg.data.duplicate_policy, ..Default::default() };
+            let opts = kuairec::LoadOptions { duplicate_policy: data_cfg.duplicate_policy, ..Default::default() };
             let data = kuairec::load(&dir, &opts)?;
             pb.set_message("building the KuaiRec environment");
-            World::kuairec(&data, settings, &cfg.world)?
+            World::kuairec(&data, settings, world_cfg)?
         }
         Dataset::KuaiRandPure => {
-            let opts = kuairand::LoadOptions { duplicate_policy: cfg.data.duplicate_policy, ..Default::default() };
+            let opts = kuairand::LoadOptions { duplicate_policy: data_cfg.duplicate_policy, ..Default::default() };
             let data = kuairand::load(&dir, &opts)?;
             pb.set_message("building the KuaiRand-Pure environment (may fit the MF completion)");
-            World::kuairand(&data, settings, &cfg.world)?
+            World::kuairand(&data, settings, world_cfg)?
         }
         Dataset::Coat => {
             let data = coat::load(&dir)?;
-            World::coat(&data, settings, &cfg.world)?
+            World::coat(&data, settings, world_cfg)?
         }
     };
     pb.finish_and_clear();

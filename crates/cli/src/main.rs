@@ -27,6 +27,8 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Every heuristic baseline over several seeds (mean ± 95% CI); synthetic KuaiRec unless --data is given.
     Demo(commands::demo::DemoArgs),
+    /// Train an A2C / PPO agent in the simulated environment, evaluating on the ground truth every epoch.
+    Train(commands::train::TrainArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -41,6 +43,7 @@ fn main() -> Result<()> {
         Command::Data { command } => commands::data::run(command),
         Command::Eval(args) => commands::eval::run(args),
         Command::Demo(args) => commands::demo::run(args),
+        Command::Train(args) => commands::train::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }
