@@ -92,6 +92,14 @@ pub struct World {
     /// The training log in dense ids (env users first), rows ordered by (user, time) so sequential models
     /// can walk it. Policies learn from this, never from the truth.
     pub train: Interactions,
+    /// The whole training log: `train` plus rows on videos outside the catalogue (KuaiRec's big matrix covers
+    /// 10,728 videos; the catalogue is the small matrix's 3,327). Catalogue items keep their dense ids and
+    /// the others follow; users are the same as in `train`. User models fit on it.
+    pub train_full: Interactions,
+    /// Raw categories of every item of `train_full` (catalogue first).
+    pub item_tags_full: Vec<Vec<i32>>,
+    /// `duration_normed` of every item of `train_full` (catalogue first).
+    pub item_duration_full: Vec<f64>,
     /// Per item: the mean of DORL's `duration_normed` (z-score of video duration over per-item means), the
     /// dense item feature of the user models (0 where unknown).
     pub item_duration_normed: Vec<f64>,
@@ -121,11 +129,21 @@ impl World {
         // Training log: the big matrix restricted to catalogue videos; small-matrix users keep their dense
         // ids, the other big-matrix users follow. Target: watch ratio capped like the reward; NaN rows dropped.
         let item_of = dense_map(&truth.item_ids);
+        let big = &data.big;
+        // The whole big matrix is the training log (`train_full`): catalogue videos keep their dense ids and the
+        // other videos follow in id order, so user models learn the environment users from all their rows.
+        let mut extra_videos: Vec<u32> = big.video_id.iter().copied().filter(|v| !item_of.contains_key(v)).collect();
+        extra_videos.sort_unstable();
+        extra_videos.dedup();
+        let mut full_item_of = item_of.clone();
+        let n_catalogue = truth.item_ids.len();
+        extra_videos.iter().enumerate().for_each(|(k, &v)| {
+            full_item_of.insert(v, (n_catalogue + k) as u32);
+        });
         let mut user_of = dense_map(&truth.user_ids);
         let mut n_users = truth.user_ids.len();
-        let mut train = Interactions { n_items: truth.item_ids.len(), ..Default::default() };
+        let mut train_full = Interactions { n_items: n_catalogue + extra_videos.len(), ..Default::default() };
         let mut dropped_nan = 0usize;
-        let big = &data.big;
         let mut rows: Vec<usize> = (0..big.len()).collect();
         rows.sort_by(|&a, &b| {
             (big.user_id[a], big.timestamp[a])
@@ -134,7 +152,7 @@ impl World {
                 .then(a.cmp(&b))
         });
         for row in rows {
-            let Some(&item) = item_of.get(&big.video_id[row]) else { continue };
+            let item = full_item_of[&big.video_id[row]];
             let w = big.watch_ratio[row];
             if w.is_nan() {
                 dropped_nan += 1;
@@ -144,11 +162,14 @@ impl World {
                 n_users += 1;
                 (n_users - 1) as u32
             });
-            train.user.push(user);
-            train.item.push(item);
-            train.target.push(w.min(crate::ground_truth::KUAIREC_REWARD_CAP));
+            train_full.user.push(user);
+            train_full.item.push(item);
+            train_full.target.push(w.min(crate::ground_truth::KUAIREC_REWARD_CAP));
         }
-        train.n_users = n_users;
+        train_full.n_users = n_users;
+        let train = catalogue_rows(&train_full, n_catalogue);
+        let mut full_videos = truth.item_ids.clone();
+        full_videos.extend(&extra_videos);
 
         // Novelty popularity: big-matrix rows with watch_ratio >= 1 per item / distinct big-matrix users.
         let mut big_users = big.user_id.clone();
@@ -184,7 +205,8 @@ impl World {
 
         let durations = [(&big.video_id, &big.video_duration), (&data.small.video_id, &data.small.video_duration)];
         let per_video = duration_normed(&durations, data.item_tags.len());
-        let item_duration_normed = truth.item_ids.iter().map(|&v| per_video[v as usize]).collect();
+        let item_duration_full: Vec<f64> = full_videos.iter().map(|&v| per_video[v as usize]).collect();
+        let item_tags_full = lookup_tags(&data.item_tags, &full_videos, "item_categories.csv")?;
         let notes = vec![
             format!(
                 "ground truth: small_matrix.csv, {} x {}, watch_ratio capped at 5, NaN -> mean {:.6}",
@@ -197,14 +219,18 @@ impl World {
                 truth.missing_cells, truth.nan_cells, truth.capped_rows
             ),
             format!(
-                "training log: big_matrix.csv restricted to catalogue videos, {} rows ({} NaN rows dropped)",
+                "training log: big_matrix.csv, {} rows ({} on catalogue videos; {} NaN rows dropped)",
+                train_full.len(),
                 train.len(),
                 dropped_nan
             ),
         ];
         Ok(World {
             dataset: "kuairec".into(),
-            item_duration_normed,
+            item_duration_normed: item_duration_full[..n_catalogue].to_vec(),
+            train_full,
+            item_tags_full,
+            item_duration_full,
             pair_counts: distinct_pair_counts(&train),
             spec,
             settings,
@@ -321,9 +347,13 @@ impl World {
         let durations: Vec<(Vec<u32>, Vec<i64>)> =
             logs.iter().map(|l| (l.video_id.clone(), l.duration_ms.clone())).collect();
         let duration_refs: Vec<(&Vec<u32>, &Vec<i64>)> = durations.iter().map(|(a, b)| (a, b)).collect();
+        let item_duration_normed = duration_normed(&duration_refs, n_items);
         Ok(World {
             dataset: "kuairand-pure".into(),
-            item_duration_normed: duration_normed(&duration_refs, n_items),
+            train_full: train.clone(),
+            item_tags_full: data.video_tags.clone(),
+            item_duration_full: item_duration_normed.clone(),
+            item_duration_normed,
             pair_counts: distinct_pair_counts(&train),
             spec,
             settings,
@@ -396,6 +426,9 @@ impl World {
         ];
         Ok(World {
             dataset: "coat".into(),
+            train_full: train.clone(),
+            item_tags_full: item_tags.clone(),
+            item_duration_full: vec![0.0; n_items],
             item_duration_normed: vec![0.0; n_items],
             pair_counts: distinct_pair_counts(&train),
             popularity: rows.iter().map(|&c| c as f64 / n_users as f64).collect(),
@@ -494,4 +527,15 @@ fn duration_normed(logs: &[(&Vec<u32>, &Vec<i64>)], n_videos: usize) -> Vec<f64>
     let mu = means.iter().sum::<f64>() / means.len() as f64;
     let sd = (means.iter().map(|m| (m - mu).powi(2)).sum::<f64>() / (means.len() - 1) as f64).sqrt();
     (0..n_videos).map(|v| if count[v] > 0 && sd > 0.0 { (sum[v] / count[v] as f64 - mu) / sd } else { 0.0 }).collect()
+}
+
+/// The rows of `full` whose item is in the catalogue (the first `n_catalogue` dense items), same user ids.
+fn catalogue_rows(full: &Interactions, n_catalogue: usize) -> Interactions {
+    let mut out = Interactions { n_users: full.n_users, n_items: n_catalogue, ..Default::default() };
+    for row in (0..full.len()).filter(|&r| (full.item[r] as usize) < n_catalogue) {
+        out.user.push(full.user[row]);
+        out.item.push(full.item[row]);
+        out.target.push(full.target[row]);
+    }
+    out
 }

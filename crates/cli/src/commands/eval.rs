@@ -71,7 +71,12 @@ pub fn run_policy(
         QuitRule::Category { window, .. } => window,
         QuitRule::Distance { .. } => 0,
     };
-    let ctx = TrainingContext { train: &world.train, item_tags: &world.item_tags, quit_window };
+    let ctx = TrainingContext {
+        train: &world.train,
+        item_tags: &world.item_tags,
+        quit_window,
+        full_train: Some(&world.train_full),
+    };
     let mut heuristic_cfg = cfg.heuristics.clone();
     heuristic_cfg.mf.seed = seed;
     let mut results = Vec::new();

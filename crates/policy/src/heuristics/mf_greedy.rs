@@ -23,20 +23,38 @@ pub struct MfGreedy {
     temperature: f64,
     /// The user whose scores are cached in `scores` / `logits`.
     cached_user: Option<u32>,
-    /// Predicted target per item for `cached_user`.
+    /// Predictions for every item of the fitted log (catalogue first).
+    all_scores: Vec<f64>,
+    /// Predicted target per catalogue item for `cached_user`.
     scores: Vec<f64>,
     /// Standardised `scores` / temperature: the `Sampled` logits.
     logits: Vec<f64>,
 }
 
 impl MfGreedy {
-    /// Fit the user model on the training log.
+    /// Fit the user model on the whole training log (`full_train` when given: its first `n_items` items are
+    /// the catalogue) and score the catalogue.
     pub fn new(ctx: &TrainingContext, cfg: &HeuristicConfig) -> Result<Self, PolicyError> {
         ctx.validate()?;
         check_param("temperature", cfg.temperature, |t| t > 0.0, "> 0")?;
-        let mf = MatrixFactorization::fit(ctx.train, &cfg.mf)?;
-        let n = mf.n_items();
-        Ok(Self { mf, temperature: cfg.temperature, cached_user: None, scores: vec![0.0; n], logits: vec![0.0; n] })
+        let log = ctx.full_train.unwrap_or(ctx.train);
+        if log.n_items < ctx.n_items() {
+            return Err(PolicyError::InvalidContext(format!(
+                "full training log has {} items, fewer than the {}-item catalogue",
+                log.n_items,
+                ctx.n_items()
+            )));
+        }
+        let mf = MatrixFactorization::fit(log, &cfg.mf)?;
+        let n = ctx.n_items();
+        Ok(Self {
+            mf,
+            temperature: cfg.temperature,
+            cached_user: None,
+            all_scores: vec![0.0; log.n_items],
+            scores: vec![0.0; n],
+            logits: vec![0.0; n],
+        })
     }
 
     /// The fitted user model.
@@ -50,7 +68,9 @@ impl MfGreedy {
             return;
         }
         if (user as usize) < self.mf.n_users() {
-            self.mf.score_items(user, &mut self.scores);
+            self.mf.score_items(user, &mut self.all_scores);
+            let n = self.scores.len();
+            self.scores.copy_from_slice(&self.all_scores[..n]);
         } else {
             let base = self.mf.global_mean();
             for (s, &b) in self.scores.iter_mut().zip(self.mf.item_biases()) {
@@ -120,7 +140,7 @@ mod tests {
     #[test]
     fn picks_the_item_with_the_highest_planted_preference() {
         let (train, tags) = planted();
-        let ctx = TrainingContext { train: &train, item_tags: &tags, quit_window: 0 };
+        let ctx = TrainingContext { train: &train, item_tags: &tags, quit_window: 0, full_train: None };
         let mut p = MfGreedy::new(&ctx, &cfg()).unwrap();
         let mut rng = PolicyRng::seed_from_u64(0);
         let mut mask = ItemMask::all(12);
@@ -139,7 +159,7 @@ mod tests {
     #[test]
     fn sampled_prefers_liked_items_and_cache_follows_the_user() {
         let (train, tags) = planted();
-        let ctx = TrainingContext { train: &train, item_tags: &tags, quit_window: 0 };
+        let ctx = TrainingContext { train: &train, item_tags: &tags, quit_window: 0, full_train: None };
         let mut p = MfGreedy::new(&ctx, &cfg()).unwrap();
         let mut rng = PolicyRng::seed_from_u64(1);
         let mask = ItemMask::all(12);
@@ -153,7 +173,7 @@ mod tests {
     #[test]
     fn unknown_users_are_ranked_by_item_biases() {
         let (train, tags) = planted();
-        let ctx = TrainingContext { train: &train, item_tags: &tags, quit_window: 0 };
+        let ctx = TrainingContext { train: &train, item_tags: &tags, quit_window: 0, full_train: None };
         let mut p = MfGreedy::new(&ctx, &cfg()).unwrap();
         let obs = Observation { user: 1_000, items: &[], rewards: &[], initial_item: None };
         let a = p.act(&obs, &ItemMask::all(12), Selection::Argmax, &mut PolicyRng::seed_from_u64(0));

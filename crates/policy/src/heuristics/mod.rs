@@ -75,6 +75,10 @@ pub struct TrainingContext<'a> {
     /// N of the environment's category quit rule: the user quits when a new item shares a category with
     /// the last N items. 0 when the environment quits by another rule.
     pub quit_window: usize,
+    /// The whole training log when it covers more items than the catalogue (KuaiRec's big matrix holds 10,728
+    /// videos; the catalogue is the small matrix's 3,327, listed first with the same dense ids). User models
+    /// fit on it learn the environment users from their other videos. `None`: `train` is the whole log.
+    pub full_train: Option<&'a Interactions>,
 }
 
 impl TrainingContext<'_> {
@@ -270,7 +274,12 @@ pub(crate) mod testkit {
 
     impl Fixture {
         pub fn ctx(&self) -> TrainingContext<'_> {
-            TrainingContext { train: &self.train, item_tags: &self.tags, quit_window: self.quit_window }
+            TrainingContext {
+                train: &self.train,
+                item_tags: &self.tags,
+                quit_window: self.quit_window,
+                full_train: None,
+            }
         }
     }
 

@@ -1,0 +1,185 @@
+//! The networks of the on-policy agents, and the state tracker trained jointly with them.
+//!
+//! DORL's A2C (`run_Policy_Main.py`) builds tianshou's `Net(state_dim, hidden_sizes=[64, 64])` once and hands
+//! it to both `Actor(net, n_items)` and `Critic(net)`: one **shared trunk** (Linear-ReLU per hidden layer,
+//! ReLU after the last one too) with a linear policy head over the whole catalogue and a linear value head.
+//! tianshou's `ActorCritic.parameters()` de-duplicates the shared trunk, so one Adam updates it from the summed
+//! loss `actor + vf_coef * critic`. We keep that as the default (`shared_trunk = true`) for parity; a separate
+//! critic trunk is an option, since sharing lets the value loss pull the policy's features.
+//!
+//! The state tracker has its *own* Adam (DORL's `optim_state`), stepped on the same loss: gradients flow from
+//! the policy and value losses through the states into the tracker's embeddings.
+
+use crate::Result;
+use dsrm_nn::optim::{Adam, AdamConfig};
+use dsrm_nn::tch::nn::{self, VarStore};
+use dsrm_nn::tch::{Device, Tensor};
+use dsrm_state::{HistoryBatch, StateTracker};
+
+/// Policy (logits over the catalogue) and value heads over the tracker's state.
+#[derive(Debug)]
+pub struct ActorCritic {
+    /// Every parameter of the policy and value networks (the tracker's live in its own store).
+    pub vs: VarStore,
+    trunk: Vec<nn::Linear>,
+    /// `Some` when the critic has its own trunk (`shared_trunk = false`).
+    critic_trunk: Option<Vec<nn::Linear>>,
+    actor: nn::Linear,
+    critic: nn::Linear,
+    state_dim: i64,
+    n_items: i64,
+    hidden: Vec<i64>,
+}
+
+fn trunk(path: &nn::Path, state_dim: i64, hidden: &[i64]) -> Vec<nn::Linear> {
+    let mut input = state_dim;
+    hidden
+        .iter()
+        .enumerate()
+        .map(|(i, &h)| {
+            let layer = nn::linear(path / format!("l{i}"), input, h, Default::default());
+            input = h;
+            layer
+        })
+        .collect()
+}
+
+fn run_trunk(layers: &[nn::Linear], x: &Tensor) -> Result<Tensor> {
+    let mut x = x.shallow_clone();
+    for l in layers {
+        x = x.f_linear(&l.ws, l.bs.as_ref())?.f_relu()?;
+    }
+    Ok(x)
+}
+
+impl ActorCritic {
+    /// Builds the networks with PyTorch's default initialisation (consumes libtorch's generator, so the
+    /// caller seeds it first). `hidden` may be empty (linear heads directly on the state).
+    pub fn new(state_dim: i64, n_items: i64, hidden: &[i64], shared_trunk: bool, device: Device) -> Result<Self> {
+        if state_dim <= 0 || n_items <= 0 || hidden.iter().any(|&h| h <= 0) {
+            return Err(crate::AgentError::Config(format!(
+                "network sizes must be positive (state {state_dim}, items {n_items}, hidden {hidden:?})"
+            )));
+        }
+        let vs = VarStore::new(device);
+        let root = vs.root();
+        let last = hidden.last().copied().unwrap_or(state_dim);
+        let trunk_layers = trunk(&(&root / "trunk"), state_dim, hidden);
+        let critic_trunk = (!shared_trunk).then(|| trunk(&(&root / "critic_trunk"), state_dim, hidden));
+        let actor = nn::linear(&root / "actor", last, n_items, Default::default());
+        let critic = nn::linear(&root / "critic", last, 1, Default::default());
+        Ok(Self { vs, trunk: trunk_layers, critic_trunk, actor, critic, state_dim, n_items, hidden: hidden.to_vec() })
+    }
+
+    /// An independent copy with the same weights (for evaluation snapshots).
+    pub fn try_clone(&self) -> Result<Self> {
+        let shared = self.critic_trunk.is_none();
+        let mut copy = Self::new(self.state_dim, self.n_items, &self.hidden, shared, self.vs.device())?;
+        copy.vs.copy(&self.vs)?;
+        Ok(copy)
+    }
+
+    /// Input size (the tracker's state dimension).
+    pub fn state_dim(&self) -> i64 {
+        self.state_dim
+    }
+
+    /// Number of actions (catalogue items).
+    pub fn n_items(&self) -> i64 {
+        self.n_items
+    }
+
+    /// `[B, n_items]` logits and `[B]` values for `[B, state_dim]` states.
+    pub fn forward(&self, states: &Tensor) -> Result<(Tensor, Tensor)> {
+        let h = run_trunk(&self.trunk, states)?;
+        let logits = h.f_linear(&self.actor.ws, self.actor.bs.as_ref())?;
+        let hv = match &self.critic_trunk {
+            Some(layers) => run_trunk(layers, states)?,
+            None => h,
+        };
+        let values = hv.f_linear(&self.critic.ws, self.critic.bs.as_ref())?.f_squeeze_dim(-1)?;
+        Ok((logits, values))
+    }
+
+    /// `[B, n_items]` logits only (evaluation).
+    pub fn logits(&self, states: &Tensor) -> Result<Tensor> {
+        Ok(run_trunk(&self.trunk, states)?.f_linear(&self.actor.ws, self.actor.bs.as_ref())?)
+    }
+}
+
+/// A state tracker and the Adam that trains it (DORL's separate `optim_state`).
+pub struct TrainedTracker {
+    /// The tracker being trained.
+    pub tracker: Box<dyn StateTracker>,
+    /// Its optimiser.
+    pub adam: Adam,
+}
+
+impl TrainedTracker {
+    /// Wraps a tracker with a fresh Adam (learning rate `lr`, PyTorch defaults otherwise, no clipping).
+    pub fn new(tracker: Box<dyn StateTracker>, lr: f64) -> Self {
+        let adam = Adam::new(tracker.var_store(), AdamConfig { lr, ..Default::default() });
+        Self { tracker, adam }
+    }
+
+    /// `[B, state_dim]` states, differentiable with respect to the tracker.
+    pub fn states(&self, batch: &HistoryBatch) -> Result<Tensor> {
+        Ok(self.tracker.try_states(batch)?)
+    }
+}
+
+/// One optimisation step of the policy networks *and* the tracker on one loss: a single backward pass, then
+/// each Adam applies its own update (DORL: `loss.backward(); optim_RL.step(); optim_state.step()`).
+///
+/// `dsrm_nn::optim::Adam` only offers `backward_step`, which zeroes its gradients and back-propagates. So the
+/// policy optimiser runs the backward pass (which also fills the tracker's gradients g), and the tracker
+/// optimiser is then stepped on the surrogate Σ ⟨p, g⟩ whose gradient with respect to p is exactly g (the
+/// multiplication by the upstream 1.0 is exact in floating point). The result is bit-identical to stepping
+/// two optimisers on shared gradients; the policy optimiser's gradient clipping (PPO) covers the policy
+/// networks only, as tianshou clips `actor_critic.parameters()`.
+pub(crate) fn joint_step(loss: &Tensor, policy: &mut Adam, tracker: &mut TrainedTracker) -> Result<()> {
+    let params = tracker.tracker.var_store().trainable_variables();
+    for p in &params {
+        let mut p = p.shallow_clone();
+        p.zero_grad();
+    }
+    policy.backward_step(loss)?;
+    let mut surrogate: Option<Tensor> = None;
+    for p in &params {
+        let g = p.grad();
+        if !g.defined() {
+            continue;
+        }
+        // A copy, not a view: the tracker optimiser zeroes the gradient in place before back-propagating.
+        let term = p.f_mul(&g.f_detach_copy()?)?.f_sum(p.kind())?;
+        surrogate = Some(match surrogate {
+            Some(s) => s.f_add(&term)?,
+            None => term,
+        });
+    }
+    if let Some(s) = surrogate {
+        tracker.adam.backward_step(&s)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsrm_nn::tch::{Kind, Tensor};
+
+    #[test]
+    fn shared_trunk_has_one_trunk_and_separate_has_two() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        dsrm_nn::runtime::seed(0);
+        let shared = ActorCritic::new(5, 7, &[8, 8], true, Device::Cpu).unwrap();
+        let separate = ActorCritic::new(5, 7, &[8, 8], false, Device::Cpu).unwrap();
+        assert_eq!(shared.vs.variables().len(), 2 * 2 + 2 + 2);
+        assert_eq!(separate.vs.variables().len(), 4 * 2 + 2 + 2);
+        let x = Tensor::randn([3, 5], (Kind::Float, Device::Cpu));
+        let (logits, values) = shared.forward(&x).unwrap();
+        assert_eq!(logits.size(), [3, 7]);
+        assert_eq!(values.size(), [3]);
+        assert!(shared.forward(&Tensor::zeros([3, 4], (Kind::Float, Device::Cpu))).is_err(), "wrong width");
+    }
+}

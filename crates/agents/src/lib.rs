@@ -1,0 +1,114 @@
+//! On-policy RL agents for interactive recommendation, trained the way the anchors train them: in a
+//! *simulated* environment (the real quit and length logic, a world-model reward), evaluated after every
+//! epoch on the ground truth in FB / NX_0 / NX_k (`simulators.md` §2, §4.3, §5).
+//!
+//! * [`a2c`], [`ppo`]: one algorithm per file — hyper-parameters at the top, the update read top to bottom.
+//! * [`actor_critic`]: the networks both share (DORL's tianshou `Net` + `Actor` + `Critic`), and the
+//!   state tracker with its own optimiser, trained jointly through the states.
+//! * [`rollout`]: collecting whole episodes in many parallel training environments, and GAE.
+//! * [`rl_policy`]: a trained agent as a [`dsrm_policy::Policy`], for the evaluation protocol.
+//! * [`trainer`]: epochs, evaluation on validation / test users, `log.jsonl`, checkpoints, resume, model
+//!   selection on the validation split.
+//!
+//! Pipeline position: data -> sim -> state -> **agents** -> evaluation -> metrics.
+//!
+//! Where this differs from DORL-codes (tianshou 0.4 A2C) and why:
+//!
+//! * Model selection on a validation user split (never on test users); the anchors' "best" is taken on the
+//!   test environment. Evaluation runs on held-out users only; training still draws all users, as the
+//!   anchors' simulated environment does.
+//! * Every epoch's evaluation meets the same users (one evaluation seed), so epochs are compared on common
+//!   random numbers; the anchors draw fresh users each epoch.
+//! * Collection-time values and log-probabilities are stored and reused by the update; tianshou recomputes
+//!   them in one batched pass right after collection, with the same weights (identical up to float rounding).
+//! * Actions are drawn from the softmax with the run's ChaCha stream, minibatches are shuffled with it; the
+//!   anchors use torch's and numpy's generators. Results are reproducible per seed, not draw-for-draw equal
+//!   to the anchors'.
+//! * EasyRL4Rec's random initial item (its preset's `random_initial_item`) is not shown to the tracker.
+//! * Entropy enters the loss only when `ent_coef != 0` (with DORL's 0 it is logged, not differentiated).
+
+pub mod a2c;
+pub mod actor_critic;
+pub mod ppo;
+pub mod rl_policy;
+pub mod rollout;
+mod run_dir;
+pub mod trainer;
+
+#[cfg(test)]
+mod test_support;
+
+pub use a2c::{A2c, A2cConfig, UpdateStats};
+pub use actor_critic::{ActorCritic, TrainedTracker};
+pub use ppo::{Ppo, PpoConfig};
+pub use rl_policy::RlPolicy;
+pub use rollout::{collect, Rollout, RolloutConfig};
+pub use trainer::{
+    run_exists, train, train_with_tracker, Algorithm, EpochRecord, ProgressEvent, TrackerBuilder, TrainConfig,
+    TrainSummary,
+};
+
+use std::path::PathBuf;
+
+/// Errors of training and evaluating agents.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A libtorch call failed (shapes, devices).
+    #[error("libtorch: {0}")]
+    Torch(#[from] dsrm_nn::tch::TchError),
+    /// Saving or loading a checkpoint failed (I/O, damaged file, mismatched variables).
+    #[error(transparent)]
+    Nn(#[from] dsrm_nn::NnError),
+    /// Reading or writing a file of the run directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `log.jsonl` (or a checkpoint's metadata) does not hold what the run needs.
+    #[error("{path}: {detail}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Resuming with settings other than the checkpoint's.
+    #[error(
+        "{path}: the checkpoint was written with a different configuration ({detail}); \
+         resume with the original config or start a new run directory"
+    )]
+    ConfigMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The first setting that differs.
+        detail: String,
+    },
+    /// Starting afresh in a directory that holds a run.
+    #[error("{path} already holds a training run; pass resume to continue it, or choose another output directory")]
+    RunExists {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// A setting out of its domain.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A non-finite loss.
+    #[error("training diverged: {0}; lower the learning rate")]
+    Diverged(String),
+    /// The policy failed while being evaluated.
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+    /// The state tracker refused a batch or a reward range.
+    #[error("state tracker: {0}")]
+    State(#[from] dsrm_state::StateError),
+    /// A record could not be (de)serialised.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, AgentError>;

@@ -1,0 +1,133 @@
+//! The files of a training run directory, written so that a killed run can always be resumed:
+//!
+//! * `log.jsonl`: one JSON line per finished epoch (deterministic: same config and seed, same bytes).
+//! * `timing.jsonl`: wall-clock time and throughput per epoch (kept apart so `log.jsonl` stays reproducible).
+//! * `checkpoint.bin`: everything needed to continue after its epoch (atomic, checksummed; `dsrm_nn::checkpoint`).
+//! * `metrics.json`, `metrics_<selection>.json`, `summary.json`: written at the end.
+//!
+//! A crash can leave log lines for epochs after the last checkpoint; resuming cuts the logs back to the
+//! checkpoint's epoch, and the recomputed epochs write the same lines again.
+
+use crate::{AgentError, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub(crate) const LOG: &str = "log.jsonl";
+pub(crate) const TIMING: &str = "timing.jsonl";
+pub(crate) const CHECKPOINT: &str = "checkpoint.bin";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
+    move |source| AgentError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// Pretty JSON with a final newline, written atomically.
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Appends one JSON line and syncs it (a line is either fully there or cut back on resume).
+pub(crate) fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut line = serde_json::to_string(value)?;
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
+    f.write_all(line.as_bytes()).and_then(|_| f.sync_data()).map_err(io(path))
+}
+
+/// The lines of a JSONL file (none when it does not exist).
+pub(crate) fn read_lines(path: &Path) -> Result<Vec<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Paths of one run directory.
+pub(crate) struct RunDir {
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(dir: &Path) -> Self {
+        Self { dir: dir.to_path_buf() }
+    }
+    pub fn log(&self) -> PathBuf {
+        self.dir.join(LOG)
+    }
+    pub fn timing(&self) -> PathBuf {
+        self.dir.join(TIMING)
+    }
+    pub fn checkpoint(&self) -> PathBuf {
+        self.dir.join(CHECKPOINT)
+    }
+
+    /// True when a previous run left a log or a checkpoint here.
+    pub fn has_run(&self) -> bool {
+        self.checkpoint().exists() || read_lines(&self.log()).map(|l| !l.is_empty()).unwrap_or(true)
+    }
+
+    /// Keeps the first `epochs` lines of `log.jsonl`, checking they are epochs 1..=epochs in order; drops
+    /// `timing.jsonl` lines of later epochs.
+    pub fn truncate_logs(&self, epochs: usize) -> Result<Vec<String>> {
+        let path = self.log();
+        let lines = read_lines(&path)?;
+        if lines.len() < epochs {
+            return Err(AgentError::Log {
+                path,
+                detail: format!("holds {} epochs but the checkpoint is at epoch {epochs}", lines.len()),
+            });
+        }
+        let kept: Vec<String> = lines.into_iter().take(epochs).collect();
+        for (i, line) in kept.iter().enumerate() {
+            let epoch = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["epoch"].as_u64());
+            if epoch != Some(i as u64 + 1) {
+                return Err(AgentError::Log {
+                    path,
+                    detail: format!("line {} is not the record of epoch {}", i + 1, i + 1),
+                });
+            }
+        }
+        write_atomic(&path, join_lines(&kept).as_bytes())?;
+        let timing: Vec<String> = read_lines(&self.timing())?
+            .into_iter()
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .and_then(|v| v["epoch"].as_u64())
+                    .is_some_and(|e| e as usize <= epochs)
+            })
+            .collect();
+        write_atomic(&self.timing(), join_lines(&timing).as_bytes())?;
+        Ok(kept)
+    }
+
+    /// Removes the logs of an abandoned run (resume requested but no checkpoint was ever written).
+    pub fn clear_logs(&self) -> Result<()> {
+        for path in [self.log(), self.timing()] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn join_lines(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}

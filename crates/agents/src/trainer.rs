@@ -1,0 +1,710 @@
+//! The training loop: epochs of collection and updates in the simulated environment, evaluation on the
+//! ground truth after every epoch, a JSONL log, checkpoints, resume, and model selection on validation users.
+//!
+//! Per epoch e (1-based):
+//!
+//! 1. Re-seed libtorch with f(seed, e) and build the epoch's ChaCha generator from (seed, e). Nothing random
+//!    carries over from one epoch to the next except through the checkpointed weights and Adam moments, so a
+//!    run resumed at an epoch boundary is bit-identical to an uninterrupted one.
+//! 2. Until `steps_per_epoch` environment steps are collected: collect `parallel_envs` whole episodes
+//!    ([`crate::rollout::collect`]), then update (A2C or PPO) on them. This is tianshou's `onpolicy_trainer`
+//!    with `episode_per_collect = parallel_envs`; the last collection may overshoot `steps_per_epoch`.
+//! 3. Evaluate a snapshot of the agent on the ground truth (`world.spec`) in FB / NX_0 / NX_k: on the
+//!    validation users with the headline selection (sampled), and on the test users with every configured
+//!    selection (sampled and argmax). Every epoch uses the same evaluation seed (common random numbers: epochs
+//!    meet the same users, so their differences are the policy's).
+//! 4. Append the epoch's record to `log.jsonl` (and its wall time to `timing.jsonl`), then write
+//!    `checkpoint.bin` every `checkpoint_every` epochs and after the last one.
+//!
+//! Model selection: the reported epoch is the one with the best *validation* NX_0 R_tra under the headline
+//! selection (ties: the earliest). Test users never influence it (`dsrm-hrl.md` §6 row 23). The last epoch's
+//! test metrics are reported alongside.
+//!
+//! DORL trains for 200 epochs of 100,000 steps; the default here (20,000 steps per epoch) is sized for a demo.
+
+use crate::a2c::{A2c, A2cConfig, UpdateStats};
+use crate::actor_critic::{ActorCritic, TrainedTracker};
+use crate::ppo::{Ppo, PpoConfig};
+use crate::rl_policy::RlPolicy;
+use crate::rollout::{collect, RolloutConfig};
+use crate::run_dir::{append_line, write_json, RunDir};
+use crate::{AgentError, Result};
+use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
+use dsrm_metrics::MetricSet;
+use dsrm_nn::checkpoint;
+use dsrm_nn::tch::{Device, Tensor};
+use dsrm_policy::Selection;
+use dsrm_sim::{RewardModel, World};
+use dsrm_state::{StateTracker, TrackerConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Which on-policy algorithm trains the agent, with its hyper-parameters (`kind = "a2c" | "ppo"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Advantage actor-critic (DORL's policy learner).
+    A2c(A2cConfig),
+    /// Proximal policy optimisation (clipped surrogate).
+    Ppo(PpoConfig),
+}
+
+impl Default for Algorithm {
+    fn default() -> Self {
+        Algorithm::A2c(A2cConfig::default())
+    }
+}
+
+impl Algorithm {
+    /// `a2c` or `ppo`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::A2c(_) => "a2c",
+            Algorithm::Ppo(_) => "ppo",
+        }
+    }
+    fn tracker_lr(&self) -> f64 {
+        match self {
+            Algorithm::A2c(c) => c.tracker_lr,
+            Algorithm::Ppo(c) => c.tracker_lr,
+        }
+    }
+    fn gamma_lambda(&self) -> (f64, f64) {
+        match self {
+            Algorithm::A2c(c) => (c.gamma, c.gae_lambda),
+            Algorithm::Ppo(c) => (c.gamma, c.gae_lambda),
+        }
+    }
+}
+
+/// A training run. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// The algorithm and its hyper-parameters.
+    pub algorithm: Algorithm,
+    /// The state tracker (DORL: `avg`).
+    pub tracker: TrackerConfig,
+    /// Epochs to train (DORL: 200). May be raised when resuming a finished run.
+    pub epochs: usize,
+    /// Environment steps collected per epoch (DORL: 100,000; the default suits a demo).
+    pub steps_per_epoch: usize,
+    /// Parallel training environments = whole episodes per collection (DORL: 100 and 100).
+    pub parallel_envs: usize,
+    /// Evaluation after every epoch (episodes per mode, k of NX_k, selections, MCD source, user stream).
+    pub eval: EvalConfig,
+    /// Share of the environment's users held out for model selection; the rest are the test users.
+    pub validation_fraction: f64,
+    /// Write `checkpoint.bin` every this many epochs (and after the last).
+    pub checkpoint_every: usize,
+    /// Worker threads of the per-epoch evaluation (one libtorch thread each; up to 9 runs in parallel).
+    /// Evaluation decides one step at a time, so it is bound by per-operation overhead and scales with threads.
+    pub threads: usize,
+    /// libtorch intra-op threads while collecting and updating. Default 1: the operations are small, and
+    /// OpenMP's busy-waiting makes 2 threads far slower as soon as another process shares the cores
+    /// (measured: 14x slower on a loaded 2-core machine). Raise it only on an otherwise idle machine.
+    pub torch_threads: usize,
+    /// Seeds everything: initialisation, the user split, collection, minibatches, evaluation.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            algorithm: Algorithm::default(),
+            tracker: TrackerConfig::default(),
+            epochs: 10,
+            steps_per_epoch: 20_000,
+            parallel_envs: 100,
+            eval: EvalConfig::default(),
+            validation_fraction: 0.2,
+            checkpoint_every: 1,
+            threads: 1,
+            torch_threads: 1,
+            seed: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                problems.push(what.to_string());
+            }
+        };
+        need(self.epochs >= 1, "epochs >= 1");
+        need(self.steps_per_epoch >= 1, "steps_per_epoch >= 1");
+        need(self.parallel_envs >= 1, "parallel_envs >= 1");
+        need(self.checkpoint_every >= 1, "checkpoint_every >= 1");
+        need(self.threads >= 1 && self.torch_threads >= 1, "threads >= 1 and torch_threads >= 1");
+        need(self.eval.episodes >= 1, "eval.episodes >= 1");
+        need(!self.eval.selections.is_empty(), "eval.selections not empty");
+        need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
+        let (batch, repeat, gamma, lambda) = match &self.algorithm {
+            Algorithm::A2c(c) => (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda),
+            Algorithm::Ppo(c) => {
+                need(c.clip > 0.0, "ppo clip > 0");
+                (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda)
+            }
+        };
+        need(batch >= 1 && repeat >= 1, "batch_size >= 1 and repeat_per_collect >= 1");
+        need((0.0..=1.0).contains(&gamma) && (0.0..=1.0).contains(&lambda), "gamma and gae_lambda in [0, 1]");
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::Config(problems.join("; ")))
+        }
+    }
+
+    /// The settings that determine results: everything but `epochs` (a run may be extended) and
+    /// `checkpoint_every`. Stored in checkpoints and compared on resume.
+    fn identity(&self) -> Result<serde_json::Value> {
+        let mut v = serde_json::to_value(self)?;
+        if let Some(map) = v.as_object_mut() {
+            map.remove("epochs");
+            map.remove("checkpoint_every");
+        }
+        Ok(v)
+    }
+}
+
+/// Test (or validation) metrics of one evaluation round: selection (`sampled`, `argmax`) -> mode (`FB`,
+/// `NX_0`, `NX_10`) -> metrics.
+pub type SplitMetrics = BTreeMap<String, BTreeMap<String, MetricSet>>;
+
+/// One line of `log.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Environment steps collected in this epoch.
+    pub env_steps: u64,
+    /// Environment steps since the start of the run.
+    pub total_env_steps: u64,
+    /// Training episodes (whole) in this epoch.
+    pub episodes: u64,
+    /// Mean training (reward-model) return of this epoch's training episodes.
+    pub train_return: f64,
+    /// Mean length of this epoch's training episodes.
+    pub train_length: f64,
+    /// Collections (= updates) in this epoch.
+    pub collections: usize,
+    /// Losses averaged over the epoch's gradient steps.
+    pub update: UpdateStats,
+    /// Headline selection on the validation users.
+    pub validation: SplitMetrics,
+    /// Every selection on the test users.
+    pub test: SplitMetrics,
+}
+
+/// What a finished run reports (`summary.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainSummary {
+    /// `a2c` or `ppo`.
+    pub algorithm: String,
+    /// The state tracker's name.
+    pub tracker: String,
+    /// What the agent was trained on (the reward model's description).
+    pub training_reward: String,
+    /// Epochs trained.
+    pub epochs: usize,
+    /// Environment steps collected over the run.
+    pub total_env_steps: u64,
+    /// Size of the validation user split (model selection).
+    pub validation_users: usize,
+    /// Size of the test user split (reported metrics).
+    pub test_users: usize,
+    /// How the reported epoch was chosen.
+    pub selection_rule: String,
+    /// The epoch whose test metrics are reported.
+    pub selected_epoch: usize,
+    /// Validation NX_0 R_tra of the selected epoch.
+    pub selected_validation_score: f64,
+    /// Test metrics of the selected epoch.
+    pub selected: SplitMetrics,
+    /// The final epoch.
+    pub last_epoch: usize,
+    /// Test metrics of the last epoch.
+    pub last: SplitMetrics,
+}
+
+/// What the trainer reports while it runs (for progress bars).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressEvent {
+    /// Training starts at `first_epoch` (> 1 when resumed) and ends after `epochs`.
+    Started {
+        /// First epoch to train.
+        first_epoch: usize,
+        /// Last epoch.
+        epochs: usize,
+        /// Environment steps per epoch.
+        steps_per_epoch: usize,
+    },
+    /// A collection and its update finished.
+    Collected {
+        /// Current epoch.
+        epoch: usize,
+        /// Steps collected in this epoch so far.
+        steps: u64,
+        /// Steps the epoch collects (at least).
+        steps_per_epoch: usize,
+        /// Mean training return of the collection's episodes.
+        train_return: f64,
+        /// The update's losses.
+        update: UpdateStats,
+    },
+    /// Evaluating the epoch's snapshot.
+    Evaluating {
+        /// Current epoch.
+        epoch: usize,
+    },
+    /// The epoch is logged (and checkpointed when due).
+    EpochDone {
+        /// Finished epoch.
+        epoch: usize,
+        /// Validation NX_0 R_tra (headline selection): the model-selection score.
+        validation_nx0_r_tra: f64,
+        /// Test NX_0 R_tra (headline selection).
+        test_nx0_r_tra: f64,
+        /// Wall time of the epoch.
+        wall_s: f64,
+        /// Whether `checkpoint.bin` now holds this epoch.
+        checkpointed: bool,
+    },
+}
+
+/// Makes a fresh tracker of the configured kind (its weights are then trained, restored or copied).
+pub type TrackerBuilder<'a> = dyn Fn() -> Result<Box<dyn StateTracker>> + 'a;
+
+/// The agent being trained.
+enum Learner {
+    A2c(A2c),
+    Ppo(Ppo),
+}
+
+impl Learner {
+    fn new(alg: &Algorithm, state_dim: i64, n_items: i64, device: Device) -> Result<Self> {
+        Ok(match alg {
+            Algorithm::A2c(c) => Learner::A2c(A2c::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Ppo(c) => Learner::Ppo(Ppo::new(c.clone(), state_dim, n_items, device)?),
+        })
+    }
+    fn net(&self) -> &ActorCritic {
+        match self {
+            Learner::A2c(a) => &a.net,
+            Learner::Ppo(p) => &p.net,
+        }
+    }
+    fn parts_mut(&mut self) -> (&mut ActorCritic, &mut dsrm_nn::optim::Adam) {
+        match self {
+            Learner::A2c(a) => (&mut a.net, &mut a.adam),
+            Learner::Ppo(p) => (&mut p.net, &mut p.adam),
+        }
+    }
+    fn update(
+        &mut self,
+        rollout: &crate::Rollout,
+        tracker: &mut TrainedTracker,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<UpdateStats> {
+        match self {
+            Learner::A2c(a) => a.update(rollout, tracker, rng),
+            Learner::Ppo(p) => p.update(rollout, tracker, rng),
+        }
+    }
+}
+
+/// The model-selection state: the best validation NX_0 R_tra so far and its epoch.
+#[derive(Debug, Default)]
+struct Best {
+    epoch: usize,
+    score: Option<f64>,
+}
+
+impl Best {
+    /// Takes strictly better scores only, so ties keep the earliest epoch. The first epoch offered is taken
+    /// whatever its score (there is always a selection); NaN never beats a number.
+    fn offer(&mut self, epoch: usize, score: f64) {
+        let take = match self.score {
+            _ if self.epoch == 0 => true,
+            None => !score.is_nan(),
+            Some(best) => score > best,
+        };
+        if take {
+            self.epoch = epoch;
+            self.score = (!score.is_nan()).then_some(score);
+        }
+    }
+}
+
+/// SplitMix64 finaliser: decorrelates seeds derived from (seed, epoch).
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// ChaCha stream ids of the run's generators (epochs use stream = epoch).
+const SPLIT_STREAM: u64 = u64::MAX;
+
+/// Splits the environment's users into (validation, test), seeded; both non-empty.
+fn split_users(n_users: usize, fraction: f64, seed: u64) -> Result<(Vec<u32>, Vec<u32>)> {
+    if n_users < 2 {
+        return Err(AgentError::Config(format!(
+            "a validation/test split needs at least 2 users, the world has {n_users}"
+        )));
+    }
+    let mut users: Vec<u32> = (0..n_users as u32).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(SPLIT_STREAM);
+    users.shuffle(&mut rng);
+    let n_val = ((n_users as f64 * fraction).round() as usize).clamp(1, n_users - 1);
+    let mut validation = users[..n_val].to_vec();
+    let mut test = users[n_val..].to_vec();
+    validation.sort_unstable();
+    test.sort_unstable();
+    Ok((validation, test))
+}
+
+fn selection_name(s: Selection) -> String {
+    serde_json::to_value(s).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_else(|| format!("{s:?}"))
+}
+
+fn nx0_r_tra(m: &SplitMetrics, selection: &str) -> f64 {
+    m.get(selection).and_then(|modes| modes.get(&Mode::NoRepeat.key())).map(|s| s.r_tra).unwrap_or(f64::NAN)
+}
+
+/// True when `dir` already holds a training run (a log or a checkpoint): starting afresh there is refused,
+/// so callers can check before preparing expensive inputs such as a world model.
+pub fn run_exists(dir: &Path) -> bool {
+    RunDir::new(dir).has_run()
+}
+
+/// The evaluation users of a run.
+#[derive(Clone, Copy)]
+struct Splits<'a> {
+    validation: &'a [u32],
+    test: &'a [u32],
+}
+
+/// Runs the epoch's evaluations: the headline selection on the validation users and every selection on the
+/// test users, each in FB / NX_0 / NX_k. The runs are independent (each has its own user and policy streams
+/// and `policies` holds one private snapshot per worker), so they are spread over the workers, each on one
+/// libtorch thread, with results that do not depend on the schedule. Evaluation calls the policy one
+/// decision at a time and is bound by per-operation overhead, not arithmetic, so threads pay off here.
+fn evaluate_epoch(
+    cfg: &TrainConfig,
+    world: &World,
+    inputs: &MetricInputs,
+    policies: Vec<RlPolicy>,
+    users: Splits,
+) -> Result<(SplitMetrics, SplitMetrics)> {
+    let modes = Mode::standard(cfg.eval.force_length);
+    let mut jobs: Vec<(bool, Selection, Mode)> = Vec::new();
+    for (is_test, selections) in [(false, &cfg.eval.selections[..1]), (true, &cfg.eval.selections[..])] {
+        for &selection in selections {
+            jobs.extend(modes.iter().map(|&mode| (is_test, selection, mode)));
+        }
+    }
+    let run_jobs = |mut policy: RlPolicy, worker: usize, n_workers: usize| -> Result<Vec<(usize, MetricSet)>> {
+        let mut out = Vec::new();
+        for (j, &(is_test, selection, mode)) in jobs.iter().enumerate().skip(worker).step_by(n_workers) {
+            let pool = if is_test { users.test } else { users.validation };
+            let run = EvalRun { mode, selection, seed: cfg.seed, users: Some(pool) };
+            let result = evaluate(&world.spec, inputs, &mut policy, &cfg.eval, run);
+            if let Some(e) = policy.take_error() {
+                return Err(AgentError::Eval(format!("{mode}, {selection:?}: {e}")));
+            }
+            out.push((j, result.metrics));
+        }
+        Ok(out)
+    };
+    let n_workers = policies.len().max(1);
+    dsrm_nn::tch::set_num_threads(1);
+    let results: Vec<Result<Vec<(usize, MetricSet)>>> = if n_workers == 1 {
+        policies.into_iter().map(|p| run_jobs(p, 0, 1)).collect()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = policies
+                .into_iter()
+                .enumerate()
+                .map(|(w, p)| {
+                    let run_jobs = &run_jobs;
+                    scope.spawn(move || run_jobs(p, w, n_workers))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| Err(AgentError::Eval("an evaluation thread panicked".into()))))
+                .collect()
+        })
+    };
+    let (mut validation, mut test) = (SplitMetrics::new(), SplitMetrics::new());
+    for (j, metrics) in results.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten() {
+        let (is_test, selection, mode) = jobs[j];
+        let split = if is_test { &mut test } else { &mut validation };
+        split.entry(selection_name(selection)).or_default().insert(mode.key(), metrics);
+    }
+    Ok((validation, test))
+}
+
+/// Trains with the configured tracker (`dsrm_state::build`); see [`train_with_tracker`].
+#[allow(clippy::too_many_arguments)]
+pub fn train(
+    cfg: &TrainConfig,
+    world: &World,
+    inputs: &MetricInputs,
+    reward_model: &dyn RewardModel,
+    pretrained_item_embeddings: Option<Tensor>,
+    out_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<TrainSummary> {
+    let device = dsrm_nn::runtime::device();
+    let n_items = world.spec.n_items();
+    let builder = move || -> Result<Box<dyn StateTracker>> {
+        let pretrained = pretrained_item_embeddings.as_ref().map(Tensor::shallow_clone);
+        Ok(dsrm_state::build(&cfg.tracker, n_items, pretrained, device)?)
+    };
+    train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)
+}
+
+/// Trains an agent in the world's simulated environment (`reward_model` replaces the ground-truth reward),
+/// evaluating on the ground truth after every epoch, and writes the run directory `out_dir`.
+///
+/// `resume = false` refuses a directory that already holds a run. `resume = true` continues from
+/// `checkpoint.bin` when there is one (refusing a checkpoint written with other settings, or a damaged one),
+/// cutting `log.jsonl` back to the checkpoint's epoch; without a checkpoint it starts afresh.
+///
+/// Seeds libtorch's process-wide generator and sets its thread count: run one training at a time per
+/// process (tests hold `dsrm_nn::runtime::exclusive`).
+#[allow(clippy::too_many_arguments)]
+pub fn train_with_tracker(
+    cfg: &TrainConfig,
+    world: &World,
+    inputs: &MetricInputs,
+    reward_model: &dyn RewardModel,
+    build_tracker: &TrackerBuilder,
+    out_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<TrainSummary> {
+    cfg.validate()?;
+    let spec = &world.spec;
+    let n_items = spec.n_items();
+    let run = RunDir::new(out_dir);
+    std::fs::create_dir_all(out_dir).map_err(|source| AgentError::Io { path: out_dir.to_path_buf(), source })?;
+    if !resume && run.has_run() {
+        return Err(AgentError::RunExists { path: out_dir.to_path_buf() });
+    }
+
+    // Construction order is part of the seed contract: the same seed gives the same initial weights.
+    // (Threads only: `runtime::init` also fixes inter-op threads, which libtorch allows once per process, so
+    // binaries call it at start-up.)
+    dsrm_nn::tch::set_num_threads(cfg.torch_threads as i32);
+    dsrm_nn::runtime::seed(cfg.seed);
+    let (validation_users, test_users) = split_users(spec.n_users(), cfg.validation_fraction, cfg.seed)?;
+    let train_range = reward_model.range();
+    let eval_range = spec.rewards.range();
+    let mut tracker = build_tracker()?;
+    tracker.set_training(true);
+    tracker.set_reward_range(train_range.0, train_range.1)?;
+    let device = tracker.var_store().device();
+    let mut tracker = TrainedTracker::new(tracker, cfg.algorithm.tracker_lr());
+    let mut learner = Learner::new(&cfg.algorithm, tracker.tracker.state_dim(), n_items as i64, device)?;
+
+    let meta_base = serde_json::json!({
+        "format": 1,
+        "config": cfg.identity()?,
+        "training_reward": reward_model.describe(),
+        "world": { "dataset": world.dataset, "n_users": spec.n_users(), "n_items": n_items },
+        "tracker": tracker.tracker.name(),
+    });
+
+    // Resume: restore weights, optimiser moments and the epoch; cut the logs back to it.
+    let headline = selection_name(cfg.eval.selections[0]);
+    let mut best = Best::default();
+    let mut done_epochs = 0usize;
+    let mut total_env_steps = 0u64;
+    if resume && run.checkpoint().exists() {
+        let path = run.checkpoint();
+        let (tensors, meta) = checkpoint::load(&path)?;
+        for key in ["format", "config", "training_reward", "world", "tracker"] {
+            if meta[key] != meta_base[key] {
+                return Err(AgentError::ConfigMismatch {
+                    path,
+                    detail: format!("{key}: checkpoint {} vs now {}", meta[key], meta_base[key]),
+                });
+            }
+        }
+        checkpoint::restore("tracker", tracker.tracker.var_store_mut(), &tensors)?;
+        tracker.adam.restore("tracker_adam", &tensors)?;
+        let (net, adam) = learner.parts_mut();
+        checkpoint::restore("policy", &mut net.vs, &tensors)?;
+        adam.restore("policy_adam", &tensors)?;
+        let corrupt = |what: &str| AgentError::Log { path: path.clone(), detail: format!("metadata lacks {what}") };
+        done_epochs = meta["epoch"].as_u64().ok_or_else(|| corrupt("epoch"))? as usize;
+        total_env_steps = meta["total_env_steps"].as_u64().ok_or_else(|| corrupt("total_env_steps"))?;
+        for line in run.truncate_logs(done_epochs)? {
+            let record: EpochRecord =
+                serde_json::from_str(&line).map_err(|e| AgentError::Log { path: run.log(), detail: e.to_string() })?;
+            best.offer(record.epoch, nx0_r_tra(&record.validation, &headline));
+        }
+    } else {
+        run.clear_logs()?;
+    }
+
+    let (gamma, gae_lambda) = cfg.algorithm.gamma_lambda();
+    let rollout_cfg = RolloutConfig { episodes: cfg.parallel_envs, gamma, gae_lambda };
+    progress(ProgressEvent::Started {
+        first_epoch: done_epochs + 1,
+        epochs: cfg.epochs,
+        steps_per_epoch: cfg.steps_per_epoch,
+    });
+
+    for epoch in done_epochs + 1..=cfg.epochs {
+        let started = Instant::now();
+        dsrm_nn::runtime::seed(mix(cfg.seed ^ mix(epoch as u64)));
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        rng.set_stream(epoch as u64);
+
+        // Collect whole episodes and update, until the epoch's steps are in.
+        let (mut steps, mut episodes, mut collections) = (0u64, 0u64, 0usize);
+        let (mut return_sum, mut update) = (0.0f64, UpdateStats::default());
+        let (mut collect_s, mut update_s) = (0.0f64, 0.0f64);
+        while steps < cfg.steps_per_epoch as u64 {
+            let t = Instant::now();
+            let rollout = collect(spec, reward_model, learner.net(), tracker.tracker.as_ref(), &rollout_cfg, &mut rng)?;
+            collect_s += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let stats = learner.update(&rollout, &mut tracker, &mut rng)?;
+            update_s += t.elapsed().as_secs_f64();
+            steps += rollout.len() as u64;
+            episodes += rollout.n_episodes() as u64;
+            return_sum += rollout.rewards.iter().sum::<f64>();
+            collections += 1;
+            update.merge(&stats);
+            progress(ProgressEvent::Collected {
+                epoch,
+                steps,
+                steps_per_epoch: cfg.steps_per_epoch,
+                train_return: rollout.mean_episode_reward(),
+                update: stats,
+            });
+        }
+        total_env_steps += steps;
+        let train_wall = started.elapsed().as_secs_f64();
+
+        // Evaluate snapshots on the ground truth (one per worker thread; see `evaluate_epoch`).
+        progress(ProgressEvent::Evaluating { epoch });
+        let workers = cfg.threads.clamp(1, 9);
+        let mut policies = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let mut eval_tracker = build_tracker()?;
+            eval_tracker.var_store_mut().copy(tracker.tracker.var_store())?;
+            policies.push(RlPolicy::new(cfg.algorithm.name(), eval_tracker, learner.net().try_clone()?, eval_range)?);
+        }
+        let users = Splits { validation: &validation_users, test: &test_users };
+        let (validation, test) = evaluate_epoch(cfg, world, inputs, policies, users)?;
+        dsrm_nn::tch::set_num_threads(cfg.torch_threads as i32);
+
+        let record = EpochRecord {
+            epoch,
+            env_steps: steps,
+            total_env_steps,
+            episodes,
+            train_return: return_sum / episodes.max(1) as f64,
+            train_length: steps as f64 / episodes.max(1) as f64,
+            collections,
+            update,
+            validation,
+            test,
+        };
+        append_line(&run.log(), &record)?;
+        best.offer(epoch, nx0_r_tra(&record.validation, &headline));
+        let wall_s = started.elapsed().as_secs_f64();
+        append_line(
+            &run.timing(),
+            &serde_json::json!({
+                "epoch": epoch,
+                "wall_s": wall_s,
+                "train_s": train_wall,
+                "collect_s": collect_s,
+                "update_s": update_s,
+                "eval_s": wall_s - train_wall,
+                "train_env_steps_per_s": steps as f64 / train_wall.max(1e-9),
+            }),
+        )?;
+
+        let checkpointed = epoch.is_multiple_of(cfg.checkpoint_every) || epoch == cfg.epochs;
+        if checkpointed {
+            let mut meta = meta_base.clone();
+            meta["epoch"] = epoch.into();
+            meta["total_env_steps"] = total_env_steps.into();
+            meta["best"] = serde_json::json!({ "epoch": best.epoch, "validation_nx0_r_tra": best.score });
+            let mut tensors = checkpoint::named("tracker", tracker.tracker.var_store());
+            tensors.extend(tracker.adam.state("tracker_adam"));
+            let (net, adam) = learner.parts_mut();
+            tensors.extend(checkpoint::named("policy", &net.vs));
+            tensors.extend(adam.state("policy_adam"));
+            checkpoint::save(&run.checkpoint(), &tensors, &meta)?;
+        }
+        progress(ProgressEvent::EpochDone {
+            epoch,
+            validation_nx0_r_tra: nx0_r_tra(&record.validation, &headline),
+            test_nx0_r_tra: nx0_r_tra(&record.test, &headline),
+            wall_s,
+            checkpointed,
+        });
+    }
+
+    // Model selection and the final files, from the log (the record of every epoch, resumed or not).
+    let records: Vec<EpochRecord> = crate::run_dir::read_lines(&run.log())?
+        .iter()
+        .map(|l| serde_json::from_str(l))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| AgentError::Log { path: run.log(), detail: e.to_string() })?;
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Err(AgentError::Log { path: run.log(), detail: "no epoch was logged".into() });
+    };
+    let mut selected = Best::default();
+    records.iter().for_each(|r| selected.offer(r.epoch, nx0_r_tra(&r.validation, &headline)));
+    let best = records.iter().find(|r| r.epoch == selected.epoch).unwrap_or(first);
+    for (i, &selection) in cfg.eval.selections.iter().enumerate() {
+        let name = selection_name(selection);
+        let file = if i == 0 { "metrics.json".to_string() } else { format!("metrics_{name}.json") };
+        let metrics = best.test.get(&name).cloned().unwrap_or_default();
+        write_json(&out_dir.join(file), &metrics)?;
+    }
+    let summary = TrainSummary {
+        algorithm: cfg.algorithm.name().into(),
+        tracker: tracker.tracker.name().into(),
+        training_reward: reward_model.describe(),
+        epochs: last.epoch,
+        total_env_steps: last.total_env_steps,
+        validation_users: validation_users.len(),
+        test_users: test_users.len(),
+        selection_rule: format!(
+            "best validation NX_0 R_tra ({headline}) over {} validation users; ties -> earliest epoch",
+            validation_users.len()
+        ),
+        selected_epoch: best.epoch,
+        selected_validation_score: nx0_r_tra(&best.validation, &headline),
+        selected: best.test.clone(),
+        last_epoch: last.epoch,
+        last: last.test.clone(),
+    };
+    write_json(&out_dir.join("summary.json"), &summary)?;
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! End-to-end training runs on the tiny synthetic world: learning, reproducibility, resume, refusals.
+
+use super::*;
+use crate::test_support::{mean_tracker_builder, tiny_world};
+use dsrm_sim::GroundTruthReward;
+use std::path::PathBuf;
+
+fn tiny_cfg(algorithm: Algorithm, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        algorithm,
+        epochs,
+        steps_per_epoch: 800,
+        parallel_envs: 25,
+        eval: EvalConfig { episodes: 20, ..Default::default() },
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+fn a2c(lr: f64) -> Algorithm {
+    Algorithm::A2c(A2cConfig { lr, tracker_lr: lr, batch_size: 256, ..Default::default() })
+}
+
+fn ppo(lr: f64) -> Algorithm {
+    Algorithm::Ppo(PpoConfig { lr, tracker_lr: lr, batch_size: 256, repeat_per_collect: 2, ..Default::default() })
+}
+
+fn run(cfg: &TrainConfig, dir: &Path, resume: bool) -> Result<TrainSummary> {
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    let builder = mean_tracker_builder(world.spec.n_items());
+    train_with_tracker(cfg, world, &inputs, &reward, &*builder, dir, resume, &mut |_| {})
+}
+
+fn records(dir: &Path) -> Vec<EpochRecord> {
+    crate::run_dir::read_lines(&dir.join("log.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn bytes(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn tmp() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let p = t.path().join("run");
+    (t, p)
+}
+
+/// NX_0 R_tra of a uniform random policy on the test users, with the trainer's evaluation seed.
+fn random_nx0(cfg: &TrainConfig) -> f64 {
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let (_, test_users) = split_users(world.spec.n_users(), cfg.validation_fraction, cfg.seed).unwrap();
+    let mut policy = dsrm_policy::heuristics::random::Random;
+    let run = EvalRun { mode: Mode::NoRepeat, selection: Selection::Sampled, seed: cfg.seed, users: Some(&test_users) };
+    evaluate(&world.spec, &inputs, &mut policy, &cfg.eval, run).metrics.r_tra
+}
+
+#[test]
+fn a2c_and_ppo_learn_beyond_random() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    for alg in [a2c(1e-2), ppo(1e-2)] {
+        let (_t, dir) = tmp();
+        // Small collections (10 episodes) give enough gradient steps in a few seconds.
+        let cfg = TrainConfig { steps_per_epoch: 1500, parallel_envs: 10, ..tiny_cfg(alg.clone(), 5) };
+        let summary = run(&cfg, &dir, false).unwrap();
+        let log = records(&dir);
+        let (first, last) = (&log[0], &log[log.len() - 1]);
+        let selected = summary.selected["sampled"]["NX_0"].r_tra;
+        let random = random_nx0(&cfg);
+        eprintln!(
+            "{}: train return {:.3} -> {:.3}; test NX_0 R_tra: random {random:.3}, epoch 1 {:.3}, selected (epoch {}) {selected:.3}",
+            alg.name(),
+            first.train_return,
+            last.train_return,
+            nx0_r_tra(&first.test, "sampled"),
+            summary.selected_epoch,
+        );
+        // Over seeds 1-6 the training return rose x1.22 to x1.6; with seed 3 the selected epoch reaches NX_0
+        // R_tra 16.0 (A2C) and 12.6 (PPO) against random's 5.1. The margins absorb platform float differences.
+        assert!(last.train_return > 1.1 * first.train_return, "{}: the training return did not rise", alg.name());
+        assert!(selected > 1.3 * random, "{}: no better than random on NX_0", alg.name());
+        assert_eq!(summary.epochs, 5);
+        assert!(log.iter().all(|r| r.update.grad_steps >= 1 && r.update.loss.is_finite()));
+    }
+}
+
+#[test]
+fn same_seed_gives_identical_files() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let cfg = tiny_cfg(a2c(1e-3), 2);
+    let ((_a, da), (_b, db)) = (tmp(), tmp());
+    run(&cfg, &da, false).unwrap();
+    run(&cfg, &db, false).unwrap();
+    for name in ["log.jsonl", "metrics.json", "metrics_argmax.json", "summary.json"] {
+        assert_eq!(bytes(&da, name), bytes(&db, name), "{name}");
+    }
+}
+
+#[test]
+fn resuming_after_a_stop_equals_an_uninterrupted_run() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    for alg in [a2c(1e-3), ppo(1e-3)] {
+        let ((_a, full), (_b, split)) = (tmp(), tmp());
+        run(&tiny_cfg(alg.clone(), 4), &full, false).unwrap();
+        run(&tiny_cfg(alg.clone(), 2), &split, false).unwrap();
+        // A crash after logging epoch 3 but before its checkpoint leaves an extra line; resume drops it.
+        let mut log = std::fs::read_to_string(split.join("log.jsonl")).unwrap();
+        log += &log.lines().last().unwrap().replace("\"epoch\":2", "\"epoch\":3");
+        log.push('\n');
+        std::fs::write(split.join("log.jsonl"), log).unwrap();
+        run(&tiny_cfg(alg.clone(), 4), &split, true).unwrap();
+        for name in ["log.jsonl", "metrics.json", "metrics_argmax.json", "summary.json"] {
+            assert_eq!(bytes(&full, name), bytes(&split, name), "{}: {name}", alg.name());
+        }
+        assert_eq!(records(&split).len(), 4);
+        assert_eq!(crate::run_dir::read_lines(&split.join("timing.jsonl")).unwrap().len(), 4);
+    }
+}
+
+#[test]
+fn damaged_or_foreign_checkpoints_and_existing_runs_are_refused() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let cfg = tiny_cfg(a2c(1e-3), 1);
+    let (_t, dir) = tmp();
+    run(&cfg, &dir, false).unwrap();
+
+    let err = run(&cfg, &dir, false).unwrap_err();
+    assert!(matches!(err, AgentError::RunExists { .. }), "{err}");
+
+    let other_seed = TrainConfig { seed: 4, epochs: 2, ..cfg.clone() };
+    let err = run(&other_seed, &dir, true).unwrap_err();
+    assert!(matches!(err, AgentError::ConfigMismatch { .. }) && err.to_string().contains("seed"), "{err}");
+
+    let ckpt = dir.join("checkpoint.bin");
+    let mut raw = std::fs::read(&ckpt).unwrap();
+    let mid = raw.len() / 2;
+    raw[mid] ^= 0x40;
+    std::fs::write(&ckpt, raw).unwrap();
+    let err = run(&TrainConfig { epochs: 2, ..cfg }, &dir, true).unwrap_err().to_string();
+    assert!(err.contains("checkpoint.bin") && err.contains("corrupt") && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn users_split_into_disjoint_validation_and_test_sets() {
+    let (v, t) = split_users(60, 0.2, 3).unwrap();
+    assert_eq!((v.len(), t.len()), (12, 48));
+    let mut all = [v.clone(), t].concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..60).collect::<Vec<u32>>());
+    assert_eq!(split_users(60, 0.2, 3).unwrap().0, v, "seeded");
+    assert_ne!(split_users(60, 0.2, 4).unwrap().0, v);
+    assert!(split_users(1, 0.2, 0).is_err());
+}
+
+#[test]
+fn config_round_trips_and_rejects_unknown_keys() {
+    let cfg = TrainConfig { algorithm: ppo(3e-4), ..Default::default() };
+    let text = serde_json::to_string(&cfg).unwrap();
+    assert_eq!(serde_json::from_str::<TrainConfig>(&text).unwrap(), cfg);
+    let bad = serde_json::json!({"algorithm": {"kind": "a2c", "lr": 0.1, "clip": 0.2}});
+    assert!(serde_json::from_value::<TrainConfig>(bad).unwrap_err().to_string().contains("unknown field"));
+    assert!(serde_json::from_value::<TrainConfig>(serde_json::json!({"epoch": 3})).is_err());
+}
+
+#[test]
+fn trains_with_dsrm_state_trackers_and_pretrained_embeddings() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    dsrm_nn::runtime::seed(0);
+    let pretrained = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    for (tracker, emb) in [
+        (TrackerConfig::default(), Some(pretrained)),
+        (TrackerConfig::Gru(Default::default()), None),
+        (TrackerConfig::Sasrec(Default::default()), None),
+    ] {
+        let (_t, dir) = tmp();
+        let cfg = TrainConfig { tracker, steps_per_epoch: 300, ..tiny_cfg(ppo(1e-3), 1) };
+        let summary = train(&cfg, world, &inputs, &reward, emb, &dir, false, &mut |_| {}).unwrap();
+        assert_eq!(summary.tracker, cfg.tracker.name());
+        assert!(summary.selected["argmax"]["NX_0"].r_tra.is_finite());
+    }
+}
+
+#[test]
+fn parallel_evaluation_equals_serial_evaluation() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let cfg = tiny_cfg(a2c(1e-3), 1);
+    let (validation, test) = split_users(world.spec.n_users(), 0.2, 3).unwrap();
+    let users = Splits { validation: &validation, test: &test };
+    let builder = mean_tracker_builder(world.spec.n_items());
+    dsrm_nn::runtime::seed(5);
+    let tracker = builder().unwrap();
+    let net = ActorCritic::new(tracker.state_dim(), world.spec.n_items() as i64, &[16], true, Device::Cpu).unwrap();
+    let snapshots = |n: usize| -> Vec<RlPolicy> {
+        (0..n)
+            .map(|_| {
+                let mut t = builder().unwrap();
+                t.var_store_mut().copy(tracker.var_store()).unwrap();
+                RlPolicy::new("a2c", t, net.try_clone().unwrap(), (0.0, 5.0)).unwrap()
+            })
+            .collect()
+    };
+    let serial = evaluate_epoch(&cfg, world, &inputs, snapshots(1), users).unwrap();
+    let parallel = evaluate_epoch(&cfg, world, &inputs, snapshots(3), users).unwrap();
+    dsrm_nn::tch::set_num_threads(1);
+    assert_eq!(serial, parallel);
+    assert_eq!(serial.0["sampled"].len(), 3);
+    assert_eq!(serial.1.len(), 2, "sampled and argmax on test users");
+}
+
+#[test]
+fn model_selection_prefers_the_best_then_the_earliest_epoch() {
+    let mut b = Best::default();
+    for (epoch, score) in [(1, f64::NAN), (2, 3.0), (3, 5.0), (4, 5.0), (5, f64::NAN), (6, 4.0)] {
+        b.offer(epoch, score);
+    }
+    assert_eq!((b.epoch, b.score), (3, Some(5.0)));
+}
