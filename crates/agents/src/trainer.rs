@@ -356,7 +356,7 @@ fn mix(mut z: u64) -> u64 {
 const SPLIT_STREAM: u64 = u64::MAX;
 
 /// Splits the environment's users into (validation, test), seeded; both non-empty.
-fn split_users(n_users: usize, fraction: f64, seed: u64) -> Result<(Vec<u32>, Vec<u32>)> {
+pub fn split_users(n_users: usize, fraction: f64, seed: u64) -> Result<(Vec<u32>, Vec<u32>)> {
     if n_users < 2 {
         return Err(AgentError::Config(format!(
             "a validation/test split needs at least 2 users, the world has {n_users}"

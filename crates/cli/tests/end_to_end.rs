@@ -228,3 +228,34 @@ fn demo_runs_every_baseline_over_seeds_and_resumes() {
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.join("summary.csv")).unwrap(), csv);
 }
+
+#[test]
+fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "4");
+    let cfg = root.path().join("experiment.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "seeds = [1, 2]\n[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n[world_model]\nreward = \"mf\"\n\
+             [[methods]]\nname = \"random\"\nheuristic = \"random\"\n\
+             [[methods]]\nname = \"a2c\"\n[methods.train]\nepochs = 1\nsteps_per_epoch = 300\nparallel_envs = 10\nthreads = 1\n\
+             [methods.train.algorithm]\nkind = \"a2c\"\nbatch_size = 64\n",
+            data.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let out = root.path().join("exp");
+    let args = ["experiment", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2"];
+    let (ok, stdout, err) = dsrm(&args, root.path());
+    assert!(ok, "{err}");
+    assert!(stdout.contains("a2c") && stdout.contains("random"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 * 3, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",2")), "every row aggregates 2 seeds:\n{csv}");
+    assert!(out.join("a2c").join("seed-2").join("checkpoint.bin").exists());
+    // Rerunning resumes the finished runs and reproduces the same table.
+    let (ok, _, err) = dsrm(&args, root.path());
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv);
+}

@@ -70,6 +70,13 @@ pub enum RewardKind {
     GroundTruth,
 }
 
+impl RewardKind {
+    /// Rewards that come from the DeepFM user-model ensemble.
+    pub fn uses_ensemble(self) -> bool {
+        matches!(self, RewardKind::Mbpo | RewardKind::Mopo | RewardKind::Dorl)
+    }
+}
+
 /// The `[world_model]` table. Unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -149,14 +156,14 @@ impl TrainFile {
     }
 }
 
-/// The training reward and the tracker's pretrained item embeddings.
-fn reward_model<'w>(
-    file: &TrainFile,
+/// The training reward and the tracker's pretrained item embeddings. A trained ensemble is saved as
+/// `out/world_model.bin` (and reloaded from there when `resume`).
+pub fn reward_model<'w>(
+    wm: &WorldModelConfig,
     world: &'w World,
     out: &Path,
     resume: bool,
 ) -> Result<(Box<dyn RewardModel + 'w>, Option<Tensor>)> {
-    let wm = &file.world_model;
     let penalty = |preset: WorldPenalty| match (wm.lambda_var, wm.lambda_ent) {
         (None, None) => preset,
         (var, ent) => {
@@ -241,7 +248,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     INIT.call_once(|| dsrm_nn::runtime::init(cfg.torch_threads, cfg.seed));
     let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
-    let (reward, embeddings) = reward_model(&file, &world, &out, args.resume)?;
+    let (reward, embeddings) = reward_model(&file.world_model, &world, &out, args.resume)?;
     let provenance = provenance(&file, &world, &inputs, reward.as_ref());
     let write_config = || -> Result<()> {
         output::write_atomic(&saved_config, toml::to_string_pretty(&file)?.as_bytes())?;

@@ -1,0 +1,304 @@
+//! `dsrm experiment --config FILE`: methods x seeds, one results table with mean ± 95% CI per mode and metric.
+//!
+//! Heuristic baselines are evaluated here, on each seed's TEST users (the same seeded validation/test split
+//! the trainer uses), so every method meets the same users. RL methods run as `dsrm train` child processes
+//! (libtorch's random generator is process-wide, so in-process parallel training would not be reproducible),
+//! each in `RUN/<method>/seed-<s>/` with `--resume`: rerunning an interrupted experiment continues every
+//! unfinished run from its last checkpoint and reuses finished ones. At most `jobs` children run at once.
+//! A DeepFM world model (`reward = mbpo | mopo | dorl`) is trained once, saved as `RUN/world_model.bin`, and
+//! shared by every RL run.
+
+use super::eval::{policy_name, selection_name};
+use super::train::{reward_model, TrainFile, WorldModelConfig};
+use crate::config::DataConfig;
+use crate::{loading, output};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use dsrm_agents::TrainConfig;
+use dsrm_eval::summary::{format_ci, Summary, TABLE_METRICS};
+use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
+use dsrm_metrics::MetricSet;
+use dsrm_policy::heuristics::{self, HeuristicConfig, HeuristicKind, TrainingContext};
+use dsrm_sim::world::WorldConfig;
+use dsrm_sim::{EnvConfig, QuitRule, World};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(Args)]
+pub struct ExperimentArgs {
+    /// TOML experiment file (see configs/experiment.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long, default_value = "runs/experiment")]
+    pub out: PathBuf,
+    /// Concurrent training processes (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+}
+
+/// One method of the experiment: a heuristic baseline or an RL agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodConfig {
+    /// Row name in the results table.
+    pub name: String,
+    /// A heuristic baseline (`random`, `most-popular`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heuristic: Option<HeuristicKind>,
+    /// An RL agent: the `[train]` section of `dsrm train` (its `seed` is replaced by each experiment seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainConfig>,
+}
+
+/// The experiment file. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentFile {
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub env: EnvConfig,
+    #[serde(default)]
+    pub world: WorldConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub world_model: WorldModelConfig,
+    #[serde(default)]
+    pub heuristics: HeuristicConfig,
+    /// Fraction of users held out for model selection (the rest are the test users every method is scored on).
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    pub methods: Vec<MethodConfig>,
+}
+
+fn default_validation_fraction() -> f64 {
+    0.2
+}
+
+impl ExperimentFile {
+    /// Reads and checks an experiment file; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: ExperimentFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        if file.seeds.is_empty() || file.methods.is_empty() {
+            bail!("{}: needs at least one seed and one method", path.display());
+        }
+        for m in &file.methods {
+            if m.heuristic.is_some() == m.train.is_some() {
+                bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.name);
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// What a finished (method, seed) leaves for the table: selection -> mode -> metrics.
+type JobMetrics = BTreeMap<String, BTreeMap<String, MetricSet>>;
+
+pub fn run(args: ExperimentArgs) -> Result<()> {
+    let file = ExperimentFile::load(&args.config)?;
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    output::write_atomic(&out.join("experiment.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
+    let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
+    let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
+
+    // One world model for every RL run.
+    let mut world_model = file.world_model.clone();
+    let needs_ensemble = file.methods.iter().any(|m| m.train.is_some())
+        && world_model.checkpoint.is_none()
+        && world_model.reward.uses_ensemble();
+    if needs_ensemble {
+        reward_model(&world_model, &world, out, true)?;
+        world_model.checkpoint = Some(std::fs::canonicalize(out.join("world_model.bin"))?);
+    }
+
+    let mut results: Vec<(String, u64, JobMetrics)> = Vec::new();
+    // Heuristics, in-process (cheap).
+    for m in file.methods.iter().filter(|m| m.heuristic.is_some()) {
+        for &seed in &file.seeds {
+            let kind = m.heuristic.expect("filtered");
+            let metrics = heuristic_job(&world, &inputs, kind, &file, seed)?;
+            let dir = out.join(&m.name).join(format!("seed-{seed}"));
+            output::write_json(&dir.join("metrics.json"), &metrics)?;
+            results.push((m.name.clone(), seed, metrics));
+        }
+    }
+    // RL agents, as resumable `dsrm train` children.
+    let rl_jobs: Vec<(&MethodConfig, u64)> = file
+        .methods
+        .iter()
+        .filter(|m| m.train.is_some())
+        .flat_map(|m| file.seeds.iter().map(move |&s| (m, s)))
+        .collect();
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let pb = output::bar(rl_jobs.len() as u64, "training");
+    for chunk in rl_jobs.chunks(jobs) {
+        let children: Vec<_> =
+            chunk.iter().map(|&(m, seed)| spawn_training(&file, &world_model, m, seed, out)).collect::<Result<_>>()?;
+        for (child, (m, seed)) in children.into_iter().zip(chunk) {
+            let (mut child, dir) = child;
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("training {} seed {seed} failed; see {}", m.name, dir.join("train.log").display());
+            }
+            results.push((m.name.clone(), *seed, read_train_metrics(&dir)?));
+            pb.inc(1);
+        }
+    }
+    pb.finish_and_clear();
+
+    let label = if world.is_synthetic() { "SYNTHETIC KuaiRec-format data" } else { world.dataset.as_str() };
+    let mut markdown = format!(
+        "# dsrm experiment: {label}, preset {}, seeds {:?}, {} test episodes per mode (test users)\n\n",
+        file.env.preset.name(),
+        file.seeds,
+        file.eval.episodes
+    );
+    for (i, &selection) in file.eval.selections.iter().enumerate() {
+        let sel = selection_name(selection);
+        let summary = Summary::from_runs(results.iter().flat_map(|(method, _, m)| {
+            m.get(sel)
+                .into_iter()
+                .flat_map(move |modes| modes.iter().map(move |(mode, ms)| (method.as_str(), mode.as_str(), ms)))
+        }));
+        let suffix = if i == 0 { String::new() } else { format!("_{sel}") };
+        output::write_atomic(&out.join(format!("results{suffix}.csv")), summary.to_csv().as_bytes())?;
+        output::write_json(&out.join(format!("results{suffix}.json")), &summary)?;
+        for mode in Mode::standard(file.eval.force_length) {
+            let title = format!("{label} — {sel} actions, mode {mode}");
+            markdown += &format!("## {title}\n\n{}\n", summary.to_markdown(&mode.key()));
+            if i == 0 {
+                print_table(&summary, &mode.key(), &title);
+            }
+        }
+    }
+    output::write_atomic(&out.join("results.md"), markdown.as_bytes())?;
+    eprintln!("wrote {0}/results.{{csv,md,json}} and one folder per method and seed", out.display());
+    Ok(())
+}
+
+/// A heuristic evaluated on the seed's test users, every mode and selection.
+fn heuristic_job(
+    world: &World,
+    inputs: &MetricInputs,
+    kind: HeuristicKind,
+    file: &ExperimentFile,
+    seed: u64,
+) -> Result<JobMetrics> {
+    let (_, test_users) = dsrm_agents::trainer::split_users(world.spec.n_users(), file.validation_fraction, seed)?;
+    let quit_window = match world.spec.quit {
+        QuitRule::Category { window, .. } => window,
+        QuitRule::Distance { .. } => 0,
+    };
+    let ctx = TrainingContext {
+        train: &world.train,
+        item_tags: &world.item_tags,
+        quit_window,
+        full_train: Some(&world.train_full),
+    };
+    let mut cfg = file.heuristics.clone();
+    cfg.mf.seed = seed;
+    let built = heuristics::build(kind, &ctx, &cfg).with_context(|| format!("building {}", policy_name(kind)))?;
+    let mut metrics = JobMetrics::new();
+    for &selection in &file.eval.selections {
+        let mut policy = built.clone();
+        for mode in Mode::standard(file.eval.force_length) {
+            let run = EvalRun { mode, selection, seed, users: Some(&test_users) };
+            let r = evaluate(&world.spec, inputs, policy.as_mut(), &file.eval, run);
+            metrics.entry(selection_name(selection).to_string()).or_default().insert(mode.key(), r.metrics);
+        }
+    }
+    Ok(metrics)
+}
+
+/// Starts `dsrm train --resume` for one (method, seed), logging to `train.log` in its run directory.
+fn spawn_training(
+    file: &ExperimentFile,
+    world_model: &WorldModelConfig,
+    method: &MethodConfig,
+    seed: u64,
+    out: &Path,
+) -> Result<(std::process::Child, PathBuf)> {
+    let dir = out.join(&method.name).join(format!("seed-{seed}"));
+    std::fs::create_dir_all(&dir)?;
+    let mut train = method.train.clone().expect("an RL method");
+    train.seed = seed;
+    train.validation_fraction = file.validation_fraction;
+    train.eval = file.eval.clone();
+    let train_file = TrainFile {
+        data: file.data.clone(),
+        env: file.env.clone(),
+        world: file.world.clone(),
+        eval: file.eval.clone(),
+        world_model: world_model.clone(),
+        train,
+    };
+    let config = dir.join("job.toml");
+    output::write_atomic(&config, toml::to_string_pretty(&train_file)?.as_bytes())?;
+    let log = std::fs::File::create(dir.join("train.log"))?;
+    let child = Command::new(std::env::current_exe()?)
+        .args(["train", "--resume", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&dir)
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting dsrm train")?;
+    Ok((child, dir))
+}
+
+/// The selected epoch's test metrics of a finished training run (`metrics.json`, `metrics_<sel>.json`).
+fn read_train_metrics(dir: &Path) -> Result<JobMetrics> {
+    let mut out = JobMetrics::new();
+    for (file, sel) in [("metrics.json", "sampled"), ("metrics_argmax.json", "argmax")] {
+        let path = dir.join(file);
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            let modes: BTreeMap<String, MetricSet> =
+                serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+            out.insert(sel.to_string(), modes);
+        }
+    }
+    if out.is_empty() {
+        bail!("{} has no metrics.json", dir.display());
+    }
+    Ok(out)
+}
+
+fn print_table(summary: &Summary, mode: &str, title: &str) {
+    let mut header = vec!["method".to_string()];
+    header.extend(TABLE_METRICS.iter().map(|m| m.to_string()));
+    let mut t = output::table(header);
+    for (method, modes) in &summary.rows {
+        if let Some(metrics) = modes.get(mode) {
+            let mut row = vec![method.clone()];
+            row.extend(TABLE_METRICS.iter().map(|m| metrics.get(*m).map(format_ci).unwrap_or_default()));
+            t.add_row(row);
+        }
+    }
+    println!("{title} (mean ± 95% CI over seeds)\n{t}\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_experiment_parses_and_bad_methods_are_refused() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/experiment.toml");
+        let file = ExperimentFile::load(&path).unwrap();
+        assert_eq!(file.seeds.len(), 5);
+        assert!(file.methods.iter().any(|m| m.train.is_some()) && file.methods.iter().any(|m| m.heuristic.is_some()));
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "seeds = [1]\n[[methods]]\nname = \"x\"\n").unwrap();
+        assert!(format!("{:#}", ExperimentFile::load(&bad).unwrap_err()).contains("exactly one"));
+        std::fs::write(&bad, "seeds = [1]\nseed = 2\n[[methods]]\nname = \"x\"\nheuristic = \"random\"\n").unwrap();
+        assert!(format!("{:#}", ExperimentFile::load(&bad).unwrap_err()).contains("unknown field"));
+    }
+}
