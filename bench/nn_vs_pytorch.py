@@ -5,10 +5,13 @@ Workloads (identical on both sides): MLP 128-256-256-128 with SiLU; (a) forward 
 (lr 1e-3) at batch 256, loss read back every step, 2000 timed steps after 100 warm-up steps; (c) batch-1
 inference, list of floats -> tensor -> forward -> list, median of 10,000 calls after 500 warm-up calls.
 
-Uses the pinned torch==2.13.0 wheel that scripts/setup-libtorch.sh installs (the same libtorch dsrm links).
-Not part of CI. Run from the repository root:
+Same PyTorch version as the libtorch dsrm links (torch==2.13.0). The lean libtorch install that dsrm builds
+against cannot be imported from Python (it leaves out cuDNN and torch's Python dependencies), so the PyTorch side
+runs in its own full install (4.7 GB, `.venv-bench`). Not part of CI. Run from the repository root:
 
-    bash scripts/setup-libtorch.sh && cargo build --release && .venv-torch/bin/python bench/nn_vs_pytorch.py
+    bash scripts/setup-libtorch.sh && cargo build --release
+    python3 -m venv .venv-bench && .venv-bench/bin/pip install torch==2.13.0
+    .venv-bench/bin/python bench/nn_vs_pytorch.py
 """
 import json
 import statistics
@@ -62,19 +65,11 @@ def dsrm(threads: int) -> dict:
     return {"train_tch_adam": train["tch Adam"], "train_dsrm_adam": train["dsrm Adam (checkpointable)"], "infer_median_us": infer}
 
 
-def ensure_torch_importable() -> None:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        # The lean install skips torch's pure-Python dependencies; they are small.
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "typing_extensions", "sympy", "networkx", "jinja2", "fsspec", "filelock"],
-            check=True,
-        )
-
-
 def main() -> None:
-    ensure_torch_importable()
+    import torch
+
+    if torch.__version__.split("+")[0] != "2.13.0":
+        sys.exit(f"PyTorch {torch.__version__}; the comparison needs torch==2.13.0, the version dsrm links")
     print("| threads | PyTorch train steps/s | dsrm train steps/s (tch Adam / dsrm Adam) | ratio | PyTorch batch-1 µs | dsrm batch-1 µs | speed-up |")
     print("|---|---|---|---|---|---|---|")
     for n in THREADS:
