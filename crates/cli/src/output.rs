@@ -53,3 +53,19 @@ pub fn table(header: Vec<String>) -> comfy_table::Table {
     t.set_header(header);
     t
 }
+
+/// Prints one mode of a seed summary as a terminal table (methods as rows, mean ± 95% CI per metric).
+pub fn print_summary(summary: &dsrm_eval::summary::Summary, mode: &str, title: &str) {
+    use dsrm_eval::summary::{format_ci, TABLE_METRICS};
+    let mut header = vec!["method".to_string()];
+    header.extend(TABLE_METRICS.iter().map(|m| m.to_string()));
+    let mut t = table(header);
+    for (method, modes) in &summary.rows {
+        if let Some(metrics) = modes.get(mode) {
+            let mut row = vec![method.clone()];
+            row.extend(TABLE_METRICS.iter().map(|m| metrics.get(*m).map(format_ci).unwrap_or_default()));
+            t.add_row(row);
+        }
+    }
+    println!("{title} (mean ± 95% CI over seeds)\n{t}\n");
+}

@@ -7,7 +7,7 @@ use crate::config::{RunArgs, RunConfig};
 use crate::{loading, output};
 use anyhow::{Context, Result};
 use clap::Args;
-use dsrm_eval::summary::{format_ci, Summary, TABLE_METRICS};
+use dsrm_eval::summary::Summary;
 use dsrm_eval::MetricInputs;
 use dsrm_metrics::MetricSet;
 use rayon::prelude::*;
@@ -107,7 +107,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             let title = format!("{} — {sel} actions, mode {mode}", label);
             markdown += &format!("## {title}\n\n{}\n", summary.to_markdown(&mode.key()));
             if selection == cfg.eval.selections[0] {
-                print_summary(&summary, &mode.key(), &title);
+                output::print_summary(&summary, &mode.key(), &title);
             }
         }
     }
@@ -123,18 +123,4 @@ fn finished_job(dir: &Path, config_sha: &str) -> Option<JobRecord> {
     let text = std::fs::read_to_string(dir.join("job.json")).ok()?;
     let record: JobRecord = serde_json::from_str(&text).ok()?;
     (record.config_sha256 == config_sha).then_some(record)
-}
-
-fn print_summary(summary: &Summary, mode: &str, title: &str) {
-    let mut header = vec!["method".to_string()];
-    header.extend(TABLE_METRICS.iter().map(|m| m.to_string()));
-    let mut t = output::table(header);
-    for (method, modes) in &summary.rows {
-        if let Some(metrics) = modes.get(mode) {
-            let mut row = vec![method.clone()];
-            row.extend(TABLE_METRICS.iter().map(|m| metrics.get(*m).map(format_ci).unwrap_or_default()));
-            t.add_row(row);
-        }
-    }
-    println!("{title} (mean ± 95% CI over seeds)\n{t}\n");
 }

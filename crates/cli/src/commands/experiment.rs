@@ -15,7 +15,7 @@ use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dsrm_agents::TrainConfig;
-use dsrm_eval::summary::{format_ci, Summary, TABLE_METRICS};
+use dsrm_eval::summary::Summary;
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
 use dsrm_policy::heuristics::{self, HeuristicConfig, HeuristicKind, TrainingContext};
@@ -173,7 +173,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
             let title = format!("{label} — {sel} actions, mode {mode}");
             markdown += &format!("## {title}\n\n{}\n", summary.to_markdown(&mode.key()));
             if i == 0 {
-                print_table(&summary, &mode.key(), &title);
+                output::print_summary(&summary, &mode.key(), &title);
             }
         }
     }
@@ -268,20 +268,6 @@ fn read_train_metrics(dir: &Path) -> Result<JobMetrics> {
         bail!("{} has no metrics.json", dir.display());
     }
     Ok(out)
-}
-
-fn print_table(summary: &Summary, mode: &str, title: &str) {
-    let mut header = vec!["method".to_string()];
-    header.extend(TABLE_METRICS.iter().map(|m| m.to_string()));
-    let mut t = output::table(header);
-    for (method, modes) in &summary.rows {
-        if let Some(metrics) = modes.get(mode) {
-            let mut row = vec![method.clone()];
-            row.extend(TABLE_METRICS.iter().map(|m| metrics.get(*m).map(format_ci).unwrap_or_default()));
-            t.add_row(row);
-        }
-    }
-    println!("{title} (mean ± 95% CI over seeds)\n{t}\n");
 }
 
 #[cfg(test)]
