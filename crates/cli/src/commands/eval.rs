@@ -48,6 +48,28 @@ pub fn selection_name(s: Selection) -> &'static str {
     }
 }
 
+/// Builds (fits) a heuristic baseline on the world's training log; `seed` seeds its user model.
+pub fn build_heuristic(
+    world: &World,
+    kind: HeuristicKind,
+    cfg: &heuristics::HeuristicConfig,
+    seed: u64,
+) -> Result<Box<dyn dsrm_policy::Policy>> {
+    let quit_window = match world.spec.quit {
+        QuitRule::Category { window, .. } => window,
+        QuitRule::Distance { .. } => 0,
+    };
+    let ctx = TrainingContext {
+        train: &world.train,
+        item_tags: &world.item_tags,
+        quit_window,
+        full_train: Some(&world.train_full),
+    };
+    let mut cfg = cfg.clone();
+    cfg.mf.seed = seed;
+    heuristics::build(kind, &ctx, &cfg).with_context(|| format!("building policy {}", policy_name(kind)))
+}
+
 /// All results of one policy with one seed.
 pub struct PolicyRun {
     pub policy: String,
@@ -67,22 +89,10 @@ pub fn run_policy(
     seed: u64,
     tick: &(dyn Fn() + Sync),
 ) -> Result<PolicyRun> {
-    let quit_window = match world.spec.quit {
-        QuitRule::Category { window, .. } => window,
-        QuitRule::Distance { .. } => 0,
-    };
-    let ctx = TrainingContext {
-        train: &world.train,
-        item_tags: &world.item_tags,
-        quit_window,
-        full_train: Some(&world.train_full),
-    };
-    let mut heuristic_cfg = cfg.heuristics.clone();
-    heuristic_cfg.mf.seed = seed;
+    let built = build_heuristic(world, kind, &cfg.heuristics, seed)?;
     let mut results = Vec::new();
     for &selection in &cfg.eval.selections {
-        let mut policy = heuristics::build(kind, &ctx, &heuristic_cfg)
-            .with_context(|| format!("building policy {}", policy_name(kind)))?;
+        let mut policy = built.clone();
         for mode in Mode::standard(cfg.eval.force_length) {
             results.push(evaluate(
                 &world.spec,

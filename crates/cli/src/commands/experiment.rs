@@ -8,7 +8,7 @@
 //! A DeepFM world model (`reward = mbpo | mopo | dorl`) is trained once, saved as `RUN/world_model.bin`, and
 //! shared by every RL run.
 
-use super::eval::{policy_name, selection_name};
+use super::eval::{build_heuristic, selection_name};
 use super::train::{reward_model, TrainFile, WorldModelConfig};
 use crate::config::DataConfig;
 use crate::{loading, output};
@@ -18,9 +18,9 @@ use dsrm_agents::TrainConfig;
 use dsrm_eval::summary::Summary;
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
-use dsrm_policy::heuristics::{self, HeuristicConfig, HeuristicKind, TrainingContext};
+use dsrm_policy::heuristics::{HeuristicConfig, HeuristicKind};
 use dsrm_sim::world::WorldConfig;
-use dsrm_sim::{EnvConfig, QuitRule, World};
+use dsrm_sim::{EnvConfig, World};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -191,19 +191,7 @@ fn heuristic_job(
     seed: u64,
 ) -> Result<JobMetrics> {
     let (_, test_users) = dsrm_agents::trainer::split_users(world.spec.n_users(), file.validation_fraction, seed)?;
-    let quit_window = match world.spec.quit {
-        QuitRule::Category { window, .. } => window,
-        QuitRule::Distance { .. } => 0,
-    };
-    let ctx = TrainingContext {
-        train: &world.train,
-        item_tags: &world.item_tags,
-        quit_window,
-        full_train: Some(&world.train_full),
-    };
-    let mut cfg = file.heuristics.clone();
-    cfg.mf.seed = seed;
-    let built = heuristics::build(kind, &ctx, &cfg).with_context(|| format!("building {}", policy_name(kind)))?;
+    let built = build_heuristic(world, kind, &file.heuristics, seed)?;
     let mut metrics = JobMetrics::new();
     for &selection in &file.eval.selections {
         let mut policy = built.clone();
