@@ -16,11 +16,16 @@
 //!     one backward pass; Adam on the policy networks, Adam on the tracker
 //! ```
 
-use crate::actor_critic::{joint_step, ActorCritic, TrainedTracker};
+use crate::actor_critic::{
+    actor_critic_tensors, joint_step, on_policy_iteration, restore_actor_critic, ActorCritic, TrainedTracker,
+};
+use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::rl_policy::RlPolicy;
 use crate::rollout::{minibatches, Rollout};
 use crate::{AgentError, Result};
 use dsrm_nn::optim::{Adam, AdamConfig};
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
+use dsrm_state::StateTracker;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -72,7 +77,7 @@ impl Default for A2cConfig {
 }
 
 /// Means over the minibatches of one update.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UpdateStats {
     /// The optimised loss.
     pub loss: f64,
@@ -88,6 +93,9 @@ pub struct UpdateStats {
     pub clip_fraction: f64,
     /// Gradient steps taken.
     pub grad_steps: usize,
+    /// Algorithm-specific means (e.g. a Q loss, a Lagrange multiplier), merged like the fields above.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra: std::collections::BTreeMap<String, f64>,
 }
 
 impl UpdateStats {
@@ -104,6 +112,10 @@ impl UpdateStats {
         self.entropy = mean(self.entropy, other.entropy);
         self.approx_kl = mean(self.approx_kl, other.approx_kl);
         self.clip_fraction = mean(self.clip_fraction, other.clip_fraction);
+        for (key, &y) in &other.extra {
+            let x = self.extra.get(key).copied().unwrap_or(y);
+            self.extra.insert(key.clone(), mean(x, y));
+        }
         self.grad_steps += other.grad_steps;
     }
 }
@@ -209,5 +221,36 @@ impl A2c {
             }
         }
         Ok(stats)
+    }
+}
+
+impl Learner for A2c {
+    fn name(&self) -> &'static str {
+        "a2c"
+    }
+
+    fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
+        let gamma_lambda = (self.cfg.gamma, self.cfg.gae_lambda);
+        on_policy_iteration(
+            self,
+            |a| &a.net,
+            env,
+            gamma_lambda,
+            tracker,
+            rng,
+            |a, rollout, tracker, rng| a.update(rollout, tracker, rng),
+        )
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        actor_critic_tensors(&self.net, &self.adam)
+    }
+
+    fn restore(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        restore_actor_critic(&mut self.net, &mut self.adam, tensors)
+    }
+
+    fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
+        Ok(Box::new(RlPolicy::new("a2c", tracker, self.net.try_clone()?, reward_range)?))
     }
 }

@@ -10,11 +10,17 @@
 //! The state tracker has its *own* Adam (DORL's `optim_state`), stepped on the same loss: gradients flow from
 //! the policy and value losses through the states into the tracker's embeddings.
 
+use crate::a2c::UpdateStats;
+use crate::learner::{Iteration, TrainingEnv};
+use crate::rollout::{collect, Rollout, RolloutConfig};
 use crate::Result;
+use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};
 use dsrm_nn::tch::nn::{self, VarStore};
 use dsrm_nn::tch::{Device, Tensor};
 use dsrm_state::{HistoryBatch, StateTracker};
+use rand_chacha::ChaCha8Rng;
+use std::time::Instant;
 
 /// Policy (logits over the catalogue) and value heads over the tracker's state.
 #[derive(Debug)]
@@ -105,6 +111,40 @@ impl ActorCritic {
     pub fn logits(&self, states: &Tensor) -> Result<Tensor> {
         Ok(run_trunk(&self.trunk, states)?.f_linear(&self.actor.ws, self.actor.bs.as_ref())?)
     }
+}
+
+/// One on-policy iteration shared by A2C and PPO: collect whole episodes with `net` (GAE(γ, λ) computed), then
+/// run `update` on them.
+pub(crate) fn on_policy_iteration<A>(
+    agent: &mut A,
+    net: impl Fn(&A) -> &ActorCritic,
+    env: &TrainingEnv,
+    (gamma, gae_lambda): (f64, f64),
+    tracker: &mut TrainedTracker,
+    rng: &mut ChaCha8Rng,
+    update: impl FnOnce(&mut A, &Rollout, &mut TrainedTracker, &mut ChaCha8Rng) -> Result<UpdateStats>,
+) -> Result<Iteration> {
+    let cfg = RolloutConfig { episodes: env.episodes, gamma, gae_lambda };
+    let t = Instant::now();
+    let rollout = collect(env.spec, env.reward_model, net(agent), tracker.tracker.as_ref(), &cfg, rng)?;
+    let collect_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let stats = update(agent, &rollout, tracker, rng)?;
+    Ok(Iteration::of(&rollout, stats, collect_s, t.elapsed().as_secs_f64()))
+}
+
+/// The checkpoint tensors of an actor-critic agent: its networks (`policy.*`) and their Adam (`policy_adam.*`).
+pub(crate) fn actor_critic_tensors(net: &ActorCritic, adam: &Adam) -> Vec<(String, Tensor)> {
+    let mut tensors = checkpoint::named("policy", &net.vs);
+    tensors.extend(adam.state("policy_adam"));
+    tensors
+}
+
+/// Restores what [`actor_critic_tensors`] wrote.
+pub(crate) fn restore_actor_critic(net: &mut ActorCritic, adam: &mut Adam, tensors: &[(String, Tensor)]) -> Result<()> {
+    checkpoint::restore("policy", &mut net.vs, tensors)?;
+    adam.restore("policy_adam", tensors)?;
+    Ok(())
 }
 
 /// A state tracker and the Adam that trains it (DORL's separate `optim_state`).

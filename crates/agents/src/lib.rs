@@ -7,6 +7,7 @@
 //!   state tracker with its own optimiser, trained jointly through the states.
 //! * [`rollout`]: collecting whole episodes in many parallel training environments, and GAE.
 //! * [`rl_policy`]: a trained agent as a [`dsrm_policy::Policy`], for the evaluation protocol.
+//! * [`learner`]: the trait every algorithm implements for the trainer, and the `[train.algorithm]` registry.
 //! * [`trainer`]: epochs, evaluation on validation / test users, `log.jsonl`, checkpoints, resume, model
 //!   selection on the validation split.
 //!
@@ -29,6 +30,7 @@
 
 pub mod a2c;
 pub mod actor_critic;
+pub mod learner;
 pub mod ppo;
 pub mod rl_policy;
 pub mod rollout;
@@ -40,12 +42,12 @@ mod test_support;
 
 pub use a2c::{A2c, A2cConfig, UpdateStats};
 pub use actor_critic::{ActorCritic, TrainedTracker};
+pub use learner::{Algorithm, EvalPolicy, Iteration, Learner, TrainingEnv};
 pub use ppo::{Ppo, PpoConfig};
 pub use rl_policy::RlPolicy;
 pub use rollout::{collect, Rollout, RolloutConfig};
 pub use trainer::{
-    run_exists, train, train_with_tracker, Algorithm, EpochRecord, ProgressEvent, TrackerBuilder, TrainConfig,
-    TrainSummary,
+    run_exists, train, train_with_tracker, EpochRecord, ProgressEvent, TrackerBuilder, TrainConfig, TrainSummary,
 };
 
 use std::path::PathBuf;

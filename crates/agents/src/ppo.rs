@@ -19,11 +19,16 @@
 //! ```
 
 use crate::a2c::{log_prob_and_entropy, Minibatch, UpdateStats};
-use crate::actor_critic::{joint_step, ActorCritic, TrainedTracker};
+use crate::actor_critic::{
+    actor_critic_tensors, joint_step, on_policy_iteration, restore_actor_critic, ActorCritic, TrainedTracker,
+};
+use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::rl_policy::RlPolicy;
 use crate::rollout::{minibatches, Rollout};
 use crate::{AgentError, Result};
 use dsrm_nn::optim::{Adam, AdamConfig};
 use dsrm_nn::tch::{Device, Kind, Tensor};
+use dsrm_state::StateTracker;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -171,9 +176,41 @@ impl Ppo {
                     approx_kl,
                     clip_fraction,
                     grad_steps: 1,
+                    ..Default::default()
                 });
             }
         }
         Ok(stats)
+    }
+}
+
+impl Learner for Ppo {
+    fn name(&self) -> &'static str {
+        "ppo"
+    }
+
+    fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
+        let gamma_lambda = (self.cfg.gamma, self.cfg.gae_lambda);
+        on_policy_iteration(
+            self,
+            |a| &a.net,
+            env,
+            gamma_lambda,
+            tracker,
+            rng,
+            |a, rollout, tracker, rng| a.update(rollout, tracker, rng),
+        )
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        actor_critic_tensors(&self.net, &self.adam)
+    }
+
+    fn restore(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        restore_actor_critic(&mut self.net, &mut self.adam, tensors)
+    }
+
+    fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
+        Ok(Box::new(RlPolicy::new("ppo", tracker, self.net.try_clone()?, reward_range)?))
     }
 }

@@ -79,6 +79,12 @@ impl Snapshot {
     }
 }
 
+impl crate::learner::EvalPolicy for RlPolicy {
+    fn take_error(&self) -> Option<String> {
+        RlPolicy::take_error(self)
+    }
+}
+
 impl Policy for RlPolicy {
     fn name(&self) -> String {
         self.name.clone()

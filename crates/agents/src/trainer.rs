@@ -7,7 +7,8 @@
 //!    carries over from one epoch to the next except through the checkpointed weights and Adam moments, so a
 //!    run resumed at an epoch boundary is bit-identical to an uninterrupted one.
 //! 2. Until `steps_per_epoch` environment steps are collected: collect `parallel_envs` whole episodes
-//!    ([`crate::rollout::collect`]), then update (A2C or PPO) on them. This is tianshou's `onpolicy_trainer`
+//!    ([`crate::learner::Learner::iterate`]: for A2C / PPO, [`crate::rollout::collect`]), then update on them.
+//!    This is tianshou's `onpolicy_trainer`
 //!    with `episode_per_collect = parallel_envs`; the last collection may overshoot `steps_per_epoch`.
 //! 3. Evaluate a snapshot of the agent on the ground truth (`world.spec`) in FB / NX_0 / NX_k: on the
 //!    validation users with the headline selection (sampled), and on the test users with every configured
@@ -22,17 +23,15 @@
 //!
 //! DORL trains for 200 epochs of 100,000 steps; the default here (20,000 steps per epoch) is sized for a demo.
 
-use crate::a2c::{A2c, A2cConfig, UpdateStats};
-use crate::actor_critic::{ActorCritic, TrainedTracker};
-use crate::ppo::{Ppo, PpoConfig};
-use crate::rl_policy::RlPolicy;
-use crate::rollout::{collect, RolloutConfig};
+use crate::a2c::UpdateStats;
+use crate::actor_critic::TrainedTracker;
+use crate::learner::{Algorithm, EvalPolicy, TrainingEnv};
 use crate::run_dir::{append_line, write_json, RunDir};
 use crate::{AgentError, Result};
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
 use dsrm_nn::checkpoint;
-use dsrm_nn::tch::{Device, Tensor};
+use dsrm_nn::tch::Tensor;
 use dsrm_policy::Selection;
 use dsrm_sim::{RewardModel, World};
 use dsrm_state::{StateTracker, TrackerConfig};
@@ -43,44 +42,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-
-/// Which on-policy algorithm trains the agent, with its hyper-parameters (`kind = "a2c" | "ppo"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Algorithm {
-    /// Advantage actor-critic (DORL's policy learner).
-    A2c(A2cConfig),
-    /// Proximal policy optimisation (clipped surrogate).
-    Ppo(PpoConfig),
-}
-
-impl Default for Algorithm {
-    fn default() -> Self {
-        Algorithm::A2c(A2cConfig::default())
-    }
-}
-
-impl Algorithm {
-    /// `a2c` or `ppo`.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Algorithm::A2c(_) => "a2c",
-            Algorithm::Ppo(_) => "ppo",
-        }
-    }
-    fn tracker_lr(&self) -> f64 {
-        match self {
-            Algorithm::A2c(c) => c.tracker_lr,
-            Algorithm::Ppo(c) => c.tracker_lr,
-        }
-    }
-    fn gamma_lambda(&self) -> (f64, f64) {
-        match self {
-            Algorithm::A2c(c) => (c.gamma, c.gae_lambda),
-            Algorithm::Ppo(c) => (c.gamma, c.gae_lambda),
-        }
-    }
-}
 
 /// A training run. Unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,15 +108,7 @@ impl TrainConfig {
         need(self.eval.episodes >= 1, "eval.episodes >= 1");
         need(!self.eval.selections.is_empty(), "eval.selections not empty");
         need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
-        let (batch, repeat, gamma, lambda) = match &self.algorithm {
-            Algorithm::A2c(c) => (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda),
-            Algorithm::Ppo(c) => {
-                need(c.clip > 0.0, "ppo clip > 0");
-                (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda)
-            }
-        };
-        need(batch >= 1 && repeat >= 1, "batch_size >= 1 and repeat_per_collect >= 1");
-        need((0.0..=1.0).contains(&gamma) && (0.0..=1.0).contains(&lambda), "gamma and gae_lambda in [0, 1]");
+        problems.extend(self.algorithm.problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -283,44 +236,6 @@ pub enum ProgressEvent {
 /// Makes a fresh tracker of the configured kind (its weights are then trained, restored or copied).
 pub type TrackerBuilder<'a> = dyn Fn() -> Result<Box<dyn StateTracker>> + 'a;
 
-/// The agent being trained.
-enum Learner {
-    A2c(A2c),
-    Ppo(Ppo),
-}
-
-impl Learner {
-    fn new(alg: &Algorithm, state_dim: i64, n_items: i64, device: Device) -> Result<Self> {
-        Ok(match alg {
-            Algorithm::A2c(c) => Learner::A2c(A2c::new(c.clone(), state_dim, n_items, device)?),
-            Algorithm::Ppo(c) => Learner::Ppo(Ppo::new(c.clone(), state_dim, n_items, device)?),
-        })
-    }
-    fn net(&self) -> &ActorCritic {
-        match self {
-            Learner::A2c(a) => &a.net,
-            Learner::Ppo(p) => &p.net,
-        }
-    }
-    fn parts_mut(&mut self) -> (&mut ActorCritic, &mut dsrm_nn::optim::Adam) {
-        match self {
-            Learner::A2c(a) => (&mut a.net, &mut a.adam),
-            Learner::Ppo(p) => (&mut p.net, &mut p.adam),
-        }
-    }
-    fn update(
-        &mut self,
-        rollout: &crate::Rollout,
-        tracker: &mut TrainedTracker,
-        rng: &mut ChaCha8Rng,
-    ) -> Result<UpdateStats> {
-        match self {
-            Learner::A2c(a) => a.update(rollout, tracker, rng),
-            Learner::Ppo(p) => p.update(rollout, tracker, rng),
-        }
-    }
-}
-
 /// The model-selection state: the best validation NX_0 R_tra so far and its epoch.
 #[derive(Debug, Default)]
 struct Best {
@@ -404,7 +319,7 @@ fn evaluate_epoch(
     cfg: &TrainConfig,
     world: &World,
     inputs: &MetricInputs,
-    policies: Vec<RlPolicy>,
+    policies: Vec<Box<dyn EvalPolicy>>,
     users: Splits,
 ) -> Result<(SplitMetrics, SplitMetrics)> {
     let modes = Mode::standard(cfg.eval.force_length);
@@ -414,19 +329,20 @@ fn evaluate_epoch(
             jobs.extend(modes.iter().map(|&mode| (is_test, selection, mode)));
         }
     }
-    let run_jobs = |mut policy: RlPolicy, worker: usize, n_workers: usize| -> Result<Vec<(usize, MetricSet)>> {
-        let mut out = Vec::new();
-        for (j, &(is_test, selection, mode)) in jobs.iter().enumerate().skip(worker).step_by(n_workers) {
-            let pool = if is_test { users.test } else { users.validation };
-            let run = EvalRun { mode, selection, seed: cfg.seed, users: Some(pool) };
-            let result = evaluate(&world.spec, inputs, &mut policy, &cfg.eval, run);
-            if let Some(e) = policy.take_error() {
-                return Err(AgentError::Eval(format!("{mode}, {selection:?}: {e}")));
+    let run_jobs =
+        |mut policy: Box<dyn EvalPolicy>, worker: usize, n_workers: usize| -> Result<Vec<(usize, MetricSet)>> {
+            let mut out = Vec::new();
+            for (j, &(is_test, selection, mode)) in jobs.iter().enumerate().skip(worker).step_by(n_workers) {
+                let pool = if is_test { users.test } else { users.validation };
+                let run = EvalRun { mode, selection, seed: cfg.seed, users: Some(pool) };
+                let result = evaluate(&world.spec, inputs, policy.as_mut(), &cfg.eval, run);
+                if let Some(e) = policy.take_error() {
+                    return Err(AgentError::Eval(format!("{mode}, {selection:?}: {e}")));
+                }
+                out.push((j, result.metrics));
             }
-            out.push((j, result.metrics));
-        }
-        Ok(out)
-    };
+            Ok(out)
+        };
     let n_workers = policies.len().max(1);
     dsrm_nn::tch::set_num_threads(1);
     let results: Vec<Result<Vec<(usize, MetricSet)>>> = if n_workers == 1 {
@@ -519,7 +435,7 @@ pub fn train_with_tracker(
     tracker.set_reward_range(train_range.0, train_range.1)?;
     let device = tracker.var_store().device();
     let mut tracker = TrainedTracker::new(tracker, cfg.algorithm.tracker_lr());
-    let mut learner = Learner::new(&cfg.algorithm, tracker.tracker.state_dim(), n_items as i64, device)?;
+    let mut learner = cfg.algorithm.build(tracker.tracker.state_dim(), world, device)?;
 
     let meta_base = serde_json::json!({
         "format": 1,
@@ -547,9 +463,7 @@ pub fn train_with_tracker(
         }
         checkpoint::restore("tracker", tracker.tracker.var_store_mut(), &tensors)?;
         tracker.adam.restore("tracker_adam", &tensors)?;
-        let (net, adam) = learner.parts_mut();
-        checkpoint::restore("policy", &mut net.vs, &tensors)?;
-        adam.restore("policy_adam", &tensors)?;
+        learner.restore(&tensors)?;
         let corrupt = |what: &str| AgentError::Log { path: path.clone(), detail: format!("metadata lacks {what}") };
         done_epochs = meta["epoch"].as_u64().ok_or_else(|| corrupt("epoch"))? as usize;
         total_env_steps = meta["total_env_steps"].as_u64().ok_or_else(|| corrupt("total_env_steps"))?;
@@ -562,8 +476,7 @@ pub fn train_with_tracker(
         run.clear_logs()?;
     }
 
-    let (gamma, gae_lambda) = cfg.algorithm.gamma_lambda();
-    let rollout_cfg = RolloutConfig { episodes: cfg.parallel_envs, gamma, gae_lambda };
+    let env = TrainingEnv { spec, reward_model, episodes: cfg.parallel_envs };
     progress(ProgressEvent::Started {
         first_epoch: done_epochs + 1,
         epochs: cfg.epochs,
@@ -581,23 +494,20 @@ pub fn train_with_tracker(
         let (mut return_sum, mut update) = (0.0f64, UpdateStats::default());
         let (mut collect_s, mut update_s) = (0.0f64, 0.0f64);
         while steps < cfg.steps_per_epoch as u64 {
-            let t = Instant::now();
-            let rollout = collect(spec, reward_model, learner.net(), tracker.tracker.as_ref(), &rollout_cfg, &mut rng)?;
-            collect_s += t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let stats = learner.update(&rollout, &mut tracker, &mut rng)?;
-            update_s += t.elapsed().as_secs_f64();
-            steps += rollout.len() as u64;
-            episodes += rollout.n_episodes() as u64;
-            return_sum += rollout.rewards.iter().sum::<f64>();
+            let it = learner.iterate(&env, &mut tracker, &mut rng)?;
+            collect_s += it.collect_s;
+            update_s += it.update_s;
+            steps += it.steps;
+            episodes += it.episodes;
+            return_sum += it.reward_sum;
             collections += 1;
-            update.merge(&stats);
+            update.merge(&it.update);
             progress(ProgressEvent::Collected {
                 epoch,
                 steps,
                 steps_per_epoch: cfg.steps_per_epoch,
-                train_return: rollout.mean_episode_reward(),
-                update: stats,
+                train_return: it.reward_sum / it.episodes.max(1) as f64,
+                update: it.update,
             });
         }
         total_env_steps += steps;
@@ -610,7 +520,7 @@ pub fn train_with_tracker(
         for _ in 0..workers {
             let mut eval_tracker = build_tracker()?;
             eval_tracker.var_store_mut().copy(tracker.tracker.var_store())?;
-            policies.push(RlPolicy::new(cfg.algorithm.name(), eval_tracker, learner.net().try_clone()?, eval_range)?);
+            policies.push(learner.snapshot(eval_tracker, eval_range)?);
         }
         let users = Splits { validation: &validation_users, test: &test_users };
         let (validation, test) = evaluate_epoch(cfg, world, inputs, policies, users)?;
@@ -652,9 +562,7 @@ pub fn train_with_tracker(
             meta["best"] = serde_json::json!({ "epoch": best.epoch, "validation_nx0_r_tra": best.score });
             let mut tensors = checkpoint::named("tracker", tracker.tracker.var_store());
             tensors.extend(tracker.adam.state("tracker_adam"));
-            let (net, adam) = learner.parts_mut();
-            tensors.extend(checkpoint::named("policy", &net.vs));
-            tensors.extend(adam.state("policy_adam"));
+            tensors.extend(learner.tensors());
             checkpoint::save(&run.checkpoint(), &tensors, &meta)?;
         }
         progress(ProgressEvent::EpochDone {

@@ -1,7 +1,12 @@
 //! End-to-end training runs on the tiny synthetic world: learning, reproducibility, resume, refusals.
 
 use super::*;
+use crate::a2c::A2cConfig;
+use crate::actor_critic::ActorCritic;
+use crate::ppo::PpoConfig;
+use crate::rl_policy::RlPolicy;
 use crate::test_support::{mean_tracker_builder, tiny_world};
+use dsrm_nn::tch::Device;
 use dsrm_sim::GroundTruthReward;
 use std::path::PathBuf;
 
@@ -201,12 +206,12 @@ fn parallel_evaluation_equals_serial_evaluation() {
     dsrm_nn::runtime::seed(5);
     let tracker = builder().unwrap();
     let net = ActorCritic::new(tracker.state_dim(), world.spec.n_items() as i64, &[16], true, Device::Cpu).unwrap();
-    let snapshots = |n: usize| -> Vec<RlPolicy> {
+    let snapshots = |n: usize| -> Vec<Box<dyn EvalPolicy>> {
         (0..n)
             .map(|_| {
                 let mut t = builder().unwrap();
                 t.var_store_mut().copy(tracker.var_store()).unwrap();
-                RlPolicy::new("a2c", t, net.try_clone().unwrap(), (0.0, 5.0)).unwrap()
+                Box::new(RlPolicy::new("a2c", t, net.try_clone().unwrap(), (0.0, 5.0)).unwrap()) as Box<dyn EvalPolicy>
             })
             .collect()
     };

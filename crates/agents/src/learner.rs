@@ -1,0 +1,150 @@
+//! The contract between the trainer and an algorithm, and the registry of algorithms.
+//!
+//! The trainer ([`crate::trainer`]) owns epochs, evaluation, logs, checkpoints and model selection; it never
+//! looks inside an algorithm. An algorithm file implements [`Learner`]: one training iteration (collect whole
+//! episodes in the simulated environment, then update), its tensors for the checkpoint, and a frozen snapshot
+//! that acts on the ground truth. [`Algorithm`] is the `[train.algorithm]` table (`kind = "..."`) and builds
+//! the learner; adding an algorithm is one file plus one variant here.
+
+use crate::a2c::{A2c, A2cConfig, UpdateStats};
+use crate::actor_critic::TrainedTracker;
+use crate::ppo::{Ppo, PpoConfig};
+use crate::Result;
+use dsrm_nn::tch::{Device, Tensor};
+use dsrm_policy::Policy;
+use dsrm_sim::{EnvSpec, RewardModel, World};
+use dsrm_state::StateTracker;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// The simulated training environment of one iteration.
+pub struct TrainingEnv<'a> {
+    /// The environment's users, items, quit rule and cap (its ground-truth reward is *not* used).
+    pub spec: &'a EnvSpec,
+    /// The training reward (a world model).
+    pub reward_model: &'a dyn RewardModel,
+    /// Whole episodes per collection (= parallel environments).
+    pub episodes: usize,
+}
+
+/// What one iteration did, for the epoch's log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Iteration {
+    /// Environment steps collected.
+    pub steps: u64,
+    /// Whole episodes collected.
+    pub episodes: u64,
+    /// Sum of the training rewards of those steps.
+    pub reward_sum: f64,
+    /// The update's losses.
+    pub update: UpdateStats,
+    /// Seconds spent collecting.
+    pub collect_s: f64,
+    /// Seconds spent updating.
+    pub update_s: f64,
+}
+
+impl Iteration {
+    /// The report of an iteration that collected `rollout` and updated on it.
+    pub fn of(rollout: &crate::Rollout, update: UpdateStats, collect_s: f64, update_s: f64) -> Self {
+        Self {
+            steps: rollout.len() as u64,
+            episodes: rollout.n_episodes() as u64,
+            reward_sum: rollout.rewards.iter().sum(),
+            update,
+            collect_s,
+            update_s,
+        }
+    }
+}
+
+/// A frozen agent for the evaluation protocol: a [`Policy`] that also reports the first error it met while
+/// acting (acting itself cannot fail; it falls back to a uniform allowed item and remembers why).
+pub trait EvalPolicy: Policy + Send {
+    /// The first error met while acting since the last call, if any.
+    fn take_error(&self) -> Option<String>;
+}
+
+/// One RL algorithm, as the trainer drives it.
+pub trait Learner: Send {
+    /// Short name (`a2c`, `ppo`, ...): the run's label and the evaluated policy's name.
+    fn name(&self) -> &'static str;
+
+    /// One iteration: collect `env.episodes` whole episodes with the current policy and update on them
+    /// (training the tracker jointly when its variables are trainable).
+    fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration>;
+
+    /// Every tensor a resumed run needs (weights and optimiser moments), with unique names.
+    fn tensors(&self) -> Vec<(String, Tensor)>;
+
+    /// Restores what [`tensors`](Self::tensors) wrote.
+    fn restore(&mut self, tensors: &[(String, Tensor)]) -> Result<()>;
+
+    /// A frozen copy acting with `tracker` (a copy of the trained one), switched to the ground truth's reward
+    /// range, for evaluation.
+    fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>>;
+}
+
+/// Which algorithm trains the agent, with its hyper-parameters (`kind = "a2c" | "ppo"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Algorithm {
+    /// Advantage actor-critic (DORL's policy learner).
+    A2c(A2cConfig),
+    /// Proximal policy optimisation (clipped surrogate).
+    Ppo(PpoConfig),
+}
+
+impl Default for Algorithm {
+    fn default() -> Self {
+        Algorithm::A2c(A2cConfig::default())
+    }
+}
+
+impl Algorithm {
+    /// The `kind` string.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::A2c(_) => "a2c",
+            Algorithm::Ppo(_) => "ppo",
+        }
+    }
+
+    /// Learning rate of the tracker's own optimiser.
+    pub fn tracker_lr(&self) -> f64 {
+        match self {
+            Algorithm::A2c(c) => c.tracker_lr,
+            Algorithm::Ppo(c) => c.tracker_lr,
+        }
+    }
+
+    /// Settings out of their domain, as readable phrases (empty when valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let (batch, repeat, gamma, lambda) = match self {
+            Algorithm::A2c(c) => (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda),
+            Algorithm::Ppo(c) => {
+                if c.clip <= 0.0 {
+                    problems.push("ppo clip > 0".to_string());
+                }
+                (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda)
+            }
+        };
+        if batch == 0 || repeat == 0 {
+            problems.push("batch_size >= 1 and repeat_per_collect >= 1".into());
+        }
+        if !(0.0..=1.0).contains(&gamma) || !(0.0..=1.0).contains(&lambda) {
+            problems.push("gamma and gae_lambda in [0, 1]".into());
+        }
+        problems
+    }
+
+    /// A fresh learner for states of `state_dim` in `world` (consumes libtorch's generator: seed it first).
+    pub fn build(&self, state_dim: i64, world: &World, device: Device) -> Result<Box<dyn Learner>> {
+        let n_items = world.spec.n_items() as i64;
+        Ok(match self {
+            Algorithm::A2c(c) => Box::new(A2c::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Ppo(c) => Box::new(Ppo::new(c.clone(), state_dim, n_items, device)?),
+        })
+    }
+}
