@@ -47,7 +47,8 @@ pub use ppo::{Ppo, PpoConfig};
 pub use rl_policy::RlPolicy;
 pub use rollout::{collect, Rollout, RolloutConfig};
 pub use trainer::{
-    run_exists, train, train_with_tracker, EpochRecord, ProgressEvent, TrackerBuilder, TrainConfig, TrainSummary,
+    load_trained, load_trained_policy, run_exists, train, train_with_tracker, EpochRecord, ProgressEvent,
+    TrackerBuilder, TrainConfig, TrainSummary,
 };
 
 use std::path::PathBuf;

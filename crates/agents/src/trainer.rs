@@ -372,6 +372,29 @@ fn evaluate_epoch(
     Ok((validation, test))
 }
 
+/// The trained agent of a finished (or checkpointed) run in `out_dir`, frozen for evaluation or deployment:
+/// the agent of the run's *last* checkpointed epoch (`checkpoint.bin`), not the epoch selected on validation.
+/// `cfg` and `build_tracker` must be the run's; the checkpoint's configuration is checked against `cfg`.
+pub fn load_trained_policy(
+    cfg: &TrainConfig,
+    world: &World,
+    build_tracker: &TrackerBuilder,
+    out_dir: &Path,
+) -> Result<Box<dyn EvalPolicy>> {
+    let path = RunDir::new(out_dir).checkpoint();
+    let (tensors, meta) = checkpoint::load(&path)?;
+    if meta["config"] != cfg.identity()? {
+        return Err(AgentError::ConfigMismatch { path, detail: "config".into() });
+    }
+    let tracker = build_tracker()?;
+    let device = tracker.var_store().device();
+    let mut learner = cfg.algorithm.build(tracker.state_dim(), world, device)?;
+    let mut tracker = tracker;
+    checkpoint::restore("tracker", tracker.var_store_mut(), &tensors)?;
+    learner.restore(&tensors)?;
+    learner.snapshot(tracker, world.spec.rewards.range())
+}
+
 /// Trains with the configured tracker (`dsrm_state::build`); see [`train_with_tracker`].
 #[allow(clippy::too_many_arguments)]
 pub fn train(
@@ -384,13 +407,33 @@ pub fn train(
     resume: bool,
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<TrainSummary> {
+    let builder = configured_tracker(cfg, world, pretrained_item_embeddings);
+    train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)
+}
+
+/// Makes trackers of the configured kind (`dsrm_state::build`), with the pretrained item embeddings if any.
+fn configured_tracker<'a>(
+    cfg: &'a TrainConfig,
+    world: &World,
+    pretrained_item_embeddings: Option<Tensor>,
+) -> impl Fn() -> Result<Box<dyn StateTracker>> + 'a {
     let device = dsrm_nn::runtime::device();
     let n_items = world.spec.n_items();
-    let builder = move || -> Result<Box<dyn StateTracker>> {
+    move || -> Result<Box<dyn StateTracker>> {
         let pretrained = pretrained_item_embeddings.as_ref().map(Tensor::shallow_clone);
         Ok(dsrm_state::build(&cfg.tracker, n_items, pretrained, device)?)
-    };
-    train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)
+    }
+}
+
+/// [`load_trained_policy`] with the configured tracker, as [`train`] built it.
+pub fn load_trained(
+    cfg: &TrainConfig,
+    world: &World,
+    pretrained_item_embeddings: Option<Tensor>,
+    out_dir: &Path,
+) -> Result<Box<dyn EvalPolicy>> {
+    let builder = configured_tracker(cfg, world, pretrained_item_embeddings);
+    load_trained_policy(cfg, world, &builder, out_dir)
 }
 
 /// Trains an agent in the world's simulated environment (`reward_model` replaces the ground-truth reward),

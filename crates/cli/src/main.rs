@@ -31,6 +31,9 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Methods x seeds (heuristics and RL agents), one table with mean ± 95% CI per mode and metric.
     Experiment(commands::experiment::ExperimentArgs),
+    /// Feedback-loop study: deploy, log the served interactions, refit, repeat; Gini / long-tail share /
+    /// coverage / R_tra per round.
+    Loop(commands::feedback_loop::LoopArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -47,6 +50,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => commands::demo::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
+        Command::Loop(args) => commands::feedback_loop::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

@@ -120,6 +120,42 @@ impl World {
         self.provenance.synthetic.is_some()
     }
 
+    /// This world with a seeded share `fraction` of its training log: each (user, item) pair is kept or dropped
+    /// as a whole, in `train` and `train_full` alike, by a hash of (seed, user, item). A feedback-loop study
+    /// starts from a small log so that what the recommender serves weighs in the log it learns from next.
+    pub fn with_log_fraction(&self, fraction: f64, seed: u64) -> World {
+        if fraction >= 1.0 {
+            return self.clone();
+        }
+        let mut out = self.clone();
+        out.train_full = keep_pairs(&self.train_full, fraction, seed);
+        out.train = keep_pairs(&self.train, fraction, seed);
+        out.pair_counts = distinct_pair_counts(&out.train);
+        out.notes.push(format!("training log cut to a {fraction} share of its (user, item) pairs (seed {seed})"));
+        out
+    }
+
+    /// This world after a deployment whose served interactions joined the training log (the feedback loop):
+    /// each `(user, items, rewards)` episode adds one row per step to `train` and `train_full`, at the end of
+    /// that user's rows (the log stays ordered by user, then time), with the reward as the row's target. Only
+    /// the log and what policies learn from it change (`pair_counts`, hence the long-tail split of *this*
+    /// world); the environment, its ground truth and the metric inputs (`popularity`, `positive_tag_counts`)
+    /// stay those of the original data, so rounds of a loop are scored alike.
+    pub fn with_logged_episodes<'e>(&self, episodes: impl IntoIterator<Item = (u32, &'e [u32], &'e [f64])>) -> World {
+        let mut new_rows: std::collections::BTreeMap<u32, Vec<(u32, f64)>> = Default::default();
+        for (user, items, rewards) in episodes {
+            let rows = new_rows.entry(user).or_default();
+            rows.extend(items.iter().zip(rewards).map(|(&i, &r)| (i, r)));
+        }
+        let mut out = self.clone();
+        out.train_full = append_rows(&self.train_full, &new_rows);
+        out.train = append_rows(&self.train, &new_rows);
+        out.pair_counts = distinct_pair_counts(&out.train);
+        let served: usize = new_rows.values().map(Vec::len).sum();
+        out.notes.push(format!("training log extended by {served} served interactions (feedback loop)"));
+        out
+    }
+
     /// The KuaiRec world (`KuaiEnv-v0`).
     pub fn kuairec(data: &KuaiRec, settings: EnvSettings, cfg: &WorldConfig) -> Result<World> {
         let truth = kuairec_truth(&data.small, cfg.small_duplicates)?;
@@ -470,6 +506,56 @@ fn lookup_tags(tags: &[Vec<i32>], ids: &[u32], file: &str) -> Result<Vec<Vec<i32
         .collect()
 }
 
+/// The rows of `log` whose (user, item) pair a hash of (seed, user, item) keeps with probability `fraction`.
+fn keep_pairs(log: &Interactions, fraction: f64, seed: u64) -> Interactions {
+    let keep = |user: u32, item: u32| {
+        let mut z = seed ^ ((u64::from(user) << 32) | u64::from(item)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64 <= fraction
+    };
+    let mut out = Interactions { n_users: log.n_users, n_items: log.n_items, ..Default::default() };
+    for row in (0..log.len()).filter(|&r| keep(log.user[r], log.item[r])) {
+        out.user.push(log.user[row]);
+        out.item.push(log.item[row]);
+        out.target.push(log.target[row]);
+    }
+    out
+}
+
+/// `log` with each user's new rows after that user's existing ones (users without rows go last, by id).
+fn append_rows(log: &Interactions, new_rows: &std::collections::BTreeMap<u32, Vec<(u32, f64)>>) -> Interactions {
+    let extra: usize = new_rows.values().map(Vec::len).sum();
+    let mut out = Interactions {
+        n_users: log.n_users,
+        n_items: log.n_items,
+        user: Vec::with_capacity(log.len() + extra),
+        item: Vec::with_capacity(log.len() + extra),
+        target: Vec::with_capacity(log.len() + extra),
+    };
+    let push = |out: &mut Interactions, user: u32| {
+        for &(item, target) in new_rows.get(&user).map(Vec::as_slice).unwrap_or(&[]) {
+            out.user.push(user);
+            out.item.push(item);
+            out.target.push(target);
+        }
+    };
+    let mut seen = std::collections::HashSet::new();
+    for row in 0..log.len() {
+        let user = log.user[row];
+        out.user.push(user);
+        out.item.push(log.item[row]);
+        out.target.push(log.target[row]);
+        if log.user.get(row + 1) != Some(&user) && seen.insert(user) {
+            push(&mut out, user);
+        }
+    }
+    for &user in new_rows.keys().filter(|u| !seen.contains(*u)) {
+        push(&mut out, user);
+    }
+    out
+}
+
 /// Distinct (user, item) pairs per item.
 fn distinct_pair_counts(train: &Interactions) -> Vec<u64> {
     let mut pairs: Vec<u64> =
@@ -538,4 +624,52 @@ fn catalogue_rows(full: &Interactions, n_catalogue: usize) -> Interactions {
         out.target.push(full.target[row]);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logged_rows_follow_each_users_own_rows() {
+        let log = Interactions {
+            n_users: 3,
+            n_items: 4,
+            user: vec![1, 1, 0, 0, 0],
+            item: vec![0, 1, 2, 3, 2],
+            target: vec![1.0, 2.0, 3.0, 4.0, 5.0],
+        };
+        let mut new_rows = std::collections::BTreeMap::new();
+        new_rows.insert(0u32, vec![(1u32, 0.5)]);
+        new_rows.insert(2u32, vec![(3u32, 0.25), (0, 0.75)]);
+        new_rows.insert(1u32, vec![(2u32, 9.0)]);
+        let out = append_rows(&log, &new_rows);
+        assert_eq!(out.user, [1, 1, 1, 0, 0, 0, 0, 2, 2]);
+        assert_eq!(out.item, [0, 1, 2, 2, 3, 2, 1, 3, 0]);
+        assert_eq!(out.target, [1.0, 2.0, 9.0, 3.0, 4.0, 5.0, 0.5, 0.25, 0.75]);
+        assert_eq!(distinct_pair_counts(&out), [2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn log_fraction_keeps_whole_pairs_and_roughly_the_share() {
+        let n = 20_000u32;
+        let log = Interactions {
+            n_users: 100,
+            n_items: 200,
+            user: (0..n).map(|r| r % 100).collect(),
+            item: (0..n).map(|r| (r / 100) % 200).collect(),
+            target: vec![1.0; n as usize],
+        };
+        let mut doubled = log.clone();
+        doubled.user.extend(log.user.clone());
+        doubled.item.extend(log.item.clone());
+        doubled.target.extend(log.target.clone());
+        let keep = |l: &Interactions, f: f64, seed: u64| keep_pairs(l, f, seed);
+        let kept = keep(&doubled, 0.25, 7);
+        assert!((kept.len() as f64 / doubled.len() as f64 - 0.25).abs() < 0.02, "{}", kept.len());
+        assert_eq!(kept.len() % 2, 0, "both copies of a pair share its fate");
+        assert_eq!(keep(&doubled, 0.25, 7), kept, "seeded");
+        assert_ne!(keep(&doubled, 0.25, 8), kept);
+        assert_eq!(keep(&doubled, 1.0, 7).len(), doubled.len());
+    }
 }
