@@ -2,11 +2,13 @@
 
 use tch::Device;
 
-/// Sets libtorch's intra-op threads and seeds its generator. Call once at start-up, before any tensor
-/// work. With the simulator on the other core, 1 thread avoids oversubscription.
+/// Sets libtorch's intra-op threads and seeds its generator; the first call in a process also fixes the
+/// inter-op threads to 1 (libtorch accepts that once, before any parallel work), so call it at start-up and
+/// freely afterwards. With the simulator on the other core, 1 thread avoids oversubscription.
 pub fn init(threads: usize, seed: u64) {
+    static INTEROP: std::sync::Once = std::sync::Once::new();
+    INTEROP.call_once(|| tch::set_num_interop_threads(1));
     tch::set_num_threads(threads.max(1) as i32);
-    tch::set_num_interop_threads(1);
     tch::manual_seed(seed as i64);
 }
 

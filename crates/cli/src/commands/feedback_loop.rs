@@ -151,8 +151,7 @@ pub fn run(args: LoopArgs) -> Result<()> {
     let out = args.out.join("loop");
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     output::write_atomic(&args.out.join("loop.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| dsrm_nn::runtime::init(1, 0));
+    dsrm_nn::runtime::init(1, 0);
     let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
     output::write_json(&out.join("provenance.json"), &provenance(&file, &world))?;

@@ -243,9 +243,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
             bail!("[{name}] differs from the run's {}; resume with the original config", saved_config.display());
         }
     }
-    // libtorch accepts its inter-op thread count once per process; the trainer sets threads and seeds itself.
-    static INIT: std::sync::Once = std::sync::Once::new();
-    INIT.call_once(|| dsrm_nn::runtime::init(cfg.torch_threads, cfg.seed));
+    // Inter-op threads (fixed once per process); the trainer sets intra-op threads and seeds itself.
+    dsrm_nn::runtime::init(cfg.torch_threads, cfg.seed);
     let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
     let (reward, embeddings) = reward_model(&file.world_model, &world, &out, args.resume)?;
