@@ -31,6 +31,8 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Methods x seeds (heuristics and RL agents), one table with mean ± 95% CI per mode and metric.
     Experiment(commands::experiment::ExperimentArgs),
+    /// Report of an experiment directory: report.html (offline), tables.md, tables.tex, SVG plots.
+    Report(commands::report::ReportArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -47,6 +49,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => commands::demo::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

@@ -5,6 +5,8 @@ pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod experiment;
+pub mod report;
+pub mod sweep;
 pub mod train;
 
 use crate::output;
