@@ -34,6 +34,8 @@ enum Command {
     /// Feedback-loop study: deploy, log the served interactions, refit, repeat; Gini / long-tail share /
     /// coverage / R_tra per round.
     Loop(commands::feedback_loop::LoopArgs),
+    /// Report of an experiment directory: report.html (offline), tables.md, tables.tex, SVG plots.
+    Report(commands::report::ReportArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -51,6 +53,7 @@ fn main() -> Result<()> {
         Command::Train(args) => commands::train::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Loop(args) => commands::feedback_loop::run(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

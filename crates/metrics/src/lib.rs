@@ -7,6 +7,7 @@
 //! * Fairness metrics (§6.2): [`gini`], [`gini_exposed_only`], [`exposure_entropy`] ([`exposure`]), the
 //!   popular / long-tail split and group exposure ([`long_tail`]), optional per-tag exposure
 //!   ([`tag_exposure`]).
+//! * [`pareto`]: non-dominated sets, 2-D hypervolume and frontier comparison on (utility, 1 − Gini).
 //! * [`compute`] scores one evaluation round (the episodes of one mode) in a single pass into a
 //!   [`MetricSet`]; [`stats::mean_ci95`] aggregates per-seed scores.
 //!
@@ -26,6 +27,7 @@ pub mod error;
 pub mod exposure;
 pub mod long_tail;
 pub mod novelty;
+pub mod pareto;
 pub mod similarity;
 pub mod stats;
 pub mod tag_exposure;

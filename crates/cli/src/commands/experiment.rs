@@ -7,15 +7,19 @@
 //! unfinished run from its last checkpoint and reuses finished ones. At most `jobs` children run at once.
 //! A DeepFM world model (`reward = mbpo | mopo | dorl`) is trained once, saved as `RUN/world_model.bin`, and
 //! shared by every RL run.
+//!
+//! A method may carry a `sweep` (see [`super::sweep`]): it expands into one method per combination, and
+//! the results record each row's family and parameters. `provenance.json` says what data the run used.
 
 use super::eval::{build_heuristic, selection_name};
+use super::sweep::{self, Expanded};
 use super::train::{reward_model, TrainFile, WorldModelConfig};
 use crate::config::DataConfig;
 use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dsrm_agents::TrainConfig;
-use dsrm_eval::summary::Summary;
+use dsrm_eval::summary::{MethodInfo, Summary};
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
 use dsrm_policy::heuristics::{HeuristicConfig, HeuristicKind};
@@ -50,6 +54,9 @@ pub struct MethodConfig {
     /// An RL agent: the `[train]` section of `dsrm train` (its `seed` is replaced by each experiment seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainConfig>,
+    /// Dotted path into this table -> values; one method per combination (cartesian product).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<BTreeMap<String, Vec<toml::Value>>>,
 }
 
 /// The experiment file. Unknown keys are errors.
@@ -87,12 +94,19 @@ impl ExperimentFile {
         if file.seeds.is_empty() || file.methods.is_empty() {
             bail!("{}: needs at least one seed and one method", path.display());
         }
-        for m in &file.methods {
-            if m.heuristic.is_some() == m.train.is_some() {
-                bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.name);
+        file.expanded_methods(path)?;
+        Ok(file)
+    }
+
+    /// The methods to run, sweeps expanded; `path` is the file they came from, for errors.
+    pub fn expanded_methods(&self, path: &Path) -> Result<Vec<Expanded>> {
+        let methods = sweep::expand(path, &self.methods)?;
+        for m in &methods {
+            if m.method.heuristic.is_some() == m.method.train.is_some() {
+                bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.method.name);
             }
         }
-        Ok(file)
+        Ok(methods)
     }
 }
 
@@ -101,15 +115,26 @@ type JobMetrics = BTreeMap<String, BTreeMap<String, MetricSet>>;
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
     let file = ExperimentFile::load(&args.config)?;
+    let expanded = file.expanded_methods(&args.config)?;
+    let methods: Vec<&MethodConfig> = expanded.iter().map(|e| &e.method).collect();
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     output::write_atomic(&out.join("experiment.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
     let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
+    let method_info: BTreeMap<String, MethodInfo> = expanded
+        .iter()
+        .filter(|e| !e.params.is_empty())
+        .map(|e| {
+            let params = e.params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()));
+            (e.method.name.clone(), MethodInfo { family: e.family.clone(), params: params.collect() })
+        })
+        .collect();
+    output::write_json(&out.join("provenance.json"), &provenance(&file, &world, &method_info))?;
 
     // One world model for every RL run.
     let mut world_model = file.world_model.clone();
-    let needs_ensemble = file.methods.iter().any(|m| m.train.is_some())
+    let needs_ensemble = methods.iter().any(|m| m.train.is_some())
         && world_model.checkpoint.is_none()
         && world_model.reward.uses_ensemble();
     if needs_ensemble {
@@ -119,7 +144,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
 
     let mut results: Vec<(String, u64, JobMetrics)> = Vec::new();
     // Heuristics, in-process (cheap).
-    for m in file.methods.iter().filter(|m| m.heuristic.is_some()) {
+    for m in methods.iter().filter(|m| m.heuristic.is_some()) {
         for &seed in &file.seeds {
             let kind = m.heuristic.expect("filtered");
             let metrics = heuristic_job(&world, &inputs, kind, &file, seed)?;
@@ -129,12 +154,8 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         }
     }
     // RL agents, as resumable `dsrm train` children.
-    let rl_jobs: Vec<(&MethodConfig, u64)> = file
-        .methods
-        .iter()
-        .filter(|m| m.train.is_some())
-        .flat_map(|m| file.seeds.iter().map(move |&s| (m, s)))
-        .collect();
+    let rl_jobs: Vec<(&MethodConfig, u64)> =
+        methods.iter().filter(|m| m.train.is_some()).flat_map(|&m| file.seeds.iter().map(move |&s| (m, s))).collect();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let pb = output::bar(rl_jobs.len() as u64, "training");
     for chunk in rl_jobs.chunks(jobs) {
@@ -161,11 +182,12 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     );
     for (i, &selection) in file.eval.selections.iter().enumerate() {
         let sel = selection_name(selection);
-        let summary = Summary::from_runs(results.iter().flat_map(|(method, _, m)| {
+        let mut summary = Summary::from_runs(results.iter().flat_map(|(method, _, m)| {
             m.get(sel)
                 .into_iter()
                 .flat_map(move |modes| modes.iter().map(move |(mode, ms)| (method.as_str(), mode.as_str(), ms)))
         }));
+        summary.methods = method_info.clone();
         let suffix = if i == 0 { String::new() } else { format!("_{sel}") };
         output::write_atomic(&out.join(format!("results{suffix}.csv")), summary.to_csv().as_bytes())?;
         output::write_json(&out.join(format!("results{suffix}.json")), &summary)?;
@@ -180,6 +202,26 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     output::write_atomic(&out.join("results.md"), markdown.as_bytes())?;
     eprintln!("wrote {0}/results.{{csv,md,json}} and one folder per method and seed", out.display());
     Ok(())
+}
+
+/// What the experiment ran on, for `dsrm report`'s labels: data (synthetic or real, with hashes), seeds,
+/// versions, and each swept method's family and parameters.
+fn provenance(file: &ExperimentFile, world: &World, methods: &BTreeMap<String, MethodInfo>) -> serde_json::Value {
+    serde_json::json!({
+        "dsrm_version": env!("CARGO_PKG_VERSION"),
+        "command": std::env::args().collect::<Vec<_>>(),
+        "created_at": chrono::Utc::now().to_rfc3339(),
+        "dataset": world.dataset,
+        "synthetic": world.is_synthetic(),
+        "label": if world.is_synthetic() { "SYNTHETIC data in KuaiRec format, not KuaiRec results" } else { "real data" },
+        "preset": file.env.preset.name(),
+        "seeds": file.seeds,
+        "selections": file.eval.selections.iter().map(|&s| selection_name(s)).collect::<Vec<_>>(),
+        "force_length": file.eval.force_length,
+        "episodes": file.eval.episodes,
+        "methods": methods,
+        "data": world.provenance,
+    })
 }
 
 /// A heuristic evaluated on the seed's test users, every mode and selection.

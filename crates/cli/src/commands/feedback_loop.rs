@@ -119,7 +119,8 @@ impl LoopFile {
     }
 }
 
-/// One line of `rounds.jsonl`: the deployment of one round of one (method, seed).
+/// One line of `rounds.jsonl`: the deployment of one round of one (method, seed). A superset of
+/// `dsrm_report::RoundRecord`, which `dsrm report` reads (the extra fields are for people).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
     pub round: usize,
@@ -148,7 +149,7 @@ struct Served {
 
 pub fn run(args: LoopArgs) -> Result<()> {
     let file = LoopFile::load(&args.config)?;
-    let out = args.out.join("loop");
+    let out = args.out.join(dsrm_report::LOOP_DIR);
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     output::write_atomic(&args.out.join("loop.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
     dsrm_nn::runtime::init(1, 0);
@@ -170,7 +171,7 @@ pub fn run(args: LoopArgs) -> Result<()> {
         }
         let text: String =
             lines.iter().map(|r| serde_json::to_string(r).map(|l| l + "\n")).collect::<Result<_, _>>()?;
-        output::write_atomic(&out.join(&method.name).join("rounds.jsonl"), text.as_bytes())?;
+        output::write_atomic(&dsrm_report::rounds::rounds_path(&args.out, &method.name), text.as_bytes())?;
         all.insert(method.name.clone(), lines);
     }
     pb.finish_and_clear();
@@ -351,6 +352,10 @@ fn provenance(file: &LoopFile, world: &World) -> serde_json::Value {
         "command": std::env::args().collect::<Vec<_>>(),
         "created_at": chrono::Utc::now().to_rfc3339(),
         "synthetic": world.is_synthetic(),
+        "dataset": world.dataset,
+        "seeds": file.seeds,
+        "mode": Mode::NoRepeat.key(),
+        "selection": "sampled",
         "config": file,
         "world": { "dataset": world.dataset, "n_users": world.spec.n_users(), "n_items": world.spec.n_items() },
         "data": world.provenance,
@@ -421,5 +426,10 @@ mod tests {
         run(LoopArgs { config, out: out.clone() }).unwrap();
         assert_eq!(read("a2c"), before);
         assert!(out.join("loop/summary.md").exists());
+        // `dsrm report` reads what the loop wrote.
+        let path = dsrm_report::rounds::rounds_path(&out, "a2c");
+        let for_report = dsrm_report::rounds::read_rounds(&path).unwrap().unwrap();
+        assert_eq!(for_report.len(), 6);
+        assert_eq!(for_report[0].gini, before[0].gini);
     }
 }

@@ -6,6 +6,8 @@ pub mod demo;
 pub mod eval;
 pub mod experiment;
 pub mod feedback_loop;
+pub mod report;
+pub mod sweep;
 pub mod train;
 
 use crate::output;

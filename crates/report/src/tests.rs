@@ -1,0 +1,206 @@
+//! End-to-end: fixture run directories written here (no training), the whole report built from them.
+
+use super::*;
+use dsrm_eval::summary::MethodInfo;
+use dsrm_metrics::MeanCi;
+use std::path::PathBuf;
+
+fn ci(mean: f64, half_width: f64) -> MeanCi {
+    MeanCi { mean, half_width, n: 3, std: half_width }
+}
+
+/// Methods: `hrl` swept over λ_f and denoiser steps, and `most-popular`. (R_tra, Gini) per method in NX_0:
+/// hrl[λ=0,T=5] (20, 0.6), hrl[λ=1,T=5] (10, 0.2), hrl[λ=0,T=10] (18, 0.5), hrl[λ=1,T=10] (12, 0.3),
+/// most-popular (15, 0.7). FB is the same shifted by +1 in R_tra.
+fn summary() -> Summary {
+    let rows = [
+        ("hrl[lambda_f=0,steps=5]", 0.0, 5, 20.0, 0.6),
+        ("hrl[lambda_f=1,steps=5]", 1.0, 5, 10.0, 0.2),
+        ("hrl[lambda_f=0,steps=10]", 0.0, 10, 18.0, 0.5),
+        ("hrl[lambda_f=1,steps=10]", 1.0, 10, 12.0, 0.3),
+        ("most-popular", f64::NAN, 0, 15.0, 0.7),
+    ];
+    let mut s = Summary::default();
+    for (method, lambda, steps, r, g) in rows {
+        for (mode, shift) in [("NX_0", 0.0), ("FB", 1.0)] {
+            let metrics = [
+                ("R_tra", ci(r + shift, 1.0)),
+                ("R_each", ci(r / 10.0, 0.1)),
+                ("Gini", ci(g, 0.05)),
+                ("Length", ci(10.0, 0.0)),
+            ];
+            s.rows
+                .entry(method.into())
+                .or_default()
+                .insert(mode.into(), metrics.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        }
+        if !lambda.is_nan() {
+            let params = [
+                ("train.algorithm.lambda_f".to_string(), serde_json::json!(lambda)),
+                ("train.dsrm.denoiser.steps".to_string(), serde_json::json!(steps)),
+            ];
+            s.methods.insert(method.into(), MethodInfo { family: "hrl".into(), params: params.into() });
+        }
+    }
+    s
+}
+
+fn fixture(with_loop: bool) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("exp");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("results.json"), serde_json::to_string(&summary()).unwrap()).unwrap();
+    std::fs::write(run.join("results_argmax.json"), serde_json::to_string(&summary()).unwrap()).unwrap();
+    let provenance = serde_json::json!({
+        "dataset": "kuairec", "synthetic": true, "seeds": [1, 2, 3], "selections": ["sampled", "argmax"], "preset": "dorl-paper"
+    });
+    std::fs::write(run.join("provenance.json"), provenance.to_string()).unwrap();
+    if with_loop {
+        for (m, base) in [("dsrm-hrl", 0.3), ("most-popular", 0.6)] {
+            let path = rounds::rounds_path(&run, m);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let mut lines = Vec::new();
+            for round in 0..4 {
+                for seed in 1..=3u64 {
+                    let gini = base + 0.05 * round as f64 + 0.01 * seed as f64;
+                    let r = RoundRecord { round, seed, gini, long_tail_share: 1.0 - gini, coverage: 0.5, r_tra: 10.0 };
+                    lines.push(serde_json::to_string(&r).unwrap());
+                }
+            }
+            std::fs::write(path, lines.join("\n") + "\n").unwrap();
+        }
+        let loop_provenance = serde_json::json!({ "dataset": "kuairec", "synthetic": true, "mode": "NX_10" });
+        std::fs::write(run.join("loop/provenance.json"), loop_provenance.to_string()).unwrap();
+    }
+    (dir, run)
+}
+
+fn file<'a>(r: &'a Report, name: &str) -> &'a str {
+    &r.files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}")).1
+}
+
+#[test]
+fn a_full_run_gives_every_file_table_and_plot() {
+    let (_dir, run) = fixture(true);
+    let report = build(&run, &Options::default()).unwrap();
+    let names: Vec<&str> = report.files.iter().map(|(n, _)| n.as_str()).collect();
+    for expected in [
+        "report.html",
+        "tables.md",
+        "tables.tex",
+        "pareto.json",
+        "plots/pareto_sampled_NX_0_R_tra.svg",
+        "plots/pareto_argmax_FB_R_each.svg",
+        "plots/ablation_sampled_NX_0_Gini.svg",
+        "plots/tsens_sampled_NX_0_train_dsrm_denoiser_steps_R_tra.svg",
+        "plots/loop_Gini.svg",
+        "plots/loop_Coverage.svg",
+    ] {
+        assert!(names.contains(&expected), "missing {expected} in {names:?}");
+    }
+    assert!(report.notes.is_empty(), "{:?}", report.notes);
+
+    // HTML: self-contained, with the tables, inline SVG and labels.
+    let html = file(&report, "report.html");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("src="));
+    assert_eq!(html.matches("<svg").count(), html.matches("</svg>").count());
+    assert!(html.matches("<svg").count() >= 20);
+    assert!(html.contains("<td>hrl[lambda_f=0,steps=5]</td>") && html.contains("<td>20.000 ± 1.000</td>"));
+    assert!(html.contains("kuairec — SYNTHETIC data · mode NX_0 · sampled actions · seeds 1–3 (n = 3)"));
+    assert!(html.contains("hrl dominates most-popular"));
+
+    // Every plot names data, mode (where there is one) and seeds.
+    for (name, svg) in report.files.iter().filter(|(n, _)| n.ends_with(".svg")) {
+        assert!(svg.contains("SYNTHETIC") && svg.contains("seeds 1–3"), "{name}");
+        assert!(svg.contains("· mode "), "{name}");
+    }
+
+    // LaTeX: balanced environments, booktabs rules, escaped specials.
+    let tex = file(&report, "tables.tex");
+    for env in ["table", "tabular"] {
+        let open = tex.matches(&format!("\\begin{{{env}}}")).count();
+        assert!(open > 0 && open == tex.matches(&format!("\\end{{{env}}}")).count(), "{env}");
+    }
+    assert_eq!(tex.matches("\\toprule").count(), tex.matches("\\bottomrule").count());
+    assert!(tex.contains("R\\_tra") && tex.contains("$\\pm$") && !tex.contains(" ± "));
+    assert_eq!(tex.matches('{').count(), tex.matches('}').count());
+
+    let md = file(&report, "tables.md");
+    assert!(md.contains("| hrl[lambda_f=1,steps=10] | hrl | 12.000 ± 1.000 |"), "{md}");
+
+    // Pareto numbers (sampled, NX_0, R_tra, reference (0,0)). hrl points (R_tra, 1 − Gini):
+    // (20, .4), (10, .8), (18, .5), (12, .7) — all four non-dominated. Staircase from the right:
+    // 20·.4 + 18·(.5−.4) + 12·(.7−.5) + 10·(.8−.7) = 8 + 1.8 + 2.4 + 1 = 13.2. most-popular (15, .3): 4.5,
+    // dominated by (18, .5).
+    let pareto: serde_json::Value = serde_json::from_str(file(&report, "pareto.json")).unwrap();
+    let a = pareto["analyses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["selection"] == "sampled" && a["mode"] == "NX_0" && a["utility"] == "R_tra")
+        .unwrap();
+    let hv = |fam: &str| {
+        a["families"].as_array().unwrap().iter().find(|f| f["family"] == fam).unwrap()["hypervolume"].as_f64().unwrap()
+    };
+    assert!((hv("hrl") - 13.2).abs() < 1e-9, "{}", hv("hrl"));
+    assert!((hv("most-popular") - 4.5).abs() < 1e-9);
+    assert_eq!(a["families"][0]["front"].as_array().unwrap().len(), 4);
+    assert_eq!(a["comparisons"][0]["verdict"], "hrl dominates most-popular");
+    assert_eq!(a["reference_point"], serde_json::json!([0.0, 0.0]));
+    assert_eq!(a["reference"], "origin (0, 0)");
+
+    // The loop table: first and last round of each method, mean over seeds 1..3 (+0.02).
+    assert!(md.contains("| dsrm-hrl | 0 | 0.3200 ± "), "{md}");
+    assert!(md.contains("| most-popular | 3 | 0.7700 ± "), "{md}");
+    assert!(file(&report, "plots/loop_R_tra.svg").contains("kuairec — SYNTHETIC data · mode NX_10 · seeds 1–3"));
+}
+
+#[test]
+fn missing_inputs_leave_notes_not_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = build(dir.path(), &Options::default()).unwrap();
+    let html = file(&report, "report.html");
+    assert!(html.contains("No results.json") && html.contains("feedback-loop curves omitted"));
+    assert!(html.contains("Data set unknown"));
+    assert_eq!(report.notes.len(), 2);
+
+    // Results without a loop or a steps sweep: those two sections are notes.
+    let (_d, run) = fixture(false);
+    std::fs::write(
+        run.join("results.json"),
+        serde_json::to_string(&Summary { methods: Default::default(), ..summary() }).unwrap(),
+    )
+    .unwrap();
+    std::fs::remove_file(run.join("results_argmax.json")).unwrap();
+    let report = build(&run, &Options { reference: Reference::Nadir }).unwrap();
+    assert_eq!(report.notes.len(), 2, "{:?}", report.notes);
+    assert!(report.notes.iter().any(|n| n.contains("T-sensitivity omitted")));
+    assert!(file(&report, "report.html").contains("Hypervolume reference: nadir"));
+    assert!(!report.files.iter().any(|(n, _)| n.contains("argmax")));
+
+    // A nonexistent run directory and a broken results file are errors that name the file.
+    assert!(build(&dir.path().join("nope"), &Options::default()).unwrap_err().to_string().contains("not a directory"));
+    std::fs::write(run.join("results.json"), "{\n  \"rows\": 3\n}").unwrap();
+    let err = build(&run, &Options::default()).unwrap_err().to_string();
+    assert!(err.contains("results.json:2:"), "{err}");
+}
+
+#[test]
+fn experiment_toml_stands_in_for_provenance() {
+    let (_d, run) = fixture(false);
+    std::fs::remove_file(run.join("provenance.json")).unwrap();
+    std::fs::remove_file(run.join("results_argmax.json")).unwrap();
+    std::fs::write(
+        run.join("experiment.toml"),
+        "seeds = [4, 5]\n[data]\ndataset = \"coat\"\ndir = \"data/coat\"\n[eval]\nselections = [\"argmax\"]\n",
+    )
+    .unwrap();
+    let info = inputs::run_info(&run).unwrap().unwrap();
+    assert_eq!(info.data_label(), "coat");
+    assert_eq!(info.seeds, vec![4, 5]);
+    let report = build(&run, &Options::default()).unwrap();
+    // results.json is the first selection named there.
+    assert!(report.files.iter().any(|(n, _)| n == "plots/pareto_argmax_NX_0_R_tra.svg"));
+    assert!(!file(&report, "report.html").contains("SYNTHETIC"));
+}
