@@ -1,6 +1,14 @@
-//! `dsrm demo`: every heuristic baseline on the `dorl-paper` preset over several seeds, as a table of
-//! mean ± 95% CI, plus the run directory. Finished (policy, seed) jobs are kept: rerunning the same command
-//! after an interruption only computes what is missing.
+//! `dsrm demo`: a small version of the whole study on one data set (by default the synthetic KuaiRec).
+//!
+//! 1. Every heuristic baseline on the `dorl-paper` preset over several seeds: a table of mean ± 95% CI per
+//!    mode (`RUN/summary.*`).
+//! 2. The study (`RUN/study/`), unless `--baselines-only`: the ablation experiment with a fairness sweep
+//!    (`configs/demo-study.toml`, run by `dsrm experiment`), the feedback loop (`configs/demo-loop.toml`, run by
+//!    `dsrm loop`), and the report (`dsrm report`), whose path it prints last. Both configs take the demo's
+//!    `[data]`, `[env]` and `[world]`, so `--data DIR --dataset D` runs the study on real data.
+//!
+//! Everything resumes: finished (policy, seed) jobs, training runs and loop rounds are kept, so rerunning the
+//! same command after an interruption only computes what is missing.
 
 use super::eval::{policy_name, provenance, run_policy, selection_name, write_policy_run};
 use crate::config::{RunArgs, RunConfig};
@@ -27,7 +35,17 @@ pub struct DemoArgs {
     pub size: Option<String>,
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Only the heuristic baselines (step 1).
+    #[arg(long)]
+    pub baselines_only: bool,
+    /// Concurrent training processes of the study (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
 }
+
+/// The study's experiment and loop, as shipped in `configs/` (compiled in, so the binary runs anywhere).
+const STUDY_CONFIG: &str = include_str!("../../../../configs/demo-study.toml");
+const LOOP_CONFIG: &str = include_str!("../../../../configs/demo-loop.toml");
 
 /// What a finished job leaves for the summary (and for resuming).
 #[derive(Serialize, Deserialize)]
@@ -116,6 +134,37 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "wrote {0}/summary.{{csv,md,json}}, {0}/provenance.json and one folder per policy and seed",
         out.display()
     );
+    if args.baselines_only {
+        return Ok(());
+    }
+    study(&cfg, &out.join("study"), args.jobs)
+}
+
+/// Step 2: the ablation experiment with its sweep, the feedback loop and the report, in `dir`.
+fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let with_data = |text: &str, name: &str| -> Result<PathBuf> {
+        let mut table: toml::Table = toml::from_str(text).with_context(|| format!("configs/{name} (built in)"))?;
+        table.insert("data".into(), toml::Value::try_from(&cfg.data)?);
+        table.insert("env".into(), toml::Value::try_from(&cfg.env)?);
+        table.insert("world".into(), toml::Value::try_from(&cfg.world)?);
+        let path = dir.join(name);
+        output::write_atomic(&path, toml::to_string_pretty(&table)?.as_bytes())?;
+        Ok(path)
+    };
+    eprintln!("study 1/3: ablation experiment and fairness sweep");
+    let config = with_data(STUDY_CONFIG, "demo-study.toml")?;
+    super::experiment::run(super::experiment::ExperimentArgs { config, out: dir.to_path_buf(), jobs })?;
+    eprintln!("study 2/3: feedback loop");
+    let config = with_data(LOOP_CONFIG, "demo-loop.toml")?;
+    super::feedback_loop::run(super::feedback_loop::LoopArgs { config, out: dir.to_path_buf() })?;
+    eprintln!("study 3/3: report");
+    super::report::run(super::report::ReportArgs {
+        run_dir: dir.to_path_buf(),
+        out: None,
+        reference: dsrm_report::Reference::Origin,
+    })?;
+    println!("report: {}", dir.join("report").join("report.html").display());
     Ok(())
 }
 
@@ -123,4 +172,30 @@ fn finished_job(dir: &Path, config_sha: &str) -> Option<JobRecord> {
     let text = std::fs::read_to_string(dir.join("job.json")).ok()?;
     let record: JobRecord = serde_json::from_str(&text).ok()?;
     (record.config_sha256 == config_sha).then_some(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_study_configs_parse_with_the_demo_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = RunConfig::default();
+        for (text, name) in [(STUDY_CONFIG, "study.toml"), (LOOP_CONFIG, "loop.toml")] {
+            let mut table: toml::Table = toml::from_str(text).unwrap();
+            table.insert("data".into(), toml::Value::try_from(&cfg.data).unwrap());
+            table.insert("env".into(), toml::Value::try_from(&cfg.env).unwrap());
+            table.insert("world".into(), toml::Value::try_from(&cfg.world).unwrap());
+            let path = dir.path().join(name);
+            std::fs::write(&path, toml::to_string_pretty(&table).unwrap()).unwrap();
+            if name == "study.toml" {
+                let file = super::super::experiment::ExperimentFile::load(&path).unwrap();
+                assert_eq!(file.data, cfg.data);
+            } else {
+                let file = super::super::feedback_loop::LoopFile::load(&path).unwrap();
+                assert_eq!(file.env, cfg.env);
+            }
+        }
+    }
 }
