@@ -31,6 +31,11 @@ enum Command {
     Train(commands::train::TrainArgs),
     /// Methods x seeds (heuristics and RL agents), one table with mean ± 95% CI per mode and metric.
     Experiment(commands::experiment::ExperimentArgs),
+    /// DSRM state purification: train a stage, purify states, measure fidelity on synthetic data.
+    Dsrm {
+        #[command(subcommand)]
+        command: commands::dsrm::DsrmCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -47,6 +52,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => commands::demo::run(args),
         Command::Train(args) => commands::train::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
+        Command::Dsrm { command } => commands::dsrm::run(command),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }
