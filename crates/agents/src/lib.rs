@@ -8,6 +8,8 @@
 //! * [`rollout`]: collecting whole episodes in many parallel training environments, and GAE.
 //! * [`rl_policy`]: a trained agent as a [`dsrm_policy::Policy`], for the evaluation protocol.
 //! * [`learner`]: the trait every algorithm implements for the trainer, and the `[train.algorithm]` registry.
+//! * [`dsrm_stage`]: DSRM before RL: replay the log through the frozen tracker, pretrain the denoiser, and
+//!   the [`PurifiedTracker`] every agent then reads.
 //! * [`trainer`]: epochs, evaluation on validation / test users, `log.jsonl`, checkpoints, resume, model
 //!   selection on the validation split.
 //!
@@ -30,6 +32,7 @@
 
 pub mod a2c;
 pub mod actor_critic;
+pub mod dsrm_stage;
 pub mod learner;
 pub mod ppo;
 pub mod rl_policy;
@@ -42,6 +45,7 @@ mod test_support;
 
 pub use a2c::{A2c, A2cConfig, UpdateStats};
 pub use actor_critic::{ActorCritic, TrainedTracker};
+pub use dsrm_stage::{DsrmModel, DsrmStageConfig, PurifiedTracker, StageEvent};
 pub use learner::{Algorithm, EvalPolicy, Iteration, Learner, TrainingEnv};
 pub use ppo::{Ppo, PpoConfig};
 pub use rl_policy::RlPolicy;
@@ -105,6 +109,9 @@ pub enum AgentError {
     /// The policy failed while being evaluated.
     #[error("evaluation failed: {0}")]
     Eval(String),
+    /// The DSRM denoiser could not be trained, saved or rebuilt.
+    #[error("DSRM: {0}")]
+    Denoise(#[from] dsrm_denoise::DenoiseError),
     /// The state tracker refused a batch or a reward range.
     #[error("state tracker: {0}")]
     State(#[from] dsrm_state::StateError),

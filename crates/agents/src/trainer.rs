@@ -25,6 +25,7 @@
 
 use crate::a2c::UpdateStats;
 use crate::actor_critic::TrainedTracker;
+use crate::dsrm_stage::{DsrmStageConfig, StageEvent};
 use crate::learner::{Algorithm, EvalPolicy, TrainingEnv};
 use crate::run_dir::{append_line, write_json, RunDir};
 use crate::{AgentError, Result};
@@ -72,6 +73,10 @@ pub struct TrainConfig {
     pub torch_threads: usize,
     /// Seeds everything: initialisation, the user split, collection, minibatches, evaluation.
     pub seed: u64,
+    /// DSRM state purification (`[train.dsrm]`, [`crate::dsrm_stage`]): trained (or loaded) before RL, then
+    /// every tracker is the frozen tracker followed by the frozen denoiser. Absent: no DSRM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dsrm: Option<DsrmStageConfig>,
 }
 
 impl Default for TrainConfig {
@@ -88,6 +93,7 @@ impl Default for TrainConfig {
             threads: 1,
             torch_threads: 1,
             seed: 0,
+            dsrm: None,
         }
     }
 }
@@ -231,6 +237,8 @@ pub enum ProgressEvent {
         /// Whether `checkpoint.bin` now holds this epoch.
         checkpointed: bool,
     },
+    /// The DSRM stage before RL (replay, then each denoiser epoch).
+    Dsrm(StageEvent),
 }
 
 /// Makes a fresh tracker of the configured kind (its weights are then trained, restored or copied).
@@ -395,7 +403,9 @@ pub fn load_trained_policy(
     learner.snapshot(tracker, world.spec.rewards.range())
 }
 
-/// Trains with the configured tracker (`dsrm_state::build`); see [`train_with_tracker`].
+/// Trains with the configured tracker (`dsrm_state::build`); see [`train_with_tracker`]. With `[train.dsrm]`
+/// the DSRM stage comes first (`dsrm_stage::prepare`: `out_dir/dsrm.bin`) and the tracker is its
+/// [`PurifiedTracker`](crate::dsrm_stage::PurifiedTracker).
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     cfg: &TrainConfig,
@@ -407,6 +417,14 @@ pub fn train(
     resume: bool,
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<TrainSummary> {
+    if let Some(stage) = &cfg.dsrm {
+        dsrm_nn::tch::set_num_threads(cfg.torch_threads as i32);
+        let pretrained = pretrained_item_embeddings.as_ref();
+        let mut report = |e: StageEvent| progress(ProgressEvent::Dsrm(e));
+        let model = crate::dsrm_stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, resume, &mut report)?;
+        let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
+        return train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress);
+    }
     let builder = configured_tracker(cfg, world, pretrained_item_embeddings);
     train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)
 }
@@ -425,13 +443,20 @@ fn configured_tracker<'a>(
     }
 }
 
-/// [`load_trained_policy`] with the configured tracker, as [`train`] built it.
+/// [`load_trained_policy`] with the tracker [`train`] built: the configured one, or with `[train.dsrm]` the
+/// run's DSRM stage (`out_dir/dsrm.bin`).
 pub fn load_trained(
     cfg: &TrainConfig,
     world: &World,
     pretrained_item_embeddings: Option<Tensor>,
     out_dir: &Path,
 ) -> Result<Box<dyn EvalPolicy>> {
+    if let Some(stage) = &cfg.dsrm {
+        let pretrained = pretrained_item_embeddings.as_ref();
+        let model = crate::dsrm_stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, true, &mut |_| {})?;
+        let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
+        return load_trained_policy(cfg, world, &builder, out_dir);
+    }
     let builder = configured_tracker(cfg, world, pretrained_item_embeddings);
     load_trained_policy(cfg, world, &builder, out_dir)
 }

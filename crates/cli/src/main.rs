@@ -36,6 +36,11 @@ enum Command {
     Loop(commands::feedback_loop::LoopArgs),
     /// Report of an experiment directory: report.html (offline), tables.md, tables.tex, SVG plots.
     Report(commands::report::ReportArgs),
+    /// DSRM state purification: train a stage, purify states, measure fidelity on synthetic data.
+    Dsrm {
+        #[command(subcommand)]
+        command: commands::dsrm::DsrmCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -54,6 +59,7 @@ fn main() -> Result<()> {
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Loop(args) => commands::feedback_loop::run(args),
         Command::Report(args) => commands::report::run(args),
+        Command::Dsrm { command } => commands::dsrm::run(command),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

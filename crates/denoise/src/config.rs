@@ -112,18 +112,22 @@ pub fn build(
 /// Reads back any denoiser written by [`Denoiser::save`], whatever its kind.
 pub fn load(path: &Path) -> Result<Box<dyn Denoiser>> {
     let (tensors, meta) = dsrm_nn::checkpoint::load(path)?;
-    let rebuilt: Result<Box<dyn Denoiser>> = match meta["kind"].as_str() {
+    from_checkpoint(&tensors, &meta).map_err(|e| crate::at_path(path, e))
+}
+
+/// Rebuilds any denoiser from the parts of [`Denoiser::checkpoint`] (no random draws).
+pub fn from_checkpoint(tensors: &[(String, Tensor)], meta: &serde_json::Value) -> Result<Box<dyn Denoiser>> {
+    match meta["kind"].as_str() {
         _ if meta["format"] != CHECKPOINT_FORMAT => {
             Err(DenoiseError::Config(format!("not a {CHECKPOINT_FORMAT} checkpoint (format {})", meta["format"])))
         }
-        Some("identity") => Identity::from_meta(&meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
-        Some("ddpm") => Ddpm::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
-        Some("ddim") => Ddim::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
-        Some("distilled") => Distilled::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
-        Some("vae") => Vae::from_checkpoint(&tensors, &meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("identity") => Identity::from_meta(meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("ddpm") => Ddpm::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("ddim") => Ddim::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("distilled") => Distilled::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("vae") => Vae::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
         other => Err(DenoiseError::Config(format!("unknown denoiser kind {other:?}"))),
-    };
-    rebuilt.map_err(|e| crate::at_path(path, e))
+    }
 }
 
 #[cfg(test)]

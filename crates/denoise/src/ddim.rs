@@ -157,14 +157,14 @@ impl Denoiser for Ddim {
     }
 
     /// Saves the DSRM's weights with k: a loaded sampler needs nothing else.
-    fn save(&self, path: &Path) -> Result<()> {
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
         let meta = serde_json::json!({
             "format": crate::CHECKPOINT_FORMAT,
             "kind": "ddim",
             "k": self.k,
             "ddpm": self.model.meta(),
         });
-        Ok(dsrm_nn::checkpoint::save(path, &self.model.tensors(), &meta)?)
+        (self.model.tensors(), meta)
     }
 }
 

@@ -604,8 +604,8 @@ impl Denoiser for Ddpm {
         self.dim
     }
 
-    fn save(&self, path: &Path) -> Result<()> {
-        Ok(dsrm_nn::checkpoint::save(path, &self.tensors(), &self.meta())?)
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
+        (self.tensors(), self.meta())
     }
 }
 

@@ -189,7 +189,7 @@ impl Denoiser for Distilled {
         self.dim
     }
 
-    fn save(&self, path: &Path) -> Result<()> {
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
         let meta = serde_json::json!({
             "format": crate::CHECKPOINT_FORMAT,
             "kind": "distilled",
@@ -200,6 +200,6 @@ impl Denoiser for Distilled {
             "teacher": self.teacher,
             "report": self.report,
         });
-        Ok(dsrm_nn::checkpoint::save(path, &self.net.named("student"), &meta)?)
+        (self.net.named("student"), meta)
     }
 }

@@ -34,7 +34,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
-pub use config::{build, load, Built, DenoiserConfig};
+pub use config::{build, from_checkpoint, load, Built, DenoiserConfig};
 pub use ddim::{Ddim, DdimConfig};
 pub use ddpm::{Ddpm, DdpmConfig, MeanType, TimestepSampling};
 pub use distilled::{Distilled, DistilledConfig, StudentConfig};
@@ -82,9 +82,16 @@ pub trait Denoiser: Send {
         self.input_dim() - self.output_dim()
     }
 
-    /// Writes the denoiser (weights, settings, training report) to one atomic, checksummed file
-    /// (`dsrm_nn::checkpoint`); [`load`] reads any kind back.
-    fn save(&self, path: &Path) -> Result<()>;
+    /// The denoiser as checkpoint parts: named weights and metadata (kind, settings, training report).
+    /// [`from_checkpoint`] rebuilds any kind from them, so callers can store a denoiser inside a larger file.
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value);
+
+    /// Writes [`checkpoint`](Self::checkpoint) to one atomic, checksummed file (`dsrm_nn::checkpoint`);
+    /// [`load`] reads any kind back.
+    fn save(&self, path: &Path) -> Result<()> {
+        let (tensors, meta) = self.checkpoint();
+        Ok(dsrm_nn::checkpoint::save(path, &tensors, &meta)?)
+    }
 }
 
 /// Agents that derive `Debug` can hold a `Box<dyn Denoiser>`; it prints as its name.

@@ -197,7 +197,7 @@ impl Denoiser for Vae {
         self.dim
     }
 
-    fn save(&self, path: &Path) -> Result<()> {
+    fn checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
         let meta = serde_json::json!({
             "format": crate::CHECKPOINT_FORMAT,
             "kind": "vae",
@@ -207,6 +207,6 @@ impl Denoiser for Vae {
         });
         let mut tensors = self.encoder.named("encoder");
         tensors.extend(self.decoder.named("decoder"));
-        Ok(dsrm_nn::checkpoint::save(path, &tensors, &meta)?)
+        (tensors, meta)
     }
 }

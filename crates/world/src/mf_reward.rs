@@ -4,6 +4,7 @@
 
 use crate::Result;
 use dsrm_models::{MatrixFactorization, MfConfig};
+use dsrm_nn::tch::Tensor;
 use dsrm_sim::{RewardModel, World};
 
 /// `max(0, ŷ[u, i] − min ŷ)` with ŷ from a fitted MF; min and max taken over the environment grid.
@@ -12,6 +13,7 @@ pub struct MfReward {
     mf: MatrixFactorization,
     min: f64,
     max: f64,
+    n_env_items: usize,
 }
 
 impl MfReward {
@@ -41,12 +43,24 @@ impl MfReward {
                 max = max.max(v);
             }
         }
-        Ok(Self { mf, min, max })
+        Ok(Self { mf, min, max, n_env_items })
     }
 
     /// The fitted model.
     pub fn model(&self) -> &MatrixFactorization {
         &self.mf
+    }
+
+    /// `[n_env_items, dim + 1]` f32: each catalogue item's latent factors ⊕ its bias, the MF counterpart of the
+    /// DeepFM ensemble's item table, for state trackers that read pretrained item embeddings (the DSRM stage).
+    pub fn item_embeddings(&self) -> Result<Tensor> {
+        let width = self.mf.dim() + 1;
+        let mut rows = Vec::with_capacity(self.n_env_items * width);
+        for i in 0..self.n_env_items {
+            rows.extend(self.mf.item_factors(i).iter().map(|&x| x as f32));
+            rows.push(self.mf.item_biases()[i] as f32);
+        }
+        Ok(Tensor::f_from_slice(&rows)?.f_reshape([self.n_env_items as i64, width as i64])?)
     }
 }
 

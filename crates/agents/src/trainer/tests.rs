@@ -231,3 +231,54 @@ fn model_selection_prefers_the_best_then_the_earliest_epoch() {
     }
     assert_eq!((b.epoch, b.score), (3, Some(5.0)));
 }
+
+/// A DSRM stage that trains in well under a second on the tiny world.
+fn tiny_dsrm() -> crate::dsrm_stage::DsrmStageConfig {
+    use dsrm_denoise::{DdpmConfig, DenoiserConfig, ScheduleConfig};
+    let ddpm = DdpmConfig {
+        hidden: vec![16],
+        schedule: ScheduleConfig { steps: 3, ..Default::default() },
+        train: dsrm_denoise::TrainConfig { max_epochs: 2, batch_size: 256, lr: 1e-3, ..Default::default() },
+        ..Default::default()
+    };
+    crate::dsrm_stage::DsrmStageConfig { denoiser: DenoiserConfig::Ddpm(ddpm), max_states: 2000, ..Default::default() }
+}
+
+#[test]
+fn dsrm_runs_are_reproducible_and_resume_bit_identically() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    dsrm_nn::runtime::seed(0);
+    let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    let cfg = |epochs| TrainConfig { dsrm: Some(tiny_dsrm()), steps_per_epoch: 300, ..tiny_cfg(a2c(1e-3), epochs) };
+    let go = |c: &TrainConfig, dir: &Path, resume: bool| {
+        let mut stages = 0;
+        let s = train(c, world, &inputs, &reward, Some(emb.shallow_clone()), dir, resume, &mut |e| {
+            stages += matches!(e, ProgressEvent::Dsrm(_)) as usize
+        })
+        .unwrap();
+        (s, stages)
+    };
+    let ((_a, da), (_b, db), (_c, dc)) = (tmp(), tmp(), tmp());
+    let (summary, stages) = go(&cfg(3), &da, false);
+    assert_eq!(summary.tracker, "dsrm-avg");
+    assert!(stages >= 3, "replay and denoiser epochs are reported");
+    go(&cfg(3), &db, false);
+    go(&cfg(2), &dc, false);
+    let (_, resumed_stages) = go(&cfg(3), &dc, true);
+    assert_eq!(resumed_stages, 0, "resume reads dsrm.bin instead of retraining");
+    for name in ["log.jsonl", "metrics.json", "summary.json", "dsrm.bin"] {
+        assert_eq!(bytes(&da, name), bytes(&db, name), "same seed: {name}");
+        assert_eq!(bytes(&da, name), bytes(&dc, name), "resumed: {name}");
+    }
+    // The frozen tracker has nothing to train: its checkpointed weights are the stage's.
+    let (tensors, _) = checkpoint::load(&da.join("checkpoint.bin")).unwrap();
+    assert!(!tensors.iter().any(|(n, _)| n.starts_with("tracker_adam/m/")), "no tracker optimiser moments");
+    // A run directory that holds a run is refused before the stage trains.
+    assert!(matches!(
+        train(&cfg(3), world, &inputs, &reward, Some(emb.shallow_clone()), &da, false, &mut |_| {}),
+        Err(AgentError::RunExists { .. })
+    ));
+}

@@ -138,7 +138,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         && world_model.checkpoint.is_none()
         && world_model.reward.uses_ensemble();
     if needs_ensemble {
-        reward_model(&world_model, &world, out, true)?;
+        reward_model(&world_model, &world, out, true, false)?;
         world_model.checkpoint = Some(std::fs::canonicalize(out.join("world_model.bin"))?);
     }
 

@@ -7,9 +7,9 @@
 //! for round r = 0 .. R-1:
 //!     fit the method on log_r
 //!         heuristic: refit on log_r (most-popular counts, MF factors, ...)
-//!         RL agent:  refit the world model on log_r, then train the agent in it; from round 1 on the agent
-//!                    continues from round r-1's checkpoint for `epochs_per_round` more epochs (and a DSRM
-//!                    stage, when configured, is retrained on log_r)
+//!         RL agent:  refit the world model (and the DSRM stage, when configured) on log_r, then train the
+//!                    agent in it; with `warm_start` the agent instead continues from round r-1's checkpoint
+//!                    for `epochs_per_round` more epochs (keeping round 0's DSRM stage)
 //!     deploy it: serve `served_episodes` episodes to users drawn from all users, ground-truth env, NX_0,
 //!                sampled actions
 //!     record Gini, long-tail share, coverage and R_tra of the deployment        -> rounds.jsonl
@@ -62,7 +62,13 @@ pub struct LoopFile {
     pub rounds: usize,
     /// Episodes served per round (each one a user drawn uniformly from all users).
     pub served_episodes: usize,
-    /// Extra training epochs of an RL agent in every round after the first (round 0 trains `train.epochs`).
+    /// How an RL agent is updated each round. `false` (default): everything is refitted on the round's log
+    /// (world model, DSRM stage, and the agent from scratch for `train.epochs`). `true`: the agent continues
+    /// from the previous round for `epochs_per_round` more epochs in the refitted world model, and keeps its
+    /// round-0 DSRM stage.
+    #[serde(default)]
+    pub warm_start: bool,
+    /// Extra training epochs per round with `warm_start` (round 0 trains `train.epochs`).
     #[serde(default = "one")]
     pub epochs_per_round: usize,
     /// Share of the data set's training log the loop starts from ((user, item) pairs kept by a seeded hash).
@@ -230,22 +236,25 @@ fn fit(file: &LoopFile, world: &World, method: &MethodConfig, seed: u64, round: 
     let mut cfg: TrainConfig = method.train.clone().expect("an RL method");
     cfg.seed = seed;
     cfg.eval = file.eval.clone();
-    cfg.epochs += round * file.epochs_per_round;
     let run_dir = dir.join(format!("round-{round}")).join("agent");
-    // Warm start: continue the previous round's agent (its weights, optimiser and log) in the refitted world.
-    if round > 0 && !run_dir.join("checkpoint.bin").exists() {
-        let previous = dir.join(format!("round-{}", round - 1)).join("agent");
-        std::fs::create_dir_all(&run_dir)?;
-        for name in ["checkpoint.bin", "log.jsonl", "timing.jsonl"] {
-            let from = previous.join(name);
-            if from.exists() {
-                std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
+    if file.warm_start {
+        cfg.epochs += round * file.epochs_per_round;
+        // Continue the previous round's agent (weights, optimiser, log) in the refitted world model; its DSRM
+        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it).
+        if round > 0 && !run_dir.join("checkpoint.bin").exists() {
+            let previous = dir.join(format!("round-{}", round - 1)).join("agent");
+            std::fs::create_dir_all(&run_dir)?;
+            for name in ["checkpoint.bin", "log.jsonl", "timing.jsonl", "dsrm.bin"] {
+                let from = previous.join(name);
+                if from.exists() {
+                    std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
+                }
             }
         }
     }
     // The world model is refitted on this round's log (never reloaded from an earlier round).
     let world_model = WorldModelConfig { checkpoint: None, ..file.world_model.clone() };
-    let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true)?;
+    let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some())?;
     let inputs = MetricInputs::new(world, file.eval.mcd_dominant);
     let pretrained = || embeddings.as_ref().map(|e| e.shallow_clone());
     dsrm_agents::train(&cfg, world, &inputs, reward.as_ref(), pretrained(), &run_dir, true, &mut |_| {})
@@ -384,7 +393,7 @@ mod tests {
 
     fn write_config(dir: &Path, data: &Path) -> PathBuf {
         let text = format!(
-            "seeds = [1, 2]\nrounds = 3\nserved_episodes = 40\nepochs_per_round = 1\ninitial_log_fraction = 0.5\n\
+            "seeds = [1, 2]\nrounds = 3\nserved_episodes = 40\nwarm_start = true\nepochs_per_round = 1\ninitial_log_fraction = 0.5\n\
              [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[eval]\nepisodes = 10\n[world_model]\nreward = \"mf\"\n\
              [[methods]]\nname = \"most-popular\"\nheuristic = \"most-popular\"\n\
              [[methods]]\nname = \"a2c\"\n[methods.train]\nepochs = 1\nsteps_per_epoch = 100\nparallel_envs = 10\n"

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod data;
 pub mod demo;
+pub mod dsrm;
 pub mod eval;
 pub mod experiment;
 pub mod feedback_loop;

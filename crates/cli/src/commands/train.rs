@@ -157,12 +157,15 @@ impl TrainFile {
 }
 
 /// The training reward and the tracker's pretrained item embeddings. A trained ensemble is saved as
-/// `out/world_model.bin` (and reloaded from there when `resume`).
+/// `out/world_model.bin` (and reloaded from there when `resume`). `mf_embeddings`: give the tracker the MF's
+/// item factors when `reward = "mf"` (the DSRM stage needs a pretrained, frozen item table; runs without it
+/// keep the tracker's learned table).
 pub fn reward_model<'w>(
     wm: &WorldModelConfig,
     world: &'w World,
     out: &Path,
     resume: bool,
+    mf_embeddings: bool,
 ) -> Result<(Box<dyn RewardModel + 'w>, Option<Tensor>)> {
     let penalty = |preset: WorldPenalty| match (wm.lambda_var, wm.lambda_ent) {
         (None, None) => preset,
@@ -182,7 +185,11 @@ pub fn reward_model<'w>(
             let pb = output::spinner("fitting the MF world model");
             let mf = MfReward::fit(world, &wm.mf).context("fitting the MF world model")?;
             pb.finish_and_clear();
-            return Ok((Box::new(mf), None));
+            let embeddings = match mf_embeddings && wm.pretrained_embeddings {
+                true => Some(mf.item_embeddings().context("the MF's item embeddings")?),
+                false => None,
+            };
+            return Ok((Box::new(mf), embeddings));
         }
         RewardKind::Mbpo => penalty(WorldPenalty::Mbpo),
         RewardKind::Mopo => penalty(WorldPenalty::Mopo),
@@ -247,7 +254,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     dsrm_nn::runtime::init(cfg.torch_threads, cfg.seed);
     let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
-    let (reward, embeddings) = reward_model(&file.world_model, &world, &out, args.resume)?;
+    let (reward, embeddings) = reward_model(&file.world_model, &world, &out, args.resume, cfg.dsrm.is_some())?;
     let provenance = provenance(&file, &world, &inputs, reward.as_ref());
     let write_config = || -> Result<()> {
         output::write_atomic(&saved_config, toml::to_string_pretty(&file)?.as_bytes())?;
@@ -280,6 +287,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             pb.set_message(format!("epoch {epoch} return {train_return:.2} loss {:.3}", update.loss));
         }
         ProgressEvent::Evaluating { epoch } => pb.set_message(format!("epoch {epoch} evaluating")),
+        ProgressEvent::Dsrm(event) => pb.set_message(super::dsrm::describe(&event)),
         ProgressEvent::EpochDone { epoch, validation_nx0_r_tra, test_nx0_r_tra, wall_s, .. } => {
             pb.set_position(epoch as u64 * per_epoch);
             // Printed through the bar so the line also reaches logs when no terminal draws the bar.
