@@ -5,6 +5,7 @@ pub mod data;
 pub mod demo;
 pub mod eval;
 pub mod experiment;
+pub mod retune;
 pub mod train;
 
 use crate::output;
