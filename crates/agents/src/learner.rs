@@ -8,6 +8,8 @@
 
 use crate::a2c::{A2c, A2cConfig, UpdateStats};
 use crate::actor_critic::TrainedTracker;
+use crate::fcpo::{Fcpo, FcpoConfig};
+use crate::hrl::{Hrl, HrlConfig};
 use crate::ppo::{Ppo, PpoConfig};
 use crate::Result;
 use dsrm_nn::tch::{Device, Tensor};
@@ -85,7 +87,7 @@ pub trait Learner: Send {
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>>;
 }
 
-/// Which algorithm trains the agent, with its hyper-parameters (`kind = "a2c" | "ppo"`).
+/// Which algorithm trains the agent, with its hyper-parameters (`kind = "a2c" | "ppo" | "hrl" | "fcpo"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Algorithm {
@@ -93,6 +95,10 @@ pub enum Algorithm {
     A2c(A2cConfig),
     /// Proximal policy optimisation (clipped surrogate).
     Ppo(PpoConfig),
+    /// DSRM-HRL's hierarchical fairness agent (high-level goals, low-level items).
+    Hrl(HrlConfig),
+    /// FCPO-style constrained PPO (Lagrangian on long-tail exposure).
+    Fcpo(FcpoConfig),
 }
 
 impl Default for Algorithm {
@@ -107,6 +113,8 @@ impl Algorithm {
         match self {
             Algorithm::A2c(_) => "a2c",
             Algorithm::Ppo(_) => "ppo",
+            Algorithm::Hrl(_) => "hrl",
+            Algorithm::Fcpo(_) => "fcpo",
         }
     }
 
@@ -115,6 +123,8 @@ impl Algorithm {
         match self {
             Algorithm::A2c(c) => c.tracker_lr,
             Algorithm::Ppo(c) => c.tracker_lr,
+            Algorithm::Hrl(c) => c.tracker_lr,
+            Algorithm::Fcpo(c) => c.ppo.tracker_lr,
         }
     }
 
@@ -128,6 +138,14 @@ impl Algorithm {
                     problems.push("ppo clip > 0".to_string());
                 }
                 (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda)
+            }
+            Algorithm::Hrl(c) => return c.problems(),
+            Algorithm::Fcpo(c) => {
+                problems.extend(c.problems());
+                if c.ppo.clip <= 0.0 {
+                    problems.push("ppo clip > 0".to_string());
+                }
+                (c.ppo.batch_size, c.ppo.repeat_per_collect, c.ppo.gamma, c.ppo.gae_lambda)
             }
         };
         if batch == 0 || repeat == 0 {
@@ -145,6 +163,8 @@ impl Algorithm {
         Ok(match self {
             Algorithm::A2c(c) => Box::new(A2c::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Ppo(c) => Box::new(Ppo::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Hrl(c) => Box::new(Hrl::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Fcpo(c) => Box::new(Fcpo::new(c.clone(), state_dim, world, device)?),
         })
     }
 }

@@ -2,6 +2,8 @@
 //! *simulated* environment (the real quit and length logic, a world-model reward), evaluated after every
 //! epoch on the ground truth in FB / NX_0 / NX_k (`simulators.md` §2, §4.3, §5).
 //!
+//! * [`hrl`]: DSRM-HRL's hierarchical fairness agent (high-level goals every c steps, low-level items).
+//! * [`fcpo`], [`shaping`]: the fairness baselines (constrained PPO; reward shaping around any reward).
 //! * [`a2c`], [`ppo`]: one algorithm per file — hyper-parameters at the top, the update read top to bottom.
 //! * [`actor_critic`]: the networks both share (DORL's tianshou `Net` + `Actor` + `Critic`), and the
 //!   state tracker with its own optimiser, trained jointly through the states.
@@ -33,11 +35,14 @@
 pub mod a2c;
 pub mod actor_critic;
 pub mod dsrm_stage;
+pub mod fcpo;
+pub mod hrl;
 pub mod learner;
 pub mod ppo;
 pub mod rl_policy;
 pub mod rollout;
 mod run_dir;
+pub mod shaping;
 pub mod trainer;
 
 #[cfg(test)]
@@ -46,10 +51,13 @@ mod test_support;
 pub use a2c::{A2c, A2cConfig, UpdateStats};
 pub use actor_critic::{ActorCritic, TrainedTracker};
 pub use dsrm_stage::{DsrmModel, DsrmStageConfig, PurifiedTracker, StageEvent};
+pub use fcpo::{Fcpo, FcpoConfig};
+pub use hrl::{GoalType, Hrl, HrlConfig};
 pub use learner::{Algorithm, EvalPolicy, Iteration, Learner, TrainingEnv};
 pub use ppo::{Ppo, PpoConfig};
 pub use rl_policy::RlPolicy;
 pub use rollout::{collect, Rollout, RolloutConfig};
+pub use shaping::{RewardShaping, ShapedReward};
 pub use trainer::{
     load_trained, load_trained_policy, run_exists, train, train_with_tracker, EpochRecord, ProgressEvent,
     TrackerBuilder, TrainConfig, TrainSummary,

@@ -28,6 +28,7 @@ use crate::actor_critic::TrainedTracker;
 use crate::dsrm_stage::{DsrmStageConfig, StageEvent};
 use crate::learner::{Algorithm, EvalPolicy, TrainingEnv};
 use crate::run_dir::{append_line, write_json, RunDir};
+use crate::shaping::{RewardShaping, ShapedReward};
 use crate::{AgentError, Result};
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
@@ -77,6 +78,9 @@ pub struct TrainConfig {
     /// every tracker is the frozen tracker followed by the frozen denoiser. Absent: no DSRM.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dsrm: Option<DsrmStageConfig>,
+    /// A fairness term added to the training reward (`crate::shaping`); none by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reward_shaping: Option<RewardShaping>,
 }
 
 impl Default for TrainConfig {
@@ -94,6 +98,7 @@ impl Default for TrainConfig {
             torch_threads: 1,
             seed: 0,
             dsrm: None,
+            reward_shaping: None,
         }
     }
 }
@@ -115,6 +120,7 @@ impl TrainConfig {
         need(!self.eval.selections.is_empty(), "eval.selections not empty");
         need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
         problems.extend(self.algorithm.problems());
+        problems.extend(self.reward_shaping.iter().flat_map(RewardShaping::problems));
         if problems.is_empty() {
             Ok(())
         } else {
@@ -482,6 +488,11 @@ pub fn train_with_tracker(
     progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<TrainSummary> {
     cfg.validate()?;
+    let shaped = cfg.reward_shaping.map(|s| ShapedReward::new(reward_model, s, world));
+    let reward_model: &dyn RewardModel = match &shaped {
+        Some(s) => s,
+        None => reward_model,
+    };
     let spec = &world.spec;
     let n_items = spec.n_items();
     let run = RunDir::new(out_dir);

@@ -29,6 +29,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Train an A2C / PPO agent in the simulated environment, evaluating on the ground truth every epoch.
     Train(commands::train::TrainArgs),
+    /// Retrain only the high level of a finished HRL run with a new λ_f (or a fixed target ratio).
+    Retune(commands::retune::RetuneArgs),
     /// Methods x seeds (heuristics and RL agents), one table with mean ± 95% CI per mode and metric.
     Experiment(commands::experiment::ExperimentArgs),
     /// Feedback-loop study: deploy, log the served interactions, refit, repeat; Gini / long-tail share /
@@ -60,6 +62,7 @@ fn main() -> Result<()> {
         Command::Loop(args) => commands::feedback_loop::run(args),
         Command::Report(args) => commands::report::run(args),
         Command::Dsrm { command } => commands::dsrm::run(command),
+        Command::Retune(args) => commands::retune::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

@@ -8,6 +8,7 @@ pub mod eval;
 pub mod experiment;
 pub mod feedback_loop;
 pub mod report;
+pub mod retune;
 pub mod sweep;
 pub mod train;
 
