@@ -8,9 +8,15 @@
 
 use crate::a2c::{A2c, A2cConfig, UpdateStats};
 use crate::actor_critic::TrainedTracker;
+use crate::bcq::{Bcq, BcqConfig};
+use crate::cql::{Cql, CqlConfig};
+use crate::crr::{Crr, CrrConfig};
+use crate::dqn::{Dqn, DqnConfig};
 use crate::fcpo::{Fcpo, FcpoConfig};
 use crate::hrl::{Hrl, HrlConfig};
 use crate::ppo::{Ppo, PpoConfig};
+use crate::sac::{Sac, SacConfig};
+use crate::sqn::{Sqn, SqnConfig};
 use crate::Result;
 use dsrm_nn::tch::{Device, Tensor};
 use dsrm_policy::Policy;
@@ -32,7 +38,8 @@ pub struct TrainingEnv<'a> {
 /// What one iteration did, for the epoch's log.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Iteration {
-    /// Environment steps collected.
+    /// Environment steps collected; for the offline learners (BCQ, CQL, CRR, SQN), which take no environment
+    /// step, the logged transitions consumed (gradient steps × batch size), so `steps_per_epoch` budgets them.
     pub steps: u64,
     /// Whole episodes collected.
     pub episodes: u64,
@@ -87,7 +94,8 @@ pub trait Learner: Send {
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>>;
 }
 
-/// Which algorithm trains the agent, with its hyper-parameters (`kind = "a2c" | "ppo" | "hrl" | "fcpo"`).
+/// Which algorithm trains the agent, with its hyper-parameters
+/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "bcq" | "cql" | "crr" | "sqn"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Algorithm {
@@ -99,6 +107,18 @@ pub enum Algorithm {
     Hrl(HrlConfig),
     /// FCPO-style constrained PPO (Lagrangian on long-tail exposure).
     Fcpo(FcpoConfig),
+    /// Double DQN with a target network and ε-greedy collection.
+    Dqn(DqnConfig),
+    /// Discrete soft actor-critic with twin critics and a tuned temperature.
+    Sac(SacConfig),
+    /// Offline, from the logged data: discrete batch-constrained Q-learning.
+    Bcq(BcqConfig),
+    /// Offline: conservative Q-learning.
+    Cql(CqlConfig),
+    /// Offline: critic-regularised regression.
+    Crr(CrrConfig),
+    /// Offline: self-supervised Q-learning (next-item head + Q head).
+    Sqn(SqnConfig),
 }
 
 impl Default for Algorithm {
@@ -115,6 +135,12 @@ impl Algorithm {
             Algorithm::Ppo(_) => "ppo",
             Algorithm::Hrl(_) => "hrl",
             Algorithm::Fcpo(_) => "fcpo",
+            Algorithm::Dqn(_) => "dqn",
+            Algorithm::Sac(_) => "sac",
+            Algorithm::Bcq(_) => "bcq",
+            Algorithm::Cql(_) => "cql",
+            Algorithm::Crr(_) => "crr",
+            Algorithm::Sqn(_) => "sqn",
         }
     }
 
@@ -125,6 +151,12 @@ impl Algorithm {
             Algorithm::Ppo(c) => c.tracker_lr,
             Algorithm::Hrl(c) => c.tracker_lr,
             Algorithm::Fcpo(c) => c.ppo.tracker_lr,
+            Algorithm::Dqn(c) => c.tracker_lr,
+            Algorithm::Sac(c) => c.tracker_lr,
+            Algorithm::Bcq(c) => c.base.tracker_lr,
+            Algorithm::Cql(c) => c.base.tracker_lr,
+            Algorithm::Crr(c) => c.base.tracker_lr,
+            Algorithm::Sqn(c) => c.base.tracker_lr,
         }
     }
 
@@ -147,6 +179,12 @@ impl Algorithm {
                 }
                 (c.ppo.batch_size, c.ppo.repeat_per_collect, c.ppo.gamma, c.ppo.gae_lambda)
             }
+            Algorithm::Dqn(c) => return c.problems(),
+            Algorithm::Sac(c) => return c.problems(),
+            Algorithm::Bcq(c) => return c.base.problems("bcq"),
+            Algorithm::Cql(c) => return c.base.problems("cql"),
+            Algorithm::Crr(c) => return c.base.problems("crr"),
+            Algorithm::Sqn(c) => return c.base.problems("sqn"),
         };
         if batch == 0 || repeat == 0 {
             problems.push("batch_size >= 1 and repeat_per_collect >= 1".into());
@@ -165,6 +203,12 @@ impl Algorithm {
             Algorithm::Ppo(c) => Box::new(Ppo::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Hrl(c) => Box::new(Hrl::new(c.clone(), state_dim, world, device)?),
             Algorithm::Fcpo(c) => Box::new(Fcpo::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Dqn(c) => Box::new(Dqn::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Sac(c) => Box::new(Sac::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Bcq(c) => Box::new(Bcq::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Cql(c) => Box::new(Cql::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Crr(c) => Box::new(Crr::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Sqn(c) => Box::new(Sqn::new(c.clone(), state_dim, world, device)?),
         })
     }
 }

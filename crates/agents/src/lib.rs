@@ -1,10 +1,16 @@
-//! On-policy RL agents for interactive recommendation, trained the way the anchors train them: in a
-//! *simulated* environment (the real quit and length logic, a world-model reward), evaluated after every
-//! epoch on the ground truth in FB / NX_0 / NX_k (`simulators.md` §2, §4.3, §5).
+//! RL agents for interactive recommendation, trained the way the anchors train them: in a *simulated*
+//! environment (the real quit and length logic, a world-model reward) or, for the offline agents, from the
+//! logged data, and evaluated after every epoch on the ground truth in FB / NX_0 / NX_k (`simulators.md`
+//! §2, §4.3, §5).
 //!
 //! * [`hrl`]: DSRM-HRL's hierarchical fairness agent (high-level goals every c steps, low-level items).
 //! * [`fcpo`], [`shaping`]: the fairness baselines (constrained PPO; reward shaping around any reward).
 //! * [`a2c`], [`ppo`]: one algorithm per file — hyper-parameters at the top, the update read top to bottom.
+//! * [`dqn`], [`sac`]: off-policy agents trained online in the simulated environment (double DQN; discrete SAC).
+//! * [`bcq`], [`cql`], [`crr`], [`sqn`]: offline (batch) agents learned from the logged training data only.
+//! * [`replay`]: the off-policy buffer of whole episodes (filled online, or from the log cut by the quit rule),
+//!   n-step transitions, and collection with any action rule; [`qnet`]: their score networks;
+//!   [`scored_policy`]: a frozen off-policy agent for the evaluation protocol.
 //! * [`actor_critic`]: the networks both share (DORL's tianshou `Net` + `Actor` + `Critic`), and the
 //!   state tracker with its own optimiser, trained jointly through the states.
 //! * [`rollout`]: collecting whole episodes in many parallel training environments, and GAE.
@@ -34,17 +40,28 @@
 
 pub mod a2c;
 pub mod actor_critic;
+pub mod bcq;
+pub mod cql;
+pub mod crr;
+pub mod dqn;
 pub mod dsrm_stage;
 pub mod fcpo;
 pub mod hrl;
 pub mod learner;
 pub mod ppo;
+pub mod qnet;
+pub mod replay;
 pub mod rl_policy;
 pub mod rollout;
 mod run_dir;
+pub mod sac;
+pub mod scored_policy;
 pub mod shaping;
+pub mod sqn;
 pub mod trainer;
 
+#[cfg(test)]
+mod off_policy_tests;
 #[cfg(test)]
 mod test_support;
 

@@ -327,7 +327,22 @@ impl DeepFm {
         y_neg: &Tensor,
         lv_neg: &Tensor,
     ) -> Result<Tensor> {
-        let pos = y_pos.f_sub(targets)?.f_square()?.f_mul(&lv_pos.f_neg()?.f_exp()?)?.f_add(lv_pos)?;
+        Self::weighted_pointneg_loss(y_pos, lv_pos, targets, y_neg, lv_neg, None)
+    }
+
+    /// [`Self::pointneg_loss`] with each positive term multiplied by its weight (the IPS user model).
+    pub fn weighted_pointneg_loss(
+        y_pos: &Tensor,
+        lv_pos: &Tensor,
+        targets: &Tensor,
+        y_neg: &Tensor,
+        lv_neg: &Tensor,
+        weights: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let mut pos = y_pos.f_sub(targets)?.f_square()?.f_mul(&lv_pos.f_neg()?.f_exp()?)?.f_add(lv_pos)?;
+        if let Some(w) = weights {
+            pos = pos.f_mul(w)?;
+        }
         let neg = y_neg.f_square()?.f_mul(&lv_neg.f_neg()?.f_exp()?)?.f_add(lv_neg)?;
         Ok(pos.f_sum(Kind::Float)?.f_add(&neg.f_sum(Kind::Float)?)?)
     }
@@ -377,7 +392,7 @@ impl DeepFm {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(1);
         let mut order: Vec<u32> = (0..pairs.len() as u32).collect();
-        let (mut users, mut items, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut users, mut items, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut history = Vec::with_capacity(self.cfg.epochs);
         for epoch in 0..self.cfg.epochs {
             order.shuffle(&mut rng);
@@ -388,13 +403,20 @@ impl DeepFm {
                 let u = Tensor::f_from_slice(&users)?.f_to_device(self.device)?;
                 let i = Tensor::f_from_slice(&items)?.f_to_device(self.device)?;
                 let y = Tensor::f_from_slice(&targets)?.f_to_device(self.device)?;
+                let w = if pairs.weight.is_empty() {
+                    None
+                } else {
+                    pairs.fill_weights(batch, &mut weights);
+                    Some(Tensor::f_from_slice(&weights)?.f_to_device(self.device)?)
+                };
                 let (pred, logvar) = self.forward(&u, &i)?;
-                let loss = Self::pointneg_loss(
+                let loss = Self::weighted_pointneg_loss(
                     &pred.f_narrow(0, 0, b)?,
                     &logvar.f_narrow(0, 0, b)?,
                     &y,
                     &pred.f_narrow(0, b, b)?,
                     &logvar.f_narrow(0, b, b)?,
+                    w.as_ref(),
                 )?;
                 let total = loss.f_add(&self.regularization()?)?;
                 opt.backward_step(&total)?;

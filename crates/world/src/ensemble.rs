@@ -48,11 +48,15 @@ pub struct EnsembleConfig {
     /// (`dsrm_nn::runtime::init(1, ..)`) keeps both cores busy without OpenMP's barriers, which collapse when
     /// the cores are shared; `workers × libtorch threads` should not exceed the cores.
     pub workers: usize,
+    /// Weight each logged row by its item's inverse exposure count (the IPS baseline's user model,
+    /// [`crate::ips`]). Default false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ips: bool,
 }
 
 impl Default for EnsembleConfig {
     fn default() -> Self {
-        Self { n_models: 5, model: DeepFmConfig::default(), predict_batch: 65_536, workers: 1 }
+        Self { n_models: 5, model: DeepFmConfig::default(), predict_batch: 65_536, workers: 1, ips: false }
     }
 }
 
@@ -133,7 +137,10 @@ impl UserModelEnsemble {
         let data = DataId::of(world)?;
         let link = cfg.model.output.unwrap_or_else(|| OutputLink::for_targets(&world.train_full.target));
         let neg_k = cfg.model.neg_k_for(&world.dataset);
-        let pairs = TrainingPairs::sample(&world.train_full, neg_k, derive_seed(seed, 0))?;
+        let mut pairs = TrainingPairs::sample(&world.train_full, neg_k, derive_seed(seed, 0))?;
+        if cfg.ips {
+            pairs.weight = crate::ips::inverse_item_frequency(&world.train_full);
+        }
         let (models, history): (Vec<DeepFm>, Vec<Vec<f64>>) =
             train_members(&features, cfg, link, seed, &pairs, progress)?.into_iter().unzip();
         let predictions = Arc::new(predict_grid(&models, &features, cfg.predict_batch)?);

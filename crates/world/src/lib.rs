@@ -23,6 +23,7 @@ pub mod deepfm;
 pub mod ensemble;
 pub mod entropy;
 pub mod features;
+pub mod ips;
 pub mod mf_reward;
 pub mod pairs;
 pub mod predictions;

@@ -36,6 +36,8 @@ pub struct TrainingPairs {
     pub neg_k: usize,
     /// `rows * neg_k` negative items.
     pub negative: Vec<u32>,
+    /// Per logged row: the weight of its positive term (empty: all 1; the IPS user model, [`crate::ips`]).
+    pub weight: Vec<f32>,
 }
 
 impl TrainingPairs {
@@ -78,6 +80,7 @@ impl TrainingPairs {
             target: train.target.iter().map(|&t| t as f32).collect(),
             neg_k,
             negative,
+            weight: Vec::new(),
         })
     }
 
@@ -113,6 +116,12 @@ impl TrainingPairs {
         }
         users.extend_from_within(..);
         items.extend(ids.iter().map(|&p| i64::from(self.negative[p as usize])));
+    }
+
+    /// The positive-term weights of the pairs `ids` (call only when `weight` is not empty).
+    pub fn fill_weights(&self, ids: &[u32], weights: &mut Vec<f32>) {
+        weights.clear();
+        weights.extend(ids.iter().map(|&p| self.weight[p as usize / self.neg_k]));
     }
 }
 

@@ -37,6 +37,8 @@ pub enum WorldPenalty {
     Mopo,
     /// Uncertainty penalty plus the entropy bonus (DORL).
     Dorl,
+    /// No penalty, on an inverse-propensity-weighted user model (the IPS baseline, [`crate::ips`]).
+    Ips,
     /// Explicit coefficients.
     Custom {
         /// λ_var.
@@ -62,7 +64,7 @@ impl WorldPenalty {
         let kuairand = match dataset {
             "kuairec" => false,
             "kuairand-pure" => true,
-            _ if matches!(self, WorldPenalty::Mbpo | WorldPenalty::Custom { .. }) => false,
+            _ if matches!(self, WorldPenalty::Mbpo | WorldPenalty::Ips | WorldPenalty::Custom { .. }) => false,
             other => {
                 return Err(invalid(format!(
                     "no published {} coefficients for data set {other:?}; use a custom penalty",
@@ -72,7 +74,7 @@ impl WorldPenalty {
         };
         let lambda_var = if kuairand { 0.01 } else { 0.05 };
         let l = match self {
-            WorldPenalty::Mbpo => Lambdas { var: 0.0, ent: 0.0 },
+            WorldPenalty::Mbpo | WorldPenalty::Ips => Lambdas { var: 0.0, ent: 0.0 },
             WorldPenalty::Mopo => Lambdas { var: lambda_var, ent: 0.0 },
             WorldPenalty::Dorl => Lambdas { var: lambda_var, ent: if kuairand { 0.05 } else { 5.0 } },
             WorldPenalty::Custom { lambda_var, lambda_ent } => Lambdas { var: lambda_var, ent: lambda_ent },
@@ -89,6 +91,7 @@ impl WorldPenalty {
             WorldPenalty::Mbpo => "mbpo",
             WorldPenalty::Mopo => "mopo",
             WorldPenalty::Dorl => "dorl",
+            WorldPenalty::Ips => "ips",
             WorldPenalty::Custom { .. } => "custom",
         }
     }

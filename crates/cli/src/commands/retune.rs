@@ -272,7 +272,7 @@ mod tests {
         let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
         let full = ExperimentFile::load(&configs.join("ablation.toml")).unwrap();
         let names: Vec<&str> = full.methods.iter().map(|m| m.name.as_str()).collect();
-        for want in ["dsrm-hrl", "flat-ppo", "reward-shaping", "fcpo", "hrl-a2c", "random", "most-popular"] {
+        for want in ["dsrm-hrl", "flat-ppo", "reward-shaping", "fcpo", "a2c", "random", "most-popular"] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         let smoke = ExperimentFile::load(&configs.join("ablation-smoke.toml")).unwrap();

@@ -64,6 +64,8 @@ pub enum RewardKind {
     Mopo,
     /// Ensemble with DORL's uncertainty penalty and entropy bonus.
     Dorl,
+    /// IPS baseline: an ensemble trained with inverse item-exposure weights (`dsrm_world::ips`), r = max(0, ŷ − min ŷ).
+    Ips,
     /// A plain matrix factorisation, r = max(0, ŷ − min ŷ): seconds to fit, for quick runs.
     Mf,
     /// DIAGNOSTIC: the ground truth itself (online training on the evaluation simulator).
@@ -73,7 +75,7 @@ pub enum RewardKind {
 impl RewardKind {
     /// Rewards that come from the DeepFM user-model ensemble.
     pub fn uses_ensemble(self) -> bool {
-        matches!(self, RewardKind::Mbpo | RewardKind::Mopo | RewardKind::Dorl)
+        matches!(self, RewardKind::Mbpo | RewardKind::Mopo | RewardKind::Dorl | RewardKind::Ips)
     }
 }
 
@@ -194,7 +196,9 @@ pub fn reward_model<'w>(
         RewardKind::Mbpo => penalty(WorldPenalty::Mbpo),
         RewardKind::Mopo => penalty(WorldPenalty::Mopo),
         RewardKind::Dorl => penalty(WorldPenalty::Dorl),
+        RewardKind::Ips => penalty(WorldPenalty::Ips),
     };
+    let ensemble_cfg = EnsembleConfig { ips: wm.reward == RewardKind::Ips, ..wm.ensemble.clone() };
     let saved = out.join("world_model.bin");
     let ensemble = match (&wm.checkpoint, resume && saved.exists()) {
         (Some(path), _) => {
@@ -206,7 +210,7 @@ pub fn reward_model<'w>(
         (None, false) => {
             let epochs = wm.ensemble.n_models * wm.ensemble.model.epochs;
             let pb = output::bar(epochs as u64, "world model");
-            let ensemble = UserModelEnsemble::train(world, &wm.ensemble, wm.seed, &mut |m, _, loss| {
+            let ensemble = UserModelEnsemble::train(world, &ensemble_cfg, wm.seed, &mut |m, _, loss| {
                 pb.set_message(format!("model {} loss {loss:.4}", m + 1));
                 pb.inc(1);
             })
@@ -217,6 +221,14 @@ pub fn reward_model<'w>(
             ensemble
         }
     };
+    if ensemble.config().ips != ensemble_cfg.ips {
+        bail!(
+            "the world model {} inverse-propensity weights, but reward = {:?} needs one that {}",
+            if ensemble.config().ips { "was trained with" } else { "has no" },
+            wm.reward,
+            if ensemble_cfg.ips { "has them (train it with reward = \"ips\")" } else { "has none" }
+        );
+    }
     let entropy = EntropyMap::build(&world.train_full, &wm.entropy_windows).context("building DORL's entropy map")?;
     let reward = SimulatedReward::for_world(world, ensemble.predictions(), Arc::new(entropy), penalty)
         .context("building the simulated reward")?;
@@ -387,6 +399,19 @@ mod tests {
         }
         let saved = TrainFile::load(&out.join("config.toml")).unwrap();
         assert_eq!((saved.train.epochs, saved.world_model.reward), (2, RewardKind::Mf));
+    }
+
+    #[test]
+    fn off_policy_and_offline_example_configs_parse() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        for (file, kind) in [("train-dqn.toml", "dqn"), ("train-sac.toml", "sac"), ("train-offline.toml", "cql")] {
+            let parsed = TrainFile::load(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
+            assert_eq!(parsed.train.algorithm.name(), kind, "{file}");
+            let back = TrainFile::parse(&toml::to_string_pretty(&parsed).unwrap()).unwrap();
+            assert_eq!(back, parsed, "{file}");
+        }
+        let ips = TrainFile::parse("[world_model]\nreward = \"ips\"").unwrap();
+        assert!(ips.world_model.reward.uses_ensemble());
     }
 
     #[test]

@@ -1,0 +1,106 @@
+//! A frozen off-policy agent as an [`EvalPolicy`]: a copy of the tracker and a scoring function over the
+//! catalogue (Q-values, policy logits, or BCQ's filtered Q-values), acting like [`crate::RlPolicy`]:
+//! blocked items get probability 0, `Sampled` draws from softmax(scores), `Argmax` takes the best.
+//!
+//! For Q-learners `Sampled` is therefore a Boltzmann policy over Q at temperature 1 and `Argmax` the greedy
+//! one (the anchors evaluate their Q-learners greedily, with `eps_test` 0.001); both are reported.
+
+use crate::learner::EvalPolicy;
+use crate::Result;
+use dsrm_nn::tch::{self, Device, Kind, Tensor};
+use dsrm_policy::select::{select, uniform_allowed};
+use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
+use dsrm_state::{HistoryBatch, StateTracker};
+use std::sync::{Arc, Mutex};
+
+/// `[B, state_dim]` states -> `[B, n_items]` scores, higher is better (non-finite: never chosen).
+pub trait Scorer: Send {
+    /// The scores.
+    fn scores(&self, states: &Tensor) -> Result<Tensor>;
+}
+
+struct Snapshot {
+    tracker: Box<dyn StateTracker>,
+    scorer: Box<dyn Scorer>,
+    n_items: usize,
+    device: Device,
+    scores: Vec<f64>,
+    buf: Vec<f32>,
+    error: Option<String>,
+}
+
+/// A frozen agent acting on the scores of a [`Scorer`].
+#[derive(Clone)]
+pub struct ScoredPolicy {
+    name: String,
+    inner: Arc<Mutex<Snapshot>>,
+}
+
+impl ScoredPolicy {
+    /// Wraps a tracker of its own (switched to evaluation and to the ground truth's `reward_range`) and a scorer.
+    pub fn new(
+        name: &str,
+        mut tracker: Box<dyn StateTracker>,
+        scorer: Box<dyn Scorer>,
+        n_items: usize,
+        reward_range: (f64, f64),
+    ) -> Result<Self> {
+        tracker.set_training(false);
+        tracker.set_reward_range(reward_range.0, reward_range.1)?;
+        let device = tracker.var_store().device();
+        let snapshot = Snapshot {
+            tracker,
+            scorer,
+            n_items,
+            device,
+            scores: vec![0.0; n_items],
+            buf: vec![0.0; n_items],
+            error: None,
+        };
+        Ok(Self { name: name.to_string(), inner: Arc::new(Mutex::new(snapshot)) })
+    }
+}
+
+impl Snapshot {
+    fn score(&mut self, obs: &Observation) -> Result<()> {
+        let batch =
+            HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), self.n_items, self.device);
+        let scores = tch::no_grad(|| -> Result<Tensor> {
+            let states = self.tracker.try_states(&batch)?;
+            Ok(self.scorer.scores(&states)?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?)
+        })?;
+        if scores.numel() != self.n_items {
+            return Err(crate::AgentError::Config(format!(
+                "the scorer returned {} scores for {} items",
+                scores.numel(),
+                self.n_items
+            )));
+        }
+        scores.f_copy_data(&mut self.buf, self.n_items)?;
+        self.scores.iter_mut().zip(&self.buf).for_each(|(s, &b)| *s = f64::from(b));
+        Ok(())
+    }
+}
+
+impl EvalPolicy for ScoredPolicy {
+    fn take_error(&self) -> Option<String> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.take()
+    }
+}
+
+impl Policy for ScoredPolicy {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn act(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> u32 {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match s.score(obs) {
+            Ok(()) => select(&s.scores, mask, selection, rng),
+            Err(e) => {
+                s.error.get_or_insert_with(|| e.to_string());
+                uniform_allowed(mask, rng)
+            }
+        }
+    }
+}
