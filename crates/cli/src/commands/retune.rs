@@ -275,6 +275,10 @@ mod tests {
         for want in ["dsrm-hrl", "flat-ppo", "reward-shaping", "fcpo", "a2c", "random", "most-popular"] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
+        let coat = ExperimentFile::load(&configs.join("ablation-coat.toml")).unwrap();
+        let coat_names: Vec<&str> = coat.methods.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(coat_names, names, "the Coat ablation runs the same methods");
+        assert_eq!((coat.data.dataset, &coat.seeds), (dsrm_data::Dataset::Coat, &full.seeds));
         let smoke = ExperimentFile::load(&configs.join("ablation-smoke.toml")).unwrap();
 
         let dir = tempfile::tempdir().unwrap();
