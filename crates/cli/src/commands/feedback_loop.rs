@@ -404,6 +404,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_loop_config_parses_and_bad_fractions_fail() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/loop.toml");
+        let file = LoopFile::load(&path).unwrap();
+        assert!(file.methods.iter().any(|m| m.train.as_ref().is_some_and(|t| t.dsrm.is_some())));
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        let text =
+            std::fs::read_to_string(&path).unwrap().replace("initial_log_fraction = 0.02", "initial_log_fraction = 0");
+        std::fs::write(&bad, text).unwrap();
+        assert!(format!("{:#}", LoopFile::load(&bad).unwrap_err()).contains("initial_log_fraction"));
+    }
+
+    #[test]
     fn loop_runs_rounds_grows_the_log_and_resumes() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
