@@ -232,6 +232,10 @@ pub struct FidelityArgs {
 ///   tracker window; reported is the Pearson correlation between ⟨s, w⟩ and p on held-out states, i.e. how
 ///   strongly the state lies along the popularity of what was shown. Lower is better: popularity comes from
 ///   exposure and conformity bias, not from the user's preference.
+///
+/// With `dsrm.condition_window` W_c > 0 the denoiser also reads a W_c-step history summary, so two more rows
+/// separate history from purification: `history` (the summary alone) and `raw+history` (o_t ⊕ summary, the
+/// denoiser's exact input). Purification adds something only where `purified` beats `raw+history`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FidelityFile {
@@ -386,7 +390,6 @@ fn fidelity_level(file: &FidelityFile, m: f64, cache: &Path) -> Result<(Vec<Fide
     let replayed = model.replay(&world)?;
     let d = model.state_dim()?;
     let denoiser = model.denoiser()?;
-    let raw = replayed.states.f_narrow(1, 0, d)?;
     let mut parts = Vec::new();
     for start in (0..replayed.states.size()[0]).step_by(8192) {
         let len = 8192.min(replayed.states.size()[0] - start);
@@ -433,13 +436,13 @@ fn fidelity_level(file: &FidelityFile, m: f64, cache: &Path) -> Result<(Vec<Fide
         u.dedup();
         u.len()
     };
-    for (name, states) in [("raw", &raw), ("purified", &purified)] {
+    for (name, states) in representations(&replayed.states, d, purified)? {
         let x = states.f_index_select(0, &keep)?.f_to_kind(Kind::Double)?;
         let pref = probe(&x, &y_pref, &fit_rows, &test_rows, file.ridge)?;
         let pop = probe(&x, &y_pop, &fit_rows, &test_rows, file.ridge)?;
         rows.push(FidelityRow {
             noise_level: m,
-            representation: name.into(),
+            representation: name.to_string(),
             pref_cosine: pref.cosine,
             pref_r2: pref.r2,
             pop_corr: pop.corr,
@@ -457,6 +460,19 @@ fn fidelity_level(file: &FidelityFile, m: f64, cache: &Path) -> Result<(Vec<Fide
         "dsrm_rows": { "train": model.rows.0, "valid": model.rows.1 },
     });
     Ok((rows, info))
+}
+
+/// The states the probes compare, by name: `raw` o_t; with a history-summary condition (input wider than
+/// `d`) also `history` (the summary alone) and `raw+history` (o_t ⊕ summary, exactly the denoiser's input, so
+/// the fair baseline: a linear probe that sees the same history the denoiser sees); then `purified` ŝ_t.
+fn representations(input: &Tensor, d: i64, purified: Tensor) -> Result<Vec<(&'static str, Tensor)>> {
+    let mut reps = vec![("raw", input.f_narrow(1, 0, d)?)];
+    if input.size()[1] > d {
+        reps.push(("history", input.f_narrow(1, d, input.size()[1] - d)?));
+        reps.push(("raw+history", input.shallow_clone()));
+    }
+    reps.push(("purified", purified));
+    Ok(reps)
 }
 
 /// The data-set `user_id` of every dense log user. `World::kuairec` numbers the environment (small-matrix)
@@ -580,6 +596,20 @@ mod tests {
         assert!(s.r2 > 0.999 && s.corr > 0.999, "{} {}", s.r2, s.corr);
         let noise = Tensor::randn([400, 1], (Kind::Double, dsrm_nn::tch::Device::Cpu));
         assert!(probe(&x, &noise, &fit, &test, 1.0).unwrap().r2 < 0.05);
+    }
+
+    #[test]
+    fn a_history_condition_adds_the_fair_baselines() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let input = Tensor::arange(24, (Kind::Float, dsrm_nn::tch::Device::Cpu)).view([2, 12]);
+        let purified = Tensor::zeros([2, 6], (Kind::Float, dsrm_nn::tch::Device::Cpu));
+        let reps = representations(&input, 6, purified.shallow_clone()).unwrap();
+        let names: Vec<&str> = reps.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["raw", "history", "raw+history", "purified"]);
+        assert!(reps[0].1.equal(&input.narrow(1, 0, 6)) && reps[1].1.equal(&input.narrow(1, 6, 6)));
+        assert!(reps[2].1.equal(&input), "the fair baseline is the denoiser's whole input");
+        let plain = representations(&input.narrow(1, 0, 6), 6, purified).unwrap();
+        assert_eq!(plain.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["raw", "purified"]);
     }
 
     #[test]
