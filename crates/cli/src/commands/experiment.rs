@@ -40,6 +40,9 @@ pub struct ExperimentArgs {
     /// Concurrent training processes (default: the number of cores).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Run these seeds instead of the file's (comma-separated, e.g. `1,2,3`).
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
 }
 
 /// One method of the experiment: a heuristic baseline or an RL agent.
@@ -114,7 +117,13 @@ impl ExperimentFile {
 type JobMetrics = BTreeMap<String, BTreeMap<String, MetricSet>>;
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
-    let file = ExperimentFile::load(&args.config)?;
+    let mut file = ExperimentFile::load(&args.config)?;
+    if let Some(seeds) = &args.seeds {
+        if seeds.is_empty() {
+            bail!("--seeds needs at least one seed");
+        }
+        file.seeds = seeds.clone();
+    }
     let expanded = file.expanded_methods(&args.config)?;
     let methods: Vec<&MethodConfig> = expanded.iter().map(|e| &e.method).collect();
     let out = &args.out;
