@@ -1,6 +1,7 @@
-//! Per-decision cost of `RlPolicy::act` on a KuaiRec-sized catalogue (3,327 items), as the evaluation
+//! Per-decision cost of an actor-critic policy's `act` on a KuaiRec-sized catalogue (3,327 items), as the evaluation
 //! protocol calls it: one observation at a time.
-use dsrm_agents::{ActorCritic, RlPolicy};
+use dsrm_agents::rl_policy::actor_critic_policy;
+use dsrm_agents::ActorCritic;
 use dsrm_nn::tch::Device;
 use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
 use rand::SeedableRng;
@@ -11,7 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n_items = 3327;
     let tracker = dsrm_state::build(&Default::default(), n_items, None, Device::Cpu)?;
     let net = ActorCritic::new(tracker.state_dim(), n_items as i64, &[64, 64], true, Device::Cpu)?;
-    let mut policy = RlPolicy::new("a2c", tracker, net, (0.0, 5.0))?;
+    let mut policy = actor_critic_policy("a2c", tracker, net, (0.0, 5.0))?;
     let mut rng = PolicyRng::seed_from_u64(0);
     let mask = ItemMask::all(n_items);
     let items = [3u32, 17, 99, 2000];

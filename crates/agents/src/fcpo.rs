@@ -20,7 +20,7 @@ use crate::a2c::UpdateStats;
 use crate::actor_critic::{actor_critic_tensors, on_policy_iteration, restore_actor_critic, TrainedTracker};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::ppo::{Ppo, PpoConfig};
-use crate::rl_policy::RlPolicy;
+use crate::rl_policy::actor_critic_policy;
 use crate::rollout::{minibatches, Rollout};
 use crate::{AgentError, Result};
 use dsrm_metrics::{popular_set, DEFAULT_POPULAR_FRACTION};
@@ -221,6 +221,6 @@ impl Learner for Fcpo {
     }
 
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
-        Ok(Box::new(RlPolicy::new("fcpo", tracker, self.ppo.net.try_clone()?, reward_range)?))
+        Ok(Box::new(actor_critic_policy("fcpo", tracker, self.ppo.net.try_clone()?, reward_range)?))
     }
 }

@@ -23,7 +23,7 @@ use crate::actor_critic::{
     actor_critic_tensors, joint_step, on_policy_iteration, restore_actor_critic, ActorCritic, TrainedTracker,
 };
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
-use crate::rl_policy::RlPolicy;
+use crate::rl_policy::actor_critic_policy;
 use crate::rollout::{minibatches, Rollout};
 use crate::{AgentError, Result};
 use dsrm_nn::optim::{Adam, AdamConfig};
@@ -211,6 +211,6 @@ impl Learner for Ppo {
     }
 
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
-        Ok(Box::new(RlPolicy::new("ppo", tracker, self.net.try_clone()?, reward_range)?))
+        Ok(Box::new(actor_critic_policy("ppo", tracker, self.net.try_clone()?, reward_range)?))
     }
 }

@@ -1,6 +1,8 @@
-//! A frozen off-policy agent as an [`EvalPolicy`]: a copy of the tracker and a scoring function over the
-//! catalogue (Q-values, policy logits, or BCQ's filtered Q-values), acting like [`crate::RlPolicy`]:
-//! blocked items get probability 0, `Sampled` draws from softmax(scores), `Argmax` takes the best.
+//! A frozen agent as an [`EvalPolicy`]: a copy of the tracker and a scoring function over the catalogue
+//! (policy logits of the actor-critic agents, Q-values, or BCQ's filtered Q-values): blocked items get
+//! probability 0, `Sampled` draws from softmax(scores), `Argmax` takes the best. Clones share the snapshot
+//! behind a mutex (evaluation only reads it); a failed step falls back to a uniform allowed item and is
+//! reported by [`EvalPolicy::take_error`].
 //!
 //! For Q-learners `Sampled` is therefore a Boltzmann policy over Q at temperature 1 and `Argmax` the greedy
 //! one (the anchors evaluate their Q-learners greedily, with `eps_test` 0.001); both are reported.

@@ -4,7 +4,7 @@ use super::*;
 use crate::a2c::A2cConfig;
 use crate::actor_critic::ActorCritic;
 use crate::ppo::PpoConfig;
-use crate::rl_policy::RlPolicy;
+use crate::rl_policy::actor_critic_policy;
 use crate::test_support::{mean_tracker_builder, tiny_world};
 use dsrm_nn::tch::Device;
 use dsrm_sim::GroundTruthReward;
@@ -211,7 +211,8 @@ fn parallel_evaluation_equals_serial_evaluation() {
             .map(|_| {
                 let mut t = builder().unwrap();
                 t.var_store_mut().copy(tracker.var_store()).unwrap();
-                Box::new(RlPolicy::new("a2c", t, net.try_clone().unwrap(), (0.0, 5.0)).unwrap()) as Box<dyn EvalPolicy>
+                Box::new(actor_critic_policy("a2c", t, net.try_clone().unwrap(), (0.0, 5.0)).unwrap())
+                    as Box<dyn EvalPolicy>
             })
             .collect()
     };
