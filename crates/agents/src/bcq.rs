@@ -181,6 +181,10 @@ impl Learner for Bcq {
         Ok(())
     }
 
+    fn offline_source(&self) -> Option<String> {
+        Some(OfflineConfig::source(&self.buffer))
+    }
+
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let scorer = BcqScorer {
             q: self.q.freeze(&self.vs)?,

@@ -139,6 +139,10 @@ impl Learner for Cql {
         Ok(())
     }
 
+    fn offline_source(&self) -> Option<String> {
+        Some(OfflineConfig::source(&self.buffer))
+    }
+
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let n_items = self.q.n_out() as usize;
         Ok(Box::new(ScoredPolicy::new("cql", tracker, Box::new(self.q.freeze(&self.vs)?), n_items, reward_range)?))

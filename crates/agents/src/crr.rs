@@ -197,6 +197,10 @@ impl Learner for Crr {
         Ok(())
     }
 
+    fn offline_source(&self) -> Option<String> {
+        Some(OfflineConfig::source(&self.buffer))
+    }
+
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let n_items = self.actor.n_out() as usize;
         let actor = self.actor.freeze(&self.vs)?;

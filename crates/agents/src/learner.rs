@@ -92,6 +92,12 @@ pub trait Learner: Send {
     /// A frozen copy acting with `tracker` (a copy of the trained one), switched to the ground truth's reward
     /// range, for evaluation.
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>>;
+
+    /// For an offline learner, what it learns from instead of the world model (`None`: online, trained in the
+    /// world model). Runs report it as their `training_reward`.
+    fn offline_source(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Which algorithm trains the agent, with its hyper-parameters

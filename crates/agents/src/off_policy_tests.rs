@@ -104,8 +104,8 @@ fn dqn_learns_beyond_random_on_the_ground_truth() {
     let greedy = summary.selected["argmax"]["NX_0"].r_tra;
     eprintln!(
         "dqn: train return {:.3} -> {:.3}; test NX_0 R_tra random {random:.3}, selected (epoch {}) sampled {selected:.3} argmax {greedy:.3}",
-        log[0].train_return,
-        log[log.len() - 1].train_return,
+        log[0].train_return.unwrap(),
+        log[log.len() - 1].train_return.unwrap(),
         summary.selected_epoch
     );
     assert!(selected > 1.3 * random, "dqn: no better than random on NX_0");
@@ -121,9 +121,10 @@ fn sac_trains_and_tunes_its_temperature() {
     let log = records(&dir);
     let (first, last) = (&log[0], &log[log.len() - 1]);
     let alpha = last.update.extra["alpha"];
-    eprintln!("sac: train return {:.3} -> {:.3}; alpha {alpha:.4}", first.train_return, last.train_return);
+    let (before, after) = (first.train_return.unwrap(), last.train_return.unwrap());
+    eprintln!("sac: train return {before:.3} -> {after:.3}; alpha {alpha:.4}");
     // Seed 3: the return rose 1.7 -> 2.3 over 5 epochs and α moved from 0.05 to 0.13 (entropy below target).
-    assert!(last.train_return > first.train_return, "sac: the training return did not rise");
+    assert!(after > before, "sac: the training return did not rise");
     assert!((alpha - 0.05).abs() > 1e-3, "sac: the temperature was not tuned");
     assert!(log.iter().all(|r| r.update.grad_steps >= 1 && r.update.loss.is_finite()));
 }
@@ -195,8 +196,15 @@ fn offline_learners_train_from_the_log_and_resume_bit_identically() {
                 alg.name()
             );
             assert!(r.update.loss.is_finite(), "{}", alg.name());
+            assert_eq!((r.train_return, r.train_length), (None, None), "{}: no episode was played", alg.name());
         }
         assert!(summary.selected["argmax"]["NX_0"].r_tra > 0.0, "{}", alg.name());
+        assert!(
+            summary.training_reward.starts_with("offline: ") && summary.training_reward.contains("logged transitions"),
+            "{}: {}",
+            alg.name(),
+            summary.training_reward
+        );
         eprintln!(
             "{}: NX_0 R_tra sampled {:.3} argmax {:.3}",
             alg.name(),

@@ -429,6 +429,15 @@ impl OfflineConfig {
         p
     }
 
+    /// What an offline learner on `buffer` reports as its training data (`Learner::offline_source`).
+    pub(crate) fn source(buffer: &ReplayBuffer) -> String {
+        format!(
+            "offline: {} logged transitions in {} episodes of the training log (no world model, no environment step)",
+            buffer.len(),
+            buffer.n_episodes()
+        )
+    }
+
     /// Runs one offline iteration: the tracker normalises the logged rewards with the log's
     /// `reward_range`, then `grad_steps` calls of `step`.
     pub(crate) fn iterate(

@@ -204,6 +204,10 @@ impl Learner for Sqn {
         Ok(())
     }
 
+    fn offline_source(&self) -> Option<String> {
+        Some(OfflineConfig::source(&self.buffer))
+    }
+
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let vs = VarStore::new(self.vs.device());
         let (encoder, width) = Encoder::new(&vs, self.encoder.trunk.state_dim(), &self.cfg.base.hidden)?;

@@ -155,10 +155,11 @@ pub struct EpochRecord {
     pub total_env_steps: u64,
     /// Training episodes (whole) in this epoch.
     pub episodes: u64,
-    /// Mean training (reward-model) return of this epoch's training episodes.
-    pub train_return: f64,
-    /// Mean length of this epoch's training episodes.
-    pub train_length: f64,
+    /// Mean training (reward-model) return of this epoch's training episodes; `null` for the offline learners,
+    /// which play no episode.
+    pub train_return: Option<f64>,
+    /// Mean length of this epoch's training episodes (`null` offline).
+    pub train_length: Option<f64>,
     /// Collections (= updates) in this epoch.
     pub collections: usize,
     /// Losses averaged over the epoch's gradient steps.
@@ -220,8 +221,8 @@ pub enum ProgressEvent {
         steps: u64,
         /// Steps the epoch collects (at least).
         steps_per_epoch: usize,
-        /// Mean training return of the collection's episodes.
-        train_return: f64,
+        /// Mean training return of the collection's episodes (`None`: none played, offline).
+        train_return: Option<f64>,
         /// The update's losses.
         update: UpdateStats,
     },
@@ -515,11 +516,12 @@ pub fn train_with_tracker(
     let device = tracker.var_store().device();
     let mut tracker = TrainedTracker::new(tracker, cfg.algorithm.tracker_lr());
     let mut learner = cfg.algorithm.build(tracker.tracker.state_dim(), world, device)?;
+    let training_reward = learner.offline_source().unwrap_or_else(|| reward_model.describe());
 
     let meta_base = serde_json::json!({
         "format": 1,
         "config": cfg.identity()?,
-        "training_reward": reward_model.describe(),
+        "training_reward": training_reward,
         "world": { "dataset": world.dataset, "n_users": spec.n_users(), "n_items": n_items },
         "tracker": tracker.tracker.name(),
     });
@@ -585,7 +587,7 @@ pub fn train_with_tracker(
                 epoch,
                 steps,
                 steps_per_epoch: cfg.steps_per_epoch,
-                train_return: it.reward_sum / it.episodes.max(1) as f64,
+                train_return: (it.episodes > 0).then(|| it.reward_sum / it.episodes as f64),
                 update: it.update,
             });
         }
@@ -610,8 +612,8 @@ pub fn train_with_tracker(
             env_steps: steps,
             total_env_steps,
             episodes,
-            train_return: return_sum / episodes.max(1) as f64,
-            train_length: steps as f64 / episodes.max(1) as f64,
+            train_return: (episodes > 0).then(|| return_sum / episodes as f64),
+            train_length: (episodes > 0).then(|| steps as f64 / episodes as f64),
             collections,
             update,
             validation,
@@ -674,7 +676,7 @@ pub fn train_with_tracker(
     let summary = TrainSummary {
         algorithm: cfg.algorithm.name().into(),
         tracker: tracker.tracker.name().into(),
-        training_reward: reward_model.describe(),
+        training_reward,
         epochs: last.epoch,
         total_env_steps: last.total_env_steps,
         validation_users: validation_users.len(),

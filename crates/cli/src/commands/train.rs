@@ -296,7 +296,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
         ProgressEvent::Collected { epoch, steps, update, train_return, .. } => {
             pb.set_position((epoch as u64 - 1) * per_epoch + steps.min(per_epoch));
-            pb.set_message(format!("epoch {epoch} return {train_return:.2} loss {:.3}", update.loss));
+            let played = train_return.map_or("offline".to_string(), |r| format!("return {r:.2}"));
+            pb.set_message(format!("epoch {epoch} {played} loss {:.3}", update.loss));
         }
         ProgressEvent::Evaluating { epoch } => pb.set_message(format!("epoch {epoch} evaluating")),
         ProgressEvent::Dsrm(event) => pb.set_message(super::dsrm::describe(&event)),
