@@ -20,6 +20,7 @@ use dsrm_nn::tch::nn::{self, VarStore};
 use dsrm_nn::tch::{Device, Tensor};
 use dsrm_state::{HistoryBatch, StateTracker};
 use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
 use std::time::Instant;
 
 /// Policy (logits over the catalogue) and value heads over the tracker's state.
@@ -153,18 +154,37 @@ pub struct TrainedTracker {
     pub tracker: Box<dyn StateTracker>,
     /// Its optimiser.
     pub adam: Adam,
+    /// The tracker's auxiliary losses (`StateTracker::auxiliary_loss`) of the states computed since the last
+    /// [`joint_step`], which adds them to the agent's loss.
+    pending: RefCell<Option<Tensor>>,
 }
 
 impl TrainedTracker {
     /// Wraps a tracker with a fresh Adam (learning rate `lr`, PyTorch defaults otherwise, no clipping).
     pub fn new(tracker: Box<dyn StateTracker>, lr: f64) -> Self {
         let adam = Adam::new(tracker.var_store(), AdamConfig { lr, ..Default::default() });
-        Self { tracker, adam }
+        Self { tracker, adam, pending: RefCell::new(None) }
     }
 
-    /// `[B, state_dim]` states, differentiable with respect to the tracker.
+    /// `[B, state_dim]` states, differentiable with respect to the tracker. States with a graph (an update's,
+    /// not a target's computed under `no_grad`) also queue the tracker's auxiliary loss for [`joint_step`].
     pub fn states(&self, batch: &HistoryBatch) -> Result<Tensor> {
-        Ok(self.tracker.try_states(batch)?)
+        let states = self.tracker.try_states(batch)?;
+        if states.requires_grad() {
+            if let Some(aux) = self.tracker.auxiliary_loss(batch)? {
+                let mut pending = self.pending.borrow_mut();
+                *pending = Some(match pending.take() {
+                    Some(sum) => sum.f_add(&aux)?,
+                    None => aux,
+                });
+            }
+        }
+        Ok(states)
+    }
+
+    /// Takes the queued auxiliary loss.
+    fn take_auxiliary(&self) -> Option<Tensor> {
+        self.pending.borrow_mut().take()
     }
 }
 
@@ -177,13 +197,18 @@ impl TrainedTracker {
 /// multiplication by the upstream 1.0 is exact in floating point). The result is bit-identical to stepping
 /// two optimisers on shared gradients; the policy optimiser's gradient clipping (PPO) covers the policy
 /// networks only, as tianshou clips `actor_critic.parameters()`.
+///
+/// The tracker's queued auxiliary loss (the DSRM's λ_D · L_DSRM under joint fine-tuning) joins `loss` here.
 pub(crate) fn joint_step(loss: &Tensor, policy: &mut Adam, tracker: &mut TrainedTracker) -> Result<()> {
     let params = tracker.tracker.var_store().trainable_variables();
     for p in &params {
         let mut p = p.shallow_clone();
         p.zero_grad();
     }
-    policy.backward_step(loss)?;
+    match tracker.take_auxiliary() {
+        Some(aux) => policy.backward_step(&loss.f_add(&aux)?)?,
+        None => policy.backward_step(loss)?,
+    }
     let mut surrogate: Option<Tensor> = None;
     for p in &params {
         let g = p.grad();

@@ -5,12 +5,16 @@
 //! 2. **pretrain** the configured denoiser on those states, early-stopping on a validation split of *users*
 //!    (`dsrm_denoise::build`), then freeze it;
 //! 3. hand the agents a [`PurifiedTracker`]: the frozen tracker followed by the denoiser, behind the ordinary
-//!    [`StateTracker`] trait, so every agent reads purified states without knowing it.
+//!    [`StateTracker`] trait, so every agent reads purified states without knowing it. With `joint_lambda`
+//!    (λ_D) > 0 the denoiser is not frozen but fine-tuned with the agent (§6 row 7): the tracker's variables
+//!    are then the denoiser's, the agent's tracker optimiser (its `tracker_lr`) steps them on the agent's loss
+//!    plus λ_D · L_DSRM (`StateTracker::auxiliary_loss`), and the run's checkpoints carry them.
 //!
 //! ```toml
 //! [train.dsrm]               # absent: no DSRM (the tracker is trained with the agent, as DORL)
 //! validation_fraction = 0.1  # share of log users whose states early-stop the denoiser
 //! condition_window = 0       # > 0: condition on the same tracker over the last W_c steps (history summary)
+//! joint_lambda = 0.0         # > 0: fine-tune the DSRM with the agent, L = L_RL + λ_D·L_DSRM (`ddpm` only)
 //! # checkpoint = "dsrm.bin"  # a trained stage (`dsrm dsrm train`) instead of training one
 //! [train.dsrm.denoiser]      # the `[denoiser]` table of dsrm-denoise: kind, t_prime, schedule.steps, ...
 //! kind = "ddpm"              # "identity" = the "w/o DSRM" ablation: the same frozen tracker, no purification
@@ -51,8 +55,12 @@ pub struct DsrmStageConfig {
     pub condition_window: usize,
     /// Train on at most this many replayed states, drawn uniformly without replacement (0 = all, default).
     pub max_states: usize,
-    /// Seed of the user split and of the subsample (the denoiser's own `train.seed` seeds its training).
+    /// Seed of the user split and of the subsample (the denoiser's own `train.seed` seeds its training), and
+    /// of the joint fine-tuning draws.
     pub seed: u64,
+    /// λ_D: 0 (default) keeps the pretrained denoiser frozen during RL; > 0 fine-tunes it with the agent on
+    /// L_RL + λ_D · L_DSRM (`ddpm` only; `dsrm_denoise::JointDdpm`).
+    pub joint_lambda: f64,
     /// A stage saved by `dsrm dsrm train` (or another run's `dsrm.bin`) to use instead of training one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
@@ -66,6 +74,7 @@ impl Default for DsrmStageConfig {
             condition_window: 0,
             max_states: 0,
             seed: 0,
+            joint_lambda: 0.0,
             checkpoint: None,
         }
     }
@@ -267,6 +276,9 @@ pub struct DsrmModel {
     pub rows: (i64, i64),
     /// Extra metadata saved with the model (provenance: config, seed, data hashes).
     pub provenance: serde_json::Value,
+    /// λ_D and the seed for the trackers this model hands out ([`Self::fine_tune_jointly`]; not saved: the
+    /// pretrained stage is the same whatever the run does with it).
+    joint: Option<(f64, u64)>,
 }
 
 impl DsrmModel {
@@ -325,6 +337,7 @@ impl DsrmModel {
             reports: built.reports,
             rows: (train_rows.len() as i64, valid_rows.len() as i64),
             provenance: serde_json::Value::Null,
+            joint: None,
         })
     }
 
@@ -382,6 +395,7 @@ impl DsrmModel {
             reports,
             rows: (meta["rows"]["train"].as_i64().unwrap_or(0), meta["rows"]["valid"].as_i64().unwrap_or(0)),
             provenance: meta["provenance"].clone(),
+            joint: None,
         };
         model.tracker().map_err(|e| bad(format!("cannot rebuild the stage: {e}")))?;
         Ok(model)
@@ -416,7 +430,19 @@ impl DsrmModel {
         Ok(dsrm_denoise::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta)?)
     }
 
-    /// A fresh [`PurifiedTracker`]: the frozen tracker (weights restored from the stage) and the denoiser.
+    /// From now on [`Self::tracker`] hands out trackers whose denoiser is fine-tuned with the agent, weighing
+    /// L_DSRM by `lambda` (λ_D > 0; 0 keeps them frozen). Only a `ddpm` denoiser can be.
+    pub fn fine_tune_jointly(&mut self, lambda: f64, seed: u64) -> Result<()> {
+        self.joint = None;
+        if lambda != 0.0 {
+            dsrm_denoise::JointDdpm::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta, lambda, seed)?;
+            self.joint = Some((lambda, seed));
+        }
+        Ok(())
+    }
+
+    /// A fresh [`PurifiedTracker`]: the frozen tracker (weights restored from the stage) and the denoiser
+    /// (trainable under [`Self::fine_tune_jointly`]).
     pub fn tracker(&self) -> Result<PurifiedTracker> {
         let device = dsrm_nn::runtime::device();
         let mut frozen = FrozenTracker::build(
@@ -444,7 +470,16 @@ impl DsrmModel {
             TrackerConfig::Gru(_) => "dsrm-gru",
             TrackerConfig::Sasrec(_) => "dsrm-sasrec",
         };
-        Ok(PurifiedTracker { frozen, denoiser, name })
+        let joint = match self.joint {
+            Some((lambda, seed)) => Some(dsrm_denoise::JointDdpm::from_checkpoint(
+                &self.denoiser_tensors,
+                &self.denoiser_meta,
+                lambda,
+                seed,
+            )?),
+            None => None,
+        };
+        Ok(PurifiedTracker { frozen, denoiser, joint, name })
     }
 }
 
@@ -475,7 +510,9 @@ fn copies_ref(tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
 
 /// The stage of a training run in `out_dir`: `out_dir/dsrm.bin` when resuming a run that has one, else the
 /// configured checkpoint, else a freshly trained one; whatever was not read from the run directory is saved
-/// there (atomically) before RL starts. A stage trained for another tracker or catalogue is refused.
+/// there (atomically) before RL starts. A stage trained for another tracker or catalogue is refused. With
+/// `joint_lambda` > 0 the model hands out jointly fine-tuned trackers (`dsrm.bin` stays the pretrained stage;
+/// the fine-tuned weights live in the run's checkpoint, as any trained tracker's do).
 pub fn prepare(
     cfg: &DsrmStageConfig,
     tracker_cfg: &TrackerConfig,
@@ -488,8 +525,16 @@ pub fn prepare(
     if !resume && crate::trainer::run_exists(out_dir) {
         return Err(AgentError::RunExists { path: out_dir.to_path_buf() });
     }
+    // Refuse a joint setting that cannot work before the stage trains, not after.
+    let tunable = cfg.checkpoint.is_some() || matches!(cfg.denoiser, DenoiserConfig::Ddpm(_));
+    if !(cfg.joint_lambda >= 0.0 && cfg.joint_lambda.is_finite()) || (cfg.joint_lambda > 0.0 && !tunable) {
+        return Err(AgentError::Config(format!(
+            "[train.dsrm] joint_lambda = {}: needs a finite value >= 0, and a `ddpm` denoiser when > 0",
+            cfg.joint_lambda
+        )));
+    }
     let saved = out_dir.join(RUN_FILE);
-    let model = match (resume && saved.exists(), &cfg.checkpoint) {
+    let mut model = match (resume && saved.exists(), &cfg.checkpoint) {
         (true, _) => DsrmModel::load(&saved)?,
         (false, Some(path)) => DsrmModel::load(path)?,
         (false, None) => DsrmModel::fit(cfg, tracker_cfg, world, pretrained, progress)?,
@@ -512,23 +557,37 @@ pub fn prepare(
         std::fs::create_dir_all(out_dir).map_err(|source| AgentError::Io { path: out_dir.to_path_buf(), source })?;
         model.save(&saved)?;
     }
+    model.fine_tune_jointly(cfg.joint_lambda, cfg.seed)?;
     Ok(model)
 }
 
 // ─────────────────────────────────────── 3. the purified tracker ───────────────────────────────────────
 
 /// The frozen tracker followed by the frozen denoiser: ŝ_t = denoiser(o_t [⊕ summary]). Its variables (the
-/// tracker's) are all non-trainable, so the trainer's tracker optimiser has nothing to update.
+/// tracker's) are all non-trainable, so the trainer's tracker optimiser has nothing to update. Under joint
+/// fine-tuning the denoiser is the trainable `joint` one, and its variables are the tracker's.
 pub struct PurifiedTracker {
     frozen: FrozenTracker,
     denoiser: Box<dyn Denoiser>,
+    joint: Option<dsrm_denoise::JointDdpm>,
     name: &'static str,
 }
 
 impl PurifiedTracker {
     /// The denoiser's name (with its settings).
     pub fn denoiser_name(&self) -> String {
-        self.denoiser.name()
+        match &self.joint {
+            Some(joint) => joint.name(),
+            None => self.denoiser.name(),
+        }
+    }
+
+    /// The denoiser as it is now (fine-tuned weights under joint fine-tuning), as checkpoint parts.
+    pub fn denoiser_checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
+        match &self.joint {
+            Some(joint) => joint.checkpoint(),
+            None => self.denoiser.checkpoint(),
+        }
     }
 
     /// The unpurified observation o_t (⊕ the summary): the denoiser's input.
@@ -552,19 +611,35 @@ impl StateTracker for PurifiedTracker {
 
     fn try_states(&self, batch: &HistoryBatch) -> std::result::Result<Tensor, StateError> {
         let observed = self.frozen.observe(batch)?;
-        let purified = self
-            .denoiser
-            .try_purify(&observed)
-            .map_err(|e| StateError::Batch(format!("{}: {e}", self.denoiser.name())))?;
+        let purified = match &self.joint {
+            Some(joint) => joint.purify_differentiable(&observed),
+            None => self.denoiser.try_purify(&observed),
+        }
+        .map_err(|e| StateError::Batch(format!("{}: {e}", self.denoiser_name())))?;
         Ok(purified.f_to_device(observed.device())?)
     }
 
+    /// λ_D · L_DSRM on the batch's observed states under joint fine-tuning; none otherwise.
+    fn auxiliary_loss(&self, batch: &HistoryBatch) -> std::result::Result<Option<Tensor>, StateError> {
+        let Some(joint) = &self.joint else { return Ok(None) };
+        let observed = self.frozen.observe(batch)?;
+        let loss = joint.loss(&observed).map_err(|e| StateError::Batch(format!("{}: {e}", joint.name())))?;
+        Ok(Some(loss))
+    }
+
+    /// The frozen tracker's variables, or under joint fine-tuning the denoiser's (the ones that train).
     fn var_store(&self) -> &dsrm_nn::tch::nn::VarStore {
-        self.frozen.tracker.var_store()
+        match &self.joint {
+            Some(joint) => joint.var_store(),
+            None => self.frozen.tracker.var_store(),
+        }
     }
 
     fn var_store_mut(&mut self) -> &mut dsrm_nn::tch::nn::VarStore {
-        self.frozen.tracker.var_store_mut()
+        match &mut self.joint {
+            Some(joint) => joint.var_store_mut(),
+            None => self.frozen.tracker.var_store_mut(),
+        }
     }
 
     fn name(&self) -> &'static str {

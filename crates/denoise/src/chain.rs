@@ -238,17 +238,9 @@ impl CompiledChain {
 /// touching libtorch's process-global generator. (SplitMix64 keyed by an FNV-1a hash of the row's bits,
 /// Box–Muller for the normals.)
 pub(crate) fn keyed_normal(states: &Tensor, dim: i64, seed: u64) -> Result<Tensor> {
-    let size = states.size();
-    let (rows, width) = (size[0], size[1]);
-    let values = Vec::<f32>::try_from(states.f_contiguous()?.f_view([-1])?)?;
+    let (rows, hashes) = row_hashes(states)?;
     let mut out = Vec::with_capacity((rows * dim) as usize);
-    for row in values.chunks(width as usize) {
-        let mut hash = 0xcbf2_9ce4_8422_2325u64;
-        for v in row {
-            for byte in v.to_bits().to_le_bytes() {
-                hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        }
+    for hash in hashes {
         let mut state = splitmix64(seed ^ hash);
         let mut uniform = || {
             state = splitmix64(state);
@@ -268,6 +260,32 @@ pub(crate) fn keyed_normal(states: &Tensor, dim: i64, seed: u64) -> Result<Tenso
         }
     }
     Ok(Tensor::f_from_slice(&out)?.f_view([rows, dim])?.f_to_device(states.device())?)
+}
+
+/// One uniform draw in [0, 1) per row, as a pure function of (`seed`, row content) like [`keyed_normal`].
+pub(crate) fn keyed_uniform(states: &Tensor, seed: u64) -> Result<Vec<f64>> {
+    let (_, hashes) = row_hashes(states)?;
+    Ok(hashes.into_iter().map(|h| (splitmix64(seed ^ h) >> 11) as f64 * (1.0 / (1u64 << 53) as f64)).collect())
+}
+
+/// The number of rows and an FNV-1a hash of each row's bits.
+fn row_hashes(states: &Tensor) -> Result<(i64, Vec<u64>)> {
+    let size = states.size();
+    let (rows, width) = (size[0], size[1]);
+    let values = Vec::<f32>::try_from(states.f_detach()?.f_contiguous()?.f_view([-1])?)?;
+    let hashes = values
+        .chunks(width.max(1) as usize)
+        .map(|row| {
+            let mut hash = 0xcbf2_9ce4_8422_2325u64;
+            for v in row {
+                for byte in v.to_bits().to_le_bytes() {
+                    hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
+                }
+            }
+            hash
+        })
+        .collect();
+    Ok((rows, hashes))
 }
 
 fn splitmix64(x: u64) -> u64 {

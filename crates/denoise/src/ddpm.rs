@@ -21,7 +21,7 @@
 //! After training the model is frozen: [`Ddpm::try_purify`](crate::Denoiser::try_purify) runs a compiled copy of
 //! the chain (`chain.rs`), and [`Ddpm::purify_reference`] the literal loop above; tests hold them equal.
 
-use crate::chain::{keyed_normal, CompiledChain, Folding, Step};
+use crate::chain::{keyed_normal, keyed_uniform, CompiledChain, Folding, Step};
 use crate::net::{Activation, Dense};
 use crate::schedule::{Schedule, ScheduleConfig};
 use crate::train::{check_data, chunked_mean, data_width, fit_loop, EpochLog, FitReport, TrainConfig};
@@ -161,7 +161,7 @@ fn timestep_embedding(t: &Tensor, dim: i64) -> Result<Tensor> {
 
 /// f_θ: `emb` is the learned E → E layer after the sinusoid; `mlp` maps [x ⊕ c ⊕ emb] to d outputs.
 #[derive(Debug)]
-struct Network {
+pub(crate) struct Network {
     emb: Dense,
     mlp: Dense,
     dim: i64,
@@ -208,6 +208,16 @@ impl Network {
 
     fn shallow_clone(&self) -> Self {
         Self { emb: self.emb.shallow_clone(), mlp: self.mlp.shallow_clone(), ..*self }
+    }
+
+    /// A trainable copy of the weights, registered in `vs` under the names of [`named`](Self::named).
+    pub(crate) fn trainable_copy(&self, vs: &VarStore) -> Result<Self> {
+        let root = vs.root();
+        Ok(Self {
+            emb: self.emb.trainable_copy(&root.sub("emb"))?,
+            mlp: self.mlp.trainable_copy(&root.sub("mlp"))?,
+            ..*self
+        })
     }
 
     /// f_θ(x_t, t) for levels `t` (`[B]` int64), with input dropout `dropout` when training.
@@ -489,14 +499,24 @@ impl Ddpm {
         self.dim
     }
 
+    /// The network (joint fine-tuning copies it).
+    pub(crate) fn network(&self) -> &Network {
+        &self.net
+    }
+
     pub(crate) fn device(&self) -> Device {
         self.net.mlp.layers()[0].weight.device()
     }
 
     /// x̂_0 at level `t` for states `x_t` (`[B, d]`), network in evaluation mode.
     pub(crate) fn predict_x0(&self, x_t: &Tensor, cond: Option<&Tensor>, t: usize) -> Result<Tensor> {
+        self.predict_x0_with(&self.net, x_t, cond, t)
+    }
+
+    /// [`predict_x0`](Self::predict_x0) with another copy of the network (joint fine-tuning's trainable one).
+    fn predict_x0_with(&self, net: &Network, x_t: &Tensor, cond: Option<&Tensor>, t: usize) -> Result<Tensor> {
         let levels = Tensor::f_full([x_t.size()[0]], t as i64, (Kind::Int64, x_t.device()))?;
-        let out = self.net.forward(x_t, cond, &levels, 0.0, false)?;
+        let out = net.forward(x_t, cond, &levels, 0.0, false)?;
         Ok(match self.cfg.mean_type {
             MeanType::X0 => out,
             MeanType::Eps => {
@@ -524,6 +544,11 @@ impl Ddpm {
     /// Purification spelled out as in the module docs (slow; [`Denoiser::try_purify`] computes the same).
     pub fn purify_reference(&self, states: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
+        self.purify_with(&self.net, states)
+    }
+
+    /// The purification chain through `net`, recording a graph when gradients are on (joint fine-tuning).
+    pub(crate) fn purify_with(&self, net: &Network, states: &Tensor) -> Result<Tensor> {
         let states = check_states(states, self.input_width(), Some(self.device()))?;
         let (o, cond) = self.split(&states)?;
         let (level, from) = self.levels();
@@ -532,10 +557,41 @@ impl Ddpm {
             x = x.f_add(&eps.f_mul_scalar(self.noise_scale() * self.schedule.one_minus_alpha_bar(level).sqrt())?)?;
         }
         for t in (1..=from).rev() {
-            let x0_hat = self.predict_x0(&x, cond.as_ref(), t)?;
+            let x0_hat = self.predict_x0_with(net, &x, cond.as_ref(), t)?;
             x = self.schedule.posterior_mean(&x0_hat, &x, t)?;
         }
         Ok(x)
+    }
+
+    /// The pretraining loss of `net` on observed states `[B, d + cond_dim]` (uniform t, unweighted: the
+    /// validation loss of [`fit`](Self::fit)), with (t, ε) a pure function of (`seed`, row content), so a
+    /// resumed run draws the same noise as an uninterrupted one.
+    pub(crate) fn loss_with(&self, net: &Network, states: &Tensor, seed: u64) -> Result<Tensor> {
+        let states = check_states(states, self.input_width(), Some(self.device()))?;
+        let (x0, cond) = self.split(&states)?;
+        let n = x0.size()[0];
+        let t_max = self.schedule.steps();
+        let levels: Vec<i64> = keyed_uniform(&states, seed)?
+            .into_iter()
+            .map(|u| 1 + ((u * t_max as f64) as i64).min(t_max as i64 - 1))
+            .collect();
+        let eps = keyed_normal(&states, self.dim, seed ^ 0x5eed_0fe9_51d5)?;
+        let per_level = |f: &dyn Fn(usize) -> f64| -> Result<Tensor> {
+            let v: Vec<f32> = levels.iter().map(|&t| f(t as usize) as f32).collect();
+            Ok(Tensor::f_from_slice(&v)?.f_to_device(x0.device())?.f_view([n, 1])?)
+        };
+        let a = per_level(&|t| self.schedule.alpha_bar(t).sqrt())?;
+        let b = per_level(&|t| self.schedule.one_minus_alpha_bar(t).sqrt())?;
+        let x_t = x0.f_mul(&a)?.f_add(&eps.f_mul(&b)?)?;
+        let t = Tensor::f_from_slice(&levels)?.f_to_device(x0.device())?;
+        let out = net.forward(&x_t, cond.as_ref(), &t, 0.0, false)?;
+        let target = if self.cfg.mean_type == MeanType::X0 { x0 } else { eps };
+        Ok(target.f_mse_loss(&out, tch::Reduction::Mean)?)
+    }
+
+    /// The same model with other weights (named as in [`Denoiser::checkpoint`]), e.g. after joint fine-tuning.
+    pub(crate) fn with_weights(&self, tensors: &[(String, Tensor)]) -> Result<Self> {
+        Self::from_checkpoint(tensors, &self.meta())
     }
 
     fn input_width(&self) -> i64 {

@@ -9,6 +9,7 @@
 //! * [`distilled`]: a one-step student trained to match the DSRM's purification.
 //! * [`vae`]: a small VAE, the non-diffusion alternative.
 //! * [`identity`]: the "w/o DSRM" ablation.
+//! * [`joint`]: a trainable copy of a pretrained DSRM, for joint fine-tuning with the RL loss (λ_D).
 //!
 //! [`schedule`] holds the noise schedules, [`train`] the shared training loop, [`config`] the `[denoiser]` table
 //! with [`build`] and [`load`], and [`latency`] the purification benchmark. Purification is compiled into a few
@@ -23,6 +24,7 @@ pub mod ddim;
 pub mod ddpm;
 pub mod distilled;
 pub mod identity;
+pub mod joint;
 pub mod latency;
 mod net;
 pub mod schedule;
@@ -39,6 +41,7 @@ pub use ddim::{Ddim, DdimConfig};
 pub use ddpm::{Ddpm, DdpmConfig, MeanType, TimestepSampling};
 pub use distilled::{Distilled, DistilledConfig, StudentConfig};
 pub use identity::{Identity, IdentityConfig};
+pub use joint::JointDdpm;
 pub use latency::{measure_latency, LatencyStats};
 pub use net::Activation;
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};

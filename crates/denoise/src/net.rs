@@ -110,6 +110,21 @@ impl Dense {
         Ok(Self { layers, activation })
     }
 
+    /// A trainable copy of the stack registered under `path` (same names as [`new`](Self::new)); draws nothing
+    /// from libtorch's generator.
+    pub fn trainable_copy(&self, path: &Path) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| -> Result<Layer> {
+                let sub = path.sub(format!("l{i}"));
+                Ok(Layer { weight: sub.f_var_copy("weight", &l.weight)?, bias: sub.f_var_copy("bias", &l.bias)? })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers, activation: self.activation })
+    }
+
     /// The stack's tensors named `{prefix}.l{i}.weight|bias`, for checkpoints.
     pub fn named(&self, prefix: &str) -> Vec<(String, Tensor)> {
         self.layers

@@ -419,3 +419,50 @@ fn latency() {
         start.elapsed().as_secs_f64() * 1e6 / calls as f64
     );
 }
+
+#[test]
+fn joint_ddpm_starts_at_the_pretrained_model_and_learns_from_both_losses() {
+    let model = toy_ddpm();
+    let x = toy(64, 5).noisy;
+    let joint = JointDdpm::new(&model, 0.5, 11).unwrap();
+    // Same weights: the differentiable chain is the compiled one.
+    let purified = joint.purify_differentiable(&x).unwrap();
+    assert!(purified.requires_grad(), "a graph reaches the denoiser's weights");
+    assert!(max_abs(&purified.detach(), &model.purify(&x)) < 1e-5);
+    // The DSRM loss is λ_D times the pretraining objective, and its draws are keyed on the rows.
+    let (l1, l2) = (joint.loss(&x).unwrap(), joint.loss(&x).unwrap());
+    assert!(l1.double_value(&[]) > 0.0 && l1.double_value(&[]).is_finite());
+    assert_eq!(l1.double_value(&[]), l2.double_value(&[]), "same rows, same (t, ε)");
+    let half = JointDdpm::new(&model, 0.25, 11).unwrap().loss(&x).unwrap().double_value(&[]);
+    assert!((l1.double_value(&[]) - 2.0 * half).abs() < 1e-6, "the loss scales with λ_D");
+    // An RL-like loss (pull every purified state to 0) plus the DSRM loss moves the weights and the output.
+    let mut adam = dsrm_nn::optim::Adam::new(joint.var_store(), Default::default());
+    for _ in 0..20 {
+        let loss = joint.purify_differentiable(&x).unwrap().square().mean(Kind::Float) + joint.loss(&x).unwrap();
+        adam.backward_step(&loss).unwrap();
+    }
+    let after = joint.purify_differentiable(&x).unwrap().detach();
+    assert!(after.square().mean(Kind::Float).double_value(&[]) < purified.square().mean(Kind::Float).double_value(&[]));
+    // The fine-tuned weights become a frozen DSRM again, with the fast chain, and survive a checkpoint.
+    let frozen = joint.frozen().unwrap();
+    assert!(max_abs(&frozen.purify(&x), &after) < 1e-5);
+    let (tensors, meta) = joint.checkpoint();
+    let reloaded = from_checkpoint(&tensors, &meta).unwrap();
+    assert!(max_abs(&reloaded.purify(&x), &after) < 1e-5);
+    // Restoring weights through the var store (what a resumed run does) gives the same purification.
+    let mut fresh = JointDdpm::new(&model, 0.5, 11).unwrap();
+    fresh.var_store_mut().copy(joint.var_store()).unwrap();
+    assert!(max_abs(&fresh.purify(&x), &after) < 1e-6);
+}
+
+#[test]
+fn joint_ddpm_refuses_other_kinds_and_bad_lambdas() {
+    let model = toy_ddpm();
+    assert!(JointDdpm::new(&model, -1.0, 0).is_err());
+    assert!(JointDdpm::new(&model, f64::NAN, 0).is_err());
+    let (tensors, meta) = Identity::new(DIM).checkpoint();
+    let err = JointDdpm::from_checkpoint(&tensors, &meta, 1.0, 0).err().expect("identity cannot be fine-tuned");
+    assert!(err.to_string().contains("needs a `ddpm`"), "{err}");
+    let (tensors, meta) = model.checkpoint();
+    assert!(JointDdpm::from_checkpoint(&tensors, &meta, 1.0, 0).is_ok());
+}

@@ -147,6 +147,13 @@ pub trait StateTracker: Send {
         Ok(self.states(batch))
     }
 
+    /// A loss the agent adds to its own when it trains on states computed from `batch` (`None`: none). The
+    /// DSRM stage under joint fine-tuning returns λ_D · L_DSRM here, so every agent fine-tunes the denoiser
+    /// without knowing it is there.
+    fn auxiliary_loss(&self, _batch: &HistoryBatch) -> Result<Option<Tensor>, StateError> {
+        Ok(None)
+    }
+
     /// Switches train-only behaviour on or off (SASRec's dropout; PyTorch's `train()` / `eval()`).
     /// Trackers without such behaviour ignore it.
     fn set_training(&mut self, _training: bool) {}
