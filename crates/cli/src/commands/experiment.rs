@@ -5,8 +5,11 @@
 //! (libtorch's random generator is process-wide, so in-process parallel training would not be reproducible),
 //! each in `RUN/<method>/seed-<s>/` with `--resume`: rerunning an interrupted experiment continues every
 //! unfinished run from its last checkpoint and reuses finished ones. At most `jobs` children run at once.
-//! A DeepFM world model (`reward = mbpo | mopo | dorl`) is trained once, saved as `RUN/world_model.bin`, and
-//! shared by every RL run.
+//! A DeepFM world model (`reward = mbpo | mopo | dorl | ips`) is trained once per distinct ensemble setting and
+//! shared by every RL run that uses it: the experiment's own as `RUN/world_model.bin`, a method's own
+//! `[methods.world_model]` (MBPO / MOPO / DORL / IPS next to agents on another world model) under
+//! `RUN/world-models/<ensemble>-<hash>/`. MBPO, MOPO and DORL read the same ensemble (they differ only in the
+//! penalty), so they share one; IPS trains its own, inverse-exposure weighted.
 //!
 //! A method may carry a `sweep` (see [`super::sweep`]): it expands into one method per combination, and
 //! the results record each row's family and parameters. `provenance.json` says what data the run used.
@@ -57,6 +60,10 @@ pub struct MethodConfig {
     /// An RL agent: the `[train]` section of `dsrm train` (its `seed` is replaced by each experiment seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train: Option<TrainConfig>,
+    /// This RL method's `[world_model]` instead of the experiment's (e.g. `reward = "dorl"` next to agents on
+    /// the quick MF world model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_model: Option<WorldModelConfig>,
     /// Dotted path into this table -> values; one method per combination (cartesian product).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<BTreeMap<String, Vec<toml::Value>>>,
@@ -108,6 +115,9 @@ impl ExperimentFile {
             if m.method.heuristic.is_some() == m.method.train.is_some() {
                 bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.method.name);
             }
+            if m.method.heuristic.is_some() && m.method.world_model.is_some() {
+                bail!("{}: method {:?}: `world_model` is for RL methods (`train`)", path.display(), m.method.name);
+            }
         }
         Ok(methods)
     }
@@ -141,14 +151,19 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         .collect();
     output::write_json(&out.join("provenance.json"), &provenance(&file, &world, &method_info))?;
 
-    // One world model for every RL run.
-    let mut world_model = file.world_model.clone();
-    let needs_ensemble = methods.iter().any(|m| m.train.is_some())
-        && world_model.checkpoint.is_none()
-        && world_model.reward.uses_ensemble();
-    if needs_ensemble {
-        reward_model(&world_model, &world, out, true, false)?;
-        world_model.checkpoint = Some(std::fs::canonicalize(out.join("world_model.bin"))?);
+    // Each RL method's world model; an ensemble is trained once per setting and shared by every run using it.
+    let mut world_models: BTreeMap<String, WorldModelConfig> = BTreeMap::new();
+    for m in methods.iter().filter(|m| m.train.is_some()) {
+        let mut wm = m.world_model.clone().unwrap_or_else(|| file.world_model.clone());
+        if wm.reward.uses_ensemble() && wm.checkpoint.is_none() {
+            let dir = ensemble_dir(out, &wm, &file.world_model)?;
+            if !dir.join("world_model.bin").exists() {
+                eprintln!("training the user-model ensemble for {} into {}", m.name, dir.display());
+            }
+            reward_model(&wm, &world, &dir, true, false)?;
+            wm.checkpoint = Some(std::fs::canonicalize(dir.join("world_model.bin"))?);
+        }
+        world_models.insert(m.name.clone(), wm);
     }
 
     let mut results: Vec<(String, u64, JobMetrics)> = Vec::new();
@@ -168,8 +183,10 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let pb = output::bar(rl_jobs.len() as u64, "training");
     for chunk in rl_jobs.chunks(jobs) {
-        let children: Vec<_> =
-            chunk.iter().map(|&(m, seed)| spawn_training(&file, &world_model, m, seed, out)).collect::<Result<_>>()?;
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|&(m, seed)| spawn_training(&file, &world_models[&m.name], m, seed, out))
+            .collect::<Result<_>>()?;
         for (child, (m, seed)) in children.into_iter().zip(chunk) {
             let (mut child, dir) = child;
             let status = child.wait()?;
@@ -256,6 +273,22 @@ fn heuristic_job(
 }
 
 /// Starts `dsrm train --resume` for one (method, seed), logging to `train.log` in its run directory.
+/// Where the ensemble of `wm` is trained and kept: the run directory for the experiment's own world model
+/// (`RUN/world_model.bin`, as before per-method world models existed), else `RUN/world-models/<kind>-<hash>/`,
+/// keyed by what the ensemble depends on (its settings, IPS weighting and seed), not by the penalty.
+fn ensemble_dir(out: &Path, wm: &WorldModelConfig, experiment: &WorldModelConfig) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let key = |w: &WorldModelConfig| -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&(&w.ensemble, w.reward == super::train::RewardKind::Ips, w.seed))?)
+    };
+    if experiment.reward.uses_ensemble() && experiment.checkpoint.is_none() && key(wm)? == key(experiment)? {
+        return Ok(out.to_path_buf());
+    }
+    let hash: String = Sha256::digest(key(wm)?).iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let kind = if wm.reward == super::train::RewardKind::Ips { "ips" } else { "deepfm" };
+    Ok(out.join("world-models").join(format!("{kind}-{hash}")))
+}
+
 fn spawn_training(
     file: &ExperimentFile,
     world_model: &WorldModelConfig,
@@ -325,5 +358,40 @@ mod tests {
         assert!(format!("{:#}", ExperimentFile::load(&bad).unwrap_err()).contains("exactly one"));
         std::fs::write(&bad, "seeds = [1]\nseed = 2\n[[methods]]\nname = \"x\"\nheuristic = \"random\"\n").unwrap();
         assert!(format!("{:#}", ExperimentFile::load(&bad).unwrap_err()).contains("unknown field"));
+    }
+
+    #[test]
+    fn the_agents_table_shares_one_ensemble_between_mbpo_mopo_and_dorl() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/agents.toml");
+        let file = ExperimentFile::load(&path).unwrap();
+        let out = Path::new("RUN");
+        let dir_of = |name: &str| {
+            let m = file.methods.iter().find(|m| m.name == name).unwrap();
+            let wm = m.world_model.clone().unwrap_or_else(|| file.world_model.clone());
+            assert!(wm.reward.uses_ensemble(), "{name}");
+            ensemble_dir(out, &wm, &file.world_model).unwrap()
+        };
+        let deepfm = dir_of("mbpo");
+        assert!(deepfm.starts_with("RUN/world-models") && deepfm.to_string_lossy().contains("deepfm-"));
+        assert_eq!(dir_of("mopo"), deepfm, "the penalty does not change the ensemble");
+        assert_eq!(dir_of("dorl"), deepfm);
+        let ips = dir_of("ips");
+        assert!(ips.to_string_lossy().contains("ips-") && ips != deepfm);
+        // The experiment's own ensemble stays at the run's root.
+        let own = WorldModelConfig { reward: super::super::train::RewardKind::Dorl, ..Default::default() };
+        assert_eq!(ensemble_dir(out, &own, &own).unwrap(), out);
+        let names: Vec<&str> = file.methods.iter().map(|m| m.name.as_str()).collect();
+        for agent in ["a2c", "ppo", "dqn", "sac", "bcq", "cql", "crr", "sqn", "ips", "reward-shaping", "fcpo"] {
+            assert!(names.contains(&agent), "{agent} is in the table");
+        }
+        // A heuristic cannot carry a world model.
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(
+            &bad,
+            "seeds = [1]\n[[methods]]\nname = \"x\"\nheuristic = \"random\"\n[methods.world_model]\nreward = \"mf\"\n",
+        )
+        .unwrap();
+        assert!(format!("{:#}", ExperimentFile::load(&bad).unwrap_err()).contains("for RL methods"));
     }
 }
