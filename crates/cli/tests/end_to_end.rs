@@ -247,6 +247,14 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     .unwrap();
     let out = root.path().join("exp");
     let args = ["experiment", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2"];
+    // A subset first: only its rows; an unknown name is refused.
+    let subset = [&args[..], &["--methods", "a2c"]].concat();
+    let (ok, _, err) = dsrm(&subset, root.path());
+    assert!(ok, "{err}");
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| l.starts_with("a2c,")), "{csv}");
+    let (ok, _, err) = dsrm(&[&args[..], &["--methods", "a2c,nope"]].concat(), root.path());
+    assert!(!ok && err.contains("\"nope\""), "{err}");
     let (ok, stdout, err) = dsrm(&args, root.path());
     assert!(ok, "{err}");
     assert!(stdout.contains("a2c") && stdout.contains("random"), "{stdout}");

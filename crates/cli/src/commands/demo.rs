@@ -154,7 +154,13 @@ fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>) -> Result<()> {
     };
     eprintln!("study 1/3: ablation experiment and fairness sweep");
     let config = with_data(STUDY_CONFIG, "demo-study.toml")?;
-    super::experiment::run(super::experiment::ExperimentArgs { config, out: dir.to_path_buf(), jobs, seeds: None })?;
+    super::experiment::run(super::experiment::ExperimentArgs {
+        config,
+        out: dir.to_path_buf(),
+        jobs,
+        seeds: None,
+        methods: None,
+    })?;
     eprintln!("study 2/3: feedback loop");
     let config = with_data(LOOP_CONFIG, "demo-loop.toml")?;
     super::feedback_loop::run(super::feedback_loop::LoopArgs { config, out: dir.to_path_buf() })?;

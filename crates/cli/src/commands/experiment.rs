@@ -46,6 +46,10 @@ pub struct ExperimentArgs {
     /// Run these seeds instead of the file's (comma-separated, e.g. `1,2,3`).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
+    /// Run only these methods (names or sweep families, comma-separated); the tables then hold only them.
+    /// A later run of the whole file reuses what they finished.
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
 }
 
 /// One method of the experiment: a heuristic baseline or an RL agent.
@@ -134,7 +138,13 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         }
         file.seeds = seeds.clone();
     }
-    let expanded = file.expanded_methods(&args.config)?;
+    let mut expanded = file.expanded_methods(&args.config)?;
+    if let Some(only) = &args.methods {
+        if let Some(unknown) = only.iter().find(|n| !expanded.iter().any(|e| &e.method.name == *n || &e.family == *n)) {
+            bail!("--methods: {} has no method or family {unknown:?}", args.config.display());
+        }
+        expanded.retain(|e| only.iter().any(|n| *n == e.method.name || *n == e.family));
+    }
     let methods: Vec<&MethodConfig> = expanded.iter().map(|e| &e.method).collect();
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
