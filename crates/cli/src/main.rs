@@ -36,7 +36,7 @@ enum Command {
     /// Feedback-loop study: deploy, log the served interactions, refit, repeat; Gini / long-tail share /
     /// coverage / R_tra per round.
     Loop(commands::feedback_loop::LoopArgs),
-    /// Report of an experiment directory: report.html (offline), tables.md, tables.tex, SVG plots.
+    /// Report of an experiment directory: report.html (offline), tables.md, tables.tex, SVG and PNG plots.
     Report(commands::report::ReportArgs),
     /// DSRM state purification: train a stage, purify states, measure fidelity on synthetic data.
     Dsrm {

@@ -1,8 +1,13 @@
 //! The report as data (sections of tables, plots and text) and its three renderings: a self-contained
 //! HTML page (inline SVG and CSS, nothing fetched), Markdown tables and LaTeX booktabs tables.
 
-use crate::svg::escape;
+use crate::chart::Rendered;
 use std::fmt::Write;
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
 
 /// A table; cells are plain text (`±` and `−` allowed, escaped per format).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -18,10 +23,10 @@ pub enum Block {
     Heading(String),
     Text(String),
     Table(Table),
-    /// An SVG document, also written as `plots/<file>`.
+    /// A chart: inlined as SVG in the HTML, written as `plots/<name>.svg` and `plots/<name>.png`.
     Plot {
-        file: String,
-        svg: String,
+        name: String,
+        chart: Rendered,
     },
 }
 
@@ -71,12 +76,12 @@ pub fn html(title: &str, intro: &[String], sections: &[Section]) -> String {
                     let _ = writeln!(out, "<p>{}</p>", escape(t));
                 }
                 Block::Table(t) => out.push_str(&html_table(t)),
-                Block::Plot { file, svg } => {
+                Block::Plot { name, chart } => {
                     let _ = writeln!(
                         out,
-                        "<figure>{}<figcaption>plots/{}</figcaption></figure>",
-                        svg.trim_end(),
-                        escape(file)
+                        "<figure>{}<figcaption>plots/{1}.svg, plots/{1}.png</figcaption></figure>",
+                        chart.svg.trim_end(),
+                        escape(name)
                     );
                 }
             }
@@ -143,8 +148,8 @@ pub fn markdown(title: &str, intro: &[String], sections: &[Section]) -> String {
                     }
                     out.push('\n');
                 }
-                Block::Plot { file, .. } => {
-                    let _ = writeln!(out, "![{file}](plots/{file})\n");
+                Block::Plot { name, .. } => {
+                    let _ = writeln!(out, "![{name}](plots/{name}.png)\n");
                 }
             }
         }

@@ -13,6 +13,12 @@ pub enum ReportError {
     /// `line` and `column` are 1-based; 0 where the parser did not say.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Parse { path: PathBuf, line: usize, column: usize, message: String },
+    /// A chart plotters could not lay out, draw or encode; `format` is `SVG`, `PNG` or `layout`.
+    #[error("chart {chart:?} ({format}): {message}")]
+    Render { chart: String, format: &'static str, message: String },
+    /// The chart font could not be loaded.
+    #[error("chart font: {0}")]
+    Font(&'static str),
 }
 
 /// The crate's result type.

@@ -1,33 +1,33 @@
 //! The report of an experiment: results table, Pareto frontiers with hypervolumes, ablation bars,
 //! T-sensitivity and feedback-loop curves, as one self-contained `report.html` (inline SVG, opens offline),
-//! `tables.md`, `tables.tex` (booktabs), `pareto.json` and `plots/*.svg`.
+//! `tables.md`, `tables.tex` (booktabs), `pareto.json` and `plots/*.svg` with a `plots/*.png` of each.
 //!
 //! Pipeline position: ... -> evaluation -> **report** -> cli. The crate only reads what `dsrm experiment`
 //! (and `dsrm loop`, through [`rounds::RoundRecord`]) wrote and returns the files' contents; the CLI
 //! writes them. A missing input leaves its section out with a note; an unreadable one is an error naming
 //! file, line and column. Every plot names the data set (SYNTHETIC where so), the mode and the seeds.
 //!
-//! Plots are SVG only: no plotting crate is available offline (see [`svg`]), and a PNG would need fonts
-//! on the machine; SVG opens in any browser and scales for print.
+//! Plots are drawn with plotters ([`chart`]) as SVG (inlined in the HTML, scales for print) and PNG (for
+//! slides and Markdown), from the same drawing code, with a bundled font so they look alike everywhere.
 
+pub mod chart;
 pub mod document;
 pub mod error;
 pub mod frontier;
 pub mod inputs;
 pub mod rounds;
-pub mod svg;
 
 pub use error::{ReportError, Result};
 pub use frontier::Reference;
 pub use rounds::{RoundRecord, LOOP_DIR, ROUNDS_FILE};
 
+use chart::{Bar, Frame, Line, Rendered, Series, Xy};
 use document::{Block, Section, Table};
 use dsrm_eval::summary::{format_ci, Summary, TABLE_METRICS};
 use frontier::ParetoAnalysis;
 use inputs::{seeds_label, RunInfo, SelectionResults};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use svg::{Bar, Frame, Line, Series, Xy};
 
 /// How to build the report.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,10 +45,18 @@ impl Default for Options {
 /// The report's files, relative to the output folder, and what was left out.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// (relative path, contents): `report.html`, `tables.md`, `tables.tex`, `pareto.json`, `plots/*.svg`.
-    pub files: Vec<(String, String)>,
+    /// (relative path, contents): `report.html`, `tables.md`, `tables.tex`, `pareto.json`, `plots/*.svg`,
+    /// `plots/*.png`.
+    pub files: Vec<(String, Vec<u8>)>,
     /// One line per omitted section.
     pub notes: Vec<String>,
+}
+
+impl Report {
+    /// The contents of a text file of the report (`None` for a missing or binary one).
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.files.iter().find(|(n, _)| n == name).and_then(|(_, c)| std::str::from_utf8(c).ok())
+    }
 }
 
 /// Reads `run_dir` and renders the report.
@@ -74,13 +82,13 @@ pub fn build(run_dir: &Path, options: &Options) -> Result<Report> {
         sections.push(s);
     } else {
         sections.push(results_section(&ctx, &results));
-        let (section, analyses) = pareto_section(&ctx, &results, options.reference);
+        let (section, analyses) = pareto_section(&ctx, &results, options.reference)?;
         sections.push(section);
         pareto = analyses;
-        sections.push(ablation_section(&ctx, &results));
-        sections.push(sensitivity_section(&ctx, &results));
+        sections.push(ablation_section(&ctx, &results)?);
+        sections.push(sensitivity_section(&ctx, &results)?);
     }
-    sections.push(loop_section(&ctx, run_dir, loop_curves));
+    sections.push(loop_section(&ctx, run_dir, loop_curves)?);
 
     let name =
         run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| run_dir.display().to_string());
@@ -109,15 +117,16 @@ pub fn build(run_dir: &Path, options: &Options) -> Result<Report> {
     for s in &sections {
         report.notes.extend(s.notes.iter().map(|n| format!("{}: {n}", s.title)));
         for b in &s.blocks {
-            if let Block::Plot { file, svg } = b {
-                report.files.push((format!("plots/{file}"), svg.clone()));
+            if let Block::Plot { name, chart } = b {
+                report.files.push((format!("plots/{name}.svg"), chart.svg.clone().into_bytes()));
+                report.files.push((format!("plots/{name}.png"), chart.png.clone()));
             }
         }
     }
-    report.files.push(("report.html".into(), document::html(&title, &intro, &sections)));
-    report.files.push(("tables.md".into(), document::markdown(&title, &intro, &sections)));
-    report.files.push(("tables.tex".into(), document::latex(&title, &sections)));
-    report.files.push(("pareto.json".into(), pareto_json(&info, &pareto)));
+    report.files.push(("report.html".into(), document::html(&title, &intro, &sections).into_bytes()));
+    report.files.push(("tables.md".into(), document::markdown(&title, &intro, &sections).into_bytes()));
+    report.files.push(("tables.tex".into(), document::latex(&title, &sections).into_bytes()));
+    report.files.push(("pareto.json".into(), pareto_json(&info, &pareto).into_bytes()));
     Ok(report)
 }
 
@@ -207,7 +216,7 @@ fn pareto_section(
     ctx: &Labels,
     results: &[SelectionResults],
     reference: Reference,
-) -> (Section, Vec<(String, ParetoAnalysis)>) {
+) -> Result<(Section, Vec<(String, ParetoAnalysis)>)> {
     let mut s = Section { title: "Pareto frontier: utility vs 1 − Gini".into(), ..Section::default() };
     s.blocks.push(Block::Text(format!(
         "Each point is a method's seed mean with 95% CI whiskers; each family's non-dominated set is joined by a \
@@ -223,8 +232,8 @@ fn pareto_section(
                 let sub = ctx.subtitle(Some(&mode), Some(&r.selection), &[], max_n(&r.summary));
                 s.blocks.push(Block::Heading(format!("{utility}, mode {mode}, {} actions", r.selection)));
                 s.blocks.push(Block::Plot {
-                    file: format!("pareto_{}_{}_{utility}.svg", slug(&r.selection), slug(&mode)),
-                    svg: pareto_plot(&a, &sub),
+                    name: format!("pareto_{}_{}_{utility}", slug(&r.selection), slug(&mode)),
+                    chart: pareto_plot(&a, &sub)?,
                 });
                 let (u, f) = a.reference_point;
                 let rows = a
@@ -270,7 +279,7 @@ fn pareto_section(
             }
         }
     }
-    (s, all)
+    Ok((s, all))
 }
 
 fn family_colors<'a>(names: impl Iterator<Item = &'a String>) -> BTreeMap<String, usize> {
@@ -282,7 +291,7 @@ fn family_colors<'a>(names: impl Iterator<Item = &'a String>) -> BTreeMap<String
     out
 }
 
-fn pareto_plot(a: &ParetoAnalysis, subtitle: &str) -> String {
+fn pareto_plot(a: &ParetoAnalysis, subtitle: &str) -> Result<Rendered> {
     let frame = Frame {
         title: format!("Pareto: {} vs 1 − Gini", a.utility),
         subtitle: subtitle.into(),
@@ -309,10 +318,10 @@ fn pareto_plot(a: &ParetoAnalysis, subtitle: &str) -> String {
             });
         }
     }
-    svg::xy_chart(&frame, &series)
+    chart::xy_chart(&frame, &series)
 }
 
-fn ablation_section(ctx: &Labels, results: &[SelectionResults]) -> Section {
+fn ablation_section(ctx: &Labels, results: &[SelectionResults]) -> Result<Section> {
     let mut s = Section { title: "Ablation: R_tra and Gini per method".into(), ..Section::default() };
     for r in results {
         let colors =
@@ -339,12 +348,12 @@ fn ablation_section(ctx: &Labels, results: &[SelectionResults]) -> Section {
                     x_label: metric.into(),
                     y_label: String::new(),
                 };
-                let file = format!("ablation_{}_{}_{metric}.svg", slug(&r.selection), slug(&mode));
-                s.blocks.push(Block::Plot { file, svg: svg::hbar_chart(&frame, &bars) });
+                let name = format!("ablation_{}_{}_{metric}", slug(&r.selection), slug(&mode));
+                s.blocks.push(Block::Plot { name, chart: chart::hbar_chart(&frame, &bars)? });
             }
         }
     }
-    s
+    Ok(s)
 }
 
 /// Swept parameters whose last key ends in `steps` (denoiser steps T, distilled steps T').
@@ -359,7 +368,7 @@ fn steps_keys(summary: &Summary) -> Vec<String> {
     keys.into_iter().collect()
 }
 
-fn sensitivity_section(ctx: &Labels, results: &[SelectionResults]) -> Section {
+fn sensitivity_section(ctx: &Labels, results: &[SelectionResults]) -> Result<Section> {
     let mut s = Section { title: "T-sensitivity (denoiser steps)".into(), ..Section::default() };
     let mut any = false;
     for r in results {
@@ -409,8 +418,8 @@ fn sensitivity_section(ctx: &Labels, results: &[SelectionResults]) -> Section {
                         x_label: key.clone(),
                         y_label: format!("{metric}, mean ± 95% CI"),
                     };
-                    let file = format!("tsens_{}_{}_{}_{metric}.svg", slug(&r.selection), slug(&mode), slug(&key));
-                    s.blocks.push(Block::Plot { file, svg: svg::xy_chart(&frame, &series) });
+                    let name = format!("tsens_{}_{}_{}_{metric}", slug(&r.selection), slug(&mode), slug(&key));
+                    s.blocks.push(Block::Plot { name, chart: chart::xy_chart(&frame, &series)? });
                 }
                 for (name, pts) in &lines {
                     for (t, m) in pts {
@@ -440,10 +449,10 @@ fn sensitivity_section(ctx: &Labels, results: &[SelectionResults]) -> Section {
                 .into(),
         );
     }
-    s
+    Ok(s)
 }
 
-fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCurves>>) -> Section {
+fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCurves>>) -> Result<Section> {
     let mut s = Section { title: "Feedback loop (rich-get-richer)".into(), ..Section::default() };
     let path = run_dir.join(LOOP_DIR);
     let curves = match curves {
@@ -453,11 +462,11 @@ fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCur
                 path.display(),
                 path.display()
             ));
-            return s;
+            return Ok(s);
         }
         Some(c) if c.is_empty() => {
             s.notes.push(format!("{} has no <method>/{ROUNDS_FILE}: feedback-loop curves omitted.", path.display()));
-            return s;
+            return Ok(s);
         }
         Some(c) => c,
     };
@@ -498,7 +507,7 @@ fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCur
             x_label: "round".into(),
             y_label: format!("{metric}, mean ± 95% CI"),
         };
-        s.blocks.push(Block::Plot { file: format!("loop_{metric}.svg"), svg: svg::xy_chart(&frame, &series) });
+        s.blocks.push(Block::Plot { name: format!("loop_{metric}"), chart: chart::xy_chart(&frame, &series)? });
     }
     let mut rows = Vec::new();
     for c in &curves {
@@ -522,7 +531,7 @@ fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCur
         header: ["method", "round", "Gini", "LongTailShare", "Coverage", "R_tra", "seeds"].map(String::from).to_vec(),
         rows,
     }));
-    s
+    Ok(s)
 }
 
 /// The Pareto numbers, machine-readable, with the reference used.

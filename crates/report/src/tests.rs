@@ -76,7 +76,7 @@ fn fixture(with_loop: bool) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn file<'a>(r: &'a Report, name: &str) -> &'a str {
-    &r.files.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no {name}")).1
+    r.text(name).unwrap_or_else(|| panic!("no text file {name}"))
 }
 
 #[test]
@@ -112,6 +112,7 @@ fn a_full_run_gives_every_file_table_and_plot() {
 
     // Every plot names data, mode (where there is one) and seeds.
     for (name, svg) in report.files.iter().filter(|(n, _)| n.ends_with(".svg")) {
+        let svg = std::str::from_utf8(svg).unwrap();
         assert!(svg.contains("SYNTHETIC") && svg.contains("seeds 1–3"), "{name}");
         assert!(svg.contains("· mode "), "{name}");
     }
@@ -203,4 +204,54 @@ fn experiment_toml_stands_in_for_provenance() {
     // results.json is the first selection named there.
     assert!(report.files.iter().any(|(n, _)| n == "plots/pareto_argmax_NX_0_R_tra.svg"));
     assert!(!file(&report, "report.html").contains("SYNTHETIC"));
+}
+
+#[test]
+fn every_plot_is_written_as_svg_and_as_a_png_of_the_same_size() {
+    let (_dir, run) = fixture(true);
+    let report = build(&run, &Options::default()).unwrap();
+    let svgs: Vec<&(String, Vec<u8>)> = report.files.iter().filter(|(n, _)| n.ends_with(".svg")).collect();
+    let pngs = report.files.iter().filter(|(n, _)| n.ends_with(".png")).count();
+    assert!(svgs.len() >= 20);
+    assert_eq!(svgs.len(), pngs);
+    for (name, svg) in svgs {
+        let png_name = format!("{}.png", name.strip_suffix(".svg").unwrap());
+        let png = &report.files.iter().find(|(n, _)| *n == png_name).unwrap_or_else(|| panic!("no {png_name}")).1;
+        assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{png_name}");
+        // IHDR, the first chunk: width and height big-endian at bytes 16..24.
+        assert_eq!(&png[12..16], b"IHDR");
+        let ihdr = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+        let size = chart::svg_size(std::str::from_utf8(svg).unwrap());
+        assert_eq!((ihdr(16), ihdr(20)), size, "{png_name}");
+        let (w, h, _) = chart::decode_png(png);
+        assert_eq!((w, h), size);
+    }
+
+    // Each chart names what it shows: title, subtitle (data set incl. SYNTHETIC, mode, selection, seeds) and
+    // the legend's series.
+    let pareto = file(&report, "plots/pareto_sampled_NX_0_R_tra.svg");
+    for text in [
+        ">\nPareto: R_tra vs 1 − Gini\n<",
+        ">\nkuairec — SYNTHETIC data · mode NX_0 · sampled actions · seeds 1–3 (n = 3)\n<",
+        ">\nhrl\n<",
+        ">\nmost-popular\n<",
+        ">\nR_tra (higher is better)\n<",
+    ] {
+        assert!(pareto.contains(text), "{text:?} not in the Pareto plot");
+    }
+    let curve = file(&report, "plots/loop_Gini.svg");
+    for text in [
+        ">\nGini per round (lower is fairer)\n<",
+        ">\nkuairec — SYNTHETIC data · mode NX_10 · seeds 1–3 (n = 3)\n<",
+        ">\ndsrm-hrl\n<",
+        ">\nmost-popular\n<",
+    ] {
+        assert!(curve.contains(text), "{text:?} not in the loop plot");
+    }
+    let bars = file(&report, "plots/ablation_sampled_NX_0_Gini.svg");
+    assert!(bars.contains(">\nhrl[lambda_f=1,steps=10]\n<") && bars.contains(">\nmost-popular\n<"));
+
+    // The page inlines the SVG and names both files; Markdown links the PNG.
+    assert!(file(&report, "report.html").contains("plots/loop_Gini.svg, plots/loop_Gini.png"));
+    assert!(file(&report, "tables.md").contains("![loop_Gini](plots/loop_Gini.png)"));
 }

@@ -1,6 +1,6 @@
 //! `dsrm report RUN_DIR [--out DIR]`: the report of an experiment directory (and its `loop/` folder), as
 //! `report.html` (self-contained, opens offline), `tables.md`, `tables.tex`, `pareto.json` and
-//! `plots/*.svg`. The `dsrm_report` crate reads and renders; this command only writes the files.
+//! `plots/*.svg` and `plots/*.png`. The `dsrm_report` crate reads and renders; this command only writes the files.
 
 use crate::output;
 use anyhow::{Context, Result};
@@ -26,14 +26,14 @@ pub fn run(args: ReportArgs) -> Result<()> {
     let report = dsrm_report::build(&args.run_dir, &Options { reference: args.reference })
         .with_context(|| format!("building the report of {}", args.run_dir.display()))?;
     for (name, contents) in &report.files {
-        output::write_atomic(&out.join(name), contents.as_bytes())?;
+        output::write_atomic(&out.join(name), contents)?;
     }
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    let plots = report.files.iter().filter(|(n, _)| n.starts_with("plots/")).count();
+    let plots = report.files.iter().filter(|(n, _)| n.starts_with("plots/") && n.ends_with(".svg")).count();
     eprintln!(
-        "wrote {0}/report.html, {0}/tables.md, {0}/tables.tex, {0}/pareto.json and {plots} plots in {0}/plots",
+        "wrote {0}/report.html, {0}/tables.md, {0}/tables.tex, {0}/pareto.json and {plots} plots (SVG and PNG) in {0}/plots",
         out.display()
     );
     println!("{}", out.join("report.html").display());
