@@ -116,10 +116,10 @@ impl Summary {
     }
 }
 
-/// `mean ± half-width`, 3 decimals (4 for values below 1).
+/// `mean ± half-width` (`mean (n = 1)` for one seed), 3 decimals (4 for values below 1).
 pub fn format_ci(c: &MeanCi) -> String {
     let digits = if c.mean.abs() < 1.0 { 4 } else { 3 };
-    format!("{:.*} ± {:.*}", digits, c.mean, digits, c.half_width)
+    format!("{c:.digits$}")
 }
 
 /// All numeric fields of a metric set by their serde names.
@@ -142,7 +142,7 @@ mod tests {
         assert!(csv.contains("\nhrl[lambda_f=0.1],hrl,\"train.algorithm.lambda_f=0.1\",NX_0,2.000000,"));
         assert!(csv.contains("\nmp,mp,\"\",NX_0,"));
         let md = s.to_markdown("NX_0");
-        assert!(md.contains("| hrl[lambda_f=0.1] | hrl | train.algorithm.lambda_f=0.1 | 2.000 ± 0.000 |"), "{md}");
+        assert!(md.contains("| hrl[lambda_f=0.1] | hrl | train.algorithm.lambda_f=0.1 | 2.000 (n = 1) |"), "{md}");
         let back: Summary = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back.methods, s.methods);
         // An unswept table keeps the old JSON (no `methods`) and Markdown columns.

@@ -64,6 +64,10 @@ fn t_975(dof: usize) -> f64 {
 impl fmt::Display for MeanCi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = f.precision().unwrap_or(2);
+        if self.n < 2 {
+            // One seed has no interval; "± 0" would read as a certain value.
+            return write!(f, "{:.*} (n = {})", p, self.mean, self.n);
+        }
         write!(f, "{:.*} ± {:.*}", p, self.mean, p, self.half_width)
     }
 }
@@ -71,6 +75,12 @@ impl fmt::Display for MeanCi {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_value_prints_without_an_interval() {
+        assert_eq!(format!("{:.3}", mean_ci95(&[2.0])), "2.000 (n = 1)");
+        assert_eq!(format!("{:.1}", mean_ci95(&[1.0, 3.0])), "2.0 ± 12.7");
+    }
 
     #[test]
     fn t_quantiles_match_tables() {

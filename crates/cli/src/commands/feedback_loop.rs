@@ -345,9 +345,9 @@ fn summarise(all: &BTreeMap<String, Vec<RoundRecord>>, file: &LoopFile, world: &
             let mut cells = Vec::new();
             for (name, get) in metrics {
                 let values: Vec<f64> = rows.iter().map(|r| get(r)).collect();
-                let dsrm_metrics::MeanCi { mean, half_width: ci, .. } = dsrm_metrics::mean_ci95(&values);
-                csv += &format!("{method},{round},{name},{mean},{ci},{}\n", values.len());
-                cells.push(format!("{mean:.4} ± {ci:.4}"));
+                let mc = dsrm_metrics::mean_ci95(&values);
+                csv += &format!("{method},{round},{name},{},{},{}\n", mc.mean, mc.half_width, values.len());
+                cells.push(format!("{mc:.4}"));
             }
             md += &format!("| {method} | {round} | {} |\n", cells.join(" | "));
         }
