@@ -267,3 +267,36 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv);
 }
+
+#[test]
+fn a_trained_world_model_is_reused_from_the_cache_by_later_runs() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "6");
+    let cfg = root.path().join("train.toml");
+    let write = |reward: &str, seed: u64| {
+        let text = format!(
+            "[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n\
+             [world_model]\nreward = \"{reward}\"\nseed = {seed}\n[world_model.ensemble]\nn_models = 2\n\
+             [world_model.ensemble.model]\nepochs = 1\n\
+             [train]\nepochs = 1\nsteps_per_epoch = 200\nparallel_envs = 10\nthreads = 1\n[train.algorithm]\nkind = \"a2c\"\n",
+            data.to_str().unwrap()
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    let train = |out: &str| dsrm(&["train", "--config", cfg.to_str().unwrap(), "--out", out], root.path());
+    write("mbpo", 0);
+    let (ok, _, first) = train("a");
+    assert!(ok && !first.contains("reusing"), "{first}");
+    // Another penalty on the same ensemble settings and seed: reused, byte-identical.
+    write("dorl", 0);
+    let (ok, _, second) = train("b");
+    assert!(ok && second.contains("reusing the user-model ensemble"), "{second}");
+    let bytes = |run: &str| std::fs::read(root.path().join(run).join("world_model.bin")).unwrap();
+    assert_eq!(bytes("a"), bytes("b"));
+    assert_eq!(std::fs::read_dir(root.path().join(".cache/dsrm/world-models")).unwrap().count(), 1);
+    // Another seed is another ensemble.
+    write("mbpo", 1);
+    let (ok, _, third) = train("c");
+    assert!(ok && !third.contains("reusing"), "{third}");
+    assert_ne!(bytes("a"), bytes("c"));
+}

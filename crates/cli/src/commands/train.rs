@@ -208,16 +208,31 @@ pub fn reward_model<'w>(
             UserModelEnsemble::load(&saved, world).with_context(|| format!("loading {}", saved.display()))?
         }
         (None, false) => {
-            let epochs = wm.ensemble.n_models * wm.ensemble.model.epochs;
-            let pb = output::bar(epochs as u64, "world model");
-            let ensemble = UserModelEnsemble::train(world, &ensemble_cfg, wm.seed, &mut |m, _, loss| {
-                pb.set_message(format!("model {} loss {loss:.4}", m + 1));
-                pb.inc(1);
-            })
-            .context("training the user-model ensemble")?;
-            pb.finish_and_clear();
+            // Training is a pure function of (training log, settings, seed): reuse an ensemble another run
+            // trained on the same, kept in the cache directory, instead of training it again.
+            let cached = cached_ensemble(world, &ensemble_cfg, wm.seed)?;
+            let ensemble = if cached.exists() {
+                eprintln!(
+                    "reusing the user-model ensemble trained on the same log, settings and seed: {}",
+                    cached.display()
+                );
+                UserModelEnsemble::load(&cached, world).with_context(|| format!("loading {}", cached.display()))?
+            } else {
+                let epochs = wm.ensemble.n_models * wm.ensemble.model.epochs;
+                let pb = output::bar(epochs as u64, "world model");
+                let ensemble = UserModelEnsemble::train(world, &ensemble_cfg, wm.seed, &mut |m, _, loss| {
+                    pb.set_message(format!("model {} loss {loss:.4}", m + 1));
+                    pb.inc(1);
+                })
+                .context("training the user-model ensemble")?;
+                pb.finish_and_clear();
+                let dir = cached.parent().expect("a file in the cache directory");
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                ensemble.save(&cached).with_context(|| format!("saving {}", cached.display()))?;
+                ensemble
+            };
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-            ensemble.save(&saved).with_context(|| format!("saving {}", saved.display()))?;
+            link_or_copy(&cached, &saved)?;
             ensemble
         }
     };
@@ -234,6 +249,31 @@ pub fn reward_model<'w>(
         .context("building the simulated reward")?;
     let embeddings = wm.pretrained_embeddings.then(|| ensemble.item_embeddings());
     Ok((Box::new(reward), embeddings))
+}
+
+/// Where the ensemble trained on `world`'s log with `cfg` and `seed` is cached:
+/// `<cache>/world-models/<sha256 of (log fingerprint, settings, seed)>.bin`. `workers` is left out of the key:
+/// the members are independent, so it does not change the result.
+fn cached_ensemble(world: &World, cfg: &EnsembleConfig, seed: u64) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let data = dsrm_world::ensemble::DataId::of(world).context("fingerprinting the training log")?;
+    let key_cfg = EnsembleConfig { workers: 1, ..cfg.clone() };
+    let key = serde_json::to_vec(&(&data.hash, &key_cfg, seed))?;
+    let hex: String = Sha256::digest(key).iter().take(12).map(|b| format!("{b:02x}")).collect();
+    Ok(loading::cache_dir().join("world-models").join(format!("{hex}.bin")))
+}
+
+/// `to` becomes the same file as `from` (a hard link; a copy across file systems), replacing what was there.
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if to.exists() {
+        std::fs::remove_file(to).with_context(|| format!("replacing {}", to.display()))?;
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        let tmp = to.with_extension("bin.tmp");
+        std::fs::copy(from, &tmp).with_context(|| format!("copying {} to {}", from.display(), tmp.display()))?;
+        std::fs::rename(&tmp, to).with_context(|| format!("renaming {}", tmp.display()))?;
+    }
+    Ok(())
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
