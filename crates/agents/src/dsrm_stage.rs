@@ -59,7 +59,9 @@ pub struct DsrmStageConfig {
     /// of the joint fine-tuning draws.
     pub seed: u64,
     /// λ_D: 0 (default) keeps the pretrained denoiser frozen during RL; > 0 fine-tunes it with the agent on
-    /// L_RL + λ_D · L_DSRM (`ddpm` only; `dsrm_denoise::JointDdpm`).
+    /// L_RL + λ_D · L_DSRM (`ddpm` only; `dsrm_denoise::JointDdpm`). Left out of the serialised config at 0,
+    /// so runs from before the option existed keep their identity and resume.
+    #[serde(skip_serializing_if = "is_zero")]
     pub joint_lambda: f64,
     /// A stage saved by `dsrm dsrm train` (or another run's `dsrm.bin`) to use instead of training one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +80,10 @@ impl Default for DsrmStageConfig {
             checkpoint: None,
         }
     }
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// What the stage reports while it runs (for progress bars).
@@ -759,5 +765,10 @@ mod tests {
             ..Default::default()
         };
         assert!(with_condition(&bad.denoiser, 6, bad.condition_window).is_err());
+        // λ_D = 0 is not written, so configs from before the option keep their identity; λ_D > 0 round-trips.
+        assert!(!serde_json::to_string(&DsrmStageConfig::default()).unwrap().contains("joint_lambda"));
+        let joint = DsrmStageConfig { joint_lambda: 0.5, ..Default::default() };
+        let back: DsrmStageConfig = serde_json::from_str(&serde_json::to_string(&joint).unwrap()).unwrap();
+        assert_eq!(back.joint_lambda, 0.5);
     }
 }
