@@ -109,6 +109,23 @@ pub fn build(
     Ok(Built { denoiser, reports })
 }
 
+/// [`build`] towards explicit clean targets (`[N, d]` rows, one per training / validation state): option B of
+/// `dsrm-hrl.md` §6 row 3. Only the `ddpm` kind learns a target other than its input.
+pub fn build_towards(
+    cfg: &DenoiserConfig,
+    train: &Tensor,
+    train_targets: &Tensor,
+    valid: &Tensor,
+    valid_targets: &Tensor,
+    progress: &mut dyn FnMut(&EpochLog),
+) -> Result<Built> {
+    let DenoiserConfig::Ddpm(c) = cfg else {
+        return Err(DenoiseError::Config("a clean target other than the observed state needs kind = \"ddpm\"".into()));
+    };
+    let (model, report) = Ddpm::fit_towards(train, Some(train_targets), valid, Some(valid_targets), c, progress)?;
+    Ok(Built { denoiser: Box::new(model), reports: vec![report] })
+}
+
 /// Reads back any denoiser written by [`Denoiser::save`], whatever its kind.
 pub fn load(path: &Path) -> Result<Box<dyn Denoiser>> {
     let (tensors, meta) = dsrm_nn::checkpoint::load(path)?;

@@ -256,6 +256,21 @@ impl Ddpm {
         cfg: &DdpmConfig,
         progress: &mut dyn FnMut(&EpochLog),
     ) -> Result<(Self, FitReport)> {
+        Self::fit_towards(train, None, valid, None, cfg, progress)
+    }
+
+    /// [`fit`](Self::fit) with a clean target x_0 other than the observed state (option B of `dsrm-hrl.md` §6
+    /// row 3, e.g. a debiased state): the network sees x_t = √ᾱ_t o + √(1−ᾱ_t) ε of the observed row o and
+    /// learns to predict its `[N, d]` target row, so purification maps an observed state towards its target.
+    /// `None` targets are the observed states themselves (option A, [`fit`](Self::fit)). x_0 prediction only.
+    pub fn fit_towards(
+        train: &Tensor,
+        train_targets: Option<&Tensor>,
+        valid: &Tensor,
+        valid_targets: Option<&Tensor>,
+        cfg: &DdpmConfig,
+        progress: &mut dyn FnMut(&EpochLog),
+    ) -> Result<(Self, FitReport)> {
         let schedule = cfg.validate()?;
         let width = data_width("train", train)?;
         let dim = width - cfg.cond_dim;
@@ -268,6 +283,19 @@ impl Ddpm {
         let train = check_data("train", train, width)?;
         let valid = check_data("valid", valid, width)?;
         let (n_train, n_valid) = (train.size()[0], valid.size()[0]);
+        if (train_targets.is_some() || valid_targets.is_some()) && cfg.mean_type != MeanType::X0 {
+            return Err(DenoiseError::Config("a target other than the observed state needs mean_type x0".into()));
+        }
+        let targets = |what: &str, t: Option<&Tensor>, n: i64| -> Result<Option<Tensor>> {
+            let Some(t) = t else { return Ok(None) };
+            let t = check_data(what, t, dim)?;
+            if t.size()[0] != n {
+                return Err(DenoiseError::Data(format!("{what}: {} rows for {n} states", t.size()[0])));
+            }
+            Ok(Some(t))
+        };
+        let train_targets = targets("train targets", train_targets, n_train)?;
+        let valid_targets = targets("valid targets", valid_targets, n_valid)?;
         let device = train.device();
         let t_max = schedule.steps() as i64;
 
@@ -311,11 +339,15 @@ impl Ddpm {
 
         let mut sampler = TimestepSampler::new(cfg.timestep_sampling, schedule.steps());
         let batch_loss = |idx: &Tensor| -> Result<Tensor> {
-            let (x0, cond) = split(&train.f_index_select(0, idx)?)?;
+            let (observed, cond) = split(&train.f_index_select(0, idx)?)?;
+            let x0 = match &train_targets {
+                Some(t) => t.f_index_select(0, idx)?,
+                None => observed.shallow_clone(),
+            };
             let n = x0.size()[0];
             let (t, pt) = sampler.sample(n, device)?;
             let eps = Tensor::f_randn([n, dim], (Kind::Float, device))?;
-            let x_t = noised(&x0, &t, &eps)?;
+            let x_t = noised(&observed, &t, &eps)?;
             let out = net.forward(&x_t, cond.as_ref(), &t, cfg.dropout, true)?;
             let target = match cfg.mean_type {
                 MeanType::X0 => &x0,
@@ -343,10 +375,14 @@ impl Ddpm {
         };
         let valid_loss = || -> Result<f64> {
             chunked_mean(n_valid, |start, len| {
-                let (x0, cond) = split(&valid.f_narrow(0, start, len)?)?;
+                let (observed, cond) = split(&valid.f_narrow(0, start, len)?)?;
+                let x0 = match &valid_targets {
+                    Some(v) => v.f_narrow(0, start, len)?,
+                    None => observed.shallow_clone(),
+                };
                 let t = valid_t.f_narrow(0, start, len)?;
                 let eps = valid_eps.f_narrow(0, start, len)?;
-                let out = net.forward(&noised(&x0, &t, &eps)?, cond.as_ref(), &t, 0.0, false)?;
+                let out = net.forward(&noised(&observed, &t, &eps)?, cond.as_ref(), &t, 0.0, false)?;
                 let target = if cfg.mean_type == MeanType::X0 { x0 } else { eps };
                 Ok(target.f_mse_loss(&out, tch::Reduction::Mean)?.f_double_value(&[])?)
             })

@@ -61,9 +61,11 @@ fn purification_is_deterministic_and_matches_the_reference_loop() {
     assert!(a.equal(&b), "two calls give identical outputs");
     let reference = model.purify_reference(&x).unwrap();
     assert!(max_abs(&a, &reference) < 1e-5, "compiled vs literal chain: {}", max_abs(&a, &reference));
-    // Row-wise: a state's purification does not depend on its batch.
+    // Row-wise: a state's purification does not depend on its batch, up to float rounding (BLAS picks other
+    // kernels for one row than for 64, and which ones depends on the CPU).
     let single = model.purify(&x.narrow(0, 7, 1));
-    assert!(max_abs(&single, &a.narrow(0, 7, 1)) < 1e-6);
+    let gap = max_abs(&single, &a.narrow(0, 7, 1));
+    assert!(gap < 1e-5, "one row alone vs in a batch of 64: {gap}");
 }
 
 #[test]
@@ -465,4 +467,27 @@ fn joint_ddpm_refuses_other_kinds_and_bad_lambdas() {
     assert!(err.to_string().contains("needs a `ddpm`"), "{err}");
     let (tensors, meta) = model.checkpoint();
     assert!(JointDdpm::from_checkpoint(&tensors, &meta, 1.0, 0).is_ok());
+}
+
+#[test]
+fn a_ddpm_fit_towards_other_targets_purifies_towards_them() {
+    // Target: the clean point itself (what a debiased target stands for), input: its noisy observation.
+    let (train, valid, test) = (toy(2000, 21), toy(400, 22), toy(500, 23));
+    let cfg = crate::test_support::toy_config();
+    let model = {
+        let _torch = crate::test_support::lock();
+        Ddpm::fit_towards(&train.noisy, Some(&train.clean), &valid.noisy, Some(&valid.clean), &cfg, &mut |_| {})
+            .unwrap()
+            .0
+    };
+    let raw = mse(&test.noisy, &test.clean);
+    let after = mse(&model.purify(&test.noisy), &test.clean);
+    assert!(after < 0.5 * raw, "towards the clean targets: MSE {raw:.3e} -> {after:.3e}");
+    // Mismatched rows and ε prediction are refused.
+    let eps = DdpmConfig { mean_type: MeanType::Eps, ..cfg.clone() };
+    assert!(Ddpm::fit_towards(&train.noisy, Some(&train.clean), &valid.noisy, None, &eps, &mut |_| {}).is_err());
+    let short = train.clean.narrow(0, 0, 10);
+    assert!(Ddpm::fit_towards(&train.noisy, Some(&short), &valid.noisy, None, &cfg, &mut |_| {}).is_err());
+    let vae = DenoiserConfig::Vae(Default::default());
+    assert!(build_towards(&vae, &train.noisy, &train.clean, &valid.noisy, &valid.clean, &mut |_| {}).is_err());
 }
