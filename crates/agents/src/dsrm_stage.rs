@@ -55,6 +55,9 @@ pub struct DsrmStageConfig {
     pub condition_window: usize,
     /// Train on at most this many replayed states, drawn uniformly without replacement (0 = all, default).
     pub max_states: usize,
+    /// The clean target x_0 (§6 row 3): `observed` (option A, default) or `debiased` (option B).
+    #[serde(skip_serializing_if = "CleanTarget::is_observed")]
+    pub target: CleanTarget,
     /// Seed of the user split and of the subsample (the denoiser's own `train.seed` seeds its training), and
     /// of the joint fine-tuning draws.
     pub seed: u64,
@@ -75,10 +78,31 @@ impl Default for DsrmStageConfig {
             validation_fraction: 0.1,
             condition_window: 0,
             max_states: 0,
+            target: CleanTarget::Observed,
             seed: 0,
             joint_lambda: 0.0,
             checkpoint: None,
         }
+    }
+}
+
+/// What the DSRM learns to map an observed state to (`dsrm-hrl.md` §4.3 "Clean target", §6 row 3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CleanTarget {
+    /// Option A (DiffRec): the observed state itself; purification projects onto the manifold of logged states.
+    #[default]
+    Observed,
+    /// Option B, from the training log alone: every state of a user is paired with that user's
+    /// inverse-popularity-weighted mean state over the whole log (each state weighted by 1 / the log count of
+    /// the item it ends on), so the DSRM learns to map a short, exposure-biased window towards the user's
+    /// long-run, popularity-debiased state. `ddpm` only.
+    Debiased,
+}
+
+impl CleanTarget {
+    fn is_observed(&self) -> bool {
+        *self == CleanTarget::Observed
     }
 }
 
@@ -237,6 +261,38 @@ fn replay(frozen: &FrozenTracker, world: &World) -> Result<ReplayedStates> {
     Ok(ReplayedStates { states: Tensor::f_cat(&parts, 0)?.f_to_kind(Kind::Float)?, users, steps, log_rows })
 }
 
+/// Option B's targets: for each replayed state (row of `replayed`), its user's inverse-popularity-weighted mean
+/// state over the whole log, `[N, d]` (the state part only). A state's weight is 1 / (log count of the item its
+/// window ends on); start states (no item yet) weigh 0, and a user with no weighted state gets the plain mean.
+pub fn debiased_targets(replayed: &ReplayedStates, world: &World, d: i64) -> Result<Tensor> {
+    let log = &world.train;
+    let mut count = vec![0u64; world.spec.n_items()];
+    log.item.iter().for_each(|&i| count[i as usize] += 1);
+    let weights: Vec<f32> = (0..replayed.users.len())
+        .map(|n| match replayed.steps[n] {
+            0 => 0.0,
+            _ => 1.0 / count[log.item[replayed.log_rows[n] - 1] as usize] as f32,
+        })
+        .collect();
+    let states = replayed.states.f_narrow(1, 0, d)?.f_to_kind(Kind::Float)?.f_contiguous()?;
+    let values = Vec::<f32>::try_from(states.f_view([-1])?)?;
+    let (d, mut out) = (d as usize, vec![0f32; values.len()]);
+    let mut start = 0;
+    while start < replayed.users.len() {
+        let user = replayed.users[start];
+        let end = start + replayed.users[start..].iter().take_while(|&&u| u == user).count();
+        let total: f32 = weights[start..end].iter().sum();
+        let mut mean = vec![0f32; d];
+        for n in start..end {
+            let w = if total > 0.0 { weights[n] / total } else { 1.0 / (end - start) as f32 };
+            mean.iter_mut().zip(&values[n * d..(n + 1) * d]).for_each(|(m, v)| *m += w * v);
+        }
+        (start..end).for_each(|n| out[n * d..(n + 1) * d].copy_from_slice(&mean));
+        start = end;
+    }
+    Ok(Tensor::f_from_slice(&out)?.f_view([-1, d as i64])?)
+}
+
 /// Splits the rows by user: a seeded `fraction` of the users (at least one, and never all) for validation.
 /// Returns (train rows, validation rows), each in log order.
 pub fn split_by_user(users: &[u32], fraction: f64, seed: u64) -> Result<(Vec<i64>, Vec<i64>)> {
@@ -271,6 +327,8 @@ pub fn split_by_user(users: &[u32], fraction: f64, seed: u64) -> Result<(Vec<i64
 pub struct DsrmModel {
     tracker_cfg: TrackerConfig,
     condition_window: usize,
+    /// What the denoiser was trained to map states to.
+    pub target: CleanTarget,
     n_items: usize,
     pretrained: Option<Tensor>,
     tracker_tensors: Vec<(String, Tensor)>,
@@ -319,22 +377,35 @@ impl DsrmModel {
         let users: Vec<u32> = keep.iter().map(|&r| replayed.users[r]).collect();
         let rows = Tensor::f_from_slice(&keep.iter().map(|&r| r as i64).collect::<Vec<_>>())?;
         let states = replayed.states.f_index_select(0, &rows)?;
+        let targets = match cfg.target {
+            CleanTarget::Observed => None,
+            CleanTarget::Debiased => {
+                Some(debiased_targets(&replayed, world, frozen.tracker.state_dim())?.f_index_select(0, &rows)?)
+            }
+        };
         let mut distinct = users.clone();
         distinct.sort_unstable();
         distinct.dedup();
         progress(StageEvent::Replayed { states: users.len(), users: distinct.len() });
         let (train_rows, valid_rows) = split_by_user(&users, cfg.validation_fraction, cfg.seed)?;
-        let pick = |r: &[i64]| -> Result<Tensor> { Ok(states.f_index_select(0, &Tensor::f_from_slice(r)?)?) };
-        let (train, valid) = (pick(&train_rows)?, pick(&valid_rows)?);
+        let pick = |x: &Tensor, r: &[i64]| -> Result<Tensor> { Ok(x.f_index_select(0, &Tensor::f_from_slice(r)?)?) };
+        let (train, valid) = (pick(&states, &train_rows)?, pick(&states, &valid_rows)?);
 
         // 2. Pretrain the denoiser, then freeze it (every denoiser is frozen once built).
         let denoiser_cfg = with_condition(&cfg.denoiser, frozen.tracker.state_dim(), cfg.condition_window)?;
-        let built =
-            dsrm_denoise::build(&denoiser_cfg, &train, &valid, &mut |e| progress(StageEvent::Epoch(e.clone())))?;
+        let mut report_epoch = |e: &EpochLog| progress(StageEvent::Epoch(e.clone()));
+        let built = match &targets {
+            None => dsrm_denoise::build(&denoiser_cfg, &train, &valid, &mut report_epoch)?,
+            Some(t) => {
+                let (train_t, valid_t) = (pick(t, &train_rows)?, pick(t, &valid_rows)?);
+                dsrm_denoise::build_towards(&denoiser_cfg, &train, &train_t, &valid, &valid_t, &mut report_epoch)?
+            }
+        };
         let (denoiser_tensors, denoiser_meta) = built.denoiser.checkpoint();
         Ok(Self {
             tracker_cfg: tracker_cfg.clone(),
             condition_window: cfg.condition_window,
+            target: cfg.target,
             n_items,
             pretrained: pretrained.map(|p| p.detach().copy()),
             tracker_tensors: copies(checkpoint::named("tracker", frozen.tracker.var_store())),
@@ -362,6 +433,7 @@ impl DsrmModel {
             "denoiser": self.denoiser_meta,
             "reports": self.reports,
             "rows": { "train": self.rows.0, "valid": self.rows.1 },
+            "target": self.target,
             "provenance": self.provenance,
         });
         Ok(checkpoint::save(path, &tensors, &meta)?)
@@ -390,9 +462,15 @@ impl DsrmModel {
                 tracker_tensors.push((name, t));
             }
         }
+        // Stages saved before option B existed have no `target`: they are option A.
+        let target: CleanTarget = match meta.get("target") {
+            Some(t) => serde_json::from_value(t.clone()).map_err(|e| bad(format!("target: {e}")))?,
+            None => CleanTarget::Observed,
+        };
         let model = Self {
             tracker_cfg,
             condition_window,
+            target,
             n_items,
             pretrained,
             tracker_tensors,
@@ -747,6 +825,37 @@ mod tests {
         let wide = HistoryBatch::new(&[(0, &[1, 2, 3, 4], &[0.5, 1.0, 0.2, 2.0])], c.window(), n, Device::Cpu);
         assert_eq!((c.window(), c.state_dim(), c.observed(&wide).unwrap().size()[1]), (10, 6, 12));
         assert_eq!(c.states(&wide).size(), [1, 6]);
+    }
+
+    #[test]
+    fn the_debiased_target_is_one_inverse_popularity_weighted_state_per_user() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        dsrm_nn::tch::set_num_threads(1);
+        let world = tiny_world();
+        let n = world.spec.n_items();
+        let emb = pretrained(n);
+        let frozen = FrozenTracker::build(&TrackerConfig::default(), 0, n, Some(&emb), Device::Cpu).unwrap();
+        let r = replay(&frozen, world).unwrap();
+        let targets = debiased_targets(&r, world, 6).unwrap();
+        assert_eq!(targets.size(), [r.users.len() as i64, 6]);
+        // One target per user, and it is a weighted mean of that user's states (inside their range).
+        let first = r.users.iter().position(|&u| u == r.users[0]).unwrap();
+        let last = r.users.iter().rposition(|&u| u == r.users[0]).unwrap();
+        let user_rows = r.states.narrow(0, first as i64, (last - first + 1) as i64);
+        let target = targets.get(first as i64);
+        assert!(targets.get(last as i64).equal(&target));
+        let (lo, hi) = (user_rows.min_dim(0, false).0, user_rows.max_dim(0, false).0);
+        assert!(bool::try_from(target.ge_tensor(&(lo - 1e-6)).all()).unwrap());
+        assert!(bool::try_from(target.le_tensor(&(hi + 1e-6)).all()).unwrap());
+        // A stage trained towards it purifies differently from option A; other kinds are refused.
+        let debiased = DsrmStageConfig { target: CleanTarget::Debiased, ..tiny_stage() };
+        let a = DsrmModel::fit(&tiny_stage(), &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+        let b = DsrmModel::fit(&debiased, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+        let batch = HistoryBatch::new(&[(0, &[1, 2, 3], &[0.5, 1.0, 0.2])], 3, n, Device::Cpu);
+        assert!(!a.tracker().unwrap().states(&batch).equal(&b.tracker().unwrap().states(&batch)));
+        let vae = DsrmStageConfig { denoiser: DenoiserConfig::Vae(Default::default()), ..debiased };
+        assert!(DsrmModel::fit(&vae, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).is_err());
+        assert!(serde_json::to_string(&tiny_stage()).unwrap().find("target").is_none(), "option A is not written");
     }
 
     #[test]

@@ -67,7 +67,7 @@ mod test_support;
 
 pub use a2c::{A2c, A2cConfig, UpdateStats};
 pub use actor_critic::{ActorCritic, TrainedTracker};
-pub use dsrm_stage::{DsrmModel, DsrmStageConfig, PurifiedTracker, StageEvent};
+pub use dsrm_stage::{CleanTarget, DsrmModel, DsrmStageConfig, PurifiedTracker, StageEvent};
 pub use fcpo::{Fcpo, FcpoConfig};
 pub use hrl::{GoalType, Hrl, HrlConfig};
 pub use learner::{Algorithm, EvalPolicy, Iteration, Learner, TrainingEnv};
