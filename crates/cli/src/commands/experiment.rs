@@ -167,10 +167,12 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         let mut wm = m.world_model.clone().unwrap_or_else(|| file.world_model.clone());
         if wm.reward.uses_ensemble() && wm.checkpoint.is_none() {
             let dir = ensemble_dir(out, &wm, &file.world_model)?;
+            // Only when it is missing: loading a finished ensemble here just to drop it costs a full read of
+            // its grids per method (MBPO, MOPO and DORL share one).
             if !dir.join("world_model.bin").exists() {
-                eprintln!("training the user-model ensemble for {} into {}", m.name, dir.display());
+                eprintln!("preparing the user-model ensemble for {} in {}", m.name, dir.display());
+                reward_model(&wm, &world, &dir, true, false)?;
             }
-            reward_model(&wm, &world, &dir, true, false)?;
             wm.checkpoint = Some(std::fs::canonicalize(dir.join("world_model.bin"))?);
         }
         world_models.insert(m.name.clone(), wm);
