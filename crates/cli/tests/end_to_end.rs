@@ -262,10 +262,22 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     assert_eq!(csv.lines().count(), 1 + 2 * 3, "{csv}");
     assert!(csv.lines().skip(1).all(|l| l.ends_with(",2")), "every row aggregates 2 seeds:\n{csv}");
     assert!(out.join("a2c").join("seed-2").join("checkpoint.bin").exists());
-    // Rerunning resumes the finished runs and reproduces the same table.
+    // Rerunning reads the finished runs without restarting them and reproduces the same table.
+    let log = out.join("a2c").join("seed-1").join("train.log");
+    let logged = std::fs::read_to_string(&log).unwrap();
     let (ok, _, err) = dsrm(&args, root.path());
     assert!(ok, "{err}");
+    assert!(err.contains("2 of 2 runs already finished"), "{err}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), logged, "a finished run was restarted");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv);
+    // A changed budget is not finished: the runs resume and train the extra epoch.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("epochs = 1", "epochs = 2");
+    std::fs::write(&cfg, text).unwrap();
+    let (ok, _, err) = dsrm(&[&args[..], &["--methods", "a2c"]].concat(), root.path());
+    assert!(ok, "{err}");
+    assert!(!err.contains("already finished"), "{err}");
+    let summary = std::fs::read_to_string(out.join("a2c").join("seed-2").join("summary.json")).unwrap();
+    assert!(summary.contains("\"epochs\": 2"), "{summary}");
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //!   tracker.
 //! * **Checkpoint.** All members' variables plus both grids, with the config, the seed and a fingerprint of
 //!   the training data in the metadata; loading refuses a checkpoint made from other data.
+//!   [`UserModelEnsemble::train_resumable`] also keeps each member as it finishes, so a killed training
+//!   loses only the members in flight.
 //!
 //! Environment users without a training row get their user rows from the L2 term alone, which drives them to
 //! zero; their predictions are then the item side of the model. In `World::kuairec` that is every
@@ -132,6 +134,33 @@ impl UserModelEnsemble {
         seed: u64,
         progress: &mut dyn FnMut(usize, usize, f64),
     ) -> Result<Self> {
+        Self::train_keeping_members(world, cfg, seed, None, progress)
+    }
+
+    /// [`Self::train`] that never loses a finished member: each one is written to `members_dir`
+    /// (`member-<m>.bin`, atomically) as soon as it is trained, and a member found there, trained on the same
+    /// data with the same settings and seed, is loaded instead of trained again. A killed training thus
+    /// resumes with the members in flight, and the result is identical to an uninterrupted one. A loaded
+    /// member reports its recorded losses through `progress`, so a progress bar counts it.
+    pub fn train_resumable(
+        world: &World,
+        cfg: &EnsembleConfig,
+        seed: u64,
+        members_dir: &Path,
+        progress: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Self> {
+        std::fs::create_dir_all(members_dir)
+            .map_err(|e| WorldError::Checkpoint { path: members_dir.to_path_buf(), detail: e.to_string() })?;
+        Self::train_keeping_members(world, cfg, seed, Some(members_dir), progress)
+    }
+
+    fn train_keeping_members(
+        world: &World,
+        cfg: &EnsembleConfig,
+        seed: u64,
+        members_dir: Option<&Path>,
+        progress: &mut dyn FnMut(usize, usize, f64),
+    ) -> Result<Self> {
         cfg.validate()?;
         let features = Features::from_world(world)?;
         let data = DataId::of(world)?;
@@ -141,8 +170,9 @@ impl UserModelEnsemble {
         if cfg.ips {
             pairs.weight = crate::ips::inverse_item_frequency(&world.train_full);
         }
+        let store = members_dir.map(|dir| MemberStore { dir, cfg, seed, data: &data });
         let (models, history): (Vec<DeepFm>, Vec<Vec<f64>>) =
-            train_members(&features, cfg, link, seed, &pairs, progress)?.into_iter().unzip();
+            train_members(&features, cfg, link, seed, &pairs, store.as_ref(), progress)?.into_iter().unzip();
         let predictions = Arc::new(predict_grid(&models, &features, cfg.predict_batch)?);
         let item_embeddings = models[0].item_embeddings()?;
         Ok(Self { cfg: cfg.clone(), seed, link, neg_k, data, models, history, predictions, item_embeddings })
@@ -299,6 +329,58 @@ enum Message {
     Done(usize, Box<Result<Member>>),
 }
 
+/// Where [`UserModelEnsemble::train_resumable`] keeps finished members, and what they must match to be
+/// reused: the settings (whatever the number of workers), the ensemble seed and the training data.
+struct MemberStore<'a> {
+    dir: &'a Path,
+    cfg: &'a EnsembleConfig,
+    seed: u64,
+    data: &'a DataId,
+}
+
+const MEMBER_KIND: &str = "dsrm-world/user-model-member";
+
+impl MemberStore<'_> {
+    fn path(&self, m: usize) -> std::path::PathBuf {
+        self.dir.join(format!("member-{m}.bin"))
+    }
+
+    /// What a kept member records about how it was made; a member is reused only when this matches.
+    fn identity(&self, m: usize) -> serde_json::Value {
+        serde_json::json!({
+            "kind": MEMBER_KIND,
+            "version": VERSION,
+            "member": m,
+            "config": EnsembleConfig { workers: 1, ..self.cfg.clone() },
+            "seed": self.seed,
+            "data": self.data.hash,
+        })
+    }
+
+    /// Writes member `m`'s variables and losses, atomically.
+    fn keep(&self, m: usize, model: &DeepFm, losses: &[f64]) -> Result<()> {
+        let mut meta = self.identity(m);
+        meta["history"] = serde_json::json!(losses);
+        Ok(checkpoint::save(&self.path(m), &checkpoint::named("m", model.var_store()), &meta)?)
+    }
+
+    /// Member `m` and its losses, when a matching member is kept; `None` when there is none, or it was made
+    /// otherwise or cannot be read (it is then trained again and replaced).
+    fn restore(&self, m: usize, features: &Features, link: OutputLink) -> Option<Member> {
+        let (tensors, mut meta) = checkpoint::load(&self.path(m)).ok()?;
+        let history = meta.as_object_mut()?.remove("history")?;
+        // Compared as the checkpoint stores it (JSON text), so floats in the settings compare exactly.
+        let expected: serde_json::Value = serde_json::from_str(&self.identity(m).to_string()).ok()?;
+        if meta != expected {
+            return None;
+        }
+        let losses: Vec<f64> = serde_json::from_value(history).ok()?;
+        let mut model = DeepFm::new(features, &self.cfg.model, link, model_seed(self.seed, m)).ok()?;
+        checkpoint::restore("m", model.var_store_mut(), &tensors).ok()?;
+        (losses.len() == self.cfg.model.epochs).then_some((model, losses))
+    }
+}
+
 /// Trains the members, `cfg.workers` at a time; returns them in member order with their loss histories.
 /// Progress is reported on the calling thread. After a failure no new member starts, and the error of the
 /// lowest-numbered failed member is returned.
@@ -308,15 +390,23 @@ fn train_members(
     link: OutputLink,
     seed: u64,
     pairs: &TrainingPairs,
+    store: Option<&MemberStore>,
     progress: &mut dyn FnMut(usize, usize, f64),
 ) -> Result<Vec<Member>> {
     let n = cfg.n_models;
     let train_one = |m: usize, report: &mut dyn FnMut(usize, f64)| -> Result<Member> {
+        if let Some((model, losses)) = store.and_then(|s| s.restore(m, features, link)) {
+            losses.iter().enumerate().for_each(|(epoch, &loss)| report(epoch, loss));
+            return Ok((model, losses));
+        }
         let mut model = DeepFm::new(features, &cfg.model, link, model_seed(seed, m))?;
         let losses = model.fit(pairs, report).map_err(|e| match e {
             WorldError::Diverged { epoch, .. } => WorldError::Diverged { model: m, epoch },
             other => other,
         })?;
+        if let Some(store) = store {
+            store.keep(m, &model, &losses)?;
+        }
         Ok((model, losses))
     };
     let workers = cfg.workers.clamp(1, n);

@@ -161,6 +161,46 @@ fn training_is_deterministic_for_a_seed_and_any_number_of_workers() {
 }
 
 #[test]
+fn a_resumable_training_keeps_finished_members_and_matches_an_uninterrupted_one() {
+    use std::os::unix::fs::MetadataExt;
+    tch::set_num_threads(1);
+    let w = world();
+    let cfg = EnsembleConfig { n_models: 2, model: DeepFmConfig { epochs: 1, ..quick().model }, ..quick() };
+    let whole = train(&cfg, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let members = dir.path().join("members");
+    let resumable = |seed: u64, reports: &mut usize| {
+        UserModelEnsemble::train_resumable(w, &cfg, seed, &members, &mut |_, _, _| *reports += 1).unwrap()
+    };
+    let mut reports = 0;
+    let first = resumable(5, &mut reports);
+    assert_eq!((first.pred(), first.history()), (whole.pred(), whole.history()));
+    assert_eq!(reports, 2);
+    let file = |m: usize| members.join(format!("member-{m}.bin"));
+    let inode = |m: usize| std::fs::metadata(file(m)).unwrap().ino();
+
+    // Killed after member 0: member 0 is loaded (its file untouched, its epochs still reported), member 1
+    // trained again, and the ensemble is the uninterrupted one, bit for bit.
+    let kept = inode(0);
+    std::fs::remove_file(file(1)).unwrap();
+    let mut reports = 0;
+    let resumed = resumable(5, &mut reports);
+    assert_eq!(inode(0), kept, "member 0 was trained again");
+    assert!(file(1).exists());
+    assert_eq!(reports, 2);
+    assert_eq!((resumed.pred(), resumed.max_var()), (whole.pred(), whole.max_var()));
+    assert_eq!(resumed.history(), whole.history());
+
+    // A member made with another seed is not reused: it is trained again and replaced.
+    let other = resumable(6, &mut 0);
+    assert_ne!(inode(0), kept);
+    assert_ne!(other.pred(), whole.pred());
+    // A corrupt member file is trained again, not an error.
+    std::fs::write(file(0), b"not a checkpoint").unwrap();
+    assert_eq!(resumable(6, &mut 0).pred(), other.pred());
+}
+
+#[test]
 fn simulated_rewards_on_the_world() {
     let w = world();
     let entropy = Arc::new(EntropyMap::build(&w.train, &DORL_WINDOWS).unwrap());

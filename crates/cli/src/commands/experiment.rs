@@ -194,18 +194,31 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         methods.iter().filter(|m| m.train.is_some()).flat_map(|&m| file.seeds.iter().map(move |&s| (m, s))).collect();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
     let pb = output::bar(rl_jobs.len() as u64, "training");
-    for chunk in rl_jobs.chunks(jobs) {
-        let children: Vec<_> = chunk
-            .iter()
-            .map(|&(m, seed)| spawn_training(&file, &world_models[&m.name], m, seed, out))
-            .collect::<Result<_>>()?;
-        for (child, (m, seed)) in children.into_iter().zip(chunk) {
-            let (mut child, dir) = child;
+    // A run that already finished under exactly this job's config is read, not restarted: a `dsrm train
+    // --resume` child would reload the data set only to find nothing left to do.
+    let mut pending = Vec::new();
+    for &(m, seed) in &rl_jobs {
+        let (dir, job) = training_job(&file, &world_models[&m.name], m, seed, out);
+        if finished_run(&dir, &job) {
+            results.push((m.name.clone(), seed, read_train_metrics(&dir)?));
+            pb.inc(1);
+        } else {
+            pending.push((m, seed, dir, job));
+        }
+    }
+    if pending.len() < rl_jobs.len() {
+        pb.suspend(|| {
+            eprintln!("{} of {} runs already finished; reading them", rl_jobs.len() - pending.len(), rl_jobs.len())
+        });
+    }
+    for chunk in pending.chunks(jobs) {
+        let children: Vec<_> = chunk.iter().map(|(_, _, dir, job)| spawn_training(dir, job)).collect::<Result<_>>()?;
+        for (mut child, (m, seed, dir, _)) in children.into_iter().zip(chunk) {
             let status = child.wait()?;
             if !status.success() {
                 bail!("training {} seed {seed} failed; see {}", m.name, dir.join("train.log").display());
             }
-            results.push((m.name.clone(), *seed, read_train_metrics(&dir)?));
+            results.push((m.name.clone(), *seed, read_train_metrics(dir)?));
             pb.inc(1);
         }
     }
@@ -284,7 +297,6 @@ fn heuristic_job(
     Ok(metrics)
 }
 
-/// Starts `dsrm train --resume` for one (method, seed), logging to `train.log` in its run directory.
 /// Where the ensemble of `wm` is trained and kept: the run directory for the experiment's own world model
 /// (`RUN/world_model.bin`, as before per-method world models existed), else `RUN/world-models/<kind>-<hash>/`,
 /// keyed by what the ensemble depends on (its settings, IPS weighting and seed), not by the penalty.
@@ -301,20 +313,20 @@ fn ensemble_dir(out: &Path, wm: &WorldModelConfig, experiment: &WorldModelConfig
     Ok(out.join("world-models").join(format!("{kind}-{hash}")))
 }
 
-fn spawn_training(
+/// One (method, seed)'s run directory and the `dsrm train` config it runs under.
+fn training_job(
     file: &ExperimentFile,
     world_model: &WorldModelConfig,
     method: &MethodConfig,
     seed: u64,
     out: &Path,
-) -> Result<(std::process::Child, PathBuf)> {
+) -> (PathBuf, TrainFile) {
     let dir = out.join(&method.name).join(format!("seed-{seed}"));
-    std::fs::create_dir_all(&dir)?;
     let mut train = method.train.clone().expect("an RL method");
     train.seed = seed;
     train.validation_fraction = file.validation_fraction;
     train.eval = file.eval.clone();
-    let train_file = TrainFile {
+    let job = TrainFile {
         data: file.data.clone(),
         env: file.env.clone(),
         world: file.world.clone(),
@@ -322,19 +334,36 @@ fn spawn_training(
         world_model: world_model.clone(),
         train,
     };
+    (dir, job)
+}
+
+/// Whether `dir` holds a run that finished under exactly `job`: its saved config is `job` and its summary
+/// reports all of `job`'s epochs. (A changed config, or a run killed before its end, is not finished.)
+fn finished_run(dir: &Path, job: &TrainFile) -> bool {
+    let same_config = TrainFile::load(&dir.join("config.toml")).is_ok_and(|saved| saved == *job);
+    let all_epochs = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| summary["epochs"].as_u64())
+        .is_some_and(|epochs| epochs == job.train.epochs as u64);
+    same_config && all_epochs && dir.join("metrics.json").exists()
+}
+
+/// Starts `dsrm train --resume` for one (method, seed) in `dir`, logging to `train.log` there.
+fn spawn_training(dir: &Path, job: &TrainFile) -> Result<std::process::Child> {
+    std::fs::create_dir_all(dir)?;
     let config = dir.join("job.toml");
-    output::write_atomic(&config, toml::to_string_pretty(&train_file)?.as_bytes())?;
+    output::write_atomic(&config, toml::to_string_pretty(job)?.as_bytes())?;
     let log = std::fs::File::create(dir.join("train.log"))?;
-    let child = Command::new(std::env::current_exe()?)
+    Command::new(std::env::current_exe()?)
         .args(["train", "--resume", "--config"])
         .arg(&config)
         .arg("--out")
-        .arg(&dir)
+        .arg(dir)
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context("starting dsrm train")?;
-    Ok((child, dir))
+        .context("starting dsrm train")
 }
 
 /// The selected epoch's test metrics of a finished training run (`metrics.json`, `metrics_<sel>.json`).

@@ -220,15 +220,18 @@ pub fn reward_model<'w>(
             } else {
                 let epochs = wm.ensemble.n_models * wm.ensemble.model.epochs;
                 let pb = output::bar(epochs as u64, "world model");
-                let ensemble = UserModelEnsemble::train(world, &ensemble_cfg, wm.seed, &mut |m, _, loss| {
-                    pb.set_message(format!("model {} loss {loss:.4}", m + 1));
-                    pb.inc(1);
-                })
-                .context("training the user-model ensemble")?;
+                // Finished members are kept next to the cache entry until the whole ensemble is saved, so a
+                // killed training resumes with the members that were in flight.
+                let members = cached.with_extension("members");
+                let ensemble =
+                    UserModelEnsemble::train_resumable(world, &ensemble_cfg, wm.seed, &members, &mut |m, e, loss| {
+                        pb.set_message(format!("model {} epoch {} loss {loss:.4}", m + 1, e + 1));
+                        pb.inc(1);
+                    })
+                    .context("training the user-model ensemble")?;
                 pb.finish_and_clear();
-                let dir = cached.parent().expect("a file in the cache directory");
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
                 ensemble.save(&cached).with_context(|| format!("saving {}", cached.display()))?;
+                std::fs::remove_dir_all(&members).with_context(|| format!("removing {}", members.display()))?;
                 ensemble
             };
             std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
