@@ -146,6 +146,9 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         expanded.retain(|e| only.iter().any(|n| *n == e.method.name || *n == e.family));
     }
     let methods: Vec<&MethodConfig> = expanded.iter().map(|e| &e.method).collect();
+    // One libtorch thread in this process: a shared ensemble trains here with `workers` threads of its own,
+    // and libtorch's default (one OpenMP thread per core, per worker) oversubscribes the cores.
+    dsrm_nn::runtime::init(1, 0);
     let out = &args.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     output::write_atomic(&out.join("experiment.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
