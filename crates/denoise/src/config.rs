@@ -110,7 +110,8 @@ pub fn build(
 }
 
 /// [`build`] towards explicit clean targets (`[N, d]` rows, one per training / validation state): option B of
-/// `dsrm-hrl.md` §6 row 3. Only the `ddpm` kind learns a target other than its input.
+/// `dsrm-hrl.md` §6 row 3. The diffusion kinds learn it: `ddpm` directly, `ddim` samples the DDPM so trained,
+/// and the `distilled` student matches that teacher's output (which already points at the target).
 pub fn build_towards(
     cfg: &DenoiserConfig,
     train: &Tensor,
@@ -119,11 +120,32 @@ pub fn build_towards(
     valid_targets: &Tensor,
     progress: &mut dyn FnMut(&EpochLog),
 ) -> Result<Built> {
-    let DenoiserConfig::Ddpm(c) = cfg else {
-        return Err(DenoiseError::Config("a clean target other than the observed state needs kind = \"ddpm\"".into()));
+    let teacher = |c: &DdpmConfig, progress: &mut dyn FnMut(&EpochLog)| {
+        Ddpm::fit_towards(train, Some(train_targets), valid, Some(valid_targets), c, progress)
     };
-    let (model, report) = Ddpm::fit_towards(train, Some(train_targets), valid, Some(valid_targets), c, progress)?;
-    Ok(Built { denoiser: Box::new(model), reports: vec![report] })
+    let (denoiser, reports): (Box<dyn Denoiser>, Vec<FitReport>) = match cfg {
+        DenoiserConfig::Ddpm(c) => {
+            let (model, report) = teacher(c, progress)?;
+            (Box::new(model), vec![report])
+        }
+        DenoiserConfig::Ddim(c) => {
+            let (model, report) = teacher(&c.ddpm, progress)?;
+            (Box::new(Ddim::new(&model, c.k)?), vec![report])
+        }
+        DenoiserConfig::Distilled(c) => {
+            let (model, teacher_report) = teacher(&c.teacher, progress)?;
+            let (student, report) = Distilled::fit(&model, train, valid, &c.student, progress)?;
+            (Box::new(student), vec![teacher_report, report])
+        }
+        DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) => {
+            return Err(DenoiseError::Config(format!(
+                "a clean target other than the observed state needs a diffusion denoiser (ddpm, ddim, distilled), \
+                 not {}",
+                cfg.kind()
+            )))
+        }
+    };
+    Ok(Built { denoiser, reports })
 }
 
 /// Reads back any denoiser written by [`Denoiser::save`], whatever its kind.
