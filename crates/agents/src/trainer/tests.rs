@@ -246,7 +246,13 @@ fn tiny_dsrm() -> crate::dsrm_stage::DsrmStageConfig {
         train: dsrm_denoise::TrainConfig { max_epochs: 2, batch_size: 256, lr: 1e-3, ..Default::default() },
         ..Default::default()
     };
-    crate::dsrm_stage::DsrmStageConfig { denoiser: DenoiserConfig::Ddpm(ddpm), max_states: 2000, ..Default::default() }
+    crate::dsrm_stage::DsrmStageConfig {
+        denoiser: DenoiserConfig::Ddpm(ddpm),
+        max_states: 2000,
+        condition_window: Some(0),
+        target: Some(crate::dsrm_stage::CleanTarget::Observed),
+        ..Default::default()
+    }
 }
 
 #[test]
