@@ -278,6 +278,12 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     assert!(!err.contains("already finished"), "{err}");
     let summary = std::fs::read_to_string(out.join("a2c").join("seed-2").join("summary.json")).unwrap();
     assert!(summary.contains("\"epochs\": 2"), "{summary}");
+    // Changed settings are named up front, before any child starts, and nothing is overwritten.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("batch_size = 64", "batch_size = 32");
+    std::fs::write(&cfg, text).unwrap();
+    let (ok, _, err) = dsrm(&[&args[..], &["--methods", "a2c"]].concat(), root.path());
+    assert!(!ok && err.contains("2 run folder(s)") && err.contains("seed-1"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("a2c").join("seed-2").join("summary.json")).unwrap(), summary);
 }
 
 #[test]

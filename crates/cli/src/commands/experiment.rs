@@ -209,6 +209,20 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
             pending.push((m, seed, dir, job));
         }
     }
+    let conflicts: Vec<String> = pending
+        .iter()
+        .filter(|(_, _, dir, job)| made_differently(dir, job))
+        .map(|(_, _, d, _)| d.display().to_string())
+        .collect();
+    if !conflicts.is_empty() {
+        bail!(
+            "{} run folder(s) hold runs made with a different configuration than this file now gives them (a \
+             method's settings or a default changed since they ran), so they can be neither read nor resumed:\n  {}\n\
+             Move or delete them to train them again, or pass another --out.",
+            conflicts.len(),
+            conflicts.join("\n  ")
+        );
+    }
     if pending.len() < rl_jobs.len() {
         pb.suspend(|| {
             eprintln!("{} of {} runs already finished; reading them", rl_jobs.len() - pending.len(), rl_jobs.len())
@@ -350,6 +364,16 @@ fn finished_run(dir: &Path, job: &TrainFile) -> bool {
         .and_then(|summary| summary["epochs"].as_u64())
         .is_some_and(|epochs| epochs == job.train.epochs as u64);
     same_config && all_epochs && dir.join("metrics.json").exists()
+}
+
+/// Whether `dir` holds a run whose saved config differs from `job` in more than the budget (`epochs`,
+/// `checkpoint_every`, which a resume may change): `dsrm train --resume` would refuse it, so the experiment
+/// names every such folder before it starts any training.
+fn made_differently(dir: &Path, job: &TrainFile) -> bool {
+    let Ok(mut saved) = TrainFile::load(&dir.join("config.toml")) else { return false };
+    saved.train.epochs = job.train.epochs;
+    saved.train.checkpoint_every = job.train.checkpoint_every;
+    saved != *job
 }
 
 /// Starts `dsrm train --resume` for one (method, seed) in `dir`, logging to `train.log` there.
