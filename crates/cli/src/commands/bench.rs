@@ -60,6 +60,10 @@ pub enum BenchCommand {
         /// State dimension (42 = KuaiRec's `avg` state).
         #[arg(long, default_value_t = 42)]
         dim: i64,
+        /// Width of the history-summary condition the diffusion denoisers also read (42: the default DSRM's
+        /// 20-step summary of the 42-d state; 0: unconditional). Identity and VAE read the state alone.
+        #[arg(long, default_value_t = 42)]
+        cond_dim: i64,
         /// Timed calls at batch 1 (a tenth of that at batch 256).
         #[arg(long, default_value_t = 5000)]
         calls: usize,
@@ -70,7 +74,9 @@ pub enum BenchCommand {
 
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Denoise { threads, dim, calls, out } => bench_denoise(threads, dim, calls, out),
+        BenchCommand::Denoise { threads, dim, cond_dim, calls, out } => {
+            bench_denoise(threads, dim, cond_dim, calls, out)
+        }
         BenchCommand::Env { data, steps, batch, threads, repeats, out } => {
             bench_env(data, steps, batch, threads, repeats, out)
         }
@@ -150,14 +156,17 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
     Ok(())
 }
 
-fn bench_denoise(threads: usize, dim: i64, calls: usize, out: Option<PathBuf>) -> Result<()> {
+fn bench_denoise(threads: usize, dim: i64, cond_dim: i64, calls: usize, out: Option<PathBuf>) -> Result<()> {
     use dsrm_denoise::{
         measure_latency, Ddim, Ddpm, DdpmConfig, Denoiser, Distilled, Identity, ScheduleConfig, StudentConfig,
         TrainConfig, Vae, VaeConfig,
     };
     use dsrm_nn::tch::{Device, Kind, Tensor};
     dsrm_nn::runtime::init(threads, 0);
-    let data = Tensor::randn([2000, dim], (Kind::Float, Device::Cpu)) * 0.1;
+    anyhow::ensure!(dim > 0 && cond_dim >= 0, "--dim must be > 0 and --cond-dim >= 0");
+    // Diffusion denoisers read [state ⊕ condition]; identity and VAE the state alone.
+    let data = Tensor::randn([2000, dim + cond_dim], (Kind::Float, Device::Cpu)) * 0.1;
+    let states = data.narrow(1, 0, dim);
     let quick = TrainConfig { max_epochs: 1, ..Default::default() };
     let mut denoisers: Vec<Box<dyn Denoiser>> = vec![Box::new(Identity::new(dim))];
     let mut t10 = None;
@@ -165,6 +174,7 @@ fn bench_denoise(threads: usize, dim: i64, calls: usize, out: Option<PathBuf>) -
         let cfg = DdpmConfig {
             schedule: ScheduleConfig { steps, ..Default::default() },
             train: quick.clone(),
+            cond_dim,
             ..Default::default()
         };
         let (model, _) = Ddpm::fit(&data, &data, &cfg, &mut |_| {})?;
@@ -177,7 +187,8 @@ fn bench_denoise(threads: usize, dim: i64, calls: usize, out: Option<PathBuf>) -
     denoisers.push(Box::new(Ddim::new(&t10, 2)?));
     let student = StudentConfig { train: quick.clone(), ..Default::default() };
     denoisers.push(Box::new(Distilled::fit(&t10, &data, &data, &student, &mut |_| {})?.0));
-    denoisers.push(Box::new(Vae::fit(&data, &data, &VaeConfig { train: quick, ..Default::default() }, &mut |_| {})?.0));
+    denoisers
+        .push(Box::new(Vae::fit(&states, &states, &VaeConfig { train: quick, ..Default::default() }, &mut |_| {})?.0));
 
     let mut t = output::table(
         ["denoiser", "network evals", "batch 1 median µs", "batch 1 p99 µs", "batch 256 median µs", "batch 256 p99 µs"]
@@ -187,8 +198,9 @@ fn bench_denoise(threads: usize, dim: i64, calls: usize, out: Option<PathBuf>) -
     let mut rows = Vec::new();
     let pb = output::bar(denoisers.len() as u64, "timing");
     for den in &denoisers {
-        let one = measure_latency(den.as_ref(), dim, 1, calls, calls / 10)?;
-        let many = measure_latency(den.as_ref(), dim, 256, (calls / 10).max(10), (calls / 100).max(1))?;
+        let width = den.input_dim();
+        let one = measure_latency(den.as_ref(), width, 1, calls, calls / 10)?;
+        let many = measure_latency(den.as_ref(), width, 256, (calls / 10).max(10), (calls / 100).max(1))?;
         t.add_row(vec![
             den.name(),
             den.steps().to_string(),
@@ -201,9 +213,10 @@ fn bench_denoise(threads: usize, dim: i64, calls: usize, out: Option<PathBuf>) -
         pb.inc(1);
     }
     pb.finish_and_clear();
-    println!("purification latency, state dim {dim}, {threads} libtorch thread(s)\n{t}");
+    println!("purification latency, state dim {dim}, condition dim {cond_dim}, {threads} libtorch thread(s)\n{t}");
     if let Some(path) = out {
-        output::write_json(&path, &json!({"bench": "denoise", "threads": threads, "dim": dim, "results": rows}))?;
+        let record = json!({"bench": "denoise", "threads": threads, "dim": dim, "cond_dim": cond_dim, "results": rows});
+        output::write_json(&path, &record)?;
     }
     Ok(())
 }
