@@ -58,6 +58,9 @@ fn expand_one(m: &MethodConfig) -> Result<Vec<Expanded>> {
     let table = Value::try_from(&base).context("serialising the method")?;
     let short = short_names(sweep.keys());
     let mut variants = Vec::new();
+    // A path counts as a setting once some value of its axis reads back; a value that reads back as absent is
+    // a default the config leaves unwritten (e.g. λ_D = 0), not a missing setting.
+    let mut read_back: BTreeMap<&String, bool> = sweep.keys().map(|p| (p, false)).collect();
     for combo in cartesian(sweep) {
         let mut value = table.clone();
         for (path, v) in &combo {
@@ -72,12 +75,19 @@ fn expand_one(m: &MethodConfig) -> Result<Vec<Expanded>> {
         })?;
         let back = Value::try_from(&method).context("serialising the method")?;
         for (path, v) in &combo {
-            if !same(get_path(&back, path), v) {
-                bail!("sweep path {path:?}: the method has no such setting (the value {v} was not used)");
+            match get_path(&back, path) {
+                None => {}
+                got if same(got, v) => {
+                    read_back.insert(path, true);
+                }
+                _ => bail!("sweep path {path:?}: the method has no such setting (the value {v} was not used)"),
             }
         }
         let params = combo.iter().map(|(p, v)| (p.to_string(), (*v).clone())).collect();
         variants.push(Expanded { method, family: m.name.clone(), params });
+    }
+    if let Some((path, _)) = read_back.iter().find(|(_, &seen)| !seen) {
+        bail!("sweep path {path:?}: the method has no such setting (none of its values was used)");
     }
     Ok(variants)
 }
@@ -199,6 +209,19 @@ mod tests {
     }
 
     #[test]
+    fn a_default_the_config_leaves_unwritten_is_a_valid_sweep_value() {
+        // λ_D = 0 is not written back (so older run identities hold), yet it is a real point of the axis.
+        let text = format!(
+            "{HEAD}[[methods]]\nname = \"joint\"\nsweep = {{ \"train.dsrm.joint_lambda\" = [0.0, 0.5] }}\n\
+             [methods.train]\nepochs = 1\n[methods.train.dsrm]\ncondition_window = 0\n"
+        );
+        let (_, methods) = load(&text).unwrap();
+        let lambdas: Vec<f64> =
+            methods[1..].iter().map(|m| m.method.train.as_ref().unwrap().dsrm.as_ref().unwrap().joint_lambda).collect();
+        assert_eq!(lambdas, [0.0, 0.5]);
+    }
+
+    #[test]
     fn bad_paths_and_values_name_the_file_and_method() {
         let sweep = |axis: &str| {
             format!("{HEAD}[[methods]]\nname = \"a2c\"\nsweep = {{ {axis} }}\n[methods.train]\nepochs = 1\n")
@@ -209,6 +232,7 @@ mod tests {
             ("\"train.epochs.deeper\" = [1]", "train.epochs is not a table"),
             ("\"train.epochs\" = []", "has no values"),
             ("\"name\" = [\"x\"]", "dotted keys"),
+            ("\"train.no_such_table.key\" = [0.0, 1.0]", "unknown field `no_such_table`"),
         ] {
             let err = format!("{:#}", load(&sweep(axis)).unwrap_err());
             assert!(err.contains("exp.toml") && err.contains("method \"a2c\""), "{axis}: {err}");
