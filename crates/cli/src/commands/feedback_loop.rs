@@ -163,9 +163,36 @@ pub fn run(args: LoopArgs) -> Result<()> {
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
     output::write_json(&out.join("provenance.json"), &provenance(&file, &world))?;
 
+    // Finished rounds are reused, so rounds made under other settings must not be: refuse them up front.
+    let stale: Vec<String> = file
+        .methods
+        .iter()
+        .map(|m| Ok((out.join(&m.name), method_identity(&file, m)?)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .filter(|(dir, identity)| {
+            std::fs::read_to_string(dir.join(IDENTITY_FILE))
+                .is_ok_and(|text| toml::from_str::<toml::Value>(&text).ok().as_ref() != Some(identity))
+        })
+        .map(|(dir, _)| dir.display().to_string())
+        .collect();
+    if !stale.is_empty() {
+        bail!(
+            "{} loop folder(s) hold rounds made with different settings than this file now gives them (a method's \
+             settings, a loop setting or a default changed since), so their rounds cannot be reused:\n  {}\n\
+             Move or delete them to run them again, or pass another --out.",
+            stale.len(),
+            stale.join("\n  ")
+        );
+    }
+
     let pb = output::bar((file.methods.len() * file.seeds.len() * file.rounds) as u64, "feedback loop");
     let mut all: BTreeMap<String, Vec<RoundRecord>> = BTreeMap::new();
     for method in &file.methods {
+        let method_dir = out.join(&method.name);
+        std::fs::create_dir_all(&method_dir).with_context(|| format!("creating {}", method_dir.display()))?;
+        let identity = toml::to_string_pretty(&method_identity(&file, method)?)?;
+        output::write_atomic(&method_dir.join(IDENTITY_FILE), identity.as_bytes())?;
         let mut lines = Vec::new();
         for &seed in &file.seeds {
             let dir = out.join(&method.name).join(format!("seed-{seed}"));
@@ -187,6 +214,16 @@ pub fn run(args: LoopArgs) -> Result<()> {
     println!("{markdown}");
     eprintln!("wrote {0}/<method>/rounds.jsonl and {0}/summary.{{csv,md}}", out.display());
     Ok(())
+}
+
+/// Where a method's loop folder records the settings its rounds were made with.
+const IDENTITY_FILE: &str = "method.toml";
+
+/// What a method's rounds depend on: the loop file without its seeds, round count and other methods (more seeds
+/// or rounds extend a loop), plus the method itself.
+fn method_identity(file: &LoopFile, method: &MethodConfig) -> Result<toml::Value> {
+    let own = LoopFile { seeds: Vec::new(), rounds: 0, methods: vec![method.clone()], ..file.clone() };
+    Ok(toml::Value::try_from(own)?)
 }
 
 /// All rounds of one (method, seed), reusing finished rounds.
@@ -445,8 +482,13 @@ mod tests {
         // Rerunning reuses every finished round and gives the same records.
         let before = read("a2c");
         std::fs::remove_file(out.join("loop/a2c/rounds.jsonl")).unwrap();
-        run(LoopArgs { config, out: out.clone() }).unwrap();
+        run(LoopArgs { config: config.clone(), out: out.clone() }).unwrap();
         assert_eq!(read("a2c"), before);
+        // Changed settings are refused, naming the folder, rather than reusing rounds made under the old ones.
+        let text = std::fs::read_to_string(&config).unwrap().replace("steps_per_epoch = 100", "steps_per_epoch = 120");
+        std::fs::write(&config, text).unwrap();
+        let err = format!("{:#}", run(LoopArgs { config: config.clone(), out: out.clone() }).unwrap_err());
+        assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
         assert!(out.join("loop/summary.md").exists());
         // `dsrm report` reads what the loop wrote.
         let path = dsrm_report::rounds::rounds_path(&out, "a2c");
