@@ -141,7 +141,16 @@ fn train(config: &Path, out: &Path) -> Result<()> {
     model.save(&path).with_context(|| format!("saving {}", path.display()))?;
     output::write_json(&out.join("fit.json"), &json!({ "reports": model.reports, "provenance": model.provenance }))?;
     print_reports(&model.reports, model.rows);
-    eprintln!("wrote {} ({})", path.display(), model.denoiser()?.name());
+    let reads = match stage.condition_window() {
+        0 => "o_t".to_string(),
+        w => format!("o_t ⊕ its {w}-step history summary"),
+    };
+    eprintln!(
+        "wrote {} ({}; reads {reads}; clean target: {:?})",
+        path.display(),
+        model.denoiser()?.name(),
+        stage.target()
+    );
     Ok(())
 }
 
@@ -155,7 +164,11 @@ fn purify(model: &Path, input: &Path, out: &Path) -> Result<()> {
     };
     let text = std::fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
     let width = denoiser.input_dim() as usize;
-    let rows = parse_rows(&text, width).map_err(|e| anyhow::anyhow!("{}:{e}", input.display()))?;
+    let form = match denoiser.cond_dim() {
+        0 => format!("each row a {width}-d state"),
+        c => format!("each row a {}-d state followed by its {c}-d history summary", denoiser.output_dim()),
+    };
+    let rows = parse_rows(&text, width).map_err(|e| anyhow::anyhow!("{}:{e} ({form})", input.display()))?;
     if rows.is_empty() {
         bail!("{}: no states", input.display());
     }
@@ -610,6 +623,32 @@ mod tests {
         assert!(reps[2].1.equal(&input), "the fair baseline is the denoiser's whole input");
         let plain = representations(&input.narrow(1, 0, 6), 6, purified).unwrap();
         assert_eq!(plain.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["raw", "purified"]);
+    }
+
+    #[test]
+    fn purify_reads_state_and_summary_rows_and_names_the_expected_form() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        dsrm_nn::tch::set_num_threads(1);
+        dsrm_nn::runtime::seed(3);
+        let data = Tensor::randn([200, 6], (Kind::Float, dsrm_nn::tch::Device::Cpu)) * 0.1;
+        let cfg = dsrm_denoise::DdpmConfig {
+            cond_dim: 3,
+            hidden: vec![8],
+            train: dsrm_denoise::TrainConfig { max_epochs: 1, ..Default::default() },
+            ..Default::default()
+        };
+        let (model, _) = dsrm_denoise::Ddpm::fit(&data, &data, &cfg, &mut |_| {}).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ddpm.bin");
+        model.save(&path).unwrap();
+        let (good, bad, out) = (dir.path().join("good.csv"), dir.path().join("bad.csv"), dir.path().join("out.csv"));
+        std::fs::write(&good, "0.1,0.2,0.3,0.0,0.1,0.2\n0.3,0.2,0.1,0.2,0.1,0.0\n").unwrap();
+        std::fs::write(&bad, "0.1,0.2,0.3\n").unwrap();
+        purify(&path, &good, &out).unwrap();
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert!(written.lines().count() == 2 && written.lines().all(|l| l.split(',').count() == 3), "{written}");
+        let err = purify(&path, &bad, &out).unwrap_err().to_string();
+        assert!(err.contains("bad.csv:1") && err.contains("3-d state followed by its 3-d history summary"), "{err}");
     }
 
     #[test]
