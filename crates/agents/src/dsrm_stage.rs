@@ -92,21 +92,6 @@ struct WrittenStage<'a> {
     checkpoint: &'a Option<PathBuf>,
 }
 
-impl DsrmStageConfig {
-    fn written(&self) -> WrittenStage<'_> {
-        WrittenStage {
-            denoiser: &self.denoiser,
-            validation_fraction: self.validation_fraction,
-            condition_window: self.condition_window(),
-            max_states: self.max_states,
-            target: Some(self.target()).filter(|&t| t != Self::implied_target(self.condition_window())),
-            seed: self.seed,
-            joint_lambda: self.joint_lambda,
-            checkpoint: &self.checkpoint,
-        }
-    }
-}
-
 impl Serialize for DsrmStageConfig {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
         self.written().serialize(serializer)
@@ -127,6 +112,20 @@ impl PartialEq for DsrmStageConfig {
 pub const DEFAULT_CONDITION_WINDOW: usize = 20;
 
 impl DsrmStageConfig {
+    /// The config as written and compared (see [`WrittenStage`]).
+    fn written(&self) -> WrittenStage<'_> {
+        WrittenStage {
+            denoiser: &self.denoiser,
+            validation_fraction: self.validation_fraction,
+            condition_window: self.condition_window(),
+            max_states: self.max_states,
+            target: Some(self.target()).filter(|&t| t != Self::implied_target(self.condition_window())),
+            seed: self.seed,
+            joint_lambda: self.joint_lambda,
+            checkpoint: &self.checkpoint,
+        }
+    }
+
     /// Whether the denoiser is a diffusion model (`ddpm`, `ddim`, `distilled`): the kinds that can read a
     /// history condition and learn a clean target other than their input.
     fn diffusion(&self) -> bool {
@@ -598,10 +597,10 @@ impl DsrmModel {
     /// state can be: L_DSRM is the option-A loss, which would pull a debiased denoiser back towards o_t.
     pub fn fine_tune_jointly(&mut self, lambda: f64, seed: u64) -> Result<()> {
         self.joint = None;
-        if lambda != 0.0 && self.target == CleanTarget::Debiased {
-            return Err(joint_needs_observed(lambda));
-        }
         if lambda != 0.0 {
+            if self.target == CleanTarget::Debiased {
+                return Err(joint_needs_observed(lambda));
+            }
             dsrm_denoise::JointDdpm::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta, lambda, seed)?;
             self.joint = Some((lambda, seed));
         }

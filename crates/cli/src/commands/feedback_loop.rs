@@ -156,23 +156,18 @@ struct Served {
 pub fn run(args: LoopArgs) -> Result<()> {
     let file = LoopFile::load(&args.config)?;
     let out = args.out.join(dsrm_report::LOOP_DIR);
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    output::write_atomic(&args.out.join("loop.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
-    dsrm_nn::runtime::init(1, 0);
-    let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
-    let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
-    output::write_json(&out.join("provenance.json"), &provenance(&file, &world))?;
-
-    // Finished rounds are reused, so rounds made under other settings must not be: refuse them up front.
+    // Finished rounds are reused, so rounds made under other settings must not be: refuse them before loading
+    // anything or overwriting the folder's files.
+    let identities: Vec<String> =
+        file.methods.iter().map(|m| Ok(toml::to_string_pretty(&method_identity(&file, m)?)?)).collect::<Result<_>>()?;
     let stale: Vec<String> = file
         .methods
         .iter()
-        .map(|m| Ok((out.join(&m.name), method_identity(&file, m)?)))
-        .collect::<Result<Vec<_>>>()?
-        .into_iter()
+        .zip(&identities)
+        .map(|(m, identity)| (out.join(&m.name), identity))
         .filter(|(dir, identity)| {
-            std::fs::read_to_string(dir.join(IDENTITY_FILE))
-                .is_ok_and(|text| toml::from_str::<toml::Value>(&text).ok().as_ref() != Some(identity))
+            let read = |text: &str| toml::from_str::<toml::Value>(text).ok();
+            std::fs::read_to_string(dir.join(IDENTITY_FILE)).is_ok_and(|saved| read(&saved) != read(identity))
         })
         .map(|(dir, _)| dir.display().to_string())
         .collect();
@@ -185,13 +180,18 @@ pub fn run(args: LoopArgs) -> Result<()> {
             stale.join("\n  ")
         );
     }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    output::write_atomic(&args.out.join("loop.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
+    dsrm_nn::runtime::init(1, 0);
+    let world = loading::load_world_from(&file.data, &file.env, &file.world)?;
+    let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
+    output::write_json(&out.join("provenance.json"), &provenance(&file, &world))?;
 
     let pb = output::bar((file.methods.len() * file.seeds.len() * file.rounds) as u64, "feedback loop");
     let mut all: BTreeMap<String, Vec<RoundRecord>> = BTreeMap::new();
-    for method in &file.methods {
+    for (method, identity) in file.methods.iter().zip(&identities) {
         let method_dir = out.join(&method.name);
         std::fs::create_dir_all(&method_dir).with_context(|| format!("creating {}", method_dir.display()))?;
-        let identity = toml::to_string_pretty(&method_identity(&file, method)?)?;
         output::write_atomic(&method_dir.join(IDENTITY_FILE), identity.as_bytes())?;
         let mut lines = Vec::new();
         for &seed in &file.seeds {
