@@ -80,33 +80,7 @@ pub fn build(
     valid: &Tensor,
     progress: &mut dyn FnMut(&EpochLog),
 ) -> Result<Built> {
-    let (denoiser, reports): (Box<dyn Denoiser>, Vec<FitReport>) = match cfg {
-        DenoiserConfig::Identity(_) => {
-            let dim = crate::train::data_width("train", train)?;
-            if dim < 1 {
-                return Err(DenoiseError::Data("train: states have no columns".into()));
-            }
-            (Box::new(Identity::new(dim)), vec![])
-        }
-        DenoiserConfig::Ddpm(c) => {
-            let (model, report) = Ddpm::fit(train, valid, c, progress)?;
-            (Box::new(model), vec![report])
-        }
-        DenoiserConfig::Ddim(c) => {
-            let (model, report) = Ddpm::fit(train, valid, &c.ddpm, progress)?;
-            (Box::new(Ddim::new(&model, c.k)?), vec![report])
-        }
-        DenoiserConfig::Distilled(c) => {
-            let (teacher, teacher_report) = Ddpm::fit(train, valid, &c.teacher, progress)?;
-            let (student, report) = Distilled::fit(&teacher, train, valid, &c.student, progress)?;
-            (Box::new(student), vec![teacher_report, report])
-        }
-        DenoiserConfig::Vae(c) => {
-            let (model, report) = Vae::fit(train, valid, c, progress)?;
-            (Box::new(model), vec![report])
-        }
-    };
-    Ok(Built { denoiser, reports })
+    build_with(cfg, train, valid, None, progress)
 }
 
 /// [`build`] towards explicit clean targets (`[N, d]` rows, one per training / validation state): option B of
@@ -120,29 +94,50 @@ pub fn build_towards(
     valid_targets: &Tensor,
     progress: &mut dyn FnMut(&EpochLog),
 ) -> Result<Built> {
-    let teacher = |c: &DdpmConfig, progress: &mut dyn FnMut(&EpochLog)| {
-        Ddpm::fit_towards(train, Some(train_targets), valid, Some(valid_targets), c, progress)
+    if matches!(cfg, DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_)) {
+        return Err(DenoiseError::Config(format!(
+            "a clean target other than the observed state needs a diffusion denoiser (ddpm, ddim, distilled), not {}",
+            cfg.kind()
+        )));
+    }
+    build_with(cfg, train, valid, Some((train_targets, valid_targets)), progress)
+}
+
+/// The one place each kind is assembled; `targets` (train, valid) replace the observed states as the DDPM's x_0.
+fn build_with(
+    cfg: &DenoiserConfig,
+    train: &Tensor,
+    valid: &Tensor,
+    targets: Option<(&Tensor, &Tensor)>,
+    progress: &mut dyn FnMut(&EpochLog),
+) -> Result<Built> {
+    let ddpm = |c: &DdpmConfig, progress: &mut dyn FnMut(&EpochLog)| {
+        Ddpm::fit_towards(train, targets.map(|t| t.0), valid, targets.map(|t| t.1), c, progress)
     };
     let (denoiser, reports): (Box<dyn Denoiser>, Vec<FitReport>) = match cfg {
+        DenoiserConfig::Identity(_) => {
+            let dim = crate::train::data_width("train", train)?;
+            if dim < 1 {
+                return Err(DenoiseError::Data("train: states have no columns".into()));
+            }
+            (Box::new(Identity::new(dim)), vec![])
+        }
         DenoiserConfig::Ddpm(c) => {
-            let (model, report) = teacher(c, progress)?;
+            let (model, report) = ddpm(c, progress)?;
             (Box::new(model), vec![report])
         }
         DenoiserConfig::Ddim(c) => {
-            let (model, report) = teacher(&c.ddpm, progress)?;
+            let (model, report) = ddpm(&c.ddpm, progress)?;
             (Box::new(Ddim::new(&model, c.k)?), vec![report])
         }
         DenoiserConfig::Distilled(c) => {
-            let (model, teacher_report) = teacher(&c.teacher, progress)?;
-            let (student, report) = Distilled::fit(&model, train, valid, &c.student, progress)?;
+            let (teacher, teacher_report) = ddpm(&c.teacher, progress)?;
+            let (student, report) = Distilled::fit(&teacher, train, valid, &c.student, progress)?;
             (Box::new(student), vec![teacher_report, report])
         }
-        DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) => {
-            return Err(DenoiseError::Config(format!(
-                "a clean target other than the observed state needs a diffusion denoiser (ddpm, ddim, distilled), \
-                 not {}",
-                cfg.kind()
-            )))
+        DenoiserConfig::Vae(c) => {
+            let (model, report) = Vae::fit(train, valid, c, progress)?;
+            (Box::new(model), vec![report])
         }
     };
     Ok(Built { denoiser, reports })
