@@ -7,7 +7,7 @@
 
 use crate::{NnError, Result};
 use sha2::{Digest, Sha256};
-use std::io::{Cursor, Write};
+use std::io::Cursor;
 use std::path::Path;
 use tch::Tensor;
 
@@ -31,13 +31,7 @@ pub fn save(path: &Path, tensors: &[(String, Tensor)], meta: &serde_json::Value)
     let digest = Sha256::digest(&bytes);
     bytes.extend_from_slice(&digest);
 
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    dsrm_files::write_atomic(path, &bytes).map_err(NnError::Write)
 }
 
 /// Reads a checkpoint written by [`save`], verifying its checksum.

@@ -25,6 +25,9 @@ pub enum NnError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing a file failed (the message names it).
+    #[error("{0}")]
+    Write(std::io::Error),
     #[error("{path}: checkpoint is corrupt ({detail})")]
     Corrupt { path: std::path::PathBuf, detail: String },
 }

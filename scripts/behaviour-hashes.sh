@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Byte-identity check for refactors: runs a fixed set of small commands on a tiny synthetic KuaiRec with one
+# thread and compares the sha256 of their result files with scripts/behaviour-hashes.txt.
+#
+#   bash scripts/behaviour-hashes.sh            # check (exit 1 and a diff on any change)
+#   bash scripts/behaviour-hashes.sh --record   # rewrite the expected hashes (only when a change of results is intended)
+#
+# Covered: `dsrm eval` (metrics.json, episodes.jsonl), short `dsrm train` runs of A2C, PPO, DQN, SAC and HRL
+# (metrics.json, log.jsonl), a DSRM stage's dsrm.bin (`dsrm dsrm train`) and a small `dsrm dsrm fidelity`
+# (fidelity.json, fidelity.csv). Wall-clock fields (keys ending in `_s`, and `wall`/`elapsed` keys) are
+# removed from JSON before hashing: timings are not results. Set DSRM=<binary> to check a prebuilt binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+EXPECTED="$ROOT/scripts/behaviour-hashes.txt"
+if [ -z "${DSRM:-}" ]; then
+  bash scripts/setup-libtorch.sh
+  cargo build --release --locked -q
+  DSRM="$ROOT/target/release/dsrm"
+fi
+export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK"
+run() { "$DSRM" "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; echo "behaviour-hashes: failed: dsrm $*" >&2; exit 2; }; }
+
+run data synth --size tiny --seed 3 --out data
+run eval --data data --dataset kuairec --preset dorl-paper --policy random --episodes 20 --seed 1 --out eval
+
+train_cfg() { # $1 = algorithm table body, $2 = extra [train] tables
+  cat <<TOML
+[data]
+dataset = "kuairec"
+dir = "$WORK/data"
+[env]
+preset = "dorl-paper"
+[eval]
+episodes = 5
+[world_model]
+reward = "mf"
+[train]
+epochs = 2
+steps_per_epoch = 300
+parallel_envs = 10
+threads = 1
+torch_threads = 1
+seed = 1
+[train.algorithm]
+$1
+$2
+TOML
+}
+train_cfg 'kind = "a2c"
+batch_size = 64' '' >a2c.toml
+train_cfg 'kind = "ppo"
+batch_size = 64' '' >ppo.toml
+train_cfg 'kind = "dqn"
+batch_size = 32
+buffer_size = 2000' '' >dqn.toml
+train_cfg 'kind = "sac"
+batch_size = 32
+buffer_size = 2000' '' >sac.toml
+train_cfg 'kind = "hrl"
+batch_size = 64' '' >hrl.toml
+train_cfg 'kind = "hrl"
+batch_size = 64' '[train.dsrm]
+max_states = 2000
+[train.dsrm.denoiser]
+kind = "ddpm"
+[train.dsrm.denoiser.schedule]
+steps = 5
+[train.dsrm.denoiser.train]
+max_epochs = 2' >stage.toml
+for a in a2c ppo dqn sac hrl; do run train --config "$a.toml" --out "train-$a"; done
+run dsrm train --config stage.toml --out stage
+cat >fidelity.toml <<TOML
+noise_levels = [1.0]
+synth_seed = 2
+[synth]
+size = "tiny"
+[dsrm]
+max_states = 2000
+[dsrm.denoiser]
+kind = "ddpm"
+[dsrm.denoiser.schedule]
+steps = 5
+[dsrm.denoiser.train]
+max_epochs = 2
+TOML
+run dsrm fidelity --config fidelity.toml --out fidelity
+
+python3 - "$WORK" >"$WORK/actual.txt" <<'PY'
+import hashlib, json, sys, pathlib
+work = pathlib.Path(sys.argv[1])
+def strip(v):
+    if isinstance(v, dict):
+        return {k: strip(x) for k, x in v.items() if not (k.endswith("_s") or k in ("wall", "elapsed", "wall_time"))}
+    if isinstance(v, list):
+        return [strip(x) for x in v]
+    return v
+def digest(p):
+    data = p.read_bytes()
+    if p.suffix == ".json":
+        data = json.dumps(strip(json.loads(data)), sort_keys=True).encode()
+    elif p.suffix == ".jsonl":
+        data = b"\n".join(json.dumps(strip(json.loads(l)), sort_keys=True).encode() for l in data.splitlines() if l.strip())
+    return hashlib.sha256(data).hexdigest()
+files = ["eval/metrics.json", "eval/episodes.jsonl"]
+for a in ["a2c", "ppo", "dqn", "sac", "hrl"]:
+    files += [f"train-{a}/metrics.json", f"train-{a}/log.jsonl"]
+files += ["stage/dsrm.bin", "fidelity/fidelity.json", "fidelity/fidelity.csv"]
+for f in files:
+    print(f"{digest(work / f)}  {f}")
+PY
+if [ "${1:-}" = "--record" ]; then
+  cp "$WORK/actual.txt" "$EXPECTED"
+  echo "behaviour-hashes: recorded $(wc -l <"$EXPECTED") hashes in scripts/behaviour-hashes.txt"
+elif diff -u "$EXPECTED" "$WORK/actual.txt"; then
+  echo "behaviour-hashes: $(wc -l <"$EXPECTED") result files byte-identical"
+else
+  echo "behaviour-hashes: results changed (see the diff above)" >&2
+  exit 1
+fi
