@@ -16,15 +16,16 @@
 //!     one backward pass; Adam on the policy networks, Adam on the tracker
 //! ```
 
-use crate::actor_critic::{
-    actor_critic_tensors, joint_step, on_policy_iteration, restore_actor_critic, ActorCritic, TrainedTracker,
-};
+use crate::actor_critic::{actor_critic_tensors, on_policy_iteration, restore_actor_critic, ActorCritic};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::{log_prob_and_entropy, Minibatch};
 use crate::rl_policy::actor_critic_policy;
 use crate::rollout::{minibatches, Rollout};
+use crate::trained_tracker::{joint_step, TrainedTracker};
+use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
 use dsrm_nn::optim::{Adam, AdamConfig};
-use dsrm_nn::tch::{self, Device, Kind, Tensor};
+use dsrm_nn::tch::{Device, Kind, Tensor};
 use dsrm_state::StateTracker;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -76,50 +77,6 @@ impl Default for A2cConfig {
     }
 }
 
-/// Means over the minibatches of one update.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct UpdateStats {
-    /// The optimised loss.
-    pub loss: f64,
-    /// Its policy term (A2C: −mean log π · A; PPO: the clipped surrogate, negated).
-    pub actor_loss: f64,
-    /// Its value term, before `vf_coef`.
-    pub vf_loss: f64,
-    /// Mean entropy of π(·|s) over the minibatch.
-    pub entropy: f64,
-    /// PPO only: mean (log π_old − log π) over the minibatches, an estimate of KL(π_old ‖ π).
-    pub approx_kl: f64,
-    /// PPO only: share of steps whose ratio left [1 − ε, 1 + ε].
-    pub clip_fraction: f64,
-    /// Gradient steps taken.
-    pub grad_steps: usize,
-    /// Algorithm-specific means (e.g. a Q loss, a Lagrange multiplier), merged like the fields above.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub extra: std::collections::BTreeMap<String, f64>,
-}
-
-impl UpdateStats {
-    /// Combines the means of two sets of gradient steps, weighted by their step counts.
-    pub fn merge(&mut self, other: &UpdateStats) {
-        let (a, b) = (self.grad_steps as f64, other.grad_steps as f64);
-        if a + b == 0.0 {
-            return;
-        }
-        let mean = |x: f64, y: f64| (x * a + y * b) / (a + b);
-        self.loss = mean(self.loss, other.loss);
-        self.actor_loss = mean(self.actor_loss, other.actor_loss);
-        self.vf_loss = mean(self.vf_loss, other.vf_loss);
-        self.entropy = mean(self.entropy, other.entropy);
-        self.approx_kl = mean(self.approx_kl, other.approx_kl);
-        self.clip_fraction = mean(self.clip_fraction, other.clip_fraction);
-        for (key, &y) in &other.extra {
-            let x = self.extra.get(key).copied().unwrap_or(y);
-            self.extra.insert(key.clone(), mean(x, y));
-        }
-        self.grad_steps += other.grad_steps;
-    }
-}
-
 /// An A2C agent: the networks and their optimiser.
 #[derive(Debug)]
 pub struct A2c {
@@ -129,44 +86,6 @@ pub struct A2c {
     pub net: ActorCritic,
     /// Their optimiser (the tracker has its own).
     pub adam: Adam,
-}
-
-/// Per-step tensors of a minibatch.
-pub(crate) struct Minibatch {
-    pub actions: Tensor,
-    pub advantages: Tensor,
-    pub returns: Tensor,
-    pub old_log_probs: Tensor,
-}
-
-impl Minibatch {
-    pub(crate) fn new(rollout: &Rollout, steps: &[usize], device: Device) -> Result<Self> {
-        let pick = |v: &[f32]| -> Result<Tensor> {
-            let x: Vec<f32> = steps.iter().map(|&s| v[s]).collect();
-            Ok(Tensor::from_slice(&x).f_to_device(device)?)
-        };
-        let actions: Vec<i64> = steps.iter().map(|&s| i64::from(rollout.actions[s])).collect();
-        Ok(Self {
-            actions: Tensor::from_slice(&actions).f_to_device(device)?.f_unsqueeze(1)?,
-            advantages: pick(&rollout.advantages)?,
-            returns: pick(&rollout.returns)?,
-            old_log_probs: pick(&rollout.log_probs)?,
-        })
-    }
-}
-
-/// log π(a|s) of the taken actions, and the mean entropy of π(·|s), from logits. The entropy joins the
-/// autograd graph only when it is weighted (`ent_coef != 0`): with the anchors' 0 it is logged, computed
-/// without gradients, and the backward pass skips its two passes over the `[B, n_items]` probabilities.
-pub(crate) fn log_prob_and_entropy(logits: &Tensor, actions: &Tensor, with_grad: bool) -> Result<(Tensor, Tensor)> {
-    let log_p = logits.f_log_softmax(-1, Kind::Float)?;
-    let chosen = log_p.f_gather(1, actions, false)?.f_squeeze_dim(1)?;
-    let entropy = |log_p: &Tensor| -> Result<Tensor> {
-        let per_row = log_p.f_exp()?.f_mul(log_p)?.f_sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)?;
-        Ok(per_row.f_mean(Kind::Float)?.f_neg()?)
-    };
-    let entropy = if with_grad { entropy(&log_p)? } else { tch::no_grad(|| entropy(&log_p.detach()))? };
-    Ok((chosen, entropy))
 }
 
 impl A2c {

@@ -7,20 +7,19 @@
 //! loss `actor + vf_coef * critic`. We keep that as the default (`shared_trunk = true`) for parity; a separate
 //! critic trunk is an option, since sharing lets the value loss pull the policy's features.
 //!
-//! The state tracker has its *own* Adam (DORL's `optim_state`), stepped on the same loss: gradients flow from
-//! the policy and value losses through the states into the tracker's embeddings.
+//! The state tracker has its *own* Adam (DORL's `optim_state`, [`crate::trained_tracker`]), stepped on the same
+//! loss: gradients flow from the policy and value losses through the states into the tracker's embeddings.
 
-use crate::a2c::UpdateStats;
 use crate::learner::{Iteration, TrainingEnv};
 use crate::rollout::{collect, Rollout, RolloutConfig};
+use crate::trained_tracker::TrainedTracker;
+use crate::update_stats::UpdateStats;
 use crate::Result;
 use dsrm_nn::checkpoint;
-use dsrm_nn::optim::{Adam, AdamConfig};
+use dsrm_nn::optim::Adam;
 use dsrm_nn::tch::nn::{self, VarStore};
 use dsrm_nn::tch::{Device, Tensor};
-use dsrm_state::{HistoryBatch, StateTracker};
 use rand_chacha::ChaCha8Rng;
-use std::cell::RefCell;
 use std::time::Instant;
 
 /// Policy (logits over the catalogue) and value heads over the tracker's state.
@@ -145,86 +144,6 @@ pub(crate) fn actor_critic_tensors(net: &ActorCritic, adam: &Adam) -> Vec<(Strin
 pub(crate) fn restore_actor_critic(net: &mut ActorCritic, adam: &mut Adam, tensors: &[(String, Tensor)]) -> Result<()> {
     checkpoint::restore("policy", &mut net.vs, tensors)?;
     adam.restore("policy_adam", tensors)?;
-    Ok(())
-}
-
-/// A state tracker and the Adam that trains it (DORL's separate `optim_state`).
-pub struct TrainedTracker {
-    /// The tracker being trained.
-    pub tracker: Box<dyn StateTracker>,
-    /// Its optimiser.
-    pub adam: Adam,
-    /// The tracker's auxiliary losses (`StateTracker::auxiliary_loss`) of the states computed since the last
-    /// [`joint_step`], which adds them to the agent's loss.
-    pending: RefCell<Option<Tensor>>,
-}
-
-impl TrainedTracker {
-    /// Wraps a tracker with a fresh Adam (learning rate `lr`, PyTorch defaults otherwise, no clipping).
-    pub fn new(tracker: Box<dyn StateTracker>, lr: f64) -> Self {
-        let adam = Adam::new(tracker.var_store(), AdamConfig { lr, ..Default::default() });
-        Self { tracker, adam, pending: RefCell::new(None) }
-    }
-
-    /// `[B, state_dim]` states, differentiable with respect to the tracker. States with a graph (an update's,
-    /// not a target's computed under `no_grad`) also queue the tracker's auxiliary loss for [`joint_step`].
-    pub fn states(&self, batch: &HistoryBatch) -> Result<Tensor> {
-        let states = self.tracker.try_states(batch)?;
-        if states.requires_grad() {
-            if let Some(aux) = self.tracker.auxiliary_loss(batch)? {
-                let mut pending = self.pending.borrow_mut();
-                *pending = Some(match pending.take() {
-                    Some(sum) => sum.f_add(&aux)?,
-                    None => aux,
-                });
-            }
-        }
-        Ok(states)
-    }
-
-    /// Takes the queued auxiliary loss.
-    fn take_auxiliary(&self) -> Option<Tensor> {
-        self.pending.borrow_mut().take()
-    }
-}
-
-/// One optimisation step of the policy networks *and* the tracker on one loss: a single backward pass, then
-/// each Adam applies its own update (DORL: `loss.backward(); optim_RL.step(); optim_state.step()`).
-///
-/// `dsrm_nn::optim::Adam` only offers `backward_step`, which zeroes its gradients and back-propagates. So the
-/// policy optimiser runs the backward pass (which also fills the tracker's gradients g), and the tracker
-/// optimiser is then stepped on the surrogate Σ ⟨p, g⟩ whose gradient with respect to p is exactly g (the
-/// multiplication by the upstream 1.0 is exact in floating point). The result is bit-identical to stepping
-/// two optimisers on shared gradients; the policy optimiser's gradient clipping (PPO) covers the policy
-/// networks only, as tianshou clips `actor_critic.parameters()`.
-///
-/// The tracker's queued auxiliary loss (the DSRM's λ_D · L_DSRM under joint fine-tuning) joins `loss` here.
-pub(crate) fn joint_step(loss: &Tensor, policy: &mut Adam, tracker: &mut TrainedTracker) -> Result<()> {
-    let params = tracker.tracker.var_store().trainable_variables();
-    for p in &params {
-        let mut p = p.shallow_clone();
-        p.zero_grad();
-    }
-    match tracker.take_auxiliary() {
-        Some(aux) => policy.backward_step(&loss.f_add(&aux)?)?,
-        None => policy.backward_step(loss)?,
-    }
-    let mut surrogate: Option<Tensor> = None;
-    for p in &params {
-        let g = p.grad();
-        if !g.defined() {
-            continue;
-        }
-        // A copy, not a view: the tracker optimiser zeroes the gradient in place before back-propagating.
-        let term = p.f_mul(&g.f_detach_copy()?)?.f_sum(p.kind())?;
-        surrogate = Some(match surrogate {
-            Some(s) => s.f_add(&term)?,
-            None => term,
-        });
-    }
-    if let Some(s) = surrogate {
-        tracker.adam.backward_step(&s)?;
-    }
     Ok(())
 }
 

@@ -19,12 +19,13 @@
 //! Acting (evaluation): argmax / softmax of Q over the allowed items (the others are never recommended).
 //! DORL's settings: τ 0.6, imitation logits penalty 0.01, target period 320.
 
-use crate::actor_critic::{joint_step, TrainedTracker};
-use crate::dqn::{counter_tensor, finite, restore_counter};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::finite;
 use crate::qnet::{soft_update, FrozenNet, ScoreNet};
 use crate::replay::{OfflineConfig, ReplayBuffer};
 use crate::scored_policy::{ScoredPolicy, Scorer};
+use crate::step_counter::{counter_tensor, restore_counter};
+use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{Result, UpdateStats};
 use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};

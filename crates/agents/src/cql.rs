@@ -18,12 +18,14 @@
 //! here the head is a plain expected-value Q (the CQL penalty is the same on its mean). `min_q_weight` 10
 //! and the target period 320 are DORL's.
 
-use crate::actor_critic::{joint_step, TrainedTracker};
-use crate::dqn::{counter_tensor, double_q_target, finite, restore_counter};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
 use crate::replay::{OfflineConfig, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::step_counter::{counter_tensor, restore_counter};
+use crate::td::double_q_target;
+use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{Result, UpdateStats};
 use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};

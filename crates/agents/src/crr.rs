@@ -20,12 +20,13 @@
 //!
 //! Acting (evaluation): the policy's logits. Defaults: tianshou's (β 1, "exp", bound 20, `min_q_weight` 10).
 
-use crate::actor_critic::{joint_step, TrainedTracker};
-use crate::dqn::{counter_tensor, finite, restore_counter};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
 use crate::replay::{OfflineConfig, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::step_counter::{counter_tensor, restore_counter};
+use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{Result, UpdateStats};
 use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};

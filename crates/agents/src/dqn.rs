@@ -23,12 +23,15 @@
 //! tracker; DORL's trackers are not target-copied). The buffer, the target network and the step counter
 //! are checkpointed, so a resumed run continues bit-identically.
 
-use crate::actor_critic::{joint_step, TrainedTracker};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
-use crate::replay::{argmax_rows, collect_episodes, ReplayBuffer, Transitions};
+use crate::replay::{argmax_rows, collect_episodes, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
-use crate::{AgentError, Result, UpdateStats};
+use crate::step_counter::{counter_tensor, restore_counter};
+use crate::td::double_q_target;
+use crate::trained_tracker::{joint_step, TrainedTracker};
+use crate::{Result, UpdateStats};
 use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};
 use dsrm_nn::tch::nn::VarStore;
@@ -101,47 +104,6 @@ impl DqnConfig {
         }
         p
     }
-}
-
-/// `y = R + γ^n (1 − done) Q_target(s', argmax_a Q(s', a))`, without gradients.
-pub(crate) fn double_q_target(
-    q: &ScoreNet,
-    target: &ScoreNet,
-    tracker: &TrainedTracker,
-    tr: &Transitions,
-    gamma: f64,
-    n_step: usize,
-) -> Result<Tensor> {
-    tch::no_grad(|| -> Result<Tensor> {
-        let next = tracker.states(&tr.next)?;
-        let best = q.forward(&next)?.f_argmax(-1, true)?;
-        let q_next = target.forward(&next)?.f_gather(1, &best, false)?.f_squeeze_dim(1)?;
-        let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
-        Ok(tr.rewards.f_add(&q_next.f_mul(&live)?.f_mul_scalar(gamma.powi(n_step as i32))?)?)
-    })
-}
-
-/// Fails on a non-finite loss, naming the algorithm and the step.
-pub(crate) fn finite(name: &str, loss: &Tensor, steps: u64) -> Result<f64> {
-    let v = loss.f_double_value(&[])?;
-    if v.is_finite() {
-        Ok(v)
-    } else {
-        Err(AgentError::Diverged(format!("{name} loss {v} after {steps} gradient steps")))
-    }
-}
-
-/// The gradient-step counter as a checkpoint tensor, and back.
-pub(crate) fn counter_tensor(name: &str, value: u64) -> (String, Tensor) {
-    (name.to_string(), Tensor::from(value as i64))
-}
-
-pub(crate) fn restore_counter(name: &str, tensors: &[(String, Tensor)]) -> Result<u64> {
-    let t = tensors
-        .iter()
-        .find(|(n, _)| n == name)
-        .ok_or_else(|| AgentError::Config(format!("the checkpoint lacks {name}")))?;
-    Ok(t.1.f_int64_value(&[])? as u64)
 }
 
 /// A double-DQN agent: Q-network, target network, optimiser, replay buffer.

@@ -16,12 +16,13 @@
 //!
 //! The multiplier, the measured share and the constraint gap are logged in `UpdateStats.extra`.
 
-use crate::a2c::UpdateStats;
-use crate::actor_critic::{actor_critic_tensors, on_policy_iteration, restore_actor_critic, TrainedTracker};
+use crate::actor_critic::{actor_critic_tensors, on_policy_iteration, restore_actor_critic};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
-use crate::ppo::{Ppo, PpoConfig};
+use crate::ppo_update::{Ppo, PpoConfig};
 use crate::rl_policy::actor_critic_policy;
 use crate::rollout::{minibatches, Rollout};
+use crate::trained_tracker::TrainedTracker;
+use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
 use dsrm_metrics::{popular_set, DEFAULT_POPULAR_FRACTION};
 use dsrm_nn::checkpoint;

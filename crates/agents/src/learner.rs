@@ -6,8 +6,7 @@
 //! that acts on the ground truth. [`Algorithm`] is the `[train.algorithm]` table (`kind = "..."`) and builds
 //! the learner; adding an algorithm is one file plus one variant here.
 
-use crate::a2c::{A2c, A2cConfig, UpdateStats};
-use crate::actor_critic::TrainedTracker;
+use crate::a2c::{A2c, A2cConfig};
 use crate::bcq::{Bcq, BcqConfig};
 use crate::cql::{Cql, CqlConfig};
 use crate::crr::{Crr, CrrConfig};
@@ -17,6 +16,8 @@ use crate::hrl::{Hrl, HrlConfig};
 use crate::ppo::{Ppo, PpoConfig};
 use crate::sac::{Sac, SacConfig};
 use crate::sqn::{Sqn, SqnConfig};
+use crate::trained_tracker::TrainedTracker;
+use crate::update_stats::UpdateStats;
 use crate::Result;
 use dsrm_nn::tch::{Device, Tensor};
 use dsrm_policy::Policy;

@@ -16,12 +16,14 @@
 //! * [`rollout`]: collecting whole episodes in many parallel training environments, and GAE.
 //! * [`rl_policy`]: a trained agent as a [`dsrm_policy::Policy`], for the evaluation protocol.
 //! * [`learner`]: the trait every algorithm implements for the trainer, and the `[train.algorithm]` registry.
-//! * [`dsrm_stage`]: DSRM before RL: replay the log through the frozen tracker, pretrain the denoiser, and
-//!   the [`PurifiedTracker`] every agent then reads.
-//! * [`trainer`]: epochs, evaluation on validation / test users, `log.jsonl`, checkpoints, resume, model
-//!   selection on the validation split.
+//! * Shared learning math, in files named for it: [`update_stats`], [`trained_tracker`] (the state encoder an
+//!   agent reads — any `dsrm_state::StateTracker`, the DSRM stage's purified tracker included — with its own
+//!   optimiser, and the joint step), and the crate-private `losses` (log π, entropy, the clipped surrogate),
+//!   `td` (temporal-difference targets), `step_counter` and `ppo_update` (PPO's update, shared by PPO and
+//!   FCPO). No algorithm file imports another algorithm file.
 //!
-//! Pipeline position: data -> sim -> state -> **agents** -> evaluation -> metrics.
+//! Pipeline position: data -> sim -> state -> denoise -> **agents** -> train (`dsrm-train`: epochs,
+//! evaluation, checkpoints, resume). This crate depends on neither the evaluation protocol nor the denoisers.
 //!
 //! Where this differs from DORL-codes (tianshou 0.4 A2C) and why:
 //!
@@ -44,30 +46,30 @@ pub mod bcq;
 pub mod cql;
 pub mod crr;
 pub mod dqn;
-pub mod dsrm_stage;
 pub mod fcpo;
 pub mod hrl;
 pub mod learner;
+mod losses;
 pub mod ppo;
+mod ppo_update;
 pub mod qnet;
 pub mod replay;
 pub mod rl_policy;
 pub mod rollout;
-mod run_dir;
 pub mod sac;
 pub mod scored_policy;
 pub mod shaping;
 pub mod sqn;
-pub mod trainer;
+mod step_counter;
+mod td;
+pub mod trained_tracker;
+pub mod update_stats;
 
-#[cfg(test)]
-mod off_policy_tests;
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "test-support"))]
+pub mod test_support;
 
-pub use a2c::{A2c, A2cConfig, UpdateStats};
-pub use actor_critic::{ActorCritic, TrainedTracker};
-pub use dsrm_stage::{CleanTarget, DsrmModel, DsrmStageConfig, PurifiedTracker, StageEvent};
+pub use a2c::{A2c, A2cConfig};
+pub use actor_critic::ActorCritic;
 pub use fcpo::{Fcpo, FcpoConfig};
 pub use hrl::{GoalType, Hrl, HrlConfig};
 pub use learner::{Algorithm, EvalPolicy, Iteration, Learner, TrainingEnv};
@@ -75,10 +77,8 @@ pub use ppo::{Ppo, PpoConfig};
 pub use rl_policy::RlPolicy;
 pub use rollout::{collect, Rollout, RolloutConfig};
 pub use shaping::{RewardShaping, ShapedReward};
-pub use trainer::{
-    load_trained, load_trained_policy, run_exists, train, train_with_tracker, EpochRecord, ProgressEvent,
-    TrackerBuilder, TrainConfig, TrainSummary,
-};
+pub use trained_tracker::TrainedTracker;
+pub use update_stats::UpdateStats;
 
 use std::path::PathBuf;
 
@@ -134,9 +134,6 @@ pub enum AgentError {
     /// The policy failed while being evaluated.
     #[error("evaluation failed: {0}")]
     Eval(String),
-    /// The DSRM denoiser could not be trained, saved or rebuilt.
-    #[error("DSRM: {0}")]
-    Denoise(#[from] dsrm_denoise::DenoiseError),
     /// The state tracker refused a batch or a reward range.
     #[error("state tracker: {0}")]
     State(#[from] dsrm_state::StateError),

@@ -19,8 +19,8 @@
 //! [`OfflineConfig`] holds the settings the offline learners share and runs their training iteration (a fixed
 //! number of gradient steps on logged minibatches; `Iteration.steps` counts the logged transitions consumed).
 
-use crate::actor_critic::TrainedTracker;
 use crate::rollout::Rollout;
+use crate::trained_tracker::TrainedTracker;
 use crate::{AgentError, Iteration, Result, UpdateStats};
 use dsrm_models::Interactions;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};

@@ -18,12 +18,13 @@
 //! The target entropy is `target_entropy_ratio × ln |A|` (tianshou's examples use 0.98 of the maximum for
 //! Atari's few actions; over thousands of items that is nearly uniform, so the default asks for less).
 
-use crate::actor_critic::{joint_step, TrainedTracker};
-use crate::dqn::{counter_tensor, finite, restore_counter};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
 use crate::replay::{collect_episodes, sample_rows, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::step_counter::{counter_tensor, restore_counter};
+use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{Result, UpdateStats};
 use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};

@@ -116,7 +116,7 @@ impl RewardModel for ShapedReward<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::tiny_world;
+    use dsrm_sim::test_support::tiny_world;
     use dsrm_sim::GroundTruthReward;
 
     #[test]

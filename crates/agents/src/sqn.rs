@@ -17,12 +17,13 @@
 //! Acting (evaluation) reads one head: `act_head = "q"` (DORL's `which_head qhead`, the default) or
 //! `"supervised"` (EasyRL4Rec's `shead`).
 
-use crate::actor_critic::{joint_step, TrainedTracker};
-use crate::dqn::{counter_tensor, finite, restore_counter};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
 use crate::replay::{OfflineConfig, ReplayBuffer};
 use crate::scored_policy::{ScoredPolicy, Scorer};
+use crate::step_counter::{counter_tensor, restore_counter};
+use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{AgentError, Result, UpdateStats};
 use dsrm_nn::checkpoint;
 use dsrm_nn::optim::{Adam, AdamConfig};

@@ -1,25 +1,9 @@
-//! Fixtures for this crate's tests: a tiny synthetic KuaiRec world (generated once per test binary) and a
-//! small averaging tracker, so the agents are tested independently of `dsrm-state`'s trackers.
+//! Fixtures for this crate's tests and the trainer's (feature `test-support`): a small averaging tracker, so
+//! the agents are tested independently of `dsrm-state`'s trackers. The tiny world is `dsrm_sim::test_support`.
 
-use crate::trainer::TrackerBuilder;
 use dsrm_nn::tch::nn::{self, VarStore};
 use dsrm_nn::tch::{Device, Kind, Tensor};
-use dsrm_sim::World;
 use dsrm_state::{HistoryBatch, StateTracker};
-use std::sync::OnceLock;
-
-/// The tiny synthetic KuaiRec world (60 users x 200 items), DORL paper settings.
-pub fn tiny_world() -> &'static World {
-    static WORLD: OnceLock<World> = OnceLock::new();
-    WORLD.get_or_init(|| {
-        use dsrm_data::synth::{generate, SynthConfig, SynthSize};
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("tiny");
-        generate(&SynthConfig::for_size(SynthSize::Tiny), 7, &out, &mut |_, _, _| {}).unwrap();
-        let data = dsrm_data::kuairec::load(&out, &Default::default()).unwrap();
-        World::kuairec(&data, dsrm_sim::Preset::DorlPaper.settings(), &Default::default()).unwrap()
-    })
-}
 
 /// Mean of the window's item embeddings ⊕ mean normalised reward: `avg` without pretrained embeddings.
 pub struct MeanTracker {
@@ -73,9 +57,4 @@ impl StateTracker for MeanTracker {
         self.range = (r_min, r_max);
         Ok(())
     }
-}
-
-/// Builds [`MeanTracker`]s (8-d embeddings, window 3) for the trainer.
-pub fn mean_tracker_builder(n_items: usize) -> Box<TrackerBuilder<'static>> {
-    Box::new(move || Ok(Box::new(MeanTracker::new(n_items, 8, 3)) as Box<dyn StateTracker>))
 }

@@ -28,6 +28,7 @@ pub mod joint;
 pub mod latency;
 mod net;
 pub mod schedule;
+pub mod stage;
 pub mod train;
 pub mod vae;
 

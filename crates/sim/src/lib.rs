@@ -45,3 +45,6 @@ pub enum SimError {
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, SimError>;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;

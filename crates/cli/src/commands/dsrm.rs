@@ -13,8 +13,8 @@ use crate::config::DataConfig;
 use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use dsrm_agents::{DsrmModel, DsrmStageConfig, StageEvent};
 use dsrm_data::synth::SynthConfig;
+use dsrm_denoise::stage::{DsrmModel, DsrmStageConfig, StageEvent};
 use dsrm_denoise::{Denoiser, FitReport};
 use dsrm_models::MfConfig;
 use dsrm_nn::tch::{Kind, Tensor};
@@ -137,7 +137,7 @@ fn train(config: &Path, out: &Path) -> Result<()> {
         "synthetic": world.is_synthetic(),
         "data": world.provenance,
     });
-    let path = out.join(dsrm_agents::dsrm_stage::RUN_FILE);
+    let path = out.join(dsrm_denoise::stage::RUN_FILE);
     model.save(&path).with_context(|| format!("saving {}", path.display()))?;
     output::write_json(&out.join("fit.json"), &json!({ "reports": model.reports, "provenance": model.provenance }))?;
     print_reports(&model.reports, model.rows);
@@ -437,7 +437,7 @@ fn fidelity_level(file: &FidelityFile, m: f64, cache: &Path) -> Result<(Vec<Fide
     }
     let users: Vec<u32> = keep.iter().map(|&n| replayed.users[n as usize]).collect();
     let (fit_rows, test_rows) =
-        dsrm_agents::dsrm_stage::split_by_user(&users, file.probe_fraction, file.dsrm.seed ^ 0x5eed)?;
+        dsrm_denoise::stage::split_by_user(&users, file.probe_fraction, file.dsrm.seed ^ 0x5eed)?;
     let keep = Tensor::f_from_slice(&keep)?;
     let k = pref_rows[0].len() as i64;
     let y_pref = Tensor::f_from_slice(&pref_rows.concat())?.f_reshape([-1, k])?;

@@ -21,13 +21,13 @@ use crate::config::DataConfig;
 use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dsrm_agents::TrainConfig;
 use dsrm_eval::summary::{MethodInfo, Summary};
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
 use dsrm_policy::heuristics::{HeuristicConfig, HeuristicKind};
 use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, World};
+use dsrm_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -300,7 +300,7 @@ fn heuristic_job(
     file: &ExperimentFile,
     seed: u64,
 ) -> Result<JobMetrics> {
-    let (_, test_users) = dsrm_agents::trainer::split_users(world.spec.n_users(), file.validation_fraction, seed)?;
+    let (_, test_users) = dsrm_train::split_users(world.spec.n_users(), file.validation_fraction, seed)?;
     let built = build_heuristic(world, kind, &file.heuristics, seed)?;
     let mut metrics = JobMetrics::new();
     for &selection in &file.eval.selections {

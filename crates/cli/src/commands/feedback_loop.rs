@@ -33,12 +33,12 @@ use crate::config::DataConfig;
 use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dsrm_agents::TrainConfig;
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_policy::heuristics::HeuristicConfig;
 use dsrm_policy::{Policy, Selection};
 use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, World};
+use dsrm_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -294,9 +294,9 @@ fn fit(file: &LoopFile, world: &World, method: &MethodConfig, seed: u64, round: 
     let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some())?;
     let inputs = MetricInputs::new(world, file.eval.mcd_dominant);
     let pretrained = || embeddings.as_ref().map(|e| e.shallow_clone());
-    dsrm_agents::train(&cfg, world, &inputs, reward.as_ref(), pretrained(), &run_dir, true, &mut |_| {})
+    dsrm_train::train(&cfg, world, &inputs, reward.as_ref(), pretrained(), &run_dir, true, &mut |_| {})
         .with_context(|| format!("training in {}", run_dir.display()))?;
-    Ok(Fitted::Agent(dsrm_agents::load_trained(&cfg, world, pretrained(), &run_dir)?))
+    Ok(Fitted::Agent(dsrm_train::load_trained(&cfg, world, pretrained(), &run_dir)?))
 }
 
 /// A method fitted for one round.

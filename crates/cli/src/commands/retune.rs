@@ -16,11 +16,12 @@ use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dsrm_agents::hrl::GoalType;
-use dsrm_agents::trainer::SplitMetrics;
-use dsrm_agents::{Algorithm, ProgressEvent, TrainSummary};
+use dsrm_agents::Algorithm;
 use dsrm_eval::MetricInputs;
 use dsrm_nn::checkpoint;
 use dsrm_nn::tch::Tensor;
+use dsrm_train::SplitMetrics;
+use dsrm_train::{ProgressEvent, TrainSummary};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -129,7 +130,7 @@ pub fn run(args: RetuneArgs) -> Result<()> {
         let name = from.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
         from.with_file_name(format!("{name}-retune-{tag}"))
     });
-    if !args.resume && dsrm_agents::run_exists(&out) {
+    if !args.resume && dsrm_train::run_exists(&out) {
         bail!("{} already holds a run; pass --resume to continue it, or choose another --out", out.display());
     }
     let wm = &original.world_model;
@@ -151,12 +152,12 @@ pub fn run(args: RetuneArgs) -> Result<()> {
     // with the original's trained weights.
     let stage = match &file.train.dsrm {
         Some(stage) => Some(
-            dsrm_agents::dsrm_stage::prepare(stage, &tracker_cfg, &world, embeddings.as_ref(), from, true, &mut |_| {})
+            dsrm_denoise::stage::prepare(stage, &tracker_cfg, &world, embeddings.as_ref(), from, true, &mut |_| {})
                 .with_context(|| format!("loading the DSRM stage of {}", from.display()))?,
         ),
         None => None,
     };
-    let build_tracker = move || -> dsrm_agents::Result<Box<dyn dsrm_state::StateTracker>> {
+    let build_tracker = move || -> dsrm_train::Result<Box<dyn dsrm_state::StateTracker>> {
         let mut tracker: Box<dyn dsrm_state::StateTracker> = match &stage {
             Some(model) => Box::new(model.tracker()?),
             None => dsrm_state::build(&tracker_cfg, n_items, embeddings.as_ref().map(Tensor::shallow_clone), device)?,
@@ -166,10 +167,10 @@ pub fn run(args: RetuneArgs) -> Result<()> {
     };
 
     output::write_atomic(&out.join("config.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
-    let stage_file = from.join(dsrm_agents::dsrm_stage::RUN_FILE);
+    let stage_file = from.join(dsrm_denoise::stage::RUN_FILE);
     if stage_file.exists() {
         // The retuned run reads the same purified states; keep its stage beside it (`load_trained`).
-        std::fs::copy(&stage_file, out.join(dsrm_agents::dsrm_stage::RUN_FILE))
+        std::fs::copy(&stage_file, out.join(dsrm_denoise::stage::RUN_FILE))
             .with_context(|| format!("copying {}", stage_file.display()))?;
     }
     let label = if world.is_synthetic() { " on SYNTHETIC data" } else { "" };
@@ -186,7 +187,7 @@ pub fn run(args: RetuneArgs) -> Result<()> {
             pb.suspend(|| eprintln!("epoch {epoch}: validation NX_0 R_tra {validation_nx0_r_tra:.3} ({wall_s:.1}s)"));
         }
     };
-    let summary = dsrm_agents::train_with_tracker(
+    let summary = dsrm_train::train_with_tracker(
         &file.train,
         &world,
         &inputs,

@@ -28,12 +28,12 @@ use crate::config::DataConfig;
 use crate::{loading, output};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dsrm_agents::{ProgressEvent, TrainConfig, TrainSummary};
 use dsrm_eval::{EvalConfig, MetricInputs};
 use dsrm_models::MfConfig;
 use dsrm_nn::tch::Tensor;
 use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, GroundTruthReward, RewardModel, World};
+use dsrm_train::{ProgressEvent, TrainConfig, TrainSummary};
 use dsrm_world::{EnsembleConfig, EntropyMap, MfReward, SimulatedReward, UserModelEnsemble, WorldPenalty};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -289,7 +289,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // Refuse before the expensive part (loading data, training a world model), and never overwrite the
     // files of another run.
     let saved_config = out.join("config.toml");
-    if !args.resume && dsrm_agents::run_exists(&out) {
+    if !args.resume && dsrm_train::run_exists(&out) {
         bail!("{} already holds a training run; pass --resume to continue it, or choose another --out", out.display());
     }
     if args.resume && saved_config.exists() {
@@ -355,7 +355,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     };
     let summary =
-        dsrm_agents::train(cfg, &world, &inputs, reward.as_ref(), embeddings, &out, args.resume, &mut progress)
+        dsrm_train::train(cfg, &world, &inputs, reward.as_ref(), embeddings, &out, args.resume, &mut progress)
             .with_context(|| format!("training in {}", out.display()))?;
     pb.finish_and_clear();
     write_config()?; // a resumed run may have raised `epochs`

@@ -2,16 +2,17 @@
 //! updates, and the evaluation time per epoch.
 //!
 //! ```sh
-//! cargo run --release -p dsrm-agents --example train_speed -- [DATA_DIR] [STEPS] [THREADS] [a2c|ppo] [TORCH_THREADS]
+//! cargo run --release -p dsrm-train --example train_speed -- [DATA_DIR] [STEPS] [THREADS] [a2c|ppo] [TORCH_THREADS]
 //! ```
 //!
 //! DATA_DIR defaults to the cached full-size synthetic KuaiRec (`.cache/dsrm/synthetic-kuairec-full-seed0`).
 //! The training reward is the ground truth (a table lookup, like the world model's grid lookup), so the
 //! figure measures the agent, not a particular world model.
 
-use dsrm_agents::{train, A2cConfig, Algorithm, PpoConfig, ProgressEvent, TrainConfig};
+use dsrm_agents::{A2cConfig, Algorithm, PpoConfig};
 use dsrm_eval::{EvalConfig, MetricInputs};
 use dsrm_sim::{GroundTruthReward, Preset, World};
+use dsrm_train::{train, ProgressEvent, TrainConfig};
 use std::path::PathBuf;
 use std::time::Instant;
 

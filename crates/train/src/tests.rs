@@ -1,12 +1,13 @@
 //! End-to-end training runs on the tiny synthetic world: learning, reproducibility, resume, refusals.
 
 use super::*;
-use crate::a2c::A2cConfig;
-use crate::actor_critic::ActorCritic;
-use crate::ppo::PpoConfig;
-use crate::rl_policy::actor_critic_policy;
-use crate::test_support::{mean_tracker_builder, tiny_world};
+use crate::test_support::mean_tracker_builder;
+use dsrm_agents::a2c::A2cConfig;
+use dsrm_agents::actor_critic::ActorCritic;
+use dsrm_agents::ppo::PpoConfig;
+use dsrm_agents::rl_policy::actor_critic_policy;
 use dsrm_nn::tch::Device;
+use dsrm_sim::test_support::tiny_world;
 use dsrm_sim::GroundTruthReward;
 use std::path::PathBuf;
 
@@ -140,11 +141,11 @@ fn damaged_or_foreign_checkpoints_and_existing_runs_are_refused() {
     run(&cfg, &dir, false).unwrap();
 
     let err = run(&cfg, &dir, false).unwrap_err();
-    assert!(matches!(err, AgentError::RunExists { .. }), "{err}");
+    assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
 
     let other_seed = TrainConfig { seed: 4, epochs: 2, ..cfg.clone() };
     let err = run(&other_seed, &dir, true).unwrap_err();
-    assert!(matches!(err, AgentError::ConfigMismatch { .. }) && err.to_string().contains("seed"), "{err}");
+    assert!(matches!(err, TrainError::ConfigMismatch { .. }) && err.to_string().contains("seed"), "{err}");
 
     let ckpt = dir.join("checkpoint.bin");
     let mut raw = std::fs::read(&ckpt).unwrap();
@@ -238,7 +239,7 @@ fn model_selection_prefers_the_best_then_the_earliest_epoch() {
 }
 
 /// A DSRM stage that trains in well under a second on the tiny world.
-fn tiny_dsrm() -> crate::dsrm_stage::DsrmStageConfig {
+fn tiny_dsrm() -> dsrm_denoise::stage::DsrmStageConfig {
     use dsrm_denoise::{DdpmConfig, DenoiserConfig, ScheduleConfig};
     let ddpm = DdpmConfig {
         hidden: vec![16],
@@ -246,11 +247,11 @@ fn tiny_dsrm() -> crate::dsrm_stage::DsrmStageConfig {
         train: dsrm_denoise::TrainConfig { max_epochs: 2, batch_size: 256, lr: 1e-3, ..Default::default() },
         ..Default::default()
     };
-    crate::dsrm_stage::DsrmStageConfig {
+    dsrm_denoise::stage::DsrmStageConfig {
         denoiser: DenoiserConfig::Ddpm(ddpm),
         max_states: 2000,
         condition_window: Some(0),
-        target: Some(crate::dsrm_stage::CleanTarget::Observed),
+        target: Some(dsrm_denoise::stage::CleanTarget::Observed),
         ..Default::default()
     }
 }
@@ -290,7 +291,7 @@ fn dsrm_runs_are_reproducible_and_resume_bit_identically() {
     // A run directory that holds a run is refused before the stage trains.
     assert!(matches!(
         train(&cfg(3), world, &inputs, &reward, Some(emb.shallow_clone()), &da, false, &mut |_| {}),
-        Err(AgentError::RunExists { .. })
+        Err(TrainError::RunExists { .. })
     ));
 }
 
@@ -302,7 +303,7 @@ fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     let reward = GroundTruthReward::new(&world.spec.rewards);
     dsrm_nn::runtime::seed(0);
     let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
-    let stage = crate::dsrm_stage::DsrmStageConfig { joint_lambda: 0.5, ..tiny_dsrm() };
+    let stage = dsrm_denoise::stage::DsrmStageConfig { joint_lambda: 0.5, ..tiny_dsrm() };
     let cfg = |epochs| TrainConfig { dsrm: Some(stage.clone()), steps_per_epoch: 300, ..tiny_cfg(ppo(1e-3), epochs) };
     let go = |c: &TrainConfig, dir: &Path, resume: bool| {
         train(c, world, &inputs, &reward, Some(emb.shallow_clone()), dir, resume, &mut |_| {}).unwrap()
@@ -318,7 +319,7 @@ fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     }
     // The run's checkpoint holds the fine-tuned denoiser and its optimiser; dsrm.bin the pretrained one.
     let (ckpt, _) = checkpoint::load(&da.join("checkpoint.bin")).unwrap();
-    let (stage_file, _) = checkpoint::load(&da.join(crate::dsrm_stage::RUN_FILE)).unwrap();
+    let (stage_file, _) = checkpoint::load(&da.join(dsrm_denoise::stage::RUN_FILE)).unwrap();
     let tuned = &ckpt.iter().find(|(n, _)| n == "tracker/mlp.l0.weight").expect("denoiser weights checkpointed").1;
     let pretrained = &stage_file.iter().find(|(n, _)| n == "denoiser/mlp.l0.weight").unwrap().1;
     assert_eq!(tuned.size(), pretrained.size());
@@ -330,7 +331,7 @@ fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     go(&frozen, &dd, false);
     assert_ne!(bytes(&da, "log.jsonl"), bytes(&dd, "log.jsonl"));
     // A stage that cannot be fine-tuned is refused with a clear error.
-    let identity = crate::dsrm_stage::DsrmStageConfig {
+    let identity = dsrm_denoise::stage::DsrmStageConfig {
         denoiser: dsrm_denoise::DenoiserConfig::Identity(Default::default()),
         joint_lambda: 1.0,
         ..tiny_dsrm()
@@ -339,5 +340,5 @@ fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     let bad = TrainConfig { dsrm: Some(identity), ..cfg(1) };
     let err = train(&bad, world, &inputs, &reward, Some(emb.shallow_clone()), &de, false, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("a `ddpm` denoiser when > 0"), "{err}");
-    assert!(!de.join(crate::dsrm_stage::RUN_FILE).exists(), "refused before the stage trained");
+    assert!(!de.join(dsrm_denoise::stage::RUN_FILE).exists(), "refused before the stage trained");
 }

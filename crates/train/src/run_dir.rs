@@ -8,7 +8,7 @@
 //! A crash can leave log lines for epochs after the last checkpoint; resuming cuts the logs back to the
 //! checkpoint's epoch, and the recomputed epochs write the same lines again.
 
-use crate::{AgentError, Result};
+use crate::{Result, TrainError};
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,8 +17,8 @@ pub(crate) const LOG: &str = "log.jsonl";
 pub(crate) const TIMING: &str = "timing.jsonl";
 pub(crate) const CHECKPOINT: &str = "checkpoint.bin";
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AgentError + '_ {
-    move |source| AgentError::Io { path: path.to_path_buf(), source }
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io { path: path.to_path_buf(), source }
 }
 
 /// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
@@ -86,7 +86,7 @@ impl RunDir {
         let path = self.log();
         let lines = read_lines(&path)?;
         if lines.len() < epochs {
-            return Err(AgentError::Log {
+            return Err(TrainError::Log {
                 path,
                 detail: format!("holds {} epochs but the checkpoint is at epoch {epochs}", lines.len()),
             });
@@ -95,7 +95,7 @@ impl RunDir {
         for (i, line) in kept.iter().enumerate() {
             let epoch = serde_json::from_str::<serde_json::Value>(line).ok().and_then(|v| v["epoch"].as_u64());
             if epoch != Some(i as u64 + 1) {
-                return Err(AgentError::Log {
+                return Err(TrainError::Log {
                     path,
                     detail: format!("line {} is not the record of epoch {}", i + 1, i + 1),
                 });

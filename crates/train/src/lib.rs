@@ -1,3 +1,8 @@
+//! The trainer (`dsrm-train`), above the agents: epochs, checkpoints, run directories, per-epoch evaluation,
+//! resume and model selection. An algorithm is a `dsrm_agents::Learner`; the trainer never looks inside one.
+//! With `[train.dsrm]` the DSRM stage (`dsrm_denoise::stage`) is prepared first and its purified tracker is
+//! the state encoder every agent reads.
+//!
 //! The training loop: epochs of collection and updates in the simulated environment, evaluation on the
 //! ground truth after every epoch, a JSONL log, checkpoints, resume, and model selection on validation users.
 //!
@@ -7,7 +12,7 @@
 //!    carries over from one epoch to the next except through the checkpointed weights and Adam moments, so a
 //!    run resumed at an epoch boundary is bit-identical to an uninterrupted one.
 //! 2. Until `steps_per_epoch` environment steps are collected: collect `parallel_envs` whole episodes
-//!    ([`crate::learner::Learner::iterate`]: for A2C / PPO, [`crate::rollout::collect`]), then update on them.
+//!    ([`dsrm_agents::learner::Learner::iterate`]: for A2C / PPO, [`dsrm_agents::rollout::collect`]), then update on them.
 //!    This is tianshou's `onpolicy_trainer`
 //!    with `episode_per_collect = parallel_envs`; the last collection may overshoot `steps_per_epoch`.
 //! 3. Evaluate a snapshot of the agent on the ground truth (`world.spec`) in FB / NX_0 / NX_k: on the
@@ -23,13 +28,96 @@
 //!
 //! DORL trains for 200 epochs of 100,000 steps; the default here (20,000 steps per epoch) is sized for a demo.
 
-use crate::a2c::UpdateStats;
-use crate::actor_critic::TrainedTracker;
-use crate::dsrm_stage::{DsrmStageConfig, StageEvent};
-use crate::learner::{Algorithm, EvalPolicy, TrainingEnv};
+mod run_dir;
+
+#[cfg(test)]
+mod hrl_tests;
+#[cfg(test)]
+mod off_policy_tests;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
+
+use dsrm_agents::AgentError;
+use std::path::PathBuf;
+
+/// Errors of a training run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The algorithm failed (shapes, a diverged loss, a bad setting).
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The DSRM stage could not be trained, loaded or used.
+    #[error(transparent)]
+    Stage(#[from] dsrm_denoise::stage::StageError),
+    /// A libtorch call failed.
+    #[error("libtorch: {0}")]
+    Torch(#[from] dsrm_nn::tch::TchError),
+    /// Saving or loading a checkpoint failed (I/O, damaged file, mismatched variables).
+    #[error(transparent)]
+    Nn(#[from] dsrm_nn::NnError),
+    /// Reading or writing a file of the run directory failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing a file failed (the message names it).
+    #[error("{0}")]
+    Write(std::io::Error),
+    /// `log.jsonl` (or a checkpoint's metadata) does not hold what the run needs.
+    #[error("{path}: {detail}")]
+    Log {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Resuming with settings other than the checkpoint's.
+    #[error(
+        "{path}: the checkpoint was written with a different configuration ({detail}); \
+         resume with the original config or start a new run directory"
+    )]
+    ConfigMismatch {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The first setting that differs.
+        detail: String,
+    },
+    /// Starting afresh in a directory that holds a run.
+    #[error("{path} already holds a training run; pass resume to continue it, or choose another output directory")]
+    RunExists {
+        /// The run directory.
+        path: PathBuf,
+    },
+    /// A setting out of its domain.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The policy failed while being evaluated.
+    #[error("evaluation failed: {0}")]
+    Eval(String),
+    /// The state tracker refused a batch or a reward range.
+    #[error("state tracker: {0}")]
+    State(#[from] dsrm_state::StateError),
+    /// A record could not be (de)serialised.
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Result alias for this crate.
+pub type Result<T> = std::result::Result<T, TrainError>;
+
 use crate::run_dir::{append_line, write_json, RunDir};
-use crate::shaping::{RewardShaping, ShapedReward};
-use crate::{AgentError, Result};
+use dsrm_agents::learner::{Algorithm, EvalPolicy, TrainingEnv};
+use dsrm_agents::shaping::{RewardShaping, ShapedReward};
+use dsrm_agents::trained_tracker::TrainedTracker;
+use dsrm_agents::update_stats::UpdateStats;
+use dsrm_denoise::stage::{DsrmStageConfig, StageEvent};
+
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
 use dsrm_nn::checkpoint;
@@ -124,7 +212,7 @@ impl TrainConfig {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(AgentError::Config(problems.join("; ")))
+            Err(TrainError::Config(problems.join("; ")))
         }
     }
 
@@ -288,7 +376,7 @@ const SPLIT_STREAM: u64 = u64::MAX;
 /// Splits the environment's users into (validation, test), seeded; both non-empty.
 pub fn split_users(n_users: usize, fraction: f64, seed: u64) -> Result<(Vec<u32>, Vec<u32>)> {
     if n_users < 2 {
-        return Err(AgentError::Config(format!(
+        return Err(TrainError::Config(format!(
             "a validation/test split needs at least 2 users, the world has {n_users}"
         )));
     }
@@ -352,7 +440,7 @@ fn evaluate_epoch(
                 let run = EvalRun { mode, selection, seed: cfg.seed, users: Some(pool) };
                 let result = evaluate(&world.spec, inputs, policy.as_mut(), &cfg.eval, run);
                 if let Some(e) = policy.take_error() {
-                    return Err(AgentError::Eval(format!("{mode}, {selection:?}: {e}")));
+                    return Err(TrainError::Eval(format!("{mode}, {selection:?}: {e}")));
                 }
                 out.push((j, result.metrics));
             }
@@ -374,7 +462,7 @@ fn evaluate_epoch(
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(AgentError::Eval("an evaluation thread panicked".into()))))
+                .map(|h| h.join().unwrap_or_else(|_| Err(TrainError::Eval("an evaluation thread panicked".into()))))
                 .collect()
         })
     };
@@ -399,7 +487,7 @@ pub fn load_trained_policy(
     let path = RunDir::new(out_dir).checkpoint();
     let (tensors, meta) = checkpoint::load(&path)?;
     if meta["config"] != cfg.identity()? {
-        return Err(AgentError::ConfigMismatch { path, detail: "config".into() });
+        return Err(TrainError::ConfigMismatch { path, detail: "config".into() });
     }
     let tracker = build_tracker()?;
     let device = tracker.var_store().device();
@@ -407,12 +495,12 @@ pub fn load_trained_policy(
     let mut tracker = tracker;
     checkpoint::restore("tracker", tracker.var_store_mut(), &tensors)?;
     learner.restore(&tensors)?;
-    learner.snapshot(tracker, world.spec.rewards.range())
+    Ok(learner.snapshot(tracker, world.spec.rewards.range())?)
 }
 
 /// Trains with the configured tracker (`dsrm_state::build`); see [`train_with_tracker`]. With `[train.dsrm]`
-/// the DSRM stage comes first (`dsrm_stage::prepare`: `out_dir/dsrm.bin`) and the tracker is its
-/// [`PurifiedTracker`](crate::dsrm_stage::PurifiedTracker).
+/// the DSRM stage comes first (`dsrm_denoise::stage::prepare`: `out_dir/dsrm.bin`) and the tracker is its
+/// [`PurifiedTracker`](dsrm_denoise::stage::PurifiedTracker).
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     cfg: &TrainConfig,
@@ -428,7 +516,7 @@ pub fn train(
         dsrm_nn::tch::set_num_threads(cfg.torch_threads as i32);
         let pretrained = pretrained_item_embeddings.as_ref();
         let mut report = |e: StageEvent| progress(ProgressEvent::Dsrm(e));
-        let model = crate::dsrm_stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, resume, &mut report)?;
+        let model = dsrm_denoise::stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, resume, &mut report)?;
         let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
         return train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress);
     }
@@ -460,7 +548,7 @@ pub fn load_trained(
 ) -> Result<Box<dyn EvalPolicy>> {
     if let Some(stage) = &cfg.dsrm {
         let pretrained = pretrained_item_embeddings.as_ref();
-        let model = crate::dsrm_stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, true, &mut |_| {})?;
+        let model = dsrm_denoise::stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, true, &mut |_| {})?;
         let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
         return load_trained_policy(cfg, world, &builder, out_dir);
     }
@@ -497,9 +585,9 @@ pub fn train_with_tracker(
     let spec = &world.spec;
     let n_items = spec.n_items();
     let run = RunDir::new(out_dir);
-    std::fs::create_dir_all(out_dir).map_err(|source| AgentError::Io { path: out_dir.to_path_buf(), source })?;
+    std::fs::create_dir_all(out_dir).map_err(|source| TrainError::Io { path: out_dir.to_path_buf(), source })?;
     if !resume && run.has_run() {
-        return Err(AgentError::RunExists { path: out_dir.to_path_buf() });
+        return Err(TrainError::RunExists { path: out_dir.to_path_buf() });
     }
 
     // Construction order is part of the seed contract: the same seed gives the same initial weights.
@@ -536,7 +624,7 @@ pub fn train_with_tracker(
         let (tensors, meta) = checkpoint::load(&path)?;
         for key in ["format", "config", "training_reward", "world", "tracker"] {
             if meta[key] != meta_base[key] {
-                return Err(AgentError::ConfigMismatch {
+                return Err(TrainError::ConfigMismatch {
                     path,
                     detail: format!("{key}: checkpoint {} vs now {}", meta[key], meta_base[key]),
                 });
@@ -545,12 +633,12 @@ pub fn train_with_tracker(
         checkpoint::restore("tracker", tracker.tracker.var_store_mut(), &tensors)?;
         tracker.adam.restore("tracker_adam", &tensors)?;
         learner.restore(&tensors)?;
-        let corrupt = |what: &str| AgentError::Log { path: path.clone(), detail: format!("metadata lacks {what}") };
+        let corrupt = |what: &str| TrainError::Log { path: path.clone(), detail: format!("metadata lacks {what}") };
         done_epochs = meta["epoch"].as_u64().ok_or_else(|| corrupt("epoch"))? as usize;
         total_env_steps = meta["total_env_steps"].as_u64().ok_or_else(|| corrupt("total_env_steps"))?;
         for line in run.truncate_logs(done_epochs)? {
             let record: EpochRecord =
-                serde_json::from_str(&line).map_err(|e| AgentError::Log { path: run.log(), detail: e.to_string() })?;
+                serde_json::from_str(&line).map_err(|e| TrainError::Log { path: run.log(), detail: e.to_string() })?;
             best.offer(record.epoch, nx0_r_tra(&record.validation, &headline));
         }
     } else {
@@ -660,9 +748,9 @@ pub fn train_with_tracker(
         .iter()
         .map(|l| serde_json::from_str(l))
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| AgentError::Log { path: run.log(), detail: e.to_string() })?;
+        .map_err(|e| TrainError::Log { path: run.log(), detail: e.to_string() })?;
     let (Some(first), Some(last)) = (records.first(), records.last()) else {
-        return Err(AgentError::Log { path: run.log(), detail: "no epoch was logged".into() });
+        return Err(TrainError::Log { path: run.log(), detail: "no epoch was logged".into() });
     };
     let mut selected = Best::default();
     records.iter().for_each(|r| selected.offer(r.epoch, nx0_r_tra(&r.validation, &headline)));
@@ -694,6 +782,3 @@ pub fn train_with_tracker(
     write_json(&out_dir.join("summary.json"), &summary)?;
     Ok(summary)
 }
-
-#[cfg(test)]
-mod tests;

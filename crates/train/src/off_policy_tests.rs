@@ -1,14 +1,15 @@
 //! The off-policy and offline learners end to end on the tiny synthetic world: they train through the
 //! trainer, learn beyond random, and resume bit-identically from their checkpoints.
 
-use crate::dqn::DqnConfig;
-use crate::learner::Algorithm;
-use crate::sac::SacConfig;
-use crate::test_support::{mean_tracker_builder, tiny_world};
-use crate::trainer::{split_users, train_with_tracker, EpochRecord, TrainConfig, TrainSummary};
+use crate::test_support::mean_tracker_builder;
 use crate::Result;
+use crate::{split_users, train_with_tracker, EpochRecord, TrainConfig, TrainSummary};
+use dsrm_agents::dqn::DqnConfig;
+use dsrm_agents::learner::Algorithm;
+use dsrm_agents::sac::SacConfig;
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_policy::Selection;
+use dsrm_sim::test_support::tiny_world;
 use dsrm_sim::GroundTruthReward;
 use std::path::{Path, PathBuf};
 
@@ -138,11 +139,11 @@ fn dqn_and_sac_resume_bit_identically() {
 }
 
 fn offline_algorithms() -> Vec<Algorithm> {
-    use crate::bcq::BcqConfig;
-    use crate::cql::CqlConfig;
-    use crate::crr::CrrConfig;
-    use crate::replay::OfflineConfig;
-    use crate::sqn::SqnConfig;
+    use dsrm_agents::bcq::BcqConfig;
+    use dsrm_agents::cql::CqlConfig;
+    use dsrm_agents::crr::CrrConfig;
+    use dsrm_agents::replay::OfflineConfig;
+    use dsrm_agents::sqn::SqnConfig;
     let base = OfflineConfig {
         lr: 3e-3,
         tracker_lr: 3e-3,
@@ -162,7 +163,7 @@ fn offline_algorithms() -> Vec<Algorithm> {
 #[test]
 fn the_logged_buffer_is_the_log_cut_by_the_quit_rule() {
     let world = tiny_world();
-    let buf = crate::replay::ReplayBuffer::from_log(&world.train, &world.spec).unwrap();
+    let buf = dsrm_agents::replay::ReplayBuffer::from_log(&world.train, &world.spec).unwrap();
     assert_eq!(buf.len(), world.train.len(), "every catalogue row is a transition");
     assert_eq!(buf.actions, world.train.item);
     assert!(buf.n_episodes() > world.train.user.iter().collect::<std::collections::BTreeSet<_>>().len());

@@ -1,0 +1,182 @@
+//! The HRL agent's settings (`[train.algorithm] kind = "hrl"`): what the high level emits, its fairness term,
+//! the updater, and the hyper-parameters of both levels.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// What the high level emits (§4.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GoalType {
+    /// (a) Group exposure weights (g_pop, g_lt) ≥ 0 (HER4IF).
+    #[default]
+    Weights,
+    /// (b) A target long-tail ratio ρ* ∈ [0, 1], mapped exactly onto group weights.
+    TargetRatio,
+}
+
+/// The fairness term of the high-level reward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FairnessTerm {
+    /// LT_seg / (1 + upp_u): the segment's long-tail share, discounted for users who like popular items.
+    #[default]
+    LongTail,
+    /// −ΔGini of the episode's cumulative exposure over the segment (whole catalogue).
+    DeltaGini,
+}
+
+/// How both levels are updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Updater {
+    /// Clipped surrogate (the default; §4.4 table).
+    #[default]
+    Ppo,
+    /// Plain advantage actor-critic, the cheap alternative (use with [`HrlConfig::a2c`]'s settings).
+    A2c,
+}
+
+/// HRL hyper-parameters. Defaults: the §4.4 table (HER4IF's settings with GAE and clip 0.2).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HrlConfig {
+    /// Goal type: `weights` (a) or `target-ratio` (b).
+    pub goal: GoalType,
+    /// Decision interval c of the high level (HER4IF: 1; sweep {1, 3, 5}).
+    pub interval: usize,
+    /// λ_f, the weight of the fairness term in R_H (HER4IF: 0.1; the Pareto sweep varies it).
+    pub lambda_f: f64,
+    /// The fairness term of R_H.
+    pub fairness: FairnessTerm,
+    /// Goal type (b) with ρ* fixed: the high level is not learned (a Pareto point by construction).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fixed_ratio: Option<f64>,
+    /// Initial standard deviation of the goal Gaussian (learnable). Default 0.1 for weights (HER4IF), 0.5 on
+    /// the logit scale for a target ratio (0.1 there would barely explore).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goal_std: Option<f64>,
+    /// PPO or A2C at both levels.
+    pub updater: Updater,
+    /// Discount γ (segments use γ^c).
+    pub gamma: f64,
+    /// GAE λ at both levels.
+    pub gae_lambda: f64,
+    /// PPO clip ε.
+    pub clip: f64,
+    /// Passes over each collection.
+    pub repeat_per_collect: usize,
+    /// Minibatch size (steps for the low level, segments for the high level).
+    pub batch_size: usize,
+    /// Entropy bonus coefficient (applied to H_H and H_L).
+    pub ent_coef: f64,
+    /// Weight of the value losses.
+    pub vf_coef: f64,
+    /// Adam learning rate of both actors.
+    pub actor_lr: f64,
+    /// Adam learning rate of the critic.
+    pub critic_lr: f64,
+    /// Adam learning rate of the state tracker (a frozen DSRM tracker has nothing to train).
+    pub tracker_lr: f64,
+    /// Gradient-norm clip of each network.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_grad_norm: Option<f64>,
+    /// Normalise advantages within each minibatch.
+    pub norm_advantages: bool,
+    /// Hidden layers of the high actor, the low actor and the critic (HER4IF: [256, 64]).
+    pub hidden: Vec<i64>,
+    /// Train only the high level (and V_H); the low level, V_L and the tracker stay as they are.
+    pub freeze_low_level: bool,
+    /// A finished HRL run's `checkpoint.bin` whose networks initialise this one (no optimiser state).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
+}
+
+impl Default for HrlConfig {
+    fn default() -> Self {
+        Self {
+            goal: GoalType::Weights,
+            interval: 1,
+            lambda_f: 0.1,
+            fairness: FairnessTerm::LongTail,
+            fixed_ratio: None,
+            goal_std: None,
+            updater: Updater::Ppo,
+            gamma: 0.9,
+            gae_lambda: 0.95,
+            clip: 0.2,
+            repeat_per_collect: 4,
+            batch_size: 128,
+            ent_coef: 5e-4,
+            vf_coef: 1.0,
+            actor_lr: 8e-5,
+            critic_lr: 1e-3,
+            tracker_lr: 1e-3,
+            max_grad_norm: Some(10.0),
+            norm_advantages: true,
+            hidden: vec![256, 64],
+            freeze_low_level: false,
+            init_from: None,
+        }
+    }
+}
+
+impl HrlConfig {
+    /// The A2C alternative at both levels: DORL's A2C settings (lr 1e-3, hidden [64, 64], GAE λ 1.0, value
+    /// coefficient 0.5, one pass, batch 1024, no clip).
+    pub fn a2c() -> Self {
+        Self {
+            updater: Updater::A2c,
+            gae_lambda: 1.0,
+            repeat_per_collect: 1,
+            batch_size: 1024,
+            ent_coef: 0.0,
+            vf_coef: 0.5,
+            actor_lr: 1e-3,
+            critic_lr: 1e-3,
+            max_grad_norm: None,
+            norm_advantages: false,
+            hidden: vec![64, 64],
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn goal_dim(&self) -> i64 {
+        match self.goal {
+            GoalType::Weights => 2,
+            GoalType::TargetRatio => 1,
+        }
+    }
+
+    pub(super) fn initial_std(&self) -> f64 {
+        self.goal_std.unwrap_or(match self.goal {
+            GoalType::Weights => 0.1,
+            GoalType::TargetRatio => 0.5,
+        })
+    }
+
+    /// Settings out of their domain, as readable phrases.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        let mut need = |ok: bool, what: &str| {
+            if !ok {
+                p.push(format!("hrl {what}"));
+            }
+        };
+        need(self.interval >= 1, "interval >= 1");
+        need(self.batch_size >= 1 && self.repeat_per_collect >= 1, "batch_size >= 1 and repeat_per_collect >= 1");
+        need(
+            (0.0..=1.0).contains(&self.gamma) && (0.0..=1.0).contains(&self.gae_lambda),
+            "gamma, gae_lambda in [0, 1]",
+        );
+        need(self.clip > 0.0, "clip > 0");
+        need(self.lambda_f.is_finite(), "lambda_f finite");
+        need(self.initial_std() > 0.0, "goal_std > 0");
+        need(self.hidden.iter().all(|&h| h > 0), "hidden sizes > 0");
+        if let Some(r) = self.fixed_ratio {
+            need((0.0..=1.0).contains(&r), "fixed_ratio in [0, 1]");
+            need(self.goal == GoalType::TargetRatio, "fixed_ratio needs goal = \"target-ratio\"");
+        }
+        p
+    }
+}

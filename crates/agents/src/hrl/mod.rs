@@ -1,0 +1,163 @@
+//! DSRM-HRL's hierarchical fairness agent (`dsrm-hrl.md` §4.4), after HER4IF's hierarchical PPO with the
+//! decision interval of HRL4PFG / LHRL. Both levels and both value heads read the tracker's state ŝ_t; with
+//! the DSRM stage the tracker is the frozen tracker + denoiser, so ŝ_t is the purified state.
+//!
+//! ```text
+//! every c steps (t = 0, c, 2c, ...):                      # high level π_H(g | ŝ_t, upp_u, LT_t)
+//!   x_H = [ŝ_t, upp_u, running long-tail share of the episode]
+//!   (a) weights:      z ~ N(softmax(MLP_H(x_H)), σ²),  g = ReLU(z) = (g_pop, g_lt)
+//!   (b) target ratio: z ~ N(MLP_H(x_H), σ²),           ρ* = sigmoid(z)      (or ρ* fixed: nothing to learn)
+//! every step:                                             # low level π_L(a | ŝ_t, g)
+//!   p̃ = softmax(MLP_L([ŝ_t, goal vector]))               # goal vector (g_pop, g_lt), or (1 − ρ*, ρ*)
+//!   (mask shown items in NX modes and renormalise)
+//!   (a) p_i ∝ p̃_i · (g_pop if i is popular else g_lt)    # HER4IF's group reweighting
+//!   (b) m = Σ_{i long tail} p̃_i, g_lt = ρ*/m, g_pop = (1 − ρ*)/(1 − m)   → exactly ρ* on the long tail
+//!   a_t ~ p
+//! rewards: r_L,t = r_t;  R_H = Σ_{k<c} r_{t+k} + λ_f · LT_seg / (1 + upp_u)   (option: λ_f · (−ΔGini))
+//! update (per collection of whole episodes):
+//!   low level:  GAE(γ, λ) over steps with V_L;       PPO clip (or A2C) on log p(a_t), entropy of p
+//!   high level: GAE(γ^c, λ) over segments with V_H;  PPO clip (or A2C) on log N(z; μ, σ²), Gaussian entropy
+//!   one critic MLP with two value heads (V_H, V_L) on x_H; actors lr 8e-5, critic lr 1e-3, grad clip 10
+//! ```
+//!
+//! The popular / long-tail split is the metrics' split (`dsrm_metrics::popular_set` on the world's distinct
+//! training pairs), and upp_u is the share of user u's distinct training items that are popular.
+//!
+//! Decoupled retuning (`dsrm retune`): `init_from` starts from a finished run's networks and
+//! `freeze_low_level` trains only the high level (and V_H) against the frozen low level and tracker.
+mod collect;
+mod config;
+mod networks;
+mod policy;
+mod update;
+
+pub use collect::HierRollout;
+pub use config::{FairnessTerm, GoalType, HrlConfig, Updater};
+pub use networks::{group_weights, GroupFacts, HrlNets};
+pub use policy::HrlPolicy;
+
+use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::trained_tracker::TrainedTracker;
+use crate::{AgentError, Result};
+use dsrm_nn::checkpoint;
+use dsrm_nn::optim::{Adam, AdamConfig};
+use dsrm_nn::tch::nn::VarStore;
+use dsrm_nn::tch::{Device, Tensor};
+use dsrm_sim::World;
+use dsrm_state::StateTracker;
+use policy::HrlSnapshot;
+use rand_chacha::ChaCha8Rng;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The hierarchical agent.
+#[derive(Debug)]
+pub struct Hrl {
+    /// Hyper-parameters.
+    pub cfg: HrlConfig,
+    /// The networks.
+    pub nets: HrlNets,
+    high_adam: Adam,
+    low_adam: Adam,
+    critic_adam: Adam,
+    facts: Arc<GroupFacts>,
+    /// `[n_items]` float, 1 for popular items (for the reweighting inside the update).
+    popular_f: Tensor,
+}
+
+impl Hrl {
+    /// A fresh agent for states of `state_dim` in `world` (seed libtorch first). With `init_from`, the
+    /// networks start from that checkpoint's.
+    pub fn new(cfg: HrlConfig, state_dim: i64, world: &World, device: Device) -> Result<Self> {
+        let problems = cfg.problems();
+        if !problems.is_empty() {
+            return Err(AgentError::Config(problems.join("; ")));
+        }
+        let facts = Arc::new(GroupFacts::of(world));
+        let mut nets = HrlNets::new(&cfg, state_dim, world.spec.n_items() as i64, device)?;
+        if let Some(path) = &cfg.init_from {
+            let (tensors, _) = checkpoint::load(path)?;
+            if !tensors.iter().any(|(n, _)| n.starts_with("hrl_low/")) {
+                return Err(AgentError::Config(format!("{} is not the checkpoint of an HRL run", path.display())));
+            }
+            checkpoint::restore("hrl_low", &mut nets.low_vs, &tensors)?;
+            checkpoint::restore("hrl_critic", &mut nets.critic_vs, &tensors)?;
+            if cfg.fixed_ratio.is_none() {
+                checkpoint::restore("hrl_high", &mut nets.high_vs, &tensors)?;
+            }
+        }
+        let adam = |vs: &VarStore, lr: f64| {
+            Adam::new(vs, AdamConfig { lr, max_grad_norm: cfg.max_grad_norm, ..Default::default() })
+        };
+        let high_adam = adam(&nets.high_vs, cfg.actor_lr);
+        let low_adam = adam(&nets.low_vs, cfg.actor_lr);
+        let critic_adam = adam(&nets.critic_vs, cfg.critic_lr);
+        let popular: Vec<f32> = facts.popular.iter().map(|&p| f32::from(u8::from(p))).collect();
+        let popular_f = Tensor::from_slice(&popular).f_to_device(device)?;
+        Ok(Self { cfg, nets, high_adam, low_adam, critic_adam, facts, popular_f })
+    }
+}
+
+impl Learner for Hrl {
+    fn name(&self) -> &'static str {
+        "hrl"
+    }
+
+    fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
+        let t = Instant::now();
+        let ro = self.collect(env.spec, env.reward_model, tracker.tracker.as_ref(), env.episodes, rng)?;
+        let collect_s = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let stats = self.update(&ro, tracker, rng)?;
+        Ok(Iteration::of(&ro.low, stats, collect_s, t.elapsed().as_secs_f64()))
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut tensors = checkpoint::named("hrl_high", &self.nets.high_vs);
+        tensors.extend(checkpoint::named("hrl_low", &self.nets.low_vs));
+        tensors.extend(checkpoint::named("hrl_critic", &self.nets.critic_vs));
+        tensors.extend(self.high_adam.state("hrl_high_adam"));
+        tensors.extend(self.low_adam.state("hrl_low_adam"));
+        tensors.extend(self.critic_adam.state("hrl_critic_adam"));
+        tensors
+    }
+
+    fn restore(&mut self, tensors: &[(String, Tensor)]) -> Result<()> {
+        checkpoint::restore("hrl_high", &mut self.nets.high_vs, tensors)?;
+        checkpoint::restore("hrl_low", &mut self.nets.low_vs, tensors)?;
+        checkpoint::restore("hrl_critic", &mut self.nets.critic_vs, tensors)?;
+        self.high_adam.restore("hrl_high_adam", tensors)?;
+        self.low_adam.restore("hrl_low_adam", tensors)?;
+        self.critic_adam.restore("hrl_critic_adam", tensors)?;
+        Ok(())
+    }
+
+    fn snapshot(&self, mut tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
+        tracker.set_training(false);
+        tracker.set_reward_range(reward_range.0, reward_range.1)?;
+        if tracker.state_dim() != self.nets.state_dim {
+            return Err(AgentError::Config(format!(
+                "tracker states have {} dimensions but the agent reads {}",
+                tracker.state_dim(),
+                self.nets.state_dim
+            )));
+        }
+        let n_items = self.nets.n_items as usize;
+        let snapshot = HrlSnapshot {
+            tracker,
+            nets: self.nets.try_clone()?,
+            facts: Arc::clone(&self.facts),
+            goal_type: self.cfg.goal,
+            interval: self.cfg.interval,
+            fixed_ratio: self.cfg.fixed_ratio,
+            goal: [0.0; 2],
+            logits: vec![0.0; n_items],
+            scores: vec![0.0; n_items],
+            error: None,
+        };
+        Ok(Box::new(HrlPolicy { inner: Arc::new(Mutex::new(snapshot)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! The frozen HRL agent for the evaluation protocol.
+
+use super::config::GoalType;
+use super::networks::{
+    aux_tensor, goal_vector, group_weights, ratio_vector, standard_normal, to_vec, GroupFacts, HrlNets,
+};
+use crate::learner::EvalPolicy;
+use crate::Result;
+use dsrm_nn::tch::{self, Device, Kind, Tensor};
+use dsrm_policy::select::{select, uniform_allowed};
+use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
+use dsrm_state::{HistoryBatch, StateTracker};
+use std::sync::{Arc, Mutex};
+
+/// A frozen HRL agent acting on the ground truth: the high level sets a goal every c steps (sampled, or its
+/// mean under argmax selection), the low level's distribution is masked, reweighted to the goal, and then
+/// sampled or maximised.
+#[derive(Clone)]
+pub struct HrlPolicy {
+    pub(super) inner: Arc<Mutex<HrlSnapshot>>,
+}
+
+pub(super) struct HrlSnapshot {
+    pub(super) tracker: Box<dyn StateTracker>,
+    pub(super) nets: HrlNets,
+    pub(super) facts: Arc<GroupFacts>,
+    pub(super) goal_type: GoalType,
+    pub(super) interval: usize,
+    pub(super) fixed_ratio: Option<f64>,
+    /// The goal of the current segment (episodes are played one at a time).
+    pub(super) goal: [f32; 2],
+    pub(super) logits: Vec<f32>,
+    pub(super) scores: Vec<f64>,
+    pub(super) error: Option<String>,
+}
+
+impl HrlSnapshot {
+    /// Fills `scores` with log p of the goal-reweighted distribution over the allowed items (−∞ elsewhere).
+    fn score(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> Result<()> {
+        let device = self.nets.low_vs.device();
+        let n_items = self.logits.len();
+        let batch = HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), n_items, device);
+        let aux = self.facts.aux(obs.user, obs.items);
+        let new_segment = obs.items.len().is_multiple_of(self.interval);
+        let logits = tch::no_grad(|| -> Result<Tensor> {
+            let states = self.tracker.try_states(&batch)?;
+            let mean = if new_segment && self.fixed_ratio.is_none() {
+                let x_high = Tensor::f_cat(&[&states, &aux_tensor(&[aux], device)?], 1)?;
+                to_vec(&self.nets.goal_mean(&x_high)?.f_flatten(0, -1)?)?
+            } else {
+                Vec::new()
+            };
+            if new_segment {
+                self.goal = match self.fixed_ratio {
+                    Some(rho) => ratio_vector(rho),
+                    None => {
+                        let std = self.nets.std()?;
+                        let z: Vec<f64> = mean
+                            .iter()
+                            .zip(&std)
+                            .map(|(&m, &s)| match selection {
+                                Selection::Argmax => f64::from(m),
+                                Selection::Sampled => f64::from(m) + s * standard_normal(rng),
+                            })
+                            .collect();
+                        goal_vector(self.goal_type, &z)
+                    }
+                };
+            }
+            let logits = self.nets.low_logits(&states, &aux_tensor(&[self.goal], device)?)?;
+            Ok(logits.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?)
+        })?;
+        logits.f_copy_data(&mut self.logits, n_items)?;
+        // m over the allowed items (masking first, as §4.4 says), then log p̃ + log w.
+        let max = (0..n_items)
+            .filter(|&i| mask.allows(i as u32))
+            .map(|i| f64::from(self.logits[i]))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let (mut total, mut tail) = (0.0, 0.0);
+        for i in (0..n_items).filter(|&i| mask.allows(i as u32)) {
+            let e = (f64::from(self.logits[i]) - max).exp();
+            total += e;
+            if !self.facts.popular[i] {
+                tail += e;
+            }
+        }
+        let (w_pop, w_lt) = group_weights(self.goal_type, self.goal, if total > 0.0 { tail / total } else { 0.0 });
+        let (l_pop, l_lt) = (w_pop.ln(), w_lt.ln());
+        for (i, s) in self.scores.iter_mut().enumerate() {
+            *s = if mask.allows(i as u32) {
+                f64::from(self.logits[i]) + if self.facts.popular[i] { l_pop } else { l_lt }
+            } else {
+                f64::NEG_INFINITY
+            };
+        }
+        Ok(())
+    }
+}
+
+impl EvalPolicy for HrlPolicy {
+    fn take_error(&self) -> Option<String> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.take()
+    }
+}
+
+impl Policy for HrlPolicy {
+    fn name(&self) -> String {
+        "hrl".into()
+    }
+
+    fn act(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> u32 {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match s.score(obs, mask, selection, rng) {
+            Ok(()) => select(&s.scores, mask, selection, rng),
+            Err(e) => {
+                s.error.get_or_insert_with(|| e.to_string());
+                uniform_allowed(mask, rng)
+            }
+        }
+    }
+}

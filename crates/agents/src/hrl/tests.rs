@@ -1,0 +1,133 @@
+use super::networks::{aux_tensor, goal_vector, ratio_vector};
+use super::*;
+use crate::test_support::MeanTracker;
+use dsrm_sim::test_support::tiny_world;
+use dsrm_sim::GroundTruthReward;
+use rand::SeedableRng;
+
+#[test]
+fn a_target_ratio_puts_exactly_that_mass_on_the_long_tail() {
+    // n = 5, P = {0, 1}; p̃ with long-tail mass m = 0.3.
+    let popular = [true, true, false, false, false];
+    let p = [0.5, 0.2, 0.1, 0.15, 0.05];
+    let m: f64 = p.iter().zip(&popular).filter(|(_, &pop)| !pop).map(|(x, _)| x).sum();
+    for rho in [0.0, 0.1, 0.3, 0.55, 0.9, 1.0] {
+        let (w_pop, w_lt) = group_weights(GoalType::TargetRatio, ratio_vector(rho), m);
+        let q: Vec<f64> = p.iter().zip(&popular).map(|(&x, &pop)| x * if pop { w_pop } else { w_lt }).collect();
+        let total: f64 = q.iter().sum();
+        let tail: f64 = q.iter().zip(&popular).filter(|(_, &pop)| !pop).map(|(x, _)| x).sum();
+        assert!((total - 1.0).abs() < 1e-6, "ρ {rho}: already normalised, Σ = {total}");
+        assert!((tail / total - rho).abs() < 1e-6, "ρ {rho}: long-tail mass {}", tail / total);
+    }
+    // m = 0 or 1: the target cannot be met, nothing changes; weights: ReLU'd, all-zero means unchanged.
+    assert_eq!(group_weights(GoalType::TargetRatio, ratio_vector(0.4), 0.0), (1.0, 1.0));
+    assert_eq!(group_weights(GoalType::TargetRatio, ratio_vector(0.4), 1.0), (1.0, 1.0));
+    assert_eq!(group_weights(GoalType::Weights, [-0.2, 0.0], 0.5), (1.0, 1.0));
+    assert_eq!(group_weights(GoalType::Weights, [0.25, 0.75], 0.5), (0.25, 0.75));
+    assert_eq!(goal_vector(GoalType::Weights, &[-1.0, 0.3]), [0.0, 0.3]);
+    assert!((goal_vector(GoalType::TargetRatio, &[0.0])[1] - 0.5).abs() < 1e-7);
+}
+
+fn agent(cfg: HrlConfig) -> (Hrl, TrainedTracker) {
+    let world = tiny_world();
+    dsrm_nn::runtime::seed(1);
+    let tracker: Box<dyn StateTracker> = Box::new(MeanTracker::new(world.spec.n_items(), 8, 3));
+    let hrl = Hrl::new(cfg.clone(), tracker.state_dim(), world, Device::Cpu).unwrap();
+    (hrl, TrainedTracker::new(tracker, cfg.tracker_lr))
+}
+
+#[test]
+fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    for (goal, c) in [(GoalType::Weights, 1), (GoalType::TargetRatio, 3)] {
+        let (hrl, tracker) = agent(HrlConfig { goal, interval: c, ..Default::default() });
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let ro = hrl.collect(&world.spec, &reward, tracker.tracker.as_ref(), 12, &mut rng).unwrap();
+        assert_eq!(ro.segment_of.len(), ro.low.len());
+        assert_eq!(ro.high.n_episodes(), 12);
+        for e in 0..12 {
+            let (s0, s1) = (ro.low.starts[e], ro.low.starts[e + 1]);
+            let expected = (s1 - s0).div_ceil(c);
+            assert_eq!(ro.high.starts[e + 1] - ro.high.starts[e], expected, "segments of episode {e}");
+            for s in s0..s1 {
+                let k = ro.segment_of[s];
+                assert_eq!(ro.segment_start[k], s0 + (s - s0) / c * c);
+            }
+        }
+        // Recomputing log p(a) of the reweighted distribution gives the collection's values.
+        let steps: Vec<usize> = (0..ro.low.len()).collect();
+        let states = hrl.states(&ro, &steps, &tracker).unwrap();
+        let goals: Vec<[f32; 2]> = steps.iter().map(|&s| ro.goal[ro.segment_of[s]]).collect();
+        let weights: Vec<[f32; 2]> = goals
+            .iter()
+            .map(|&g| {
+                let (p, l) = group_weights(goal, g, 0.5);
+                [p as f32, l as f32]
+            })
+            .collect();
+        let goals = aux_tensor(&goals, Device::Cpu).unwrap();
+        let logits = hrl.nets.low_logits(&states, &goals).unwrap();
+        let log_q = hrl.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, Device::Cpu).unwrap()).unwrap();
+        let actions: Vec<i64> = ro.low.actions.iter().map(|&a| i64::from(a)).collect();
+        let lp = log_q.gather(1, &Tensor::from_slice(&actions).unsqueeze(1), false).squeeze_dim(1);
+        let old = Tensor::from_slice(&ro.low.log_probs);
+        let diff = (lp - old).abs().max().double_value(&[]);
+        assert!(diff < 1e-4, "{goal:?}: max |Δ log p| = {diff}");
+    }
+}
+
+/// Long-tail share of the agent's training collections after `iterations` updates with `lambda_f`.
+fn long_tail_after_training(lambda_f: f64, iterations: usize) -> f64 {
+    let world = tiny_world();
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    // Goal type (b) (the high level's action is the long-tail share itself) and a faster high level than the
+    // §4.4 defaults, so that a few updates on ~120-step collections show the effect.
+    let cfg = HrlConfig {
+        lambda_f,
+        goal: GoalType::TargetRatio,
+        actor_lr: 1e-2,
+        batch_size: 32,
+        hidden: vec![32],
+        ..Default::default()
+    };
+    let (mut hrl, mut tracker) = agent(cfg);
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20 };
+    let mut shares = Vec::new();
+    for _ in 0..iterations {
+        let it = hrl.iterate(&env, &mut tracker, &mut rng).unwrap();
+        assert!(it.update.loss.is_finite() && it.update.extra["high_entropy"].is_finite());
+        shares.push(it.update.extra["long_tail_share"]);
+    }
+    // The mean over the last third of the collections.
+    let tail = &shares[iterations * 2 / 3..];
+    tail.iter().sum::<f64>() / tail.len() as f64
+}
+
+#[test]
+fn a_larger_lambda_f_raises_the_long_tail_share() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let (plain, fair) = (long_tail_after_training(0.0, 25), long_tail_after_training(20.0, 25));
+    eprintln!("long-tail share of training recommendations: λ_f 0 -> {plain:.3}, λ_f 20 -> {fair:.3}");
+    assert!(fair > plain + 0.05, "λ_f 20 gave {fair:.3}, λ_f 0 gave {plain:.3}");
+}
+
+#[test]
+fn a_fixed_target_ratio_sets_the_long_tail_share_of_recommendations() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    for rho in [0.1, 0.9] {
+        let cfg = HrlConfig { goal: GoalType::TargetRatio, fixed_ratio: Some(rho), ..Default::default() };
+        let (hrl, tracker) = agent(cfg);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let ro = hrl.collect(&world.spec, &reward, tracker.tracker.as_ref(), 60, &mut rng).unwrap();
+        let share = ro.long_tail_steps as f64 / ro.low.len() as f64;
+        assert!((share - rho).abs() < 0.08, "ρ* {rho}: long-tail share {share} over {} steps", ro.low.len());
+    }
+}

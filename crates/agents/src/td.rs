@@ -1,0 +1,25 @@
+//! Temporal-difference targets of the Q-learning agents (DQN, BCQ, CQL, SQN).
+
+use crate::qnet::ScoreNet;
+use crate::replay::Transitions;
+use crate::trained_tracker::TrainedTracker;
+use crate::Result;
+use dsrm_nn::tch::{self, Tensor};
+
+/// `y = R + γ^n (1 − done) Q_target(s', argmax_a Q(s', a))`, without gradients.
+pub(crate) fn double_q_target(
+    q: &ScoreNet,
+    target: &ScoreNet,
+    tracker: &TrainedTracker,
+    tr: &Transitions,
+    gamma: f64,
+    n_step: usize,
+) -> Result<Tensor> {
+    tch::no_grad(|| -> Result<Tensor> {
+        let next = tracker.states(&tr.next)?;
+        let best = q.forward(&next)?.f_argmax(-1, true)?;
+        let q_next = target.forward(&next)?.f_gather(1, &best, false)?.f_squeeze_dim(1)?;
+        let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
+        Ok(tr.rewards.f_add(&q_next.f_mul(&live)?.f_mul_scalar(gamma.powi(n_step as i32))?)?)
+    })
+}

@@ -1,0 +1,295 @@
+//! Step 2: pretrain the denoiser on the replayed states, freeze it, save and load the stage.
+
+use super::frozen::{debiased_targets, replay, split_by_user, FrozenTracker, ReplayedStates};
+use super::purified::PurifiedTracker;
+use super::{CleanTarget, DsrmStageConfig, Result, StageError, StageEvent, FORMAT};
+use crate::{Denoiser, DenoiserConfig, EpochLog, FitReport};
+use dsrm_nn::checkpoint;
+use dsrm_nn::tch::Tensor;
+use dsrm_sim::World;
+use dsrm_state::{StateTracker, TrackerConfig};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::path::Path;
+
+// ─────────────────────────────────── 2. pretrain, freeze, save ───────────────────────────────────
+
+/// A trained (frozen) DSRM stage: the tracker it was trained on and the denoiser, as checkpoint parts.
+#[derive(Debug)]
+pub struct DsrmModel {
+    pub(super) tracker_cfg: TrackerConfig,
+    pub(super) condition_window: usize,
+    /// What the denoiser was trained to map states to.
+    pub target: CleanTarget,
+    pub(super) n_items: usize,
+    pub(super) pretrained: Option<Tensor>,
+    pub(super) tracker_tensors: Vec<(String, Tensor)>,
+    pub(super) denoiser_tensors: Vec<(String, Tensor)>,
+    pub(super) denoiser_meta: serde_json::Value,
+    /// What was trained (teacher first for `distilled`; empty for `identity`).
+    pub reports: Vec<FitReport>,
+    /// Replayed states used for training and validation.
+    pub rows: (i64, i64),
+    /// Extra metadata saved with the model (provenance: config, seed, data hashes).
+    pub provenance: serde_json::Value,
+    /// λ_D and the seed for the trackers this model hands out ([`Self::fine_tune_jointly`]; not saved: the
+    /// pretrained stage is the same whatever the run does with it).
+    pub(super) joint: Option<(f64, u64)>,
+}
+
+impl DsrmModel {
+    /// Replays `world`'s training log through the frozen `tracker_cfg` tracker (reading `pretrained`) and
+    /// trains `cfg.denoiser` on the states. Deterministic for the configs (one libtorch thread; hold
+    /// `dsrm_nn::runtime::exclusive()` in multi-threaded tests).
+    pub fn fit(
+        cfg: &DsrmStageConfig,
+        tracker_cfg: &TrackerConfig,
+        world: &World,
+        pretrained: Option<&Tensor>,
+        progress: &mut dyn FnMut(StageEvent),
+    ) -> Result<Self> {
+        let n_items = world.spec.n_items();
+        // The tracker's random start row comes from this seed, so the stage is a function of its config.
+        dsrm_nn::runtime::seed(cfg.seed);
+        let mut frozen =
+            FrozenTracker::build(tracker_cfg, cfg.condition_window(), n_items, pretrained, dsrm_nn::runtime::device())?;
+        let range = world.spec.rewards.range();
+        frozen.set_reward_range(range.0, range.1)?;
+
+        // 1. Replay, subsample, split by user.
+        let replayed = replay(&frozen, world)?;
+        let mut keep: Vec<usize> = (0..replayed.users.len()).collect();
+        if cfg.max_states > 0 && keep.len() > cfg.max_states {
+            let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+            rng.set_stream(1);
+            keep.shuffle(&mut rng);
+            keep.truncate(cfg.max_states);
+            keep.sort_unstable();
+        }
+        let users: Vec<u32> = keep.iter().map(|&r| replayed.users[r]).collect();
+        let rows = Tensor::f_from_slice(&keep.iter().map(|&r| r as i64).collect::<Vec<_>>())?;
+        let states = replayed.states.f_index_select(0, &rows)?;
+        let targets = match cfg.target() {
+            CleanTarget::Observed => None,
+            CleanTarget::Debiased => {
+                Some(debiased_targets(&replayed, world, frozen.tracker.state_dim())?.f_index_select(0, &rows)?)
+            }
+        };
+        let mut distinct = users.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        progress(StageEvent::Replayed { states: users.len(), users: distinct.len() });
+        let (train_rows, valid_rows) = split_by_user(&users, cfg.validation_fraction, cfg.seed)?;
+        let pick = |x: &Tensor, r: &[i64]| -> Result<Tensor> { Ok(x.f_index_select(0, &Tensor::f_from_slice(r)?)?) };
+        let (train, valid) = (pick(&states, &train_rows)?, pick(&states, &valid_rows)?);
+
+        // 2. Pretrain the denoiser, then freeze it (every denoiser is frozen once built).
+        let denoiser_cfg = with_condition(&cfg.denoiser, frozen.tracker.state_dim(), cfg.condition_window())?;
+        let mut report_epoch = |e: &EpochLog| progress(StageEvent::Epoch(e.clone()));
+        let built = match &targets {
+            None => crate::build(&denoiser_cfg, &train, &valid, &mut report_epoch)?,
+            Some(t) => {
+                let (train_t, valid_t) = (pick(t, &train_rows)?, pick(t, &valid_rows)?);
+                crate::build_towards(&denoiser_cfg, &train, &train_t, &valid, &valid_t, &mut report_epoch)?
+            }
+        };
+        let (denoiser_tensors, denoiser_meta) = built.denoiser.checkpoint();
+        Ok(Self {
+            tracker_cfg: tracker_cfg.clone(),
+            condition_window: cfg.condition_window(),
+            target: cfg.target(),
+            n_items,
+            pretrained: pretrained.map(|p| p.detach().copy()),
+            tracker_tensors: copies(checkpoint::named("tracker", frozen.tracker.var_store())),
+            denoiser_tensors: copies(denoiser_tensors),
+            denoiser_meta,
+            reports: built.reports,
+            rows: (train_rows.len() as i64, valid_rows.len() as i64),
+            provenance: serde_json::Value::Null,
+            joint: None,
+        })
+    }
+
+    /// Writes the stage to one atomic, checksummed file (`dsrm_nn::checkpoint`), with [`Self::provenance`].
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut tensors: Vec<(String, Tensor)> = copies_ref(&self.tracker_tensors);
+        tensors.extend(self.denoiser_tensors.iter().map(|(k, v)| (format!("denoiser/{k}"), v.shallow_clone())));
+        if let Some(p) = &self.pretrained {
+            tensors.push(("pretrained".into(), p.shallow_clone()));
+        }
+        let meta = serde_json::json!({
+            "format": FORMAT,
+            "tracker": self.tracker_cfg,
+            "condition_window": self.condition_window,
+            "n_items": self.n_items,
+            "denoiser": self.denoiser_meta,
+            "reports": self.reports,
+            "rows": { "train": self.rows.0, "valid": self.rows.1 },
+            "target": self.target,
+            "provenance": self.provenance,
+        });
+        Ok(checkpoint::save(path, &tensors, &meta)?)
+    }
+
+    /// Reads a stage written by [`Self::save`].
+    pub fn load(path: &Path) -> Result<Self> {
+        let (tensors, meta) = checkpoint::load(path)?;
+        let bad = |detail: String| StageError::Log { path: path.to_path_buf(), detail };
+        if meta["format"] != FORMAT {
+            return Err(bad(format!("not a DSRM stage ({FORMAT}) checkpoint: format {}", meta["format"])));
+        }
+        let field = |key: &str| meta.get(key).cloned().ok_or_else(|| bad(format!("metadata lacks {key}")));
+        let parse = |key: &str| -> Result<serde_json::Value> { field(key) };
+        let tracker_cfg: TrackerConfig = serde_json::from_value(parse("tracker")?).map_err(|e| bad(e.to_string()))?;
+        let reports: Vec<FitReport> = serde_json::from_value(parse("reports")?).map_err(|e| bad(e.to_string()))?;
+        let count = |key: &str| parse(key).ok().and_then(|v| v.as_u64()).ok_or_else(|| bad(format!("bad {key}")));
+        let (condition_window, n_items) = (count("condition_window")? as usize, count("n_items")? as usize);
+        let (mut tracker_tensors, mut denoiser_tensors, mut pretrained) = (Vec::new(), Vec::new(), None);
+        for (name, t) in tensors {
+            if name == "pretrained" {
+                pretrained = Some(t);
+            } else if let Some(rest) = name.strip_prefix("denoiser/") {
+                denoiser_tensors.push((rest.to_string(), t));
+            } else {
+                tracker_tensors.push((name, t));
+            }
+        }
+        // Stages saved before option B existed have no `target`: they are option A.
+        let target: CleanTarget = match meta.get("target") {
+            Some(t) => serde_json::from_value(t.clone()).map_err(|e| bad(format!("target: {e}")))?,
+            None => CleanTarget::Observed,
+        };
+        let model = Self {
+            tracker_cfg,
+            condition_window,
+            target,
+            n_items,
+            pretrained,
+            tracker_tensors,
+            denoiser_tensors,
+            denoiser_meta: parse("denoiser")?,
+            reports,
+            rows: (meta["rows"]["train"].as_i64().unwrap_or(0), meta["rows"]["valid"].as_i64().unwrap_or(0)),
+            provenance: meta["provenance"].clone(),
+            joint: None,
+        };
+        model.tracker().map_err(|e| bad(format!("cannot rebuild the stage: {e}")))?;
+        Ok(model)
+    }
+
+    /// Replays `world`'s training log through the stage's frozen tracker, as [`Self::fit`] did: the denoiser's
+    /// inputs (o_t ⊕ the summary, if any), for analyses such as `dsrm dsrm fidelity`.
+    pub fn replay(&self, world: &World) -> Result<ReplayedStates> {
+        let mut tracker = self.tracker()?;
+        let range = world.spec.rewards.range();
+        tracker.frozen.set_reward_range(range.0, range.1)?;
+        replay(&tracker.frozen, world)
+    }
+
+    /// Width of o_t (the denoiser's output).
+    pub fn state_dim(&self) -> Result<i64> {
+        Ok(self.tracker()?.state_dim())
+    }
+
+    /// The tracker config the stage was trained with.
+    pub fn tracker_config(&self) -> &TrackerConfig {
+        &self.tracker_cfg
+    }
+
+    /// Catalogue size the stage was trained for.
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// The frozen denoiser (a fresh copy).
+    pub fn denoiser(&self) -> Result<Box<dyn Denoiser>> {
+        Ok(crate::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta)?)
+    }
+
+    /// From now on [`Self::tracker`] hands out trackers whose denoiser is fine-tuned with the agent, weighing
+    /// L_DSRM by `lambda` (λ_D > 0; 0 keeps them frozen). Only a `ddpm` denoiser trained towards the observed
+    /// state can be: L_DSRM is the option-A loss, which would pull a debiased denoiser back towards o_t.
+    pub fn fine_tune_jointly(&mut self, lambda: f64, seed: u64) -> Result<()> {
+        self.joint = None;
+        if lambda != 0.0 {
+            if self.target == CleanTarget::Debiased {
+                return Err(joint_needs_observed(lambda));
+            }
+            crate::JointDdpm::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta, lambda, seed)?;
+            self.joint = Some((lambda, seed));
+        }
+        Ok(())
+    }
+
+    /// A fresh [`PurifiedTracker`]: the frozen tracker (weights restored from the stage) and the denoiser
+    /// (trainable under [`Self::fine_tune_jointly`]).
+    pub fn tracker(&self) -> Result<PurifiedTracker> {
+        let device = dsrm_nn::runtime::device();
+        let mut frozen = FrozenTracker::build(
+            &self.tracker_cfg,
+            self.condition_window,
+            self.n_items,
+            self.pretrained.as_ref(),
+            device,
+        )?;
+        checkpoint::restore("tracker", frozen.tracker.var_store_mut(), &self.tracker_tensors)?;
+        frozen.sync_summary()?;
+        let denoiser = self.denoiser()?;
+        let input = frozen.tracker.state_dim() * if frozen.summary.is_some() { 2 } else { 1 };
+        if denoiser.input_dim() != input || denoiser.output_dim() != frozen.tracker.state_dim() {
+            return Err(StageError::Config(format!(
+                "denoiser {} maps {} -> {}, the tracker gives {input} -> {}",
+                denoiser.name(),
+                denoiser.input_dim(),
+                denoiser.output_dim(),
+                frozen.tracker.state_dim()
+            )));
+        }
+        let name = match self.tracker_cfg {
+            TrackerConfig::Avg(_) => "dsrm-avg",
+            TrackerConfig::Gru(_) => "dsrm-gru",
+            TrackerConfig::Sasrec(_) => "dsrm-sasrec",
+        };
+        let joint = match self.joint {
+            Some((lambda, seed)) => {
+                Some(crate::JointDdpm::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta, lambda, seed)?)
+            }
+            None => None,
+        };
+        Ok(PurifiedTracker { frozen, denoiser, joint, name })
+    }
+}
+
+pub(super) fn joint_needs_observed(lambda: f64) -> StageError {
+    StageError::Config(format!(
+        "[train.dsrm] joint_lambda = {lambda}: joint fine-tuning keeps the denoiser on the observed-state loss \
+         (option A), so it needs target = \"observed\", not the debiased target (the default for a diffusion \
+         denoiser); set it in [train.dsrm]"
+    ))
+}
+
+/// The denoiser config with its `cond_dim` set for a history summary of width `state_dim` (0 when
+/// `condition_window` is 0).
+pub(super) fn with_condition(cfg: &DenoiserConfig, state_dim: i64, condition_window: usize) -> Result<DenoiserConfig> {
+    let cond = if condition_window > 0 { state_dim } else { 0 };
+    let mut cfg = cfg.clone();
+    match &mut cfg {
+        DenoiserConfig::Ddpm(c) => c.cond_dim = cond,
+        DenoiserConfig::Ddim(c) => c.ddpm.cond_dim = cond,
+        DenoiserConfig::Distilled(c) => c.teacher.cond_dim = cond,
+        DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) if cond > 0 => {
+            return Err(StageError::Config(format!("condition_window needs a diffusion denoiser, not {}", cfg.kind())))
+        }
+        DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) => {}
+    }
+    Ok(cfg)
+}
+
+pub(super) fn copies(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    tensors.into_iter().map(|(k, v)| (k, v.detach().copy())).collect()
+}
+
+pub(super) fn copies_ref(tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
+    tensors.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect()
+}

@@ -1,0 +1,99 @@
+//! Step 3: the purified tracker every agent reads, behind the ordinary `StateTracker` trait.
+
+use super::frozen::FrozenTracker;
+use crate::Denoiser;
+use dsrm_nn::tch::Tensor;
+use dsrm_state::{HistoryBatch, StateError, StateTracker};
+
+// ─────────────────────────────────────── 3. the purified tracker ───────────────────────────────────────
+
+/// The frozen tracker followed by the frozen denoiser: ŝ_t = denoiser(o_t [⊕ summary]). Its variables (the
+/// tracker's) are all non-trainable, so the trainer's tracker optimiser has nothing to update. Under joint
+/// fine-tuning the denoiser is the trainable `joint` one, and its variables are the tracker's.
+pub struct PurifiedTracker {
+    pub(super) frozen: FrozenTracker,
+    pub(super) denoiser: Box<dyn Denoiser>,
+    pub(super) joint: Option<crate::JointDdpm>,
+    pub(super) name: &'static str,
+}
+
+impl PurifiedTracker {
+    /// The denoiser's name (with its settings).
+    pub fn denoiser_name(&self) -> String {
+        match &self.joint {
+            Some(joint) => joint.name(),
+            None => self.denoiser.name(),
+        }
+    }
+
+    /// The denoiser as it is now (fine-tuned weights under joint fine-tuning), as checkpoint parts.
+    pub fn denoiser_checkpoint(&self) -> (Vec<(String, Tensor)>, serde_json::Value) {
+        match &self.joint {
+            Some(joint) => joint.checkpoint(),
+            None => self.denoiser.checkpoint(),
+        }
+    }
+
+    /// The unpurified observation o_t (⊕ the summary): the denoiser's input.
+    pub fn observed(&self, batch: &HistoryBatch) -> std::result::Result<Tensor, StateError> {
+        self.frozen.observe(batch)
+    }
+}
+
+impl StateTracker for PurifiedTracker {
+    fn state_dim(&self) -> i64 {
+        self.denoiser.output_dim()
+    }
+
+    fn window(&self) -> usize {
+        self.frozen.window()
+    }
+
+    fn states(&self, batch: &HistoryBatch) -> Tensor {
+        self.try_states(batch).unwrap_or_else(|e| panic!("{}: {e}", self.name))
+    }
+
+    fn try_states(&self, batch: &HistoryBatch) -> std::result::Result<Tensor, StateError> {
+        let observed = self.frozen.observe(batch)?;
+        let purified = match &self.joint {
+            Some(joint) => joint.purify_differentiable(&observed),
+            None => self.denoiser.try_purify(&observed),
+        }
+        .map_err(|e| StateError::Batch(format!("{}: {e}", self.denoiser_name())))?;
+        Ok(purified.f_to_device(observed.device())?)
+    }
+
+    /// λ_D · L_DSRM on the batch's observed states under joint fine-tuning; none otherwise.
+    fn auxiliary_loss(&self, batch: &HistoryBatch) -> std::result::Result<Option<Tensor>, StateError> {
+        let Some(joint) = &self.joint else { return Ok(None) };
+        let observed = self.frozen.observe(batch)?;
+        let loss = joint.loss(&observed).map_err(|e| StateError::Batch(format!("{}: {e}", joint.name())))?;
+        Ok(Some(loss))
+    }
+
+    /// The frozen tracker's variables, or under joint fine-tuning the denoiser's (the ones that train).
+    fn var_store(&self) -> &dsrm_nn::tch::nn::VarStore {
+        match &self.joint {
+            Some(joint) => joint.var_store(),
+            None => self.frozen.tracker.var_store(),
+        }
+    }
+
+    fn var_store_mut(&mut self) -> &mut dsrm_nn::tch::nn::VarStore {
+        match &mut self.joint {
+            Some(joint) => joint.var_store_mut(),
+            None => self.frozen.tracker.var_store_mut(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Frozen: train-only behaviour (SASRec's dropout) stays off, so the states match the denoiser's data.
+    fn set_training(&mut self, _training: bool) {}
+
+    fn set_reward_range(&mut self, r_min: f64, r_max: f64) -> std::result::Result<(), StateError> {
+        self.frozen.set_reward_range(r_min, r_max)
+    }
+}
