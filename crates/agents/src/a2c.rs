@@ -1,4 +1,4 @@
-//! A2C, as DORL trains its model-based baselines (MBPO, MOPO, DORL, IPS; `simulators.md` §5): tianshou's
+//! A2C, as DORL trains its model-based baselines (MBPO, MOPO, DORL, IPS; `docs/protocol.md` §5): tianshou's
 //! `A2CPolicy` with a Categorical distribution over the whole catalogue, on-policy, one pass over each
 //! collection.
 //!

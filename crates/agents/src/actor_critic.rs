@@ -16,6 +16,7 @@ use crate::trained_tracker::TrainedTracker;
 use crate::update_stats::UpdateStats;
 use crate::Result;
 use dsrm_nn::checkpoint;
+use dsrm_nn::mlp::{Activation, Mlp};
 use dsrm_nn::optim::Adam;
 use dsrm_nn::tch::nn::{self, VarStore};
 use dsrm_nn::tch::{Device, Tensor};
@@ -27,9 +28,9 @@ use std::time::Instant;
 pub struct ActorCritic {
     /// Every parameter of the policy and value networks (the tracker's live in its own store).
     pub vs: VarStore,
-    trunk: Vec<nn::Linear>,
+    trunk: Mlp,
     /// `Some` when the critic has its own trunk (`shared_trunk = false`).
-    critic_trunk: Option<Vec<nn::Linear>>,
+    critic_trunk: Option<Mlp>,
     actor: nn::Linear,
     critic: nn::Linear,
     state_dim: i64,
@@ -37,25 +38,9 @@ pub struct ActorCritic {
     hidden: Vec<i64>,
 }
 
-fn trunk(path: &nn::Path, state_dim: i64, hidden: &[i64]) -> Vec<nn::Linear> {
-    let mut input = state_dim;
-    hidden
-        .iter()
-        .enumerate()
-        .map(|(i, &h)| {
-            let layer = nn::linear(path / format!("l{i}"), input, h, Default::default());
-            input = h;
-            layer
-        })
-        .collect()
-}
-
-fn run_trunk(layers: &[nn::Linear], x: &Tensor) -> Result<Tensor> {
-    let mut x = x.shallow_clone();
-    for l in layers {
-        x = x.f_linear(&l.ws, l.bs.as_ref())?.f_relu()?;
-    }
-    Ok(x)
+/// tianshou's `Net` trunk: Linear-ReLU per hidden layer, ReLU after the last one too.
+fn trunk(path: &nn::Path, state_dim: i64, hidden: &[i64]) -> Result<Mlp> {
+    Ok(Mlp::hidden_stack(path, &[&[state_dim][..], hidden].concat(), Activation::Relu)?)
 }
 
 impl ActorCritic {
@@ -70,8 +55,8 @@ impl ActorCritic {
         let vs = VarStore::new(device);
         let root = vs.root();
         let last = hidden.last().copied().unwrap_or(state_dim);
-        let trunk_layers = trunk(&(&root / "trunk"), state_dim, hidden);
-        let critic_trunk = (!shared_trunk).then(|| trunk(&(&root / "critic_trunk"), state_dim, hidden));
+        let trunk_layers = trunk(&(&root / "trunk"), state_dim, hidden)?;
+        let critic_trunk = if shared_trunk { None } else { Some(trunk(&(&root / "critic_trunk"), state_dim, hidden)?) };
         let actor = nn::linear(&root / "actor", last, n_items, Default::default());
         let critic = nn::linear(&root / "critic", last, 1, Default::default());
         Ok(Self { vs, trunk: trunk_layers, critic_trunk, actor, critic, state_dim, n_items, hidden: hidden.to_vec() })
@@ -97,10 +82,10 @@ impl ActorCritic {
 
     /// `[B, n_items]` logits and `[B]` values for `[B, state_dim]` states.
     pub fn forward(&self, states: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = run_trunk(&self.trunk, states)?;
+        let h = self.trunk.try_forward(states)?;
         let logits = h.f_linear(&self.actor.ws, self.actor.bs.as_ref())?;
         let hv = match &self.critic_trunk {
-            Some(layers) => run_trunk(layers, states)?,
+            Some(critic) => critic.try_forward(states)?,
             None => h,
         };
         let values = hv.f_linear(&self.critic.ws, self.critic.bs.as_ref())?.f_squeeze_dim(-1)?;
@@ -109,7 +94,7 @@ impl ActorCritic {
 
     /// `[B, n_items]` logits only (evaluation).
     pub fn logits(&self, states: &Tensor) -> Result<Tensor> {
-        Ok(run_trunk(&self.trunk, states)?.f_linear(&self.actor.ws, self.actor.bs.as_ref())?)
+        Ok(self.trunk.try_forward(states)?.f_linear(&self.actor.ws, self.actor.bs.as_ref())?)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Double DQN with a target network, as EasyRL4Rec's off-policy scripts run tianshou's `DQNPolicy`
-//! (`simulators.md` §5): n-step returns (3), a target network copied every 320 gradient steps, ε-greedy
+//! (`docs/protocol.md` §5): n-step returns (3), a target network copied every 320 gradient steps, ε-greedy
 //! collection, a replay buffer of 100,000 steps, batch 64, 0.125 gradient steps per collected step.
 //! Training runs online in the simulated environment (world-model reward), like A2C; the tracker is trained
 //! jointly through the Q loss (one backward pass, its own Adam), as DORL trains it through its losses.

@@ -1,4 +1,4 @@
-//! FCPO-style fairness-constrained PPO (Ge et al., WSDM 2021, arXiv 2101.03584; `dsrm-hrl.md` §7): PPO on a
+//! FCPO-style fairness-constrained PPO (Ge et al., WSDM 2021, arXiv 2101.03584; `docs/design.md` §5): PPO on a
 //! Lagrangian of the reward and a cost on the exposure of the popular group, with dual ascent on the
 //! multiplier. FCPO itself solves a trust-region CPO step; this is the Lagrangian relaxation (PPO-Lagrangian),
 //! which keeps its two critics (reward, cost) and its constraint.

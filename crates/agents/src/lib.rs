@@ -1,6 +1,6 @@
 //! RL agents for interactive recommendation, trained the way the anchors train them: in a *simulated*
 //! environment (the real quit and length logic, a world-model reward) or, for the offline agents, from the
-//! logged data, and evaluated after every epoch on the ground truth in FB / NX_0 / NX_k (`simulators.md`
+//! logged data, and evaluated after every epoch on the ground truth in FB / NX_0 / NX_k (`docs/protocol.md`
 //! §2, §4.3, §5).
 //!
 //! * [`hrl`]: DSRM-HRL's hierarchical fairness agent (high-level goals every c steps, low-level items).

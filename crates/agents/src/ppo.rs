@@ -1,5 +1,5 @@
 //! PPO with the clipped surrogate objective, as EasyRL4Rec's on-policy scripts run tianshou's `PPOPolicy`
-//! (`simulators.md` §5): Categorical over the whole catalogue, GAE λ 0.95, clip ε 0.2, per-minibatch
+//! (`docs/protocol.md` §5): Categorical over the whole catalogue, GAE λ 0.95, clip ε 0.2, per-minibatch
 //! advantage normalisation, gradient-norm clip 0.5.
 //!
 //! For each collection of whole episodes (advantages from GAE(γ, λ); π_old = the log-probabilities at

@@ -8,14 +8,15 @@
 
 use crate::scored_policy::Scorer;
 use crate::{AgentError, Result};
-use dsrm_nn::tch::nn::{self, VarStore};
+use dsrm_nn::mlp::{Activation, Mlp};
+use dsrm_nn::tch::nn::VarStore;
 use dsrm_nn::tch::{self, Tensor};
 
 /// State -> `[B, n_out]` scores; its weights live in a var store under `name`.
 #[derive(Debug)]
 pub struct ScoreNet {
     name: String,
-    layers: Vec<nn::Linear>,
+    net: Mlp,
     state_dim: i64,
     n_out: i64,
     hidden: Vec<i64>,
@@ -33,13 +34,8 @@ impl ScoreNet {
         let mut sizes = vec![state_dim];
         sizes.extend_from_slice(hidden);
         sizes.push(n_out);
-        let root = vs.root() / name;
-        let layers = sizes
-            .windows(2)
-            .enumerate()
-            .map(|(i, w)| nn::linear(&root / format!("l{i}"), w[0], w[1], Default::default()))
-            .collect();
-        Ok(Self { name: name.to_string(), layers, state_dim, n_out, hidden: hidden.to_vec() })
+        let net = Mlp::try_new(&(vs.root() / name), &sizes, Activation::Relu)?;
+        Ok(Self { name: name.to_string(), net, state_dim, n_out, hidden: hidden.to_vec() })
     }
 
     /// Input width.
@@ -54,15 +50,7 @@ impl ScoreNet {
 
     /// `[B, n_out]` scores of `[B, state_dim]` states.
     pub fn forward(&self, states: &Tensor) -> Result<Tensor> {
-        let last = self.layers.len() - 1;
-        let mut x = states.shallow_clone();
-        for (i, l) in self.layers.iter().enumerate() {
-            x = x.f_linear(&l.ws, l.bs.as_ref())?;
-            if i < last {
-                x = x.f_relu()?;
-            }
-        }
-        Ok(x)
+        Ok(self.net.try_forward(states)?)
     }
 
     /// A copy with its own store, holding this network's current weights from `vs` (its store).

@@ -378,7 +378,7 @@ pub(crate) fn offline_iteration(
     })
 }
 
-/// The settings every offline learner shares (the batch-RL row of `simulators.md` §5).
+/// The settings every offline learner shares (the batch-RL row of `docs/protocol.md` §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OfflineConfig {

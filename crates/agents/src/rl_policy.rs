@@ -4,7 +4,7 @@
 //! tracker and actor without gradients, blocks masked items (probability 0, as the anchors' logits at −∞), and
 //! samples from the softmax (`Sampled`, the anchors' published numbers) or takes the argmax. The policy holds a
 //! *snapshot*: its own copies of the tracker and networks, switched to evaluation behaviour and to the ground
-//! truth's reward range (`simulators.md` §3), so evaluating never disturbs training.
+//! truth's reward range (`docs/protocol.md` §3), so evaluating never disturbs training.
 
 use crate::actor_critic::ActorCritic;
 use crate::scored_policy::{ScoredPolicy, Scorer};

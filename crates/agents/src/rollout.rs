@@ -1,6 +1,6 @@
 //! Collecting experience in the *training* environment, and turning it into advantages.
 //!
-//! The training environment is the anchors' simulated environment (`simulators.md` §4.3): the real
+//! The training environment is the anchors' simulated environment (`docs/protocol.md` §4.3): the real
 //! environment's quit and length logic (a [`VecEnv`] over the world's [`EnvSpec`]) with the reward replaced
 //! by a [`RewardModel`] (a world model; the ground truth only in labelled diagnostic runs). Everything else
 //! keeps the environment's semantics: the step that triggers the quit is rewarded and ends the episode.

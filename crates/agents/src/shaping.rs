@@ -1,4 +1,4 @@
-//! Fairness by reward shaping (issue 3 item 5, `dsrm-hrl.md` §7): the training reward plus an exposure
+//! Fairness by reward shaping (issue 3 item 5, `docs/design.md` §5): the training reward plus an exposure
 //! term weighted by λ, wrapped around whatever [`RewardModel`] the agent trains on (`[train.reward_shaping]`).
 //! Any algorithm can train on it; with λ = 0 it is the plain reward.
 //!

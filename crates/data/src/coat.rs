@@ -1,4 +1,4 @@
-//! Coat (Schnabel et al. 2016) from a directory, in its official files (datasets.md §3).
+//! Coat (Schnabel et al. 2016) from a directory, in its official files (`docs/data.md` §3).
 //!
 //! Found flat in the directory or in `coat/` below it:
 //!

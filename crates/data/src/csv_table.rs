@@ -4,7 +4,7 @@
 //!
 //! Records end at `\n` only. For ordinary tables a `\r` before the `\n` (Windows line ends) is stripped from
 //! the last field; for the caption table ([`LineEnd::NewlineOnly`]) a `\r` anywhere is data, because four
-//! official captions contain a bare `\r` (datasets.md §1.3).
+//! official captions contain a bare `\r` (`docs/data.md` §1.3).
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

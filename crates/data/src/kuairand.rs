@@ -1,4 +1,4 @@
-//! KuaiRand-Pure from a directory, in the official file formats (datasets.md §2).
+//! KuaiRand-Pure from a directory, in the official file formats (`docs/data.md` §2).
 //!
 //! # Files
 //!

@@ -1,4 +1,4 @@
-//! KuaiRec 2.0 from a directory, in the official file formats (datasets.md §1).
+//! KuaiRec 2.0 from a directory, in the official file formats (`docs/data.md` §1).
 //!
 //! # Files
 //!
@@ -19,12 +19,12 @@
 //!   `YYYY-MM-DD HH:MM:SS[.fff]`; disagreement with `timestamp` (Beijing time, UTC+8, to the second) or with
 //!   `date` is counted in a warning, with the first lines as examples. `date` may be written `20200705.0`.
 //! * `watch_ratio` must be finite, except where `video_duration` is 0: there `inf`, `nan` or an empty cell
-//!   is the anchors' handled case (simulators.md §1.1). Rows where it differs from
+//!   is the anchors' handled case (`docs/protocol.md` §1.1). Rows where it differs from
 //!   `play_duration / video_duration` by more than `1e-6 * max(1, ratio)` are counted in a warning.
 //!
 //! # Duplicate policy
 //!
-//! The big matrix repeats some `<user, video, time>` records (datasets.md §1.3). Every log is scanned for
+//! The big matrix repeats some `<user, video, time>` records (`docs/data.md` §1.3). Every log is scanned for
 //! **exact duplicates** (rows equal to an earlier row in every column, `time` included) and **key repeats**
 //! (rows whose user, video, `timestamp` and `time` equal an earlier row's; rows with neither time field are
 //! keyed by user and video alone). Both counts are recorded in the provenance per file. Then
@@ -150,7 +150,7 @@ pub const ITEM_DAILY_HEADER: &[&str] = &[
     "cancel_collect_user_num",
 ];
 
-/// Official sizes of the release (datasets.md §1.1): `(rows, users, videos)`.
+/// Official sizes of the release (`docs/data.md` §1.1): `(rows, users, videos)`.
 pub const OFFICIAL_SMALL: (u64, u64, u64) = (4_676_570, 1_411, 3_327);
 /// Official sizes of the big matrix: `(rows, users, videos)`.
 pub const OFFICIAL_BIG: (u64, u64, u64) = (12_530_806, 7_176, 10_728);
@@ -546,7 +546,7 @@ fn check_log_counts(name: &str, log: &KuaiRecLog, (rows, users, videos): (u64, u
 }
 
 /// Counts repeated (user, video) pairs in the small matrix: the simulator's ground truth needs one value
-/// per cell, and would sum repeats (simulators.md §1.1).
+/// per cell, and would sum repeats (`docs/protocol.md` §1.1).
 fn count_small_pair_repeats(small: &KuaiRecLog, findings: &mut Findings) {
     let mut pairs: Vec<u64> =
         small.user_id.iter().zip(&small.video_id).map(|(&u, &v)| (u64::from(u) << 32) | u64::from(v)).collect();

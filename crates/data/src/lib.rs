@@ -154,7 +154,7 @@ pub struct KuaiRecLog {
     /// Unix seconds with a millisecond fraction; NaN where the official file has an empty cell.
     pub timestamp: Vec<f64>,
     /// play_duration / video_duration as written in the file; may be +inf or NaN where the
-    /// video duration is 0 (the simulator caps and mean-fills those, simulators.md §1.1).
+    /// video duration is 0 (the simulator caps and mean-fills those, `docs/protocol.md` §1.1).
     pub watch_ratio: Vec<f64>,
 }
 
@@ -192,7 +192,7 @@ pub struct KuaiRandLog {
     /// Video id (0..7582 in the release).
     pub video_id: Vec<u32>,
     /// YYYYMMDD as written (agrees with the UTC+8 date of `time_ms` on ~99% of rows; never derive one
-    /// from the other, datasets.md §2.4).
+    /// from the other, `docs/data.md` §2.4).
     pub date: Vec<u32>,
     /// Hour of day x 100, as written (hour resolution only).
     pub hourmin: Vec<u32>,
@@ -214,7 +214,7 @@ pub struct KuaiRandLog {
     pub long_view: Vec<u8>,
     /// Watch time, ms.
     pub play_time_ms: Vec<i64>,
-    /// Video length, ms; 0 on some rows (then watch ratio is inf or NaN, simulators.md §1.3).
+    /// Video length, ms; 0 on some rows (then watch ratio is inf or NaN, `docs/protocol.md` §1.3).
     pub duration_ms: Vec<i64>,
     /// Time on the author's profile page, ms.
     pub profile_stay_time: Vec<i64>,
@@ -261,7 +261,7 @@ pub struct KuaiRandPure {
     pub standard_test: Option<KuaiRandLog>,
     /// `log_random_4_22_to_5_08_pure.csv`: random exposures, the unbiased log.
     pub random: Option<KuaiRandLog>,
-    /// Tags per video id (0..7582); untagged videos get the pseudo-tag `[-1]` (simulators.md §1.2).
+    /// Tags per video id (0..7582); untagged videos get the pseudo-tag `[-1]` (`docs/protocol.md` §1.2).
     pub video_tags: Vec<Vec<i32>>,
     /// Number of users in `user_features_pure.csv` (27,285 in the release).
     pub n_users: usize,

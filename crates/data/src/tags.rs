@@ -2,7 +2,7 @@
 //!
 //! * KuaiRec `item_categories.csv`, column `feat`: a bracketed list such as `[8]` or `[27, 9]`.
 //! * KuaiRand-Pure `video_features_basic_pure.csv`, column `tag`: a bare comma-separated list such as `12` or
-//!   `12,65`, empty for 96 untagged videos, which get the pseudo-tag [`UNTAGGED`] (simulators.md §1.2).
+//!   `12,65`, empty for 96 untagged videos, which get the pseudo-tag [`UNTAGGED`] (`docs/protocol.md` §1.2).
 
 /// Pseudo-tag shared by every untagged KuaiRand video, as in the anchors.
 pub const UNTAGGED: i32 = -1;

@@ -1,4 +1,4 @@
-//! Loads the real shipped files in `shared/data` and checks the facts measured in datasets.md.
+//! Loads the real shipped files in `shared/data` and checks the facts measured in `docs/data.md`.
 
 mod common;
 
@@ -69,7 +69,7 @@ fn kuairand_pure_loads_with_the_one_day_sample_as_training_log() {
     let p = &data.provenance;
     assert!(p.warnings.iter().any(|w| w.contains("log_standard_2022-04-25_sample.csv")), "{:?}", p.warnings);
     let dup = |what: &str| p.duplicates.iter().find(|(k, _)| k.contains(what)).map(|(_, n)| *n);
-    // datasets.md §2.4: 247 exact duplicates and 256 rows repeating (user, video, time_ms).
+    // `docs/data.md` §2.4: 247 exact duplicates and 256 rows repeating (user, video, time_ms).
     assert_eq!(dup("exact duplicate"), Some(247));
     assert_eq!(dup("repeating (user, video, time)"), Some(256));
     assert_eq!(dup("dropped"), Some(0));

@@ -24,8 +24,8 @@
 //! [`crate::ddpm::Ddpm::purify_reference`] and [`crate::ddim::Ddim::purify_reference`] spell the same samplers
 //! out step by step; tests hold the two within float rounding.
 
-use crate::net::{Activation, Layer};
 use crate::{DenoiseError, Result};
+use dsrm_nn::mlp::{Activation, Layer};
 use dsrm_nn::tch::{Kind, Tensor};
 
 /// One reverse step: evaluate the network at level `t`, then x ← a · x + b · g(x, t).

@@ -25,7 +25,7 @@ use dsrm_nn::tch::Tensor;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-/// Which denoiser to build, with its settings. The default is the DSRM (`ddpm`) with `dsrm-hrl.md` §6 defaults.
+/// Which denoiser to build, with its settings. The default is the DSRM (`ddpm`) with `docs/design.md` §6 defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum DenoiserConfig {
@@ -84,7 +84,7 @@ pub fn build(
 }
 
 /// [`build`] towards explicit clean targets (`[N, d]` rows, one per training / validation state): option B of
-/// `dsrm-hrl.md` §6 row 3. The diffusion kinds learn it: `ddpm` directly, `ddim` samples the DDPM so trained,
+/// `docs/design.md` §6 row 3. The diffusion kinds learn it: `ddpm` directly, `ddim` samples the DDPM so trained,
 /// and the `distilled` student matches that teacher's output (which already points at the target).
 pub fn build_towards(
     cfg: &DenoiserConfig,

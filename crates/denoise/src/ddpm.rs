@@ -1,4 +1,4 @@
-//! `ddpm`: the DSRM, a DDPM over observed states that purifies by forward-then-reverse (`dsrm-hrl.md` §4.3,
+//! `ddpm`: the DSRM, a DDPM over observed states that purifies by forward-then-reverse (`docs/design.md` §4.3,
 //! following Ho et al. 2020, DiffRec (Wang et al. 2023) and DiffPure (Nie et al. 2022)).
 //!
 //! ```text
@@ -22,10 +22,10 @@
 //! the chain (`chain.rs`), and [`Ddpm::purify_reference`] the literal loop above; tests hold them equal.
 
 use crate::chain::{keyed_normal, keyed_uniform, CompiledChain, Folding, Step};
-use crate::net::{Activation, Dense};
 use crate::schedule::{Schedule, ScheduleConfig};
 use crate::train::{check_data, chunked_mean, data_width, fit_loop, EpochLog, FitReport, TrainConfig};
 use crate::{check_states, meta_kind, DenoiseError, Denoiser, Result};
+use dsrm_nn::mlp::{Activation, Mlp};
 use dsrm_nn::tch::nn::VarStore;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ use std::path::Path;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MeanType {
-    /// x̂_0, the clean state (DiffRec's default, `dsrm-hrl.md` §6 row 5): the last reverse step returns it as is.
+    /// x̂_0, the clean state (DiffRec's default, `docs/design.md` §6 row 5): the last reverse step returns it as is.
     #[default]
     X0,
     /// ε̂, the added noise (Ho et al.); x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t.
@@ -57,7 +57,7 @@ pub enum TimestepSampling {
     Importance,
 }
 
-/// Settings of the DSRM. Defaults: `dsrm-hrl.md` §4.3 table and §6 rows 1–8.
+/// Settings of the DSRM. Defaults: `docs/design.md` §4.3 table and §6 rows 1–8.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DdpmConfig {
@@ -162,8 +162,8 @@ fn timestep_embedding(t: &Tensor, dim: i64) -> Result<Tensor> {
 /// f_θ: `emb` is the learned E → E layer after the sinusoid; `mlp` maps [x ⊕ c ⊕ emb] to d outputs.
 #[derive(Debug)]
 pub(crate) struct Network {
-    emb: Dense,
-    mlp: Dense,
+    emb: Mlp,
+    mlp: Mlp,
     dim: i64,
     cond_dim: i64,
     emb_dim: i64,
@@ -181,8 +181,8 @@ impl Network {
         let root = vs.root();
         let e = cfg.time_emb_dim;
         Ok(Self {
-            emb: Dense::new(&root.sub("emb"), &[e, e], cfg.activation)?,
-            mlp: Dense::new(&root.sub("mlp"), &Self::sizes(cfg, dim), cfg.activation)?,
+            emb: Mlp::xavier_normal(&root.sub("emb"), &[e, e], cfg.activation, 0.001)?,
+            mlp: Mlp::xavier_normal(&root.sub("mlp"), &Self::sizes(cfg, dim), cfg.activation, 0.001)?,
             dim,
             cond_dim: cfg.cond_dim,
             emb_dim: e,
@@ -192,8 +192,8 @@ impl Network {
     fn from_named(tensors: &[(String, Tensor)], cfg: &DdpmConfig, dim: i64) -> Result<Self> {
         let e = cfg.time_emb_dim;
         Ok(Self {
-            emb: Dense::from_named(tensors, "emb", &[e, e], cfg.activation)?,
-            mlp: Dense::from_named(tensors, "mlp", &Self::sizes(cfg, dim), cfg.activation)?,
+            emb: Mlp::from_named(tensors, "emb", &[e, e], cfg.activation)?,
+            mlp: Mlp::from_named(tensors, "mlp", &Self::sizes(cfg, dim), cfg.activation)?,
             dim,
             cond_dim: cfg.cond_dim,
             emb_dim: e,
@@ -222,12 +222,12 @@ impl Network {
 
     /// f_θ(x_t, t) for levels `t` (`[B]` int64), with input dropout `dropout` when training.
     fn forward(&self, x_t: &Tensor, cond: Option<&Tensor>, t: &Tensor, dropout: f64, train: bool) -> Result<Tensor> {
-        let emb = self.emb.forward(&timestep_embedding(t, self.emb_dim)?)?;
+        let emb = self.emb.try_forward(&timestep_embedding(t, self.emb_dim)?)?;
         let x = if train && dropout > 0.0 { x_t.f_dropout(dropout, true)? } else { x_t.shallow_clone() };
         let mut parts = vec![x];
         parts.extend(cond.map(Tensor::shallow_clone));
         parts.push(emb);
-        self.mlp.forward(&Tensor::f_cat(&parts, 1)?)
+        Ok(self.mlp.try_forward(&Tensor::f_cat(&parts, 1)?)?)
     }
 }
 
@@ -259,7 +259,7 @@ impl Ddpm {
         Self::fit_towards(train, None, valid, None, cfg, progress)
     }
 
-    /// [`fit`](Self::fit) with a clean target x_0 other than the observed state (option B of `dsrm-hrl.md` §6
+    /// [`fit`](Self::fit) with a clean target x_0 other than the observed state (option B of `docs/design.md` §6
     /// row 3, e.g. a debiased state): the network sees x_t = √ᾱ_t o + √(1−ᾱ_t) ε of the observed row o and
     /// learns to predict its `[N, d]` target row, so purification maps an observed state towards its target.
     /// `None` targets are the observed states themselves (option A, [`fit`](Self::fit)). x_0 prediction only.
@@ -414,7 +414,7 @@ impl Ddpm {
         let device = net.mlp.layers()[0].weight.device();
         let emb_t = |t: usize| -> Result<Tensor> {
             let t = Tensor::f_from_slice(&[t as i64])?.f_to_device(device)?;
-            Ok(net.emb.forward(&timestep_embedding(&t, net.emb_dim)?)?.f_view([-1])?)
+            Ok(net.emb.try_forward(&timestep_embedding(&t, net.emb_dim)?)?.f_view([-1])?)
         };
         Folding::new(net.mlp.layers(), net.mlp.activation(), (net.dim, net.cond_dim), schedule.steps(), emb_t)
     }

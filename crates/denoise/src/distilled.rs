@@ -11,9 +11,9 @@
 //! ```
 
 use crate::ddpm::{Ddpm, DdpmConfig};
-use crate::net::Dense;
 use crate::train::{check_data, chunked_mean, fit_loop, EpochLog, FitReport, TrainConfig};
 use crate::{check_states, meta_kind, DenoiseError, Denoiser, Result};
+use dsrm_nn::mlp::Mlp;
 use dsrm_nn::tch::nn::VarStore;
 use dsrm_nn::tch::{self, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -49,7 +49,7 @@ pub struct DistilledConfig {
 /// A one-step purifier distilled from a DSRM.
 #[derive(Debug)]
 pub struct Distilled {
-    net: Dense,
+    net: Mlp,
     dim: i64,
     cond_dim: i64,
     cfg: StudentConfig,
@@ -96,7 +96,7 @@ impl Distilled {
 
         tch::manual_seed(cfg.train.seed as i64);
         let mut vs = VarStore::new(train.device());
-        let net = Dense::new(&vs.root().sub("student"), &sizes, teacher.config().activation)?;
+        let net = Mlp::xavier_normal(&vs.root().sub("student"), &sizes, teacher.config().activation, 0.001)?;
         if cfg.warm_start {
             if let Some(layers) = teacher.one_step_layers()? {
                 tch::no_grad(|| -> Result<()> {
@@ -109,12 +109,12 @@ impl Distilled {
             }
         }
         let batch_loss = |idx: &Tensor| -> Result<Tensor> {
-            let out = net.forward(&train.f_index_select(0, idx)?)?;
+            let out = net.try_forward(&train.f_index_select(0, idx)?)?;
             Ok(out.f_mse_loss(&train_y.f_index_select(0, idx)?, tch::Reduction::Mean)?)
         };
         let valid_loss = || -> Result<f64> {
             chunked_mean(n_valid, |start, len| {
-                let out = net.forward(&valid.f_narrow(0, start, len)?)?;
+                let out = net.try_forward(&valid.f_narrow(0, start, len)?)?;
                 Ok(out.f_mse_loss(&valid_y.f_narrow(0, start, len)?, tch::Reduction::Mean)?.f_double_value(&[])?)
             })
         };
@@ -155,7 +155,7 @@ impl Distilled {
         let activation = serde_json::from_value(meta["activation"].clone()).map_err(|_| corrupt("activation"))?;
         let report = serde_json::from_value(meta["report"].clone()).map_err(|_| corrupt("report"))?;
         let teacher = meta["teacher"].as_str().unwrap_or("?").to_string();
-        let net = Dense::from_named(tensors, "student", &Self::sizes(&cfg, dim, cond_dim), activation)?;
+        let net = Mlp::from_named(tensors, "student", &Self::sizes(&cfg, dim, cond_dim), activation)?;
         Ok(Self { net, dim, cond_dim, cfg, teacher, report })
     }
 
@@ -170,7 +170,7 @@ impl Denoiser for Distilled {
     fn try_purify(&self, states: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
         let states = check_states(states, self.dim + self.cond_dim, Some(self.device()))?;
-        self.net.forward(&states)
+        Ok(self.net.try_forward(&states)?)
     }
 
     fn name(&self) -> String {

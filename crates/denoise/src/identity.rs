@@ -1,4 +1,4 @@
-//! `identity`: the "w/o DSRM" ablation (`dsrm-hrl.md` §4.5): the policy sees the observed state o_t itself.
+//! `identity`: the "w/o DSRM" ablation (`docs/design.md` §4.5): the policy sees the observed state o_t itself.
 //!
 //! It sits behind the same [`Denoiser`] trait as the real purifiers, so an agent is built the same way with and
 //! without DSRM and the ablation differs in one config line.

@@ -1,4 +1,4 @@
-//! Joint fine-tuning of a pretrained DSRM with the RL loss (`dsrm-hrl.md` §4.3 step 4, §6 row 7):
+//! Joint fine-tuning of a pretrained DSRM with the RL loss (`docs/design.md` §4.3 step 4, §6 row 7):
 //!
 //! ```text
 //! θ_D ← the pretrained DSRM's weights, now trainable

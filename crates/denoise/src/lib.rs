@@ -1,5 +1,5 @@
 //! DSRM, the Denoising State Representation Module: purifies the noisy observed user state o_t before the RL
-//! agent acts on it (`dsrm-hrl.md` §4.3; defaults §6 rows 1–8).
+//! agent acts on it (`docs/design.md` §4.3; defaults §6 rows 1–8).
 //!
 //! Pipeline position: data -> sim -> state -> **denoise** -> agents -> evaluation. Agents hold a
 //! `Box<dyn` [`Denoiser`]`>` and never know which one it is:
@@ -26,7 +26,6 @@ pub mod distilled;
 pub mod identity;
 pub mod joint;
 pub mod latency;
-mod net;
 pub mod schedule;
 pub mod stage;
 pub mod train;
@@ -41,10 +40,10 @@ pub use config::{build, build_towards, from_checkpoint, load, Built, DenoiserCon
 pub use ddim::{Ddim, DdimConfig};
 pub use ddpm::{Ddpm, DdpmConfig, MeanType, TimestepSampling};
 pub use distilled::{Distilled, DistilledConfig, StudentConfig};
+pub use dsrm_nn::mlp::Activation;
 pub use identity::{Identity, IdentityConfig};
 pub use joint::JointDdpm;
 pub use latency::{measure_latency, LatencyStats};
-pub use net::Activation;
 pub use schedule::{Schedule, ScheduleConfig, ScheduleKind};
 pub use train::{EpochLog, FitReport, TrainConfig};
 pub use vae::{Vae, VaeConfig};

@@ -1,4 +1,4 @@
-//! Noise schedules of the DDPM forward process (`dsrm-hrl.md` §4.3), with every quantity the training loss and
+//! Noise schedules of the DDPM forward process (`docs/design.md` §4.3), with every quantity the training loss and
 //! the reverse chain read, precomputed once as `f64` scalars.
 //!
 //! * One step: q(x_t | x_{t−1}) = N(√(1−β_t) · x_{t−1}, β_t · I), for t = 1..T.
@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ScheduleKind {
-    /// DiffRec's `linear-var`: 1 − ᾱ_t linear in t (the DSRM default, `dsrm-hrl.md` §6 row 4).
+    /// DiffRec's `linear-var`: 1 − ᾱ_t linear in t (the DSRM default, `docs/design.md` §6 row 4).
     #[default]
     LinearVar,
     /// β_t linear in t.
@@ -48,7 +48,7 @@ impl ScheduleKind {
     }
 }
 
-/// Settings of the noise schedule. Defaults: `dsrm-hrl.md` §4.3 table (DiffRec's code defaults, except T).
+/// Settings of the noise schedule. Defaults: `docs/design.md` §4.3 table (DiffRec's code defaults, except T).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScheduleConfig {

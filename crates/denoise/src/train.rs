@@ -1,5 +1,5 @@
 //! The training loop the learned denoisers share: Adam over shuffled minibatches, a validation loss after every
-//! epoch, early stopping with patience, and the best epoch's weights restored at the end (`dsrm-hrl.md` §4.3,
+//! epoch, early stopping with patience, and the best epoch's weights restored at the end (`docs/design.md` §4.3,
 //! "Training data and order", step 3). Each denoiser file supplies only its loss, so it reads like its paper.
 //!
 //! Randomness (initialisation, shuffling, noise draws, dropout) comes from libtorch's process-global generator,
@@ -13,7 +13,7 @@ use dsrm_nn::tch::nn::VarStore;
 use dsrm_nn::tch::{self, Kind, Tensor};
 use serde::{Deserialize, Serialize};
 
-/// Optimisation settings. Defaults are DiffRec's (`dsrm-hrl.md` §4.3 step 3, §5.4), with the epoch cap and
+/// Optimisation settings. Defaults are DiffRec's (`docs/design.md` §4.3 step 3, §5.4), with the epoch cap and
 /// patience of §4.3.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

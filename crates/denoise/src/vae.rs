@@ -13,9 +13,9 @@
 //! smooths them away. Its default, 0.05, is about the DSRM's largest default forward noise (√(1−ᾱ_T) ≈ 0.045),
 //! so both purifiers treat a similar scale as noise. The VAE takes no condition.
 
-use crate::net::{Activation, Dense};
 use crate::train::{check_data, chunked_mean, data_width, fit_loop, EpochLog, FitReport, TrainConfig};
 use crate::{check_states, meta_kind, DenoiseError, Denoiser, Result};
+use dsrm_nn::mlp::{Activation, Mlp};
 use dsrm_nn::tch::nn::VarStore;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use serde::{Deserialize, Serialize};
@@ -83,8 +83,8 @@ impl VaeConfig {
 pub struct Vae {
     cfg: VaeConfig,
     dim: i64,
-    encoder: Dense,
-    decoder: Dense,
+    encoder: Mlp,
+    decoder: Mlp,
     report: Option<FitReport>,
 }
 
@@ -107,17 +107,17 @@ impl Vae {
         tch::manual_seed(cfg.train.seed as i64);
         let mut vs = VarStore::new(device);
         let (enc, dec) = cfg.sizes(dim);
-        let encoder = Dense::new(&vs.root().sub("encoder"), &enc, cfg.activation)?;
-        let decoder = Dense::new(&vs.root().sub("decoder"), &dec, cfg.activation)?;
+        let encoder = Mlp::xavier_normal(&vs.root().sub("encoder"), &enc, cfg.activation, 0.001)?;
+        let decoder = Mlp::xavier_normal(&vs.root().sub("decoder"), &dec, cfg.activation, 0.001)?;
         let valid_eps = Tensor::f_randn([n_valid, cfg.latent_dim], (Kind::Float, device))?;
 
         // Negative ELBO per row, averaged.
         let loss = |x: &Tensor, eps: &Tensor| -> Result<Tensor> {
-            let stats = encoder.forward(x)?;
+            let stats = encoder.try_forward(x)?;
             let mu = stats.f_narrow(1, 0, cfg.latent_dim)?;
             let logvar = stats.f_narrow(1, cfg.latent_dim, cfg.latent_dim)?;
             let z = mu.f_add(&logvar.f_mul_scalar(0.5)?.f_exp()?.f_mul(eps)?)?;
-            let recon = decoder.forward(&z)?;
+            let recon = decoder.try_forward(&z)?;
             let sum_rows = |t: Tensor| t.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
             let nll = sum_rows(x.f_sub(&recon)?.f_square()?)?.f_div_scalar(2.0 * cfg.decoder_std.powi(2))?;
             // KL(N(μ, σ²) ‖ N(0, 1)) = −½ Σ (1 + log σ² − μ² − σ²)
@@ -160,8 +160,8 @@ impl Vae {
         let dim = meta["dim"].as_i64().filter(|d| *d >= 1).ok_or_else(|| corrupt("dim"))?;
         let report = serde_json::from_value(meta["report"].clone()).map_err(|_| corrupt("report"))?;
         let (enc, dec) = cfg.sizes(dim);
-        let encoder = Dense::from_named(tensors, "encoder", &enc, cfg.activation)?;
-        let decoder = Dense::from_named(tensors, "decoder", &dec, cfg.activation)?;
+        let encoder = Mlp::from_named(tensors, "encoder", &enc, cfg.activation)?;
+        let decoder = Mlp::from_named(tensors, "decoder", &dec, cfg.activation)?;
         Ok(Self { cfg, dim, encoder, decoder, report })
     }
 
@@ -176,8 +176,8 @@ impl Denoiser for Vae {
     fn try_purify(&self, states: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
         let states = check_states(states, self.dim, Some(self.device()))?;
-        let mu = self.encoder.forward(&states)?.f_narrow(1, 0, self.cfg.latent_dim)?;
-        self.decoder.forward(&mu)
+        let mu = self.encoder.try_forward(&states)?.f_narrow(1, 0, self.cfg.latent_dim)?;
+        Ok(self.decoder.try_forward(&mu)?)
     }
 
     fn name(&self) -> String {

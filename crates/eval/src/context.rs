@@ -6,7 +6,7 @@ use dsrm_metrics::{
 use dsrm_sim::{QuitRule, World};
 use serde::{Deserialize, Serialize};
 
-/// Where the MCD dominant categories come from (`simulators.md` §6.1).
+/// Where the MCD dominant categories come from (`docs/protocol.md` §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DominantSource {
@@ -45,7 +45,7 @@ impl ItemSimilarity for InverseDistance {
     }
 }
 
-/// The popular group is the top 20% of items by distinct training pairs (`simulators.md` §6.2).
+/// The popular group is the top 20% of items by distinct training pairs (`docs/protocol.md` §6.2).
 pub const POPULAR_FRACTION: f64 = 0.2;
 /// MCD keeps the categories covering up to 80% of positive training feedback (§6.1).
 pub const MCD_TOP_RATE: f64 = 0.8;

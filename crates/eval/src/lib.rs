@@ -1,4 +1,4 @@
-//! The evaluation protocol of the anchors (`simulators.md` §2), plus what they lacked: seeds with
+//! The evaluation protocol of the anchors (`docs/protocol.md` §2), plus what they lacked: seeds with
 //! confidence intervals and the fairness metrics.
 //!
 //! * [`mode`]: FB (repeats allowed), NX_0 (no repeats), NX_k (no repeats, exactly k steps).

@@ -1,4 +1,4 @@
-//! Evaluation modes (`simulators.md` §2).
+//! Evaluation modes (`docs/protocol.md` §2).
 
 use serde::{Deserialize, Serialize};
 

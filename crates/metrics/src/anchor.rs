@@ -1,4 +1,4 @@
-//! The anchors' reward, length and coverage metrics (`simulators.md` §6.1), exactly as DORL-codes /
+//! The anchors' reward, length and coverage metrics (`docs/protocol.md` §6.1), exactly as DORL-codes /
 //! EasyRL4Rec log them: `R_tra`, `len_tra`, `ctr` (= R_each), `CV`, `CV_turn`.
 //!
 //! Conventions for degenerate input (never NaN from an empty denominator): no episode gives 0 for the

@@ -1,4 +1,4 @@
-//! DORL's shipped dominant-category lists, for MCD parity (`simulators.md` §6.1, "MCD dominant categories").
+//! DORL's shipped dominant-category lists, for MCD parity (`docs/protocol.md` §6.1, "MCD dominant categories").
 //!
 //! DORL-codes (818c9bd) caches the category ranking in `environments/KuaiRec/env/feature_domination.pickle`
 //! and `environments/KuaiRand_Pure/env/feature_domination.pickle`; every published MCD (`ifeat_feat`)

@@ -1,4 +1,4 @@
-//! EasyRL4Rec's intra-episode Diversity (`simulators.md` §6.1): how dissimilar the items of one episode
+//! EasyRL4Rec's intra-episode Diversity (`docs/protocol.md` §6.1): how dissimilar the items of one episode
 //! are to each other, averaged over episodes.
 
 use crate::{Episode, ItemSimilarity};

@@ -1,4 +1,4 @@
-//! MCD, the Matthew-effect metric of DORL (`ifeat_feat`, `simulators.md` §6.1): the share of
+//! MCD, the Matthew-effect metric of DORL (`ifeat_feat`, `docs/protocol.md` §6.1): the share of
 //! recommendations that carry at least one *dominant* category, and the prefix rule that picks those
 //! categories from the training log.
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 /// One finished episode: the user, the recommended items in order, and the reward paid at each step.
 ///
 /// The metrics never look at how the episode was produced (mode, policy, seed); the evaluation crate
-/// groups episodes per mode and calls [`crate::compute`] on each group (`simulators.md` §2, §6).
+/// groups episodes per mode and calls [`crate::compute`] on each group (`docs/protocol.md` §2, §6).
 /// The episode's length is `items.len()`; `rewards` should have the same length (checked by
 /// [`crate::ItemContext::validate`]), and its sum is the episode's cumulative reward whatever its length.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

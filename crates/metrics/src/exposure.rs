@@ -1,4 +1,4 @@
-//! How evenly recommendations spread over the catalogue (`simulators.md` §6.2): exposure counts, the
+//! How evenly recommendations spread over the catalogue (`docs/protocol.md` §6.2): exposure counts, the
 //! Gini coefficient of item exposure and exposure entropy. These are the project's fairness metrics; none
 //! of the anchors ships them.
 

@@ -1,5 +1,5 @@
 //! Metrics of interactive recommendation: the anchors' metrics, reproduced exactly, and the project's
-//! exposure-fairness suite (`simulators.md` §6).
+//! exposure-fairness suite (`docs/protocol.md` §6).
 //!
 //! * Anchor metrics (§6.1): [`r_tra`], [`mean_length`], [`r_each`], [`cv`], [`cv_turn`] ([`anchor`]),
 //!   [`mcd`] with DORL's dominant categories ([`dominance`], [`anchor_constants`]), EasyRL4Rec's

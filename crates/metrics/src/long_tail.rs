@@ -1,5 +1,5 @@
-//! The popular / long-tail split and how exposure divides between the two groups (`simulators.md` §6.2).
-//! The same split drives the HRL goal (`dsrm-hrl.md` §4.4).
+//! The popular / long-tail split and how exposure divides between the two groups (`docs/protocol.md` §6.2).
+//! The same split drives the HRL goal (`docs/design.md` §4.4).
 
 use crate::Episode;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! EasyRL4Rec's Novelty (`simulators.md` §6.1): how unpopular the recommended items are, as mean
+//! EasyRL4Rec's Novelty (`docs/protocol.md` §6.1): how unpopular the recommended items are, as mean
 //! self-information −ln pop(i) per step, averaged over episodes.
 
 use crate::Episode;

@@ -1,4 +1,4 @@
-//! Pairwise item similarity, the ingredient of EasyRL4Rec's Diversity (`simulators.md` §6.1, "EasyRL4Rec
+//! Pairwise item similarity, the ingredient of EasyRL4Rec's Diversity (`docs/protocol.md` §6.1, "EasyRL4Rec
 //! similarity and popularity"): Jaccard of raw tag sets on KuaiRec, 1 / (1 + Euclidean distance between
 //! ground-truth columns) on KuaiRand.
 

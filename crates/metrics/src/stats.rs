@@ -1,6 +1,6 @@
 //! Aggregation across seeds: a mean with a 95% Student-t confidence interval.
 //!
-//! The anchors' "±" is a standard deviation over the epochs of one run (`simulators.md` §2); the project
+//! The anchors' "±" is a standard deviation over the epochs of one run (`docs/protocol.md` §2); the project
 //! instead reports n seeds with confidence intervals, one final score per seed going in.
 
 use serde::{Deserialize, Serialize};

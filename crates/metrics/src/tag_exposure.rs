@@ -1,4 +1,4 @@
-//! Optional per-category exposure (`simulators.md` §6.2, last row): which raw tags the recommendations
+//! Optional per-category exposure (`docs/protocol.md` §6.2, last row): which raw tags the recommendations
 //! carry, to see whether a policy's exposure concentrates on a few categories.
 
 use serde::{Deserialize, Serialize};

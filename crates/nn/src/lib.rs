@@ -28,6 +28,9 @@ pub enum NnError {
     /// Writing a file failed (the message names it).
     #[error("{0}")]
     Write(std::io::Error),
+    /// Network sizes or named tensors that do not fit.
+    #[error("network: {0}")]
+    Shape(String),
     #[error("{path}: checkpoint is corrupt ({detail})")]
     Corrupt { path: std::path::PathBuf, detail: String },
 }

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 /// The random source handed to policies: seeded per evaluation run, so runs are reproducible.
 pub type PolicyRng = ChaCha8Rng;
 
-/// How a policy turns its scores into one action (simulators.md §2: the anchors *sample*).
+/// How a policy turns its scores into one action (`docs/protocol.md` §2: the anchors *sample*).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Selection {

@@ -1,4 +1,4 @@
-//! One episode at a time, in exactly the anchors' order of operations (`simulators.md` §1.4).
+//! One episode at a time, in exactly the anchors' order of operations (`docs/protocol.md` §1.4).
 //!
 //! `step(a)` with t items already shown and history h:
 //! 1. done <- quit(t, a)   (never at t = 0)

@@ -1,4 +1,4 @@
-//! The ground-truth reward table M: r_t = M[u, a_t] (`simulators.md` §1.1, §1.2, §1.6).
+//! The ground-truth reward table M: r_t = M[u, a_t] (`docs/protocol.md` §1.1, §1.2, §1.6).
 
 use crate::{Result, SimError};
 use dsrm_data::KuaiRecLog;
@@ -165,7 +165,7 @@ pub struct KuaiRecTruth {
 /// The cap on KuaiRec watch ratios (applied before the mean fill; +inf becomes the cap too).
 pub const KUAIREC_REWARD_CAP: f64 = 5.0;
 
-/// Builds M from `small_matrix.csv` exactly as `simulators.md` §1.1:
+/// Builds M from `small_matrix.csv` exactly as `docs/protocol.md` §1.1:
 /// sorted-rank ids; cap at 5 (inf -> 5); place values; missing pairs -> 0; NaN cells -> μ (mean of the capped
 /// column over non-NaN rows).
 pub fn kuairec_truth(small: &KuaiRecLog, duplicates: SmallDuplicates) -> Result<KuaiRecTruth> {

@@ -1,6 +1,6 @@
 //! The anchor simulators of interactive recommendation (DORL-codes / EasyRL4Rec `KuaiEnv-v0`,
 //! `KuaiRand-v0`, and the Coat environment), re-implemented step for step so that the same user and action
-//! sequence gives the same rewards, done flags and lengths (`simulators.md` §1).
+//! sequence gives the same rewards, done flags and lengths (`docs/protocol.md` §1).
 //!
 //! * [`ground_truth`]: the user x item reward table (KuaiRec's capped, mean-filled small matrix; a file or an
 //!   MF completion for KuaiRand-Pure and Coat).

@@ -1,4 +1,4 @@
-//! The published settings of the anchors (`simulators.md` §1.5), and user overrides on top of them.
+//! The published settings of the anchors (`docs/protocol.md` §1.5), and user overrides on top of them.
 
 use serde::{Deserialize, Serialize};
 

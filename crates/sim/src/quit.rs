@@ -1,4 +1,4 @@
-//! When the simulated user leaves (`simulators.md` §1.4).
+//! When the simulated user leaves (`docs/protocol.md` §1.4).
 //!
 //! **Category rule** (KuaiRec, KuaiRand-Pure): over a window W of previous items, count tags as a multiset
 //! across items, K[c] = |{b in W : c in C(b)}|; the user quits iff some tag c of the new item has K[c] > θ.
@@ -83,7 +83,7 @@ mod tests {
 
     #[test]
     fn legacy_window_sizes_match_the_anchor_table() {
-        // simulators.md §1.4, "Effective window sizes".
+        // `docs/protocol.md` §1.4, "Effective window sizes".
         assert_eq!(sizes(1, true, 4), [1, 1, 1, 1]);
         assert_eq!(sizes(4, true, 6), [1, 2, 1, 4, 4, 4]);
         assert_eq!(sizes(9, true, 11), [1, 2, 3, 4, 4, 3, 2, 1, 9, 9, 9]);

@@ -1,6 +1,6 @@
 //! The reward of a *training* environment. In every anchor, policies never see the ground truth while they
 //! train: they train in a simulated environment that keeps the real quit and length logic but takes its
-//! reward from a learned world model (`simulators.md` §4.3). This trait is that reward; the ground-truth
+//! reward from a learned world model (`docs/protocol.md` §4.3). This trait is that reward; the ground-truth
 //! table implements it too, for clearly labelled diagnostic runs.
 
 use crate::ground_truth::RewardTable;

@@ -2,7 +2,7 @@
 //!
 //! The anchors draw them with CPython's `random.randint(0, n - 1)`: the Mersenne Twister (MT19937) behind
 //! `random.seed(seed)`, then `randbelow(n)` by rejection on `getrandbits(k)` with k = n.bit_length()
-//! (`simulators.md` §1.1, §11.6). [`UserStream::Python`] reproduces that stream bit for bit, so a run can
+//! (`docs/protocol.md` §1.1, §11.6). [`UserStream::Python`] reproduces that stream bit for bit, so a run can
 //! meet exactly the users an anchor script met for the same Python seed (when nothing else in that script
 //! consumed Python's `random` in between). [`UserStream::ChaCha`] is the default: fast, with independent
 //! sub-streams.

@@ -103,7 +103,7 @@ pub struct World {
     /// Per item: the mean of DORL's `duration_normed` (z-score of video duration over per-item means), the
     /// dense item feature of the user models (0 where unknown).
     pub item_duration_normed: Vec<f64>,
-    /// Distinct (user, item) training pairs per item: the long-tail split (simulators.md §6.2).
+    /// Distinct (user, item) training pairs per item: the long-tail split (`docs/protocol.md` §6.2).
     pub pair_counts: Vec<u64>,
     /// Novelty popularity pop(i) per item (EasyRL4Rec definitions, §6.1).
     pub popularity: Vec<f64>,

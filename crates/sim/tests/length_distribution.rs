@@ -1,4 +1,4 @@
-//! Statistical parity (simulators.md §11.5): the episode-length distribution of a uniform-random policy is
+//! Statistical parity (`docs/protocol.md` §11.5): the episode-length distribution of a uniform-random policy is
 //! computed *exactly* from the quit rule by dynamic programming over the last N items (written here from the
 //! anchors' Python semantics, independently of the simulator), and the batched simulator's empirical
 //! distribution must match it.

@@ -1,4 +1,4 @@
-//! `avg`: DORL's state tracker, the masked mean of the window rows (`simulators.md` §3).
+//! `avg`: DORL's state tracker, the masked mean of the window rows (`docs/protocol.md` §3).
 //!
 //! o_t = mean of the window rows [item embedding ⊕ r̂] (see [`crate::window`] for the rows):
 //!
@@ -9,7 +9,7 @@
 //! Item embeddings are the world model's pretrained DeepFM item embeddings (41-d on KuaiRec, so o_t has 42
 //! dimensions; 17-d on KuaiRand-Pure, 18) plus a learned start vector; DORL fine-tunes them with the policy
 //! (`freeze_embeddings = false`), DSRM-HRL freezes them so the states DSRM was trained on keep their
-//! distribution (`dsrm-hrl.md` §4.2).
+//! distribution (`docs/design.md` §4.2).
 
 use crate::embedding::ItemTable;
 use crate::window::{window_rows, ResetReward, RewardRange};

@@ -2,11 +2,11 @@
 //!
 //! Layout `[n_items + 2, d]`: rows `0..n_items` are the items, row `n_items` is the padding item (the
 //! [`HistoryBatch`](crate::HistoryBatch) `pad` id), row `n_items + 1` is the start vector that stands for the
-//! reset observation (DORL appends one extra row to the DeepFM item table for it, `simulators.md` §3).
+//! reset observation (DORL appends one extra row to the DeepFM item table for it, `docs/protocol.md` §3).
 //!
 //! One variable holds all three parts, as in DORL (`nn.Embedding.from_pretrained(cat(items, start))`), so
 //! freezing freezes the start row too: a frozen tracker produces a fixed state distribution, which is what
-//! DSRM needs (`dsrm-hrl.md` §4.2). The padding row never reaches a state (window rows mask it out), so it
+//! DSRM needs (`docs/design.md` §4.2). The padding row never reaches a state (window rows mask it out), so it
 //! gets no gradient; it exists so that padded ids are valid lookups.
 
 use crate::StateError;

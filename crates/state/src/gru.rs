@@ -1,4 +1,4 @@
-//! `gru`: a 1-layer GRU over the window rows; the state is its last hidden state (`simulators.md` §3).
+//! `gru`: a 1-layer GRU over the window rows; the state is its last hidden state (`docs/protocol.md` §3).
 //!
 //! Input and hidden size are both d + 1 (the rows [item embedding ⊕ r̂]); DORL-codes gives the tracker its own
 //! 32-d item embeddings, so o_t has 33 dimensions by default.

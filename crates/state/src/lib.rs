@@ -1,5 +1,5 @@
 //! State trackers: how the observed user state o_t is built from the episode's recent (item, reward)
-//! history (`simulators.md` §3). One trait; agents do not care which tracker they get.
+//! history (`docs/protocol.md` §3). One trait; agents do not care which tracker they get.
 //!
 //! Pipeline position: data -> sim -> **state** (-> denoiser) -> agents -> evaluation.
 //!
@@ -159,7 +159,7 @@ pub trait StateTracker: Send {
     fn set_training(&mut self, _training: bool) {}
 
     /// Sets the (r_min, r_max) range rewards are normalised with: training uses the simulated environment's
-    /// (0, MAX_R − MIN_R), evaluation the ground truth's (min, max) (`simulators.md` §3), so one tracker
+    /// (0, MAX_R − MIN_R), evaluation the ground truth's (min, max) (`docs/protocol.md` §3), so one tracker
     /// switches between them. Trackers that do not read rewards ignore it.
     fn set_reward_range(&mut self, _r_min: f64, _r_max: f64) -> Result<(), StateError> {
         Ok(())

@@ -1,5 +1,5 @@
 //! `sasrec`: one SASRec self-attention block over the window rows; the state is the block's output at the
-//! latest row (`simulators.md` §3).
+//! latest row (`docs/protocol.md` §3).
 //!
 //! The block follows EasyRL4Rec's `StateTracker_SASRec` (itself the SQN/SA2C port of SASRec), with H = d + 1:
 //!

@@ -1,5 +1,5 @@
 //! The window every tracker reads: one row [item embedding ⊕ normalised reward] per step, plus DORL's start
-//! row while the episode is shorter than the window (`simulators.md` §3).
+//! row while the episode is shorter than the window (`docs/protocol.md` §3).
 //!
 //! For a history batch right-aligned in a window of W columns and an episode at step t (t actions taken):
 //!

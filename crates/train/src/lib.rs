@@ -23,7 +23,7 @@
 //!    `checkpoint.bin` every `checkpoint_every` epochs and after the last one.
 //!
 //! Model selection: the reported epoch is the one with the best *validation* NX_0 R_tra under the headline
-//! selection (ties: the earliest). Test users never influence it (`dsrm-hrl.md` §6 row 23). The last epoch's
+//! selection (ties: the earliest). Test users never influence it (`docs/design.md` §6 row 23). The last epoch's
 //! test metrics are reported alongside.
 //!
 //! DORL trains for 200 epochs of 100,000 steps; the default here (20,000 steps per epoch) is sized for a demo.
@@ -93,6 +93,16 @@ pub enum TrainError {
     RunExists {
         /// The run directory.
         path: PathBuf,
+    },
+    /// Resuming (or reusing) a run made by other code.
+    #[error(
+        "{path}: the run was made by other code ({detail}); move or delete it, or rerun with the code that made it"
+    )]
+    OtherCode {
+        /// The run directory.
+        path: PathBuf,
+        /// The two code versions.
+        detail: String,
     },
     /// A setting out of its domain.
     #[error("invalid configuration: {0}")]
@@ -400,6 +410,26 @@ fn nx0_r_tra(m: &SplitMetrics, selection: &str) -> f64 {
     m.get(selection).and_then(|modes| modes.get(&Mode::NoRepeat.key())).map(|s| s.r_tra).unwrap_or(f64::NAN)
 }
 
+/// The version of the code that decides results: the first 16 hex digits of a sha256 over every source file
+/// under `crates/` (Markdown excluded), `Cargo.lock` and `rust-toolchain.toml`, computed at build time
+/// (`build.rs`), so it needs no git checkout. A run directory records it in `code_version`.
+pub const CODE_VERSION: &str = env!("DSRM_CODE_VERSION");
+
+/// Why the run in `dir` was made by other code than this build, or `None` when it holds no run or one made by
+/// this code. A run with no `code_version` file predates the record and counts as other code.
+pub fn made_by_other_code(dir: &Path) -> Option<String> {
+    if !RunDir::new(dir).has_run() {
+        return None;
+    }
+    match std::fs::read_to_string(dir.join(run_dir::CODE_VERSION_FILE)) {
+        Ok(text) if text.trim() == CODE_VERSION => None,
+        Ok(text) => Some(format!("made by code version {}, this build is {CODE_VERSION}", text.trim())),
+        Err(_) => {
+            Some(format!("it has no code_version record (made before runs recorded one); this build is {CODE_VERSION}"))
+        }
+    }
+}
+
 /// True when `dir` already holds a training run (a log or a checkpoint): starting afresh there is refused,
 /// so callers can check before preparing expensive inputs such as a world model.
 pub fn run_exists(dir: &Path) -> bool {
@@ -588,6 +618,12 @@ pub fn train_with_tracker(
     std::fs::create_dir_all(out_dir).map_err(|source| TrainError::Io { path: out_dir.to_path_buf(), source })?;
     if !resume && run.has_run() {
         return Err(TrainError::RunExists { path: out_dir.to_path_buf() });
+    }
+    if let Some(other) = made_by_other_code(out_dir) {
+        return Err(TrainError::OtherCode { path: out_dir.to_path_buf(), detail: other });
+    }
+    if !run.has_run() {
+        run_dir::write_atomic(&out_dir.join(run_dir::CODE_VERSION_FILE), format!("{CODE_VERSION}\n").as_bytes())?;
     }
 
     // Construction order is part of the seed contract: the same seed gives the same initial weights.

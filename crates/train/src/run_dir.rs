@@ -2,6 +2,8 @@
 //!
 //! * `log.jsonl`: one JSON line per finished epoch (deterministic: same config and seed, same bytes).
 //! * `timing.jsonl`: wall-clock time and throughput per epoch (kept apart so `log.jsonl` stays reproducible).
+//! * `code_version`: the [`crate::CODE_VERSION`] of the build that made the run (a resume by other code is
+//!   refused, and `dsrm experiment` never reuses such a run).
 //! * `checkpoint.bin`: everything needed to continue after its epoch (atomic, checksummed; `dsrm_nn::checkpoint`).
 //! * `metrics.json`, `metrics_<selection>.json`, `summary.json`: written at the end.
 //!
@@ -10,50 +12,35 @@
 
 use crate::{Result, TrainError};
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub(crate) const LOG: &str = "log.jsonl";
 pub(crate) const TIMING: &str = "timing.jsonl";
 pub(crate) const CHECKPOINT: &str = "checkpoint.bin";
+pub(crate) const CODE_VERSION_FILE: &str = "code_version";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.to_path_buf(), source }
 }
 
-/// Writes `bytes` to `path` atomically (temporary file in the same directory, fsync, rename).
+/// Writes `bytes` to `path` atomically (`dsrm_files::write_atomic`).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
+    dsrm_files::write_atomic(path, bytes).map_err(TrainError::Write)
 }
 
 /// Pretty JSON with a final newline, written atomically.
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
+    dsrm_files::write_json(path, value).map_err(TrainError::Write)
 }
 
 /// Appends one JSON line and syncs it (a line is either fully there or cut back on resume).
 pub(crate) fn append_line<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut line = serde_json::to_string(value)?;
-    line.push('\n');
-    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io(path))?;
-    f.write_all(line.as_bytes()).and_then(|_| f.sync_data()).map_err(io(path))
+    dsrm_files::append_line(path, value).map_err(TrainError::Write)
 }
 
 /// The lines of a JSONL file (none when it does not exist).
 pub(crate) fn read_lines(path: &Path) -> Result<Vec<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io(path)(e)),
-    }
+    dsrm_files::read_lines(path).map_err(TrainError::Write)
 }
 
 /// Paths of one run directory.

@@ -143,6 +143,18 @@ fn damaged_or_foreign_checkpoints_and_existing_runs_are_refused() {
     let err = run(&cfg, &dir, false).unwrap_err();
     assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
 
+    // A run records the code that made it; resuming it with other code is refused, naming both versions.
+    let version = dir.join("code_version");
+    assert_eq!(std::fs::read_to_string(&version).unwrap().trim(), crate::CODE_VERSION);
+    assert_eq!(crate::made_by_other_code(&dir), None);
+    std::fs::write(&version, "0123456789abcdef\n").unwrap();
+    let longer = TrainConfig { epochs: 2, ..cfg.clone() };
+    let err = run(&longer, &dir, true).unwrap_err();
+    assert!(matches!(err, TrainError::OtherCode { .. }) && err.to_string().contains("0123456789abcdef"), "{err}");
+    std::fs::remove_file(&version).unwrap();
+    assert!(crate::made_by_other_code(&dir).unwrap().contains("no code_version"));
+    std::fs::write(&version, format!("{}\n", crate::CODE_VERSION)).unwrap();
+
     let other_seed = TrainConfig { seed: 4, epochs: 2, ..cfg.clone() };
     let err = run(&other_seed, &dir, true).unwrap_err();
     assert!(matches!(err, TrainError::ConfigMismatch { .. }) && err.to_string().contains("seed"), "{err}");

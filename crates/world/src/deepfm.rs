@@ -1,4 +1,4 @@
-//! DeepFM with a log-variance head: one member of DORL's user-model ensemble (`simulators.md` §4.1;
+//! DeepFM with a log-variance head: one member of DORL's user-model ensemble (`docs/protocol.md` §4.1;
 //! DORL-codes `UserModel_Pairwise_Variance` on DeepCTR-torch layers).
 //!
 //! Fields: user id, item id, T tag fields (one shared table, [`crate::features`]) and the dense

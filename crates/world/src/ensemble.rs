@@ -1,4 +1,4 @@
-//! DORL's user-model ensemble (`simulators.md` §4.1; DORL-codes `run_worldModel_ensemble.py`,
+//! DORL's user-model ensemble (`docs/protocol.md` §4.1; DORL-codes `run_worldModel_ensemble.py`,
 //! `EnsembleModel`): n DeepFMs trained independently on the same training pairs, then evaluated on the whole
 //! environment grid.
 //!

@@ -1,4 +1,4 @@
-//! DORL's entropy map (`simulators.md` §4.2; DORL-codes `get_save_entropy_mat`): how unpredictable the
+//! DORL's entropy map (`docs/protocol.md` §4.2; DORL-codes `get_save_entropy_mat`): how unpredictable the
 //! logged next item is after a given set of recent items. DORL adds it to the simulated reward so the policy
 //! is pushed towards states where logged users behaved diversely, against the Matthew effect.
 //!

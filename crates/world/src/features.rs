@@ -1,4 +1,4 @@
-//! The user model's inputs besides the user id, per item (`simulators.md` §4.1): the item id, up to T tag
+//! The user model's inputs besides the user id, per item (`docs/protocol.md` §4.1): the item id, up to T tag
 //! fields that share one tag-embedding table, and the dense `duration_normed` feature.
 //!
 //! **Tag indices.** A tag slot holds `raw tag + shift`, and index 0 fills the empty slots of items with fewer
@@ -8,7 +8,7 @@
 //! * KuaiRand-Pure (tags 1..68 plus the pseudo-tag −1 of the 96 untagged videos): shift 2, so −1 → 1, a valid
 //!   row of its own, and 1..68 → 3..70 (row 2 is never used). The anchors' "+1" would send −1 to 0, the
 //!   empty-slot row, so untagged videos would look like videos with no tag field at all; here they share a
-//!   learned "untagged" category, as the quit rule already treats them (`simulators.md` §1.2, quirk 2).
+//!   learned "untagged" category, as the quit rule already treats them (`docs/protocol.md` §1.2, quirk 2).
 //!
 //! As in the anchors' DeepCTR `SparseFeat` columns, row 0 is an ordinary learned row, not a masked one.
 //! T is the largest number of tags on any item (4 on KuaiRec, 3 on KuaiRand-Pure), at least 1.

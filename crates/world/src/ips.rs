@@ -1,4 +1,4 @@
-//! Inverse-propensity weights for the user model of the IPS baseline (`simulators.md` §4.3: "IPS is A2C
+//! Inverse-propensity weights for the user model of the IPS baseline (`docs/protocol.md` §4.3: "IPS is A2C
 //! trained on a DeepFM-IPS user model").
 //!
 //! The logged exposure of an item is how often it appears in the training log; the anchors' IPS user model

@@ -3,7 +3,7 @@
 //! In DORL-codes a policy never sees the ground truth while it trains. It trains in a *simulated*
 //! environment that keeps the real quit and length logic but takes its reward from a user model learned on
 //! the training log, penalised for the model's uncertainty (MOPO) and rewarded for the entropy of the logged
-//! behaviour (DORL) (`simulators.md` §4). This crate builds those pieces from a [`dsrm_sim::World`]:
+//! behaviour (DORL) (`docs/protocol.md` §4). This crate builds those pieces from a [`dsrm_sim::World`]:
 //!
 //! * [`features`]: the user model's inputs per item (tag fields sharing one table, the duration feature).
 //! * [`deepfm`]: one DeepFM with a log-variance head, and its `pointneg` training (§4.1).

@@ -1,5 +1,5 @@
 //! The training set of the `pointneg` loss: every logged row paired with sampled negatives
-//! (`simulators.md` §4.1; DORL-codes `negative_sampling` + `align_pos_neg`).
+//! (`docs/protocol.md` §4.1; DORL-codes `negative_sampling` + `align_pos_neg`).
 //!
 //! For each logged row (user u, item i, target y) the anchors draw `neg_K` items for the same user, each a
 //! (u, j) pair absent from the training matrix, with target 0, and repeat the positive row `neg_K` times so

@@ -1,6 +1,6 @@
 //! The world model's view of the environment grid: DORL's `matPre` (mean prediction over the ensemble)
 //! and `matVar` (element-wise max over models of the predicted variance), one value per environment user and
-//! catalogue item (`simulators.md` §4.1). The simulated reward reads only this, so a grid computed once can
+//! catalogue item (`docs/protocol.md` §4.1). The simulated reward reads only this, so a grid computed once can
 //! serve every training environment, thread and seed (it is shared behind an `Arc`).
 
 use crate::{invalid, Result};

@@ -1,4 +1,4 @@
-//! The reward of the model-based anchors' training environment (`simulators.md` §4.3; DORL-codes
+//! The reward of the model-based anchors' training environment (`docs/protocol.md` §4.3; DORL-codes
 //! `SimulatedEnv._compute_pred_reward`, version v1). The environment keeps the real quit and length logic;
 //! only the reward is replaced, so this is a [`RewardModel`]:
 //!

@@ -1,4 +1,4 @@
-//! DSRM-HRL's hierarchical fairness agent (`dsrm-hrl.md` §4.4), after HER4IF's hierarchical PPO with the
+//! DSRM-HRL's hierarchical fairness agent (`docs/design.md` §4.4), after HER4IF's hierarchical PPO with the
 //! decision interval of HRL4PFG / LHRL. Both levels and both value heads read the tracker's state ŝ_t; with
 //! the DSRM stage the tracker is the frozen tracker + denoiser, so ŝ_t is the purified state.
 //!

@@ -1,4 +1,4 @@
-//! `dsrm dsrm …`: the DSRM stage on its own (`dsrm-hrl.md` §4.3).
+//! `dsrm dsrm …`: the DSRM stage on its own (`docs/design.md` §4.3).
 //!
 //! * `dsrm dsrm train --config F --out DIR`: replay the training log through the frozen tracker, train the
 //!   denoiser of `[train.dsrm]` (a `dsrm train` config), save `DIR/dsrm.bin` with the config, seeds and data

@@ -1,5 +1,5 @@
 //! `dsrm retune --from RUN (--lambda-f X | --target-ratio ρ) [--epochs N] [--out DIR] [--resume]`: decoupled
-//! retuning of a finished DSRM-HRL run (`dsrm-hrl.md` §4.4). The low level and the state tracker (with DSRM:
+//! retuning of a finished DSRM-HRL run (`docs/design.md` §4.4). The low level and the state tracker (with DSRM:
 //! the frozen tracker + denoiser) stay as trained; only the high level (and its value head V_H) is retrained
 //! against them with the new λ_f, starting from the run's high level. With `--target-ratio` the high level
 //! emits the fixed ρ* (goal type (b), mapped exactly onto the low level's distribution): nothing is learned,

@@ -57,7 +57,7 @@ pub struct TrainArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RewardKind {
-    /// DeepFM ensemble, r = max(0, ŷ − min ŷ) (MBPO; the project's default, `dsrm-hrl.md` §6 row 18).
+    /// DeepFM ensemble, r = max(0, ŷ − min ŷ) (MBPO; the project's default, `docs/design.md` §6 row 18).
     #[default]
     Mbpo,
     /// Ensemble with MOPO's uncertainty penalty.

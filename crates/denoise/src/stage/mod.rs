@@ -1,4 +1,4 @@
-//! The DSRM stage of a training run (`dsrm-hrl.md` §4.3, "Training data and order"): before RL starts,
+//! The DSRM stage of a training run (`docs/design.md` §4.3, "Training data and order"): before RL starts,
 //!
 //! 1. **replay** every training-log user sequence in time order through the FROZEN state tracker (pretrained
 //!    item embeddings), giving one observed state o_t per step and the user it belongs to;
@@ -152,7 +152,7 @@ impl PartialEq for DsrmStageConfig {
 }
 
 /// W_c when `condition_window` is unset and the denoiser is a diffusion model. Why these defaults (not the
-/// unconditional option A of `dsrm-hrl.md` §6 rows 2–3): on the synthetic truth an unconditional DSRM stays
+/// unconditional option A of `docs/design.md` §6 rows 2–3): on the synthetic truth an unconditional DSRM stays
 /// within 0.002 of the raw state on every fidelity figure (a near-identity map of the same information),
 /// while the 20-step condition with the debiased target moves all three the right way at every noise level
 /// (README, "DSRM"); downstream both are within each other's intervals (`configs/condition*.toml`).
@@ -216,7 +216,7 @@ impl Default for DsrmStageConfig {
     }
 }
 
-/// What the DSRM learns to map an observed state to (`dsrm-hrl.md` §4.3 "Clean target", §6 row 3).
+/// What the DSRM learns to map an observed state to (`docs/design.md` §4.3 "Clean target", §6 row 3).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CleanTarget {

@@ -1,6 +1,6 @@
 //! `category-cycling`: a good item whose categories the user has not seen lately.
 //!
-//! The category quit rule (simulators.md §1.4) ends an episode as soon as a recommended item shares a
+//! The category quit rule (`docs/protocol.md` §1.4) ends an episode as soon as a recommended item shares a
 //! category with the recent window. This baseline uses only what a live system knows (the item tags and
 //! the episode so far) to rotate through categories, and within the safe ones takes the items the
 //! training log rates best. It shows how much of a learned policy's return is mere quit avoidance.

@@ -1,6 +1,6 @@
 //! `epsilon-greedy`: a non-contextual item bandit that mostly exploits, sometimes explores.
 //!
-//! The anchors' "static" baseline (`run_epsilongreedy.py`, simulators.md §5): it learns online from the
+//! The anchors' "static" baseline (`run_epsilongreedy.py`, `docs/protocol.md` §5): it learns online from the
 //! rewards of the evaluation episodes themselves, one arm per item, shared by all users. Here its prior
 //! comes from the training log, so it starts from a sensible ranking instead of from scratch.
 

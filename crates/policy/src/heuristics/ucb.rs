@@ -1,6 +1,6 @@
 //! `ucb`: UCB1 over items, optimistic about what it has tried least.
 //!
-//! The anchors' other "static" baseline (`run_linUCB.py`, simulators.md §5), here non-contextual: one arm
+//! The anchors' other "static" baseline (`run_linUCB.py`, `docs/protocol.md` §5), here non-contextual: one arm
 //! per item shared by all users, learning online from the evaluation's rewards, with the training log as
 //! a prior so the bonus does not force it to try all few-thousand items first.
 
