@@ -26,7 +26,7 @@ fn hrl_fcpo_and_shaped_runs_resume_bit_identically() {
         (Algorithm::Hrl(small.clone()), None),
         (Algorithm::Hrl(HrlConfig { goal: GoalType::TargetRatio, interval: 3, ..small }), None),
         (Algorithm::Fcpo(FcpoConfig { ppo: ppo.clone(), ..Default::default() }), None),
-        (Algorithm::Ppo(ppo), Some(crate::RewardShaping::DeltaGini { lambda: 1.0 })),
+        (Algorithm::Ppo(ppo), Some(dsrm_agents::RewardShaping::DeltaGini { lambda: 1.0 })),
     ];
     for (algorithm, reward_shaping) in cases {
         let cfg = |epochs| TrainConfig {

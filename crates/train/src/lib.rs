@@ -28,7 +28,10 @@
 //!
 //! DORL trains for 200 epochs of 100,000 steps; the default here (20,000 steps per epoch) is sized for a demo.
 
+mod config;
 mod run_dir;
+
+pub use config::TrainConfig;
 
 #[cfg(test)]
 mod hrl_tests;
@@ -122,19 +125,19 @@ pub enum TrainError {
 pub type Result<T> = std::result::Result<T, TrainError>;
 
 use crate::run_dir::{append_line, write_json, RunDir};
-use dsrm_agents::learner::{Algorithm, EvalPolicy, TrainingEnv};
-use dsrm_agents::shaping::{RewardShaping, ShapedReward};
+use dsrm_agents::learner::{EvalPolicy, TrainingEnv};
+use dsrm_agents::shaping::ShapedReward;
 use dsrm_agents::trained_tracker::TrainedTracker;
 use dsrm_agents::update_stats::UpdateStats;
-use dsrm_denoise::stage::{DsrmStageConfig, StageEvent};
+use dsrm_denoise::stage::StageEvent;
 
-use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
+use dsrm_eval::{evaluate, EvalRun, MetricInputs, Mode};
 use dsrm_metrics::MetricSet;
 use dsrm_nn::checkpoint;
 use dsrm_nn::tch::Tensor;
 use dsrm_policy::Selection;
 use dsrm_sim::{RewardModel, World};
-use dsrm_state::{StateTracker, TrackerConfig};
+use dsrm_state::StateTracker;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -142,101 +145,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-
-/// A training run. Unknown keys are errors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
-    /// The algorithm and its hyper-parameters.
-    pub algorithm: Algorithm,
-    /// The state tracker (DORL: `avg`).
-    pub tracker: TrackerConfig,
-    /// Epochs to train (DORL: 200). May be raised when resuming a finished run.
-    pub epochs: usize,
-    /// Environment steps collected per epoch (DORL: 100,000; the default suits a demo).
-    pub steps_per_epoch: usize,
-    /// Parallel training environments = whole episodes per collection (DORL: 100 and 100).
-    pub parallel_envs: usize,
-    /// Evaluation after every epoch (episodes per mode, k of NX_k, selections, MCD source, user stream).
-    pub eval: EvalConfig,
-    /// Share of the environment's users held out for model selection; the rest are the test users.
-    pub validation_fraction: f64,
-    /// Write `checkpoint.bin` every this many epochs (and after the last).
-    pub checkpoint_every: usize,
-    /// Worker threads of the per-epoch evaluation (one libtorch thread each; up to 9 runs in parallel).
-    /// Evaluation decides one step at a time, so it is bound by per-operation overhead and scales with threads.
-    pub threads: usize,
-    /// libtorch intra-op threads while collecting and updating. Default 1: the operations are small, and
-    /// OpenMP's busy-waiting makes 2 threads far slower as soon as another process shares the cores
-    /// (measured: 14x slower on a loaded 2-core machine). Raise it only on an otherwise idle machine.
-    pub torch_threads: usize,
-    /// Seeds everything: initialisation, the user split, collection, minibatches, evaluation.
-    pub seed: u64,
-    /// DSRM state purification (`[train.dsrm]`, [`crate::dsrm_stage`]): trained (or loaded) before RL, then
-    /// every tracker is the frozen tracker followed by the frozen denoiser. Absent: no DSRM.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dsrm: Option<DsrmStageConfig>,
-    /// A fairness term added to the training reward (`crate::shaping`); none by default.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reward_shaping: Option<RewardShaping>,
-}
-
-impl Default for TrainConfig {
-    fn default() -> Self {
-        Self {
-            algorithm: Algorithm::default(),
-            tracker: TrackerConfig::default(),
-            epochs: 10,
-            steps_per_epoch: 20_000,
-            parallel_envs: 100,
-            eval: EvalConfig::default(),
-            validation_fraction: 0.2,
-            checkpoint_every: 1,
-            threads: 1,
-            torch_threads: 1,
-            seed: 0,
-            dsrm: None,
-            reward_shaping: None,
-        }
-    }
-}
-
-impl TrainConfig {
-    fn validate(&self) -> Result<()> {
-        let mut problems = Vec::new();
-        let mut need = |ok: bool, what: &str| {
-            if !ok {
-                problems.push(what.to_string());
-            }
-        };
-        need(self.epochs >= 1, "epochs >= 1");
-        need(self.steps_per_epoch >= 1, "steps_per_epoch >= 1");
-        need(self.parallel_envs >= 1, "parallel_envs >= 1");
-        need(self.checkpoint_every >= 1, "checkpoint_every >= 1");
-        need(self.threads >= 1 && self.torch_threads >= 1, "threads >= 1 and torch_threads >= 1");
-        need(self.eval.episodes >= 1, "eval.episodes >= 1");
-        need(!self.eval.selections.is_empty(), "eval.selections not empty");
-        need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
-        problems.extend(self.algorithm.problems());
-        problems.extend(self.reward_shaping.iter().flat_map(RewardShaping::problems));
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(TrainError::Config(problems.join("; ")))
-        }
-    }
-
-    /// The settings that determine results: everything but `epochs` (a run may be extended) and
-    /// `checkpoint_every`. Stored in checkpoints and compared on resume.
-    fn identity(&self) -> Result<serde_json::Value> {
-        let mut v = serde_json::to_value(self)?;
-        if let Some(map) = v.as_object_mut() {
-            map.remove("epochs");
-            map.remove("checkpoint_every");
-        }
-        Ok(v)
-    }
-}
 
 /// Test (or validation) metrics of one evaluation round: selection (`sampled`, `argmax`) -> mode (`FB`,
 /// `NX_0`, `NX_10`) -> metrics.

@@ -4,11 +4,14 @@ use super::*;
 use crate::test_support::mean_tracker_builder;
 use dsrm_agents::a2c::A2cConfig;
 use dsrm_agents::actor_critic::ActorCritic;
+use dsrm_agents::learner::Algorithm;
 use dsrm_agents::ppo::PpoConfig;
 use dsrm_agents::rl_policy::actor_critic_policy;
+use dsrm_eval::EvalConfig;
 use dsrm_nn::tch::Device;
 use dsrm_sim::test_support::tiny_world;
 use dsrm_sim::GroundTruthReward;
+use dsrm_state::TrackerConfig;
 use std::path::PathBuf;
 
 fn tiny_cfg(algorithm: Algorithm, epochs: usize) -> TrainConfig {
