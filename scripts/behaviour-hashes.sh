@@ -7,8 +7,11 @@
 #
 # Covered: `dsrm eval` (metrics.json, episodes.jsonl), short `dsrm train` runs of A2C, PPO, DQN, SAC and HRL
 # (metrics.json, log.jsonl), a DSRM stage's dsrm.bin (`dsrm dsrm train`) and a small `dsrm dsrm fidelity`
-# (fidelity.json, fidelity.csv). Wall-clock fields (keys ending in `_s`, and `wall`/`elapsed` keys) are
-# removed from JSON before hashing: timings are not results. Set DSRM=<binary> to check a prebuilt binary.
+# (fidelity.json, fidelity.csv). What is not a result is removed before hashing: wall-clock fields (keys ending
+# in `_s`, `wall`/`elapsed` keys) and the provenance's `created_at` and `command` (which names the binary), in
+# JSON files and in the metadata of a checkpoint (`dsrm.bin`: its tensors are hashed as they are). The commands
+# run in a fixed folder, $TMPDIR/dsrm-behaviour-hashes, because configs record their paths. Set DSRM=<binary>
+# to check a prebuilt binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -19,7 +22,9 @@ if [ -z "${DSRM:-}" ]; then
   DSRM="$ROOT/target/release/dsrm"
 fi
 export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1
-WORK=$(mktemp -d)
+WORK="${TMPDIR:-/tmp}/dsrm-behaviour-hashes"
+rm -rf "$WORK"
+mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 run() { "$DSRM" "$@" >"$WORK/last.log" 2>&1 || { cat "$WORK/last.log"; echo "behaviour-hashes: failed: dsrm $*" >&2; exit 2; }; }
@@ -90,11 +95,12 @@ TOML
 run dsrm fidelity --config fidelity.toml --out fidelity
 
 python3 - "$WORK" >"$WORK/actual.txt" <<'PY'
-import hashlib, json, sys, pathlib
+import hashlib, json, struct, sys, pathlib
 work = pathlib.Path(sys.argv[1])
+NOT_RESULTS = ("wall", "elapsed", "wall_time", "created_at", "command")
 def strip(v):
     if isinstance(v, dict):
-        return {k: strip(x) for k, x in v.items() if not (k.endswith("_s") or k in ("wall", "elapsed", "wall_time"))}
+        return {k: strip(x) for k, x in v.items() if not (k.endswith("_s") or k in NOT_RESULTS)}
     if isinstance(v, list):
         return [strip(x) for x in v]
     return v
@@ -102,6 +108,13 @@ def digest(p):
     data = p.read_bytes()
     if p.suffix == ".json":
         data = json.dumps(strip(json.loads(data)), sort_keys=True).encode()
+    elif p.suffix == ".bin":  # dsrm_nn::checkpoint: magic, u64 meta length, meta JSON, u64 blob length, blob, sha256
+        magic = b"DSRMCKPT1\n"
+        assert data.startswith(magic), p
+        (n,) = struct.unpack_from("<Q", data, len(magic))
+        meta = json.loads(data[len(magic) + 8 : len(magic) + 8 + n])
+        blob = data[len(magic) + 8 + n :-32]
+        data = json.dumps(strip(meta), sort_keys=True).encode() + b"\0" + blob
     elif p.suffix == ".jsonl":
         data = b"\n".join(json.dumps(strip(json.loads(l)), sort_keys=True).encode() for l in data.splitlines() if l.strip())
     return hashlib.sha256(data).hexdigest()

@@ -281,7 +281,7 @@ fn fit(file: &LoopFile, world: &World, method: &MethodConfig, seed: u64, round: 
         if round > 0 && !run_dir.join("checkpoint.bin").exists() {
             let previous = dir.join(format!("round-{}", round - 1)).join("agent");
             std::fs::create_dir_all(&run_dir)?;
-            for name in ["checkpoint.bin", "log.jsonl", "timing.jsonl", "dsrm.bin"] {
+            for name in ["checkpoint.bin", "log.jsonl", "timing.jsonl", "dsrm.bin", "code_version"] {
                 let from = previous.join(name);
                 if from.exists() {
                     std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
