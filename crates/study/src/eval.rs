@@ -128,7 +128,7 @@ pub fn write_policy_run(dir: &Path, run: &PolicyRun, world: &World, cfg: &RunCon
 
 /// What produced a result: config, seeds, versions, input hashes and how the world was built.
 pub fn provenance<'a>(cfg: &RunConfig, world: &'a World, inputs: &'a MetricInputs) -> Result<Provenance<'a>> {
-    Ok(Provenance {
+    Provenance {
         seeds: Some(Seeds::List(cfg.seeds.clone())),
         synthetic: Some(world.is_synthetic()),
         label: Some(data_label(world)),
@@ -139,7 +139,7 @@ pub fn provenance<'a>(cfg: &RunConfig, world: &'a World, inputs: &'a MetricInput
         data: Some(&world.provenance),
         ..Provenance::new()
     }
-    .with_config(cfg)?)
+    .with_config(cfg)
 }
 
 /// An evaluated policy and the world it met (for labels).

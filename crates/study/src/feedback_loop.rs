@@ -171,11 +171,7 @@ pub fn run(config: &Path, run_dir: &Path, progress: Progress) -> Result<String> 
         let mut lines = Vec::new();
         for &seed in &file.seeds {
             let dir = out.join(&method.name).join(format!("seed-{seed}"));
-            let on_round = &mut |round, record: &RoundRecord| {
-                progress(Event::Message(format!("{} seed {seed} round {round}: Gini {:.3}", method.name, record.gini)));
-                progress(Event::Advance(1));
-            };
-            let records = run_method(&file, &world, &inputs, method, seed, &dir, on_round, progress)?;
+            let records = run_method(&file, &world, &inputs, method, seed, &dir, progress)?;
             lines.extend(records);
         }
         let text: String =
@@ -200,7 +196,7 @@ fn method_identity(file: &LoopFile, method: &MethodConfig) -> Result<toml::Value
     Ok(toml::Value::try_from(own)?)
 }
 
-/// All rounds of one (method, seed), reusing finished rounds.
+/// All rounds of one (method, seed), reusing finished rounds; each round advances the loop's progress.
 fn run_method(
     file: &LoopFile,
     world0: &World,
@@ -208,7 +204,6 @@ fn run_method(
     method: &MethodConfig,
     seed: u64,
     dir: &Path,
-    on_round: &mut dyn FnMut(usize, &RoundRecord),
     progress: Progress,
 ) -> Result<Vec<RoundRecord>> {
     let mut world = world0.with_log_fraction(file.initial_log_fraction, seed);
@@ -233,7 +228,8 @@ fn run_method(
             dsrm_files::write_json(&record_path, &record)?;
             (record, served)
         };
-        on_round(round, &record);
+        progress(Event::Message(format!("{} seed {seed} round {round}: Gini {:.3}", method.name, record.gini)));
+        progress(Event::Advance(1));
         records.push(record);
         world = world.with_logged_episodes(served.iter().map(|s| (s.user, &s.items[..], &s.rewards[..])));
     }
