@@ -9,7 +9,7 @@
 //! [eval]                       # episodes per mode, force_length, selections (first = headline)
 //!
 //! [world_model]
-//! reward = "mbpo"              # mbpo | mopo | dorl (DeepFM ensemble + DORL penalties) | mf | ground-truth
+//! reward = "mbpo"              # mbpo | mopo | dorl | ips (DeepFM ensemble + penalties / weights) | mf | ground-truth
 //!
 //! [train]
 //! epochs = 10

@@ -93,7 +93,7 @@ impl Default for FidelityFile {
 #[derive(Debug, Clone, Serialize)]
 pub struct FidelityRow {
     pub noise_level: f64,
-    /// `raw`, `history`, `raw+history` or `purified` (see [`representations`]).
+    /// `raw`, `history`, `raw+history` or `purified` (the fidelity report's representations).
     pub representation: String,
     pub pref_cosine: f64,
     pub pref_r2: f64,
