@@ -1,8 +1,8 @@
-//! `dsrm`: the command line of dsrm-hrl. It parses arguments and calls the libraries; nothing else.
+//! `dsrm`: the command line of dsrm-hrl. It parses arguments, calls the study library (`dsrm-study`) and
+//! prints what it returns: tables, progress bars, the paths it wrote.
 
 mod commands;
 mod config;
-mod loading;
 mod output;
 
 use anyhow::Result;
@@ -25,9 +25,11 @@ enum Command {
     },
     /// Evaluate one policy with one seed in every mode; writes metrics.json, episodes.jsonl, provenance.json.
     Eval(commands::eval::EvalArgs),
-    /// Every heuristic baseline over several seeds (mean ± 95% CI); synthetic KuaiRec unless --data is given.
+    /// Every heuristic baseline over several seeds (mean ± 95% CI), then a small study (ablation experiment with a
+    /// fairness sweep, feedback loop, report) unless --baselines-only; synthetic KuaiRec unless --data is given.
     Demo(commands::demo::DemoArgs),
-    /// Train an A2C / PPO agent in the simulated environment, evaluating on the ground truth every epoch.
+    /// Train an agent (a2c, ppo, hrl, fcpo, dqn, sac, bcq, cql, crr or sqn) in the simulated environment,
+    /// evaluating on the ground truth every epoch.
     Train(commands::train::TrainArgs),
     /// Retrain only the high level of a finished HRL run with a new λ_f (or a fixed target ratio).
     Retune(commands::retune::RetuneArgs),
@@ -43,7 +45,7 @@ enum Command {
         #[command(subcommand)]
         command: commands::dsrm::DsrmCommand,
     },
-    /// Benchmarks.
+    /// Benchmarks: environment steps/s, neural-network speed, denoiser latency.
     Bench {
         #[command(subcommand)]
         command: commands::bench::BenchCommand,

@@ -1,30 +1,10 @@
-//! Writing results: atomic files, the run directory layout, terminal tables, progress bars.
+//! What the CLI shows: progress bars for the study's [`Event`]s, terminal tables, summaries.
 
-use anyhow::{Context, Result};
+use dsrm_study::experiment::ResultTable;
+use dsrm_study::Event;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
-use std::path::Path;
+use std::sync::Mutex;
 use std::time::Duration;
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, then rename, so a
-/// killed run never leaves a truncated result that looks finished.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
-/// Pretty JSON, written atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    write_atomic(path, text.as_bytes())
-}
 
 /// A progress bar that draws only on a terminal (CI logs stay clean).
 pub fn bar(len: u64, what: &str) -> ProgressBar {
@@ -38,34 +18,74 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     pb
 }
 
-/// A spinner for work of unknown length.
-pub fn spinner(what: &str) -> ProgressBar {
-    let pb = ProgressBar::new_spinner();
-    pb.set_message(what.to_string());
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
+/// Draws a study's progress: one bar (or spinner) per open piece of work, innermost last; notes go to stderr
+/// above the bars.
+#[derive(Default)]
+pub struct Bars(Mutex<Vec<ProgressBar>>);
+
+impl Bars {
+    /// Shows one event.
+    pub fn show(&self, event: Event) {
+        let mut bars = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Begin { label, len: Some(len) } => bars.push(bar(len, &label)),
+            Event::Begin { label, len: None } => {
+                let pb = ProgressBar::new_spinner();
+                pb.set_message(label);
+                pb.enable_steady_tick(Duration::from_millis(120));
+                bars.push(pb);
+            }
+            Event::End => bars.pop().iter().for_each(ProgressBar::finish_and_clear),
+            Event::Note(line) => match bars.last() {
+                Some(pb) => pb.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
+            },
+            other => {
+                let Some(pb) = bars.last() else { return };
+                match other {
+                    Event::Message(m) => pb.set_message(m),
+                    Event::Advance(n) => pb.inc(n),
+                    Event::Position(n) => pb.set_position(n),
+                    Event::Length(n) => pb.set_length(n),
+                    _ => unreachable!("handled above"),
+                }
+            }
+        }
+    }
+}
+
+/// A progress callback for the study that draws bars on stderr.
+pub fn progress() -> impl Fn(Event) + Sync {
+    let bars = Bars::default();
+    move |event| bars.show(event)
 }
 
 /// A terminal table with the given header.
-pub fn table(header: Vec<String>) -> comfy_table::Table {
+pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
-    t.set_header(header);
+    t.set_header(header.to_vec());
     t
 }
 
 /// Prints one mode of a seed summary as a terminal table (methods as rows, mean ± 95% CI per metric).
-pub fn print_summary(summary: &dsrm_eval::summary::Summary, mode: &str, title: &str) {
+pub fn print_summary(table: &ResultTable) {
     use dsrm_eval::summary::{format_ci, TABLE_METRICS};
-    let mut header = vec!["method".to_string()];
-    header.extend(TABLE_METRICS.iter().map(|m| m.to_string()));
-    let mut t = table(header);
-    for (method, modes) in &summary.rows {
-        if let Some(metrics) = modes.get(mode) {
+    let mut header = vec!["method"];
+    header.extend(TABLE_METRICS.iter());
+    let mut t = self::table(&header);
+    for (method, modes) in &table.summary.rows {
+        if let Some(metrics) = modes.get(&table.mode) {
             let mut row = vec![method.clone()];
             row.extend(TABLE_METRICS.iter().map(|m| metrics.get(*m).map(format_ci).unwrap_or_default()));
             t.add_row(row);
         }
     }
-    println!("{title} (mean ± 95% CI over seeds)\n{t}\n");
+    println!("{} (mean ± 95% CI over seeds)\n{t}\n", table.title);
+}
+
+/// The cells of `header` read from a metric set's JSON fields, four decimals.
+pub fn metric_cells(metrics: &impl serde::Serialize, header: &[&str]) -> Vec<String> {
+    let m = serde_json::to_value(metrics).unwrap_or_default();
+    header.iter().map(|k| m.get(*k).and_then(|v| v.as_f64()).map(|v| format!("{v:.4}")).unwrap_or_default()).collect()
 }

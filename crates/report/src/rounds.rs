@@ -20,17 +20,27 @@ pub fn rounds_path(run_dir: &Path, method: &str) -> PathBuf {
     run_dir.join(LOOP_DIR).join(method).join(ROUNDS_FILE)
 }
 
-/// The deployed policy's test metrics after one round of the loop, for one seed.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The deployed policy's metrics after one round of the loop, for one seed. `dsrm loop` writes every field;
+/// the report reads the tracked metrics (the last two fields are for people, and may be absent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
     /// 0 = before any feedback; round r follows r retrainings on the grown log.
     pub round: usize,
     pub seed: u64,
+    /// Gini of item exposure over the whole catalogue in this round's deployment.
     pub gini: f64,
+    /// Share of this round's recommendations that were long-tail items (original data's split).
     pub long_tail_share: f64,
-    /// Share of the catalogue recommended at least once.
+    /// Share of the catalogue recommended at least once in this round.
     pub coverage: f64,
+    /// Mean cumulative ground-truth reward per served episode.
     pub r_tra: f64,
+    /// Mean episode length.
+    #[serde(default)]
+    pub length: f64,
+    /// Training-log rows the method was fitted on in this round.
+    #[serde(default)]
+    pub log_rows: usize,
 }
 
 impl RoundRecord {
@@ -123,8 +133,16 @@ mod tests {
         let path = rounds_path(dir.path(), "most-popular");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let line = |round: usize, seed: u64, gini: f64| {
-            serde_json::to_string(&RoundRecord { round, seed, gini, long_tail_share: 0.1, coverage: 0.5, r_tra: 2.0 })
-                .unwrap()
+            serde_json::to_string(&RoundRecord {
+                round,
+                seed,
+                gini,
+                long_tail_share: 0.1,
+                coverage: 0.5,
+                r_tra: 2.0,
+                ..Default::default()
+            })
+            .unwrap()
         };
         // Seed 2's round 0 is written twice (a resumed loop); the later value wins.
         let text = [line(0, 1, 0.5), line(0, 2, 0.9), line(0, 2, 0.7), String::new(), line(1, 1, 0.6), line(1, 2, 0.8)];

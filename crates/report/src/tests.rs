@@ -63,7 +63,15 @@ fn fixture(with_loop: bool) -> (tempfile::TempDir, PathBuf) {
             for round in 0..4 {
                 for seed in 1..=3u64 {
                     let gini = base + 0.05 * round as f64 + 0.01 * seed as f64;
-                    let r = RoundRecord { round, seed, gini, long_tail_share: 1.0 - gini, coverage: 0.5, r_tra: 10.0 };
+                    let r = RoundRecord {
+                        round,
+                        seed,
+                        gini,
+                        long_tail_share: 1.0 - gini,
+                        coverage: 0.5,
+                        r_tra: 10.0,
+                        ..Default::default()
+                    };
                     lines.push(serde_json::to_string(&r).unwrap());
                 }
             }

@@ -1,12 +1,13 @@
 //! `dsrm bench env`: environment steps per second for a uniform-random policy, resets included, on one and
 //! on several threads. Each thread steps its own batch of episodes over the shared read-only environment.
 
-use crate::config::RunConfig;
-use crate::{loading, output};
+use crate::output;
 use anyhow::Result;
 use clap::Subcommand;
 use dsrm_sim::vec_env::{rollout_random, RolloutStats};
 use dsrm_sim::{Preset, World};
+use dsrm_study::config::RunConfig;
+use dsrm_study::loading;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -137,7 +138,7 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     rows.push(json!({"workload": "mlp_infer_b1", "median_us": median, "p99_us": times[times.len() * 99 / 100]}));
-    let mut t = output::table(["workload", "figure"].map(String::from).to_vec());
+    let mut t = output::table(&["workload", "figure"]);
     for r in &rows {
         let figure = match r.get("steps_per_second") {
             Some(v) => format!("{:.0} steps/s ({})", v.as_f64().unwrap_or(0.0), r["optimizer"].as_str().unwrap_or("")),
@@ -151,7 +152,7 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
     }
     println!("libtorch {threads} thread(s)\n{t}");
     if let Some(path) = out {
-        output::write_json(&path, &json!({"bench": "nn", "threads": threads, "results": rows}))?;
+        dsrm_files::write_json(&path, &json!({"bench": "nn", "threads": threads, "results": rows}))?;
     }
     Ok(())
 }
@@ -190,11 +191,14 @@ fn bench_denoise(threads: usize, dim: i64, cond_dim: i64, calls: usize, out: Opt
     denoisers
         .push(Box::new(Vae::fit(&states, &states, &VaeConfig { train: quick, ..Default::default() }, &mut |_| {})?.0));
 
-    let mut t = output::table(
-        ["denoiser", "network evals", "batch 1 median µs", "batch 1 p99 µs", "batch 256 median µs", "batch 256 p99 µs"]
-            .map(String::from)
-            .to_vec(),
-    );
+    let mut t = output::table(&[
+        "denoiser",
+        "network evals",
+        "batch 1 median µs",
+        "batch 1 p99 µs",
+        "batch 256 median µs",
+        "batch 256 p99 µs",
+    ]);
     let mut rows = Vec::new();
     let pb = output::bar(denoisers.len() as u64, "timing");
     for den in &denoisers {
@@ -216,7 +220,7 @@ fn bench_denoise(threads: usize, dim: i64, cond_dim: i64, calls: usize, out: Opt
     println!("purification latency, state dim {dim}, condition dim {cond_dim}, {threads} libtorch thread(s)\n{t}");
     if let Some(path) = out {
         let record = json!({"bench": "denoise", "threads": threads, "dim": dim, "cond_dim": cond_dim, "results": rows});
-        output::write_json(&path, &record)?;
+        dsrm_files::write_json(&path, &record)?;
     }
     Ok(())
 }
@@ -230,14 +234,12 @@ fn bench_env(
     out: Option<PathBuf>,
 ) -> Result<()> {
     let mut rows = Vec::new();
-    let mut t = output::table(
-        ["preset", "threads", "steps/s (median)", "mean length", "reward/step"].map(String::from).to_vec(),
-    );
+    let mut t = output::table(&["preset", "threads", "steps/s (median)", "mean length", "reward/step"]);
     for preset in [Preset::DorlPaper, Preset::Easyrl4recPaper] {
         let mut cfg = RunConfig::default();
         cfg.data.dir = data.clone();
         cfg.env = preset.into();
-        let world = loading::load_world(&cfg)?;
+        let world = loading::load_world(&cfg, &output::progress())?;
         for &n in &threads {
             let mut rates = Vec::new();
             let mut stats = RolloutStats::default();
@@ -260,7 +262,7 @@ fn bench_env(
     }
     println!("environment steps/s, uniform-random policy, resets included\n{t}");
     if let Some(path) = out {
-        output::write_json(&path, &json!({"bench": "env", "results": rows}))?;
+        dsrm_files::write_json(&path, &json!({"bench": "env", "results": rows}))?;
     }
     Ok(())
 }

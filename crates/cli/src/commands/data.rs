@@ -1,9 +1,10 @@
 //! `dsrm data synth` and `dsrm data validate`.
 
-use crate::loading;
+use crate::output;
 use anyhow::{bail, Result};
 use clap::Subcommand;
 use dsrm_data::Dataset;
+use dsrm_study::loading;
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -44,7 +45,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             if out.join("synthetic.json").exists() || out.join("small_matrix.csv").exists() {
                 bail!("{} already holds a data set; choose an empty or new directory", out.display());
             }
-            loading::generate_synthetic(loading::synth_size(&size)?, seed, &out)
+            loading::generate_synthetic(loading::synth_size(&size)?, seed, &out, &output::progress())
         }
         DataCommand::Validate { dataset, dir } => {
             let report = dsrm_data::validate(dataset, &dir);

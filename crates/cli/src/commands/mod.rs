@@ -9,7 +9,6 @@ pub mod experiment;
 pub mod feedback_loop;
 pub mod report;
 pub mod retune;
-pub mod sweep;
 pub mod train;
 
 use crate::output;
@@ -17,11 +16,14 @@ use dsrm_sim::Preset;
 
 /// `dsrm presets`.
 pub fn presets() -> anyhow::Result<()> {
-    let mut t = output::table(
-        ["preset", "N (num_leave_compute)", "θ (leave_threshold)", "max_turn", "legacy window", "random initial item"]
-            .map(String::from)
-            .to_vec(),
-    );
+    let mut t = output::table(&[
+        "preset",
+        "N (num_leave_compute)",
+        "θ (leave_threshold)",
+        "max_turn",
+        "legacy window",
+        "random initial item",
+    ]);
     for p in Preset::ALL {
         let s = p.settings();
         t.add_row(vec![

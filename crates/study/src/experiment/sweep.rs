@@ -7,7 +7,7 @@
 //! Each variant is rebuilt through the typed config, so a misspelt key or a wrong type is refused there;
 //! a key the config would silently drop is caught by reading the value back.
 
-use super::experiment::MethodConfig;
+use super::MethodConfig;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -164,7 +164,7 @@ fn same(got: Option<&Value>, want: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::commands::experiment::ExperimentFile;
+    use crate::experiment::ExperimentFile;
 
     fn load(text: &str) -> Result<(ExperimentFile, Vec<Expanded>)> {
         let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,485 @@
+//! `dsrm loop`'s file and run: the feedback-loop study (the rich-get-richer loop).
+//!
+//! For each method and seed, starting from the data set's training log:
+//!
+//! ```text
+//! log_0 = the training log (or a seeded share of it, `initial_log_fraction`)
+//! for round r = 0 .. R-1:
+//!     fit the method on log_r
+//!         heuristic: refit on log_r (most-popular counts, MF factors, ...)
+//!         RL agent:  refit the world model (and the DSRM stage, when configured) on log_r, then train the
+//!                    agent in it; with `warm_start` the agent instead continues from round r-1's checkpoint
+//!                    for `epochs_per_round` more epochs (keeping round 0's DSRM stage)
+//!     deploy it: serve `served_episodes` episodes to users drawn from all users, ground-truth env, NX_0,
+//!                sampled actions
+//!     record Gini, long-tail share, coverage and R_tra of the deployment        -> rounds.jsonl
+//!     log_{r+1} = log_r + the served interactions (user, item, ground-truth reward)
+//! ```
+//!
+//! The users' true preferences (the ground truth) never change; only what the recommender learns from does.
+//! Metrics are computed against the original data's inputs (popularity, long-tail split), so rounds are
+//! comparable. Every round of every (method, seed) leaves `round-<r>/served.jsonl` and `round-<r>/round.json`;
+//! rerunning the command reuses finished rounds (replaying their served interactions into the log) and resumes
+//! an interrupted agent from its checkpoint.
+//!
+//! Output: `OUT/loop/<method>/rounds.jsonl` (one line per seed and round, for `dsrm report`),
+//! `OUT/loop/summary.{csv,md}` (mean ± 95% CI over seeds per method and round), `OUT/loop.toml`,
+//! `OUT/loop/provenance.json`.
+
+use crate::config::DataConfig;
+use crate::eval::build_heuristic;
+use crate::experiment::MethodConfig;
+use crate::loading;
+use crate::progress::{begin, note, Event, Progress};
+use crate::provenance::{Provenance, Seeds, WorldSummary};
+use crate::world_model::{reward_model, WorldModelConfig};
+use anyhow::{bail, Context, Result};
+use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
+use dsrm_policy::heuristics::HeuristicConfig;
+use dsrm_policy::{Policy, Selection};
+use dsrm_report::RoundRecord;
+use dsrm_sim::world::WorldConfig;
+use dsrm_sim::{EnvConfig, World};
+use dsrm_train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The loop file. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopFile {
+    pub seeds: Vec<u64>,
+    /// Rounds of deploy -> log -> refit.
+    pub rounds: usize,
+    /// Episodes served per round (each one a user drawn uniformly from all users).
+    pub served_episodes: usize,
+    /// How an RL agent is updated each round. `false` (default): everything is refitted on the round's log
+    /// (world model, DSRM stage, and the agent from scratch for `train.epochs`). `true`: the agent continues
+    /// from the previous round for `epochs_per_round` more epochs in the refitted world model, and keeps its
+    /// round-0 DSRM stage.
+    #[serde(default)]
+    pub warm_start: bool,
+    /// Extra training epochs per round with `warm_start` (round 0 trains `train.epochs`).
+    #[serde(default = "one")]
+    pub epochs_per_round: usize,
+    /// Share of the data set's training log the loop starts from ((user, item) pairs kept by a seeded hash).
+    /// With the whole log (1.0) a round's served interactions are a drop in a large log; a smaller start lets
+    /// the loop's own data weigh in, as on a young platform or a fresh catalogue.
+    #[serde(default = "whole")]
+    pub initial_log_fraction: f64,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub env: EnvConfig,
+    #[serde(default)]
+    pub world: WorldConfig,
+    /// The RL agents' per-epoch evaluation (validation/test users).
+    #[serde(default)]
+    pub eval: EvalConfig,
+    #[serde(default)]
+    pub world_model: WorldModelConfig,
+    #[serde(default)]
+    pub heuristics: HeuristicConfig,
+    pub methods: Vec<MethodConfig>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn whole() -> f64 {
+    1.0
+}
+
+impl LoopFile {
+    /// Reads and checks a loop file; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: LoopFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        if file.seeds.is_empty() || file.methods.is_empty() || file.rounds == 0 || file.served_episodes == 0 {
+            bail!("{}: needs seeds, methods, rounds >= 1 and served_episodes >= 1", path.display());
+        }
+        if !(file.initial_log_fraction > 0.0 && file.initial_log_fraction <= 1.0) {
+            bail!("{}: initial_log_fraction must lie in (0, 1], got {}", path.display(), file.initial_log_fraction);
+        }
+        for m in &file.methods {
+            if m.heuristic.is_some() == m.train.is_some() {
+                bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.name);
+            }
+        }
+        Ok(file)
+    }
+}
+
+/// A served episode, as stored in `served.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Served {
+    user: u32,
+    items: Vec<u32>,
+    rewards: Vec<f64>,
+}
+
+/// Runs (or resumes) the loop of the file `config` in `run_dir/loop/`, writing `run_dir/loop.toml`, each
+/// method's `rounds.jsonl`, `summary.{csv,md}` and `provenance.json`; returns the summary as Markdown.
+pub fn run(config: &Path, run_dir: &Path, progress: Progress) -> Result<String> {
+    let file = LoopFile::load(config)?;
+    if file.world_model.reward.uses_ensemble() && file.world_model.checkpoint.is_none() {
+        note(
+            progress,
+            "note: the loop refits the world model every round; a DeepFM ensemble takes long, `reward = \"mf\"` is quick",
+        );
+    }
+    let out = run_dir.join(dsrm_report::LOOP_DIR);
+    // Finished rounds are reused, so rounds made under other settings must not be: refuse them before loading
+    // anything or overwriting the folder's files.
+    let identities: Vec<String> =
+        file.methods.iter().map(|m| Ok(toml::to_string_pretty(&method_identity(&file, m)?)?)).collect::<Result<_>>()?;
+    let stale: Vec<String> = file
+        .methods
+        .iter()
+        .zip(&identities)
+        .map(|(m, identity)| (out.join(&m.name), identity))
+        .filter(|(dir, identity)| {
+            let read = |text: &str| toml::from_str::<toml::Value>(text).ok();
+            match std::fs::read_to_string(dir.join(IDENTITY_FILE)) {
+                Ok(saved) => read(&saved) != read(identity),
+                // Rounds with no record of what made them (written before loops recorded it) are not reused.
+                Err(_) => dir.join(format!("seed-{}", file.seeds.first().copied().unwrap_or(1))).exists(),
+            }
+        })
+        .map(|(dir, _)| dir.display().to_string())
+        .collect();
+    if !stale.is_empty() {
+        bail!(
+            "{} loop folder(s) hold rounds made with different settings than this file now gives them (a method's \
+             settings, a loop setting or a default changed since) or by other code (method.toml's code_version), so \
+             their rounds cannot be reused:\n  {}\n\
+             Move or delete them to run them again, or pass another --out.",
+            stale.len(),
+            stale.join("\n  ")
+        );
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    dsrm_files::write_atomic(&run_dir.join("loop.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
+    dsrm_nn::runtime::init(1, 0);
+    let world = loading::load_world_from(&file.data, &file.env, &file.world, progress)?;
+    let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
+    provenance(&file, &world)?.write(&out.join("provenance.json"))?;
+
+    begin(progress, "feedback loop", Some((file.methods.len() * file.seeds.len() * file.rounds) as u64));
+    let mut all: BTreeMap<String, Vec<RoundRecord>> = BTreeMap::new();
+    for (method, identity) in file.methods.iter().zip(&identities) {
+        let method_dir = out.join(&method.name);
+        std::fs::create_dir_all(&method_dir).with_context(|| format!("creating {}", method_dir.display()))?;
+        dsrm_files::write_atomic(&method_dir.join(IDENTITY_FILE), identity.as_bytes())?;
+        let mut lines = Vec::new();
+        for &seed in &file.seeds {
+            let dir = out.join(&method.name).join(format!("seed-{seed}"));
+            let records = run_method(&file, &world, &inputs, method, seed, &dir, progress)?;
+            lines.extend(records);
+        }
+        let text: String =
+            lines.iter().map(|r| serde_json::to_string(r).map(|l| l + "\n")).collect::<Result<_, _>>()?;
+        dsrm_files::write_atomic(&dsrm_report::rounds::rounds_path(run_dir, &method.name), text.as_bytes())?;
+        all.insert(method.name.clone(), lines);
+    }
+    progress(Event::End);
+    let (csv, markdown) = summarise(&all, &file, &world);
+    dsrm_files::write_atomic(&out.join("summary.csv"), csv.as_bytes())?;
+    dsrm_files::write_atomic(&out.join("summary.md"), markdown.as_bytes())?;
+    Ok(markdown)
+}
+
+/// Where a method's loop folder records the settings its rounds were made with.
+const IDENTITY_FILE: &str = "method.toml";
+
+/// What a method's rounds depend on: the code that made them (`dsrm_train::CODE_VERSION`) and the loop file
+/// without its seeds, round count and other methods (more seeds or rounds extend a loop), plus the method itself.
+fn method_identity(file: &LoopFile, method: &MethodConfig) -> Result<toml::Value> {
+    let own = LoopFile { seeds: Vec::new(), rounds: 0, methods: vec![method.clone()], ..file.clone() };
+    let mut identity = toml::Table::new();
+    identity.insert("code_version".into(), dsrm_train::CODE_VERSION.into());
+    identity.insert("loop".into(), toml::Value::try_from(own)?);
+    Ok(toml::Value::Table(identity))
+}
+
+/// All rounds of one (method, seed), reusing finished rounds; each round advances the loop's progress.
+fn run_method(
+    file: &LoopFile,
+    world0: &World,
+    inputs: &MetricInputs,
+    method: &MethodConfig,
+    seed: u64,
+    dir: &Path,
+    progress: Progress,
+) -> Result<Vec<RoundRecord>> {
+    let mut world = world0.with_log_fraction(file.initial_log_fraction, seed);
+    let mut records = Vec::new();
+    for round in 0..file.rounds {
+        let round_dir = dir.join(format!("round-{round}"));
+        let record_path = round_dir.join("round.json");
+        let served_path = round_dir.join("served.jsonl");
+        let (record, served) = if record_path.exists() && served_path.exists() {
+            let record: RoundRecord = read_json(&record_path)?;
+            (record, read_served(&served_path)?)
+        } else {
+            let mut fitted = fit(file, &world, method, seed, round, dir, progress)
+                .with_context(|| format!("{} seed {seed} round {round}", method.name))?;
+            let (record, served) = deploy(file, &world, inputs, fitted.policy(), seed, round);
+            if let Some(e) = fitted.take_error() {
+                bail!("{} seed {seed} round {round}: the agent failed while serving: {e}", method.name);
+            }
+            let text: String =
+                served.iter().map(|s| serde_json::to_string(s).map(|l| l + "\n")).collect::<Result<_, _>>()?;
+            dsrm_files::write_atomic(&served_path, text.as_bytes())?;
+            dsrm_files::write_json(&record_path, &record)?;
+            (record, served)
+        };
+        progress(Event::Message(format!("{} seed {seed} round {round}: Gini {:.3}", method.name, record.gini)));
+        progress(Event::Advance(1));
+        records.push(record);
+        world = world.with_logged_episodes(served.iter().map(|s| (s.user, &s.items[..], &s.rewards[..])));
+    }
+    Ok(records)
+}
+
+/// The method fitted on this round's log, ready to serve.
+fn fit(
+    file: &LoopFile,
+    world: &World,
+    method: &MethodConfig,
+    seed: u64,
+    round: usize,
+    dir: &Path,
+    progress: Progress,
+) -> Result<Fitted> {
+    if let Some(kind) = method.heuristic {
+        return Ok(Fitted::Heuristic(build_heuristic(world, kind, &file.heuristics, seed)?));
+    }
+    let mut cfg: TrainConfig = method.train.clone().expect("an RL method");
+    cfg.seed = seed;
+    cfg.eval = file.eval.clone();
+    let run_dir = dir.join(format!("round-{round}")).join("agent");
+    if file.warm_start {
+        cfg.epochs += round * file.epochs_per_round;
+        // Continue the previous round's agent (weights, optimiser, log) in the refitted world model; its DSRM
+        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it).
+        if round > 0 && !run_dir.join("checkpoint.bin").exists() {
+            let previous = dir.join(format!("round-{}", round - 1)).join("agent");
+            std::fs::create_dir_all(&run_dir)?;
+            for name in ["checkpoint.bin", "log.jsonl", "timing.jsonl", "dsrm.bin", "code_version"] {
+                let from = previous.join(name);
+                if from.exists() {
+                    std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
+                }
+            }
+        }
+    }
+    // The world model is refitted on this round's log (never reloaded from an earlier round).
+    let world_model = WorldModelConfig { checkpoint: None, ..file.world_model.clone() };
+    let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some(), progress)?;
+    let inputs = MetricInputs::new(world, file.eval.mcd_dominant);
+    let pretrained = || embeddings.as_ref().map(|e| e.shallow_clone());
+    dsrm_train::train(&cfg, world, &inputs, reward.as_ref(), pretrained(), &run_dir, true, &mut |_| {})
+        .with_context(|| format!("training in {}", run_dir.display()))?;
+    Ok(Fitted::Agent(dsrm_train::load_trained(&cfg, world, pretrained(), &run_dir)?))
+}
+
+/// A method fitted for one round.
+enum Fitted {
+    Heuristic(Box<dyn Policy>),
+    /// A trained agent; it reports errors met while acting (see `EvalPolicy`).
+    Agent(Box<dyn dsrm_agents::EvalPolicy>),
+}
+
+impl Fitted {
+    fn policy(&mut self) -> &mut dyn Policy {
+        match self {
+            Fitted::Heuristic(p) => p.as_mut(),
+            Fitted::Agent(p) => p.as_mut(),
+        }
+    }
+    fn take_error(&self) -> Option<String> {
+        match self {
+            Fitted::Heuristic(_) => None,
+            Fitted::Agent(p) => p.take_error(),
+        }
+    }
+}
+
+/// Serves one round of episodes and measures it.
+fn deploy(
+    file: &LoopFile,
+    world: &World,
+    inputs: &MetricInputs,
+    policy: &mut dyn Policy,
+    seed: u64,
+    round: usize,
+) -> (RoundRecord, Vec<Served>) {
+    let eval = EvalConfig { episodes: file.served_episodes, ..file.eval.clone() };
+    let run = EvalRun {
+        mode: Mode::NoRepeat,
+        selection: Selection::Sampled,
+        seed: seed.wrapping_mul(1_000_003).wrapping_add(round as u64),
+        users: None,
+    };
+    let result = evaluate(&world.spec, inputs, policy, &eval, run);
+    let served: Vec<Served> = result
+        .trajectories
+        .iter()
+        .map(|t| Served { user: t.episode.user, items: t.episode.items.clone(), rewards: t.episode.rewards.clone() })
+        .collect();
+    let n_items = world.spec.n_items();
+    let mut shown = vec![false; n_items];
+    served.iter().flat_map(|s| &s.items).for_each(|&i| shown[i as usize] = true);
+    let m = &result.metrics;
+    let record = RoundRecord {
+        round,
+        seed,
+        gini: m.gini,
+        long_tail_share: m.long_tail_share,
+        coverage: shown.iter().filter(|&&s| s).count() as f64 / n_items.max(1) as f64,
+        r_tra: m.r_tra,
+        length: m.length,
+        log_rows: world.train.len(),
+    };
+    (record, served)
+}
+
+/// Mean ± 95% CI over seeds per (method, round), as CSV and a Markdown table.
+fn summarise(all: &BTreeMap<String, Vec<RoundRecord>>, file: &LoopFile, world: &World) -> (String, String) {
+    type Getter = fn(&RoundRecord) -> f64;
+    let metrics: [(&str, Getter); 4] = [
+        ("gini", |r| r.gini),
+        ("long_tail_share", |r| r.long_tail_share),
+        ("coverage", |r| r.coverage),
+        ("r_tra", |r| r.r_tra),
+    ];
+    let mut csv = String::from("method,round,metric,mean,ci95,n\n");
+    let label = if world.is_synthetic() { "SYNTHETIC KuaiRec-format data" } else { world.dataset.as_str() };
+    let mut md = format!(
+        "# Feedback loop: {label}, seeds {:?}, {} served episodes per round (NX_0, sampled)\n\n\
+         | method | round | Gini | long-tail share | coverage | R_tra |\n|---|---|---|---|---|---|\n",
+        file.seeds, file.served_episodes
+    );
+    for (method, records) in all {
+        for round in 0..file.rounds {
+            let rows: Vec<&RoundRecord> = records.iter().filter(|r| r.round == round).collect();
+            let mut cells = Vec::new();
+            for (name, get) in metrics {
+                let values: Vec<f64> = rows.iter().map(|r| get(r)).collect();
+                let mc = dsrm_metrics::mean_ci95(&values);
+                csv += &format!("{method},{round},{name},{},{},{}\n", mc.mean, mc.half_width, values.len());
+                cells.push(format!("{mc:.4}"));
+            }
+            md += &format!("| {method} | {round} | {} |\n", cells.join(" | "));
+        }
+    }
+    (csv, md)
+}
+
+fn provenance<'a>(file: &LoopFile, world: &'a World) -> Result<Provenance<'a>> {
+    Provenance {
+        synthetic: Some(world.is_synthetic()),
+        dataset: Some(&world.dataset),
+        seeds: Some(Seeds::List(file.seeds.clone())),
+        mode: Some(Mode::NoRepeat.key()),
+        selection: Some("sampled"),
+        world: Some(WorldSummary::size(world)),
+        data: Some(&world.provenance),
+        ..Provenance::new()
+    }
+    .with_config(file)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a round record", path.display()))
+}
+
+fn read_served(path: &Path) -> Result<Vec<Served>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line)
+                .with_context(|| format!("{}:{}: expected {{\"user\", \"items\", \"rewards\"}}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn write_config(dir: &Path, data: &Path) -> PathBuf {
+        let text = format!(
+            "seeds = [1, 2]\nrounds = 3\nserved_episodes = 40\nwarm_start = true\nepochs_per_round = 1\ninitial_log_fraction = 0.5\n\
+             [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[eval]\nepisodes = 10\n[world_model]\nreward = \"mf\"\n\
+             [[methods]]\nname = \"most-popular\"\nheuristic = \"most-popular\"\n\
+             [[methods]]\nname = \"a2c\"\n[methods.train]\nepochs = 1\nsteps_per_epoch = 100\nparallel_envs = 10\n"
+        );
+        let path = dir.join("loop.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_example_loop_config_parses_and_bad_fractions_fail() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/loop.toml");
+        let file = LoopFile::load(&path).unwrap();
+        assert!(file.methods.iter().any(|m| m.train.as_ref().is_some_and(|t| t.dsrm.is_some())));
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.toml");
+        let text =
+            std::fs::read_to_string(&path).unwrap().replace("initial_log_fraction = 0.02", "initial_log_fraction = 0");
+        std::fs::write(&bad, text).unwrap();
+        assert!(format!("{:#}", LoopFile::load(&bad).unwrap_err()).contains("initial_log_fraction"));
+    }
+
+    #[test]
+    fn loop_runs_rounds_grows_the_log_and_resumes() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let config = write_config(dir.path(), &data);
+        let out = dir.path().join("run");
+        run(&config, &out, &crate::progress::quiet).unwrap();
+        let read = |method: &str| -> Vec<RoundRecord> {
+            let text = std::fs::read_to_string(out.join("loop").join(method).join("rounds.jsonl")).unwrap();
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        for method in ["most-popular", "a2c"] {
+            let records = read(method);
+            assert_eq!(records.len(), 6, "2 seeds x 3 rounds");
+            for seed in [1, 2] {
+                let rows: Vec<_> = records.iter().filter(|r| r.seed == seed).collect();
+                assert!(rows.windows(2).all(|w| w[1].log_rows > w[0].log_rows), "the log grows every round");
+                assert!(rows.iter().all(|r| (0.0..=1.0).contains(&r.gini) && r.coverage > 0.0));
+            }
+        }
+        // The agent continued training: round 2 ran 1 + 2 epochs.
+        let log = std::fs::read_to_string(out.join("loop/a2c/seed-1/round-2/agent/log.jsonl")).unwrap();
+        assert_eq!(log.lines().count(), 3);
+        // Rerunning reuses every finished round and gives the same records.
+        let before = read("a2c");
+        std::fs::remove_file(out.join("loop/a2c/rounds.jsonl")).unwrap();
+        run(&config, &out, &crate::progress::quiet).unwrap();
+        assert_eq!(read("a2c"), before);
+        // Changed settings are refused, naming the folder, rather than reusing rounds made under the old ones.
+        let text = std::fs::read_to_string(&config).unwrap().replace("steps_per_epoch = 100", "steps_per_epoch = 120");
+        std::fs::write(&config, text).unwrap();
+        let err = format!("{:#}", run(&config, &out, &crate::progress::quiet).unwrap_err());
+        assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
+        assert!(out.join("loop/summary.md").exists());
+        // `dsrm report` reads what the loop wrote.
+        let path = dsrm_report::rounds::rounds_path(&out, "a2c");
+        let for_report = dsrm_report::rounds::read_rounds(&path).unwrap().unwrap();
+        assert_eq!(for_report.len(), 6);
+        assert_eq!(for_report[0].gini, before[0].gini);
+    }
+}

@@ -1,0 +1,355 @@
+//! `dsrm dsrm fidelity`: on synthetic KuaiRec with a known truth, raw vs purified states across generator noise
+//! levels (see [`FidelityFile`] for the two measures).
+//!
+//! * `mod.rs`: the config, the run and one noise level;
+//! * [`probe`]: the ridge-regression probe;
+//! * [`csv`]: the reader of the generator's truth files.
+
+pub mod csv;
+pub mod probe;
+
+use crate::config::DataConfig;
+use crate::loading;
+use crate::progress::{begin, Event, Progress};
+use crate::provenance::Provenance;
+use crate::stage;
+use anyhow::{bail, Context, Result};
+use csv::read_truth;
+use dsrm_data::synth::SynthConfig;
+use dsrm_denoise::stage::DsrmStageConfig;
+use dsrm_models::MfConfig;
+use dsrm_nn::tch::{Kind, Tensor};
+use dsrm_sim::world::WorldConfig;
+use dsrm_sim::{EnvConfig, World};
+use dsrm_state::TrackerConfig;
+use probe::probe;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The `dsrm dsrm fidelity` config. Unknown keys are errors.
+///
+/// For each noise level m, the synthetic generator runs with `noise_log_sd`, `big_extra_noise_log_sd` and
+/// `big_popularity_bias` multiplied by m (the observation noise of both matrices and the big matrix's
+/// popularity bias of feedback; exposure is left as configured). On its training log (the big matrix on the
+/// catalogue videos) the frozen tracker's states are built (MF item factors as the pretrained table), the DSRM
+/// is trained on them, and raw states o_t are compared with purified ŝ_t, both on the users held out of the
+/// probes (a `probe_fraction` of users fit each probe, the others score it; states before any step excluded):
+///
+/// * **preference probe**: ridge regression (penalty `ridge`, intercept) from the state to the user's true
+///   preference y_u = [affinity_0..30, factor_0..7, bias] from `truth/user_preferences.csv`, each column
+///   z-scored over the probe-fit users. Reported: the mean cosine between predicted and true y_u over held-out
+///   states, and R² = 1 − Σ‖y − ŷ‖² / Σ‖y − ȳ‖² pooled over columns. Higher is better.
+/// * **popularity probe**: the popularity direction of a representation is the ridge regression vector w from
+///   the state to p = the mean true log-popularity l_v (`truth/item_truth.csv`) of the items in the state's
+///   tracker window; reported is the Pearson correlation between ⟨s, w⟩ and p on held-out states, i.e. how
+///   strongly the state lies along the popularity of what was shown. Lower is better: popularity comes from
+///   exposure and conformity bias, not from the user's preference.
+///
+/// With `dsrm.condition_window` W_c > 0 the denoiser also reads a W_c-step history summary, so two more rows
+/// separate history from purification: `history` (the summary alone) and `raw+history` (o_t ⊕ summary, the
+/// denoiser's exact input). Purification adds something only where `purified` beats `raw+history`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FidelityFile {
+    /// Multipliers of the generator's noise knobs (see above).
+    pub noise_levels: Vec<f64>,
+    /// Seed of the generator.
+    pub synth_seed: u64,
+    /// Share of users that fit the probes (the rest score them).
+    pub probe_fraction: f64,
+    /// Ridge penalty of both probes (on z-scored states).
+    pub ridge: f64,
+    /// The generator's settings at level 1 (missing keys: the `full` defaults).
+    pub synth: SynthConfig,
+    pub env: EnvConfig,
+    pub world: WorldConfig,
+    /// The MF whose item factors are the tracker's pretrained table.
+    pub mf: MfConfig,
+    pub tracker: TrackerConfig,
+    /// The stage (denoiser, its training, condition).
+    pub dsrm: DsrmStageConfig,
+}
+
+impl Default for FidelityFile {
+    fn default() -> Self {
+        Self {
+            noise_levels: vec![0.5, 1.0, 2.0],
+            synth_seed: 0,
+            probe_fraction: 0.5,
+            ridge: 1.0,
+            synth: SynthConfig::default(),
+            env: EnvConfig::default(),
+            world: WorldConfig::default(),
+            mf: MfConfig::default(),
+            tracker: TrackerConfig::default(),
+            dsrm: DsrmStageConfig::default(),
+        }
+    }
+}
+
+/// One (noise level, representation) row of the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidelityRow {
+    pub noise_level: f64,
+    /// `raw`, `history`, `raw+history` or `purified` (the fidelity report's representations).
+    pub representation: String,
+    pub pref_cosine: f64,
+    pub pref_r2: f64,
+    pub pop_corr: f64,
+    /// Held-out states the probes were scored on.
+    pub states: usize,
+    /// Held-out users.
+    pub users: usize,
+}
+
+impl FidelityFile {
+    /// Reads and checks a fidelity config; errors name the file, line and column.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let file: FidelityFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        if file.noise_levels.is_empty() || file.noise_levels.iter().any(|m| !(*m >= 0.0 && m.is_finite())) {
+            bail!("noise_levels: need at least one finite level >= 0");
+        }
+        Ok(file)
+    }
+}
+
+/// Every noise level of `file`, in order: the report's rows, written to `out/fidelity.csv` and
+/// `out/fidelity.json` (with each level's data, denoiser and fit reports, and the provenance).
+pub fn run(file: &FidelityFile, out: &Path, progress: Progress) -> Result<Vec<FidelityRow>> {
+    dsrm_nn::runtime::init(1, file.dsrm.seed);
+    let mut rows = Vec::new();
+    let mut levels = Vec::new();
+    for &m in &file.noise_levels {
+        let (level_rows, info) = fidelity_level(file, m, &loading::cache_dir(), progress)?;
+        rows.extend(level_rows);
+        levels.push(info);
+    }
+    let mut csv = String::from("noise_level,representation,pref_cosine,pref_r2,pop_corr,states,users\n");
+    for r in &rows {
+        csv.push_str(&format!(
+            "{},{},{:.6},{:.6},{:.6},{},{}\n",
+            r.noise_level, r.representation, r.pref_cosine, r.pref_r2, r.pop_corr, r.states, r.users
+        ));
+    }
+    dsrm_files::write_atomic(&out.join("fidelity.csv"), csv.as_bytes())?;
+    dsrm_files::write_json(
+        &out.join("fidelity.json"),
+        &json!({
+            "rows": rows,
+            "levels": levels,
+            "label": "SYNTHETIC data in KuaiRec format, not KuaiRec results",
+            "provenance": Provenance::new().with_config(file)?.to_value()?,
+        }),
+    )?;
+    Ok(rows)
+}
+
+/// The generator config at noise level `m`.
+fn scaled(cfg: &SynthConfig, m: f64) -> SynthConfig {
+    SynthConfig {
+        noise_log_sd: cfg.noise_log_sd * m,
+        big_extra_noise_log_sd: cfg.big_extra_noise_log_sd * m,
+        big_popularity_bias: cfg.big_popularity_bias * m,
+        ..cfg.clone()
+    }
+}
+
+/// Generates (or reuses) the set of one level: cached under the hash of its settings and seed.
+fn synthetic_set(cache: &Path, cfg: &SynthConfig, seed: u64, progress: Progress) -> Result<PathBuf> {
+    let key = hex(&Sha256::digest(serde_json::to_vec(&(cfg, seed))?))[..16].to_string();
+    let dir = cache.join(format!("fidelity-synthetic-{key}"));
+    if !dir.join("synthetic.json").exists() {
+        begin(progress, format!("generating {}", dir.display()), None);
+        let generated = dsrm_data::synth::generate(cfg, seed, &dir, &mut |_, _, _| {})
+            .with_context(|| format!("generating synthetic KuaiRec into {}", dir.display()));
+        progress(Event::End);
+        generated?;
+    }
+    Ok(dir)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One noise level: the rows of every representation, and the level's record for `fidelity.json`.
+fn fidelity_level(
+    file: &FidelityFile,
+    m: f64,
+    cache: &Path,
+    progress: Progress,
+) -> Result<(Vec<FidelityRow>, serde_json::Value)> {
+    let synth = scaled(&file.synth, m);
+    let dir = synthetic_set(cache, &synth, file.synth_seed, progress)?;
+    let data = DataConfig { dir: Some(dir.clone()), ..Default::default() };
+    let world = loading::load_world_from(&data, &file.env, &file.world, progress)?;
+    begin(progress, "fitting the MF item table", None);
+    let fitted = dsrm_world::MfReward::fit(&world, &file.mf).context("fitting the MF");
+    let embeddings = fitted.and_then(|mf| Ok(mf.item_embeddings()?));
+    progress(Event::End);
+    let embeddings = embeddings?;
+    let model = stage::fit(&file.dsrm, &file.tracker, &world, Some(&embeddings), progress)
+        .with_context(|| format!("training the DSRM at noise level {m}"))?;
+
+    // Raw and purified states of every replayed step.
+    let replayed = model.replay(&world)?;
+    let d = model.state_dim()?;
+    let denoiser = model.denoiser()?;
+    let mut parts = Vec::new();
+    for start in (0..replayed.states.size()[0]).step_by(8192) {
+        let len = 8192.min(replayed.states.size()[0] - start);
+        parts.push(denoiser.try_purify(&replayed.states.f_narrow(0, start, len)?)?);
+    }
+    let purified = Tensor::f_cat(&parts, 0)?;
+
+    // Truth: preferences per user, popularity per item, and the popularity of each state's window.
+    let prefs = read_truth(&dir.join("truth/user_preferences.csv"), "user_id", |h| {
+        h.starts_with("affinity_") || h.starts_with("factor_") || h == "bias"
+    })?;
+    let pops = read_truth(&dir.join("truth/item_truth.csv"), "video_id", |h| h == "log_popularity")?;
+    let user_ids = log_user_ids(&world, &dir)?;
+    let window = file.tracker.window();
+    let (mut keep, mut pref_rows, mut pop_values) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, (&u, &t)) in replayed.users.iter().zip(&replayed.steps).enumerate() {
+        if t == 0 {
+            continue;
+        }
+        let user_id = user_ids[u as usize];
+        let pref = prefs.get(&user_id).with_context(|| format!("user {user_id} missing from the truth"))?;
+        let row = replayed.log_rows[n];
+        let items = &world.train.item[row - (t as usize).min(window)..row];
+        let mut pop = 0.0;
+        for &i in items {
+            let video = world.item_ids[i as usize];
+            pop += pops.get(&video).with_context(|| format!("video {video} missing from the truth"))?[0];
+        }
+        keep.push(n as i64);
+        pref_rows.push(pref.clone());
+        pop_values.push(pop / items.len() as f64);
+    }
+    let users: Vec<u32> = keep.iter().map(|&n| replayed.users[n as usize]).collect();
+    let (fit_rows, test_rows) =
+        dsrm_denoise::stage::split_by_user(&users, file.probe_fraction, file.dsrm.seed ^ 0x5eed)?;
+    let keep = Tensor::f_from_slice(&keep)?;
+    let k = pref_rows[0].len() as i64;
+    let y_pref = Tensor::f_from_slice(&pref_rows.concat())?.f_reshape([-1, k])?;
+    let y_pop = Tensor::f_from_slice(&pop_values)?.f_reshape([-1, 1])?;
+    let mut rows = Vec::new();
+    let test_users = {
+        let mut u: Vec<u32> = test_rows.iter().map(|&r| users[r as usize]).collect();
+        u.sort_unstable();
+        u.dedup();
+        u.len()
+    };
+    for (name, states) in representations(&replayed.states, d, purified)? {
+        let x = states.f_index_select(0, &keep)?.f_to_kind(Kind::Double)?;
+        let pref = probe(&x, &y_pref, &fit_rows, &test_rows, file.ridge)?;
+        let pop = probe(&x, &y_pop, &fit_rows, &test_rows, file.ridge)?;
+        rows.push(FidelityRow {
+            noise_level: m,
+            representation: name.to_string(),
+            pref_cosine: pref.cosine,
+            pref_r2: pref.r2,
+            pop_corr: pop.corr,
+            states: test_rows.len(),
+            users: test_users,
+        });
+    }
+    let info = json!({
+        "noise_level": m,
+        "synth": { "noise_log_sd": synth.noise_log_sd, "big_extra_noise_log_sd": synth.big_extra_noise_log_sd,
+                   "big_popularity_bias": synth.big_popularity_bias, "seed": file.synth_seed, "dir": dir },
+        "data": world.provenance,
+        "denoiser": denoiser.name(),
+        "reports": model.reports,
+        "dsrm_rows": { "train": model.rows.0, "valid": model.rows.1 },
+    });
+    Ok((rows, info))
+}
+
+/// The states the probes compare, by name: `raw` o_t; with a history-summary condition (input wider than
+/// `d`) also `history` (the summary alone) and `raw+history` (o_t ⊕ summary, exactly the denoiser's input, so
+/// the fair baseline: a linear probe that sees the same history the denoiser sees); then `purified` ŝ_t.
+fn representations(input: &Tensor, d: i64, purified: Tensor) -> Result<Vec<(&'static str, Tensor)>> {
+    let mut reps = vec![("raw", input.f_narrow(1, 0, d)?)];
+    if input.size()[1] > d {
+        reps.push(("history", input.f_narrow(1, d, input.size()[1] - d)?));
+        reps.push(("raw+history", input.shallow_clone()));
+    }
+    reps.push(("purified", purified));
+    Ok(reps)
+}
+
+/// The data-set `user_id` of every dense log user. `World::kuairec` numbers the environment (small-matrix)
+/// users first (`world.user_ids`), then the other big-matrix users in increasing `user_id`; the truth's
+/// `in_big` / `in_small` flags give that list, checked against the log's user count.
+fn log_user_ids(world: &World, dir: &Path) -> Result<Vec<u32>> {
+    let flags = read_truth(&dir.join("truth/user_preferences.csv"), "user_id", |h| h == "in_big" || h == "in_small")?;
+    let mut others: Vec<u32> = flags
+        .iter()
+        .filter(|(id, f)| f[0] == 1.0 && f[1] == 0.0 && !world.user_ids.contains(id))
+        .map(|(id, _)| *id)
+        .collect();
+    others.sort_unstable();
+    let mut ids = world.user_ids.clone();
+    ids.extend(others);
+    if ids.len() != world.train_full.n_users {
+        bail!("cannot map log users to the truth: {} ids for {} log users", ids.len(), world.train_full.n_users);
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_history_condition_adds_the_fair_baselines() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let input = Tensor::arange(24, (Kind::Float, dsrm_nn::tch::Device::Cpu)).view([2, 12]);
+        let purified = Tensor::zeros([2, 6], (Kind::Float, dsrm_nn::tch::Device::Cpu));
+        let reps = representations(&input, 6, purified.shallow_clone()).unwrap();
+        let names: Vec<&str> = reps.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["raw", "history", "raw+history", "purified"]);
+        assert!(reps[0].1.equal(&input.narrow(1, 0, 6)) && reps[1].1.equal(&input.narrow(1, 6, 6)));
+        assert!(reps[2].1.equal(&input), "the fair baseline is the denoiser's whole input");
+        let plain = representations(&input.narrow(1, 0, 6), 6, purified).unwrap();
+        assert_eq!(plain.iter().map(|(n, _)| *n).collect::<Vec<_>>(), ["raw", "purified"]);
+    }
+
+    #[test]
+    fn fidelity_runs_end_to_end_on_tiny_data() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        dsrm_nn::tch::set_num_threads(1);
+        let cache = tempfile::tempdir().unwrap();
+        let text = r#"
+            noise_levels = [1.0]
+            [synth]
+            size = "tiny"
+            n_big_users = 400
+            n_big_videos = 1000
+            n_small_users = 60
+            n_small_videos = 200
+            duplicate_heavy_rows = 2
+            [dsrm]
+            max_states = 3000
+            [dsrm.denoiser]
+            kind = "ddpm"
+            hidden = [16]
+            [dsrm.denoiser.train]
+            max_epochs = 2
+            lr = 1e-3
+        "#;
+        let file: FidelityFile = toml::from_str(text).unwrap();
+        let (rows, info) = fidelity_level(&file, 1.0, cache.path(), &crate::progress::quiet).unwrap();
+        // The default stage reads a history summary, so the report carries its fair baselines.
+        let names: Vec<&str> = rows.iter().map(|r| r.representation.as_str()).collect();
+        assert_eq!(names, ["raw", "history", "raw+history", "purified"]);
+        assert!(rows.iter().all(|r| r.pref_cosine.is_finite() && r.pref_r2.is_finite() && r.pop_corr.abs() <= 1.0));
+        assert!(rows[0].pop_corr > 0.1, "raw states carry the popularity of their window: {}", rows[0].pop_corr);
+        assert_eq!(info["reports"].as_array().unwrap().len(), 1);
+    }
+}
