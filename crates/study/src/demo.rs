@@ -137,11 +137,12 @@ pub fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>, train_exe: &Path,
         seeds: None,
         methods: None,
         train_exe: train_exe.to_path_buf(),
+        data: None,
     };
     let experiment = crate::experiment::run(&request, progress)?;
     note(progress, "study 2/3: feedback loop");
     let config = with_data(LOOP_CONFIG, "demo-loop.toml")?;
-    let feedback_loop = crate::feedback_loop::run(&config, dir, progress)?;
+    let feedback_loop = crate::feedback_loop::run(&config, None, dir, progress)?;
     note(progress, "study 3/3: report");
     let report = crate::report::write(dir, None, dsrm_report::Reference::Origin)?;
     Ok(Study { experiment, feedback_loop, report })

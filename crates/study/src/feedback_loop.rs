@@ -121,9 +121,13 @@ struct Served {
 }
 
 /// Runs (or resumes) the loop of the file `config` in `run_dir/loop/`, writing `run_dir/loop.toml`, each
-/// method's `rounds.jsonl`, `summary.{csv,md}` and `provenance.json`; returns the summary as Markdown.
-pub fn run(config: &Path, run_dir: &Path, progress: Progress) -> Result<String> {
-    let file = LoopFile::load(config)?;
+/// method's `rounds.jsonl`, `summary.{csv,md}` and `provenance.json`; returns the summary as Markdown. `data`
+/// (`--data`) replaces the file's `[data] dir`.
+pub fn run(config: &Path, data: Option<&Path>, run_dir: &Path, progress: Progress) -> Result<String> {
+    let mut file = LoopFile::load(config)?;
+    if let Some(dir) = data {
+        file.data.dir = Some(dir.to_path_buf());
+    }
     if file.world_model.reward.uses_ensemble() && file.world_model.checkpoint.is_none() {
         note(
             progress,
@@ -448,7 +452,7 @@ mod tests {
         dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
         let config = write_config(dir.path(), &data);
         let out = dir.path().join("run");
-        run(&config, &out, &crate::progress::quiet).unwrap();
+        run(&config, None, &out, &crate::progress::quiet).unwrap();
         let read = |method: &str| -> Vec<RoundRecord> {
             let text = std::fs::read_to_string(out.join("loop").join(method).join("rounds.jsonl")).unwrap();
             text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -468,12 +472,12 @@ mod tests {
         // Rerunning reuses every finished round and gives the same records.
         let before = read("a2c");
         std::fs::remove_file(out.join("loop/a2c/rounds.jsonl")).unwrap();
-        run(&config, &out, &crate::progress::quiet).unwrap();
+        run(&config, None, &out, &crate::progress::quiet).unwrap();
         assert_eq!(read("a2c"), before);
         // Changed settings are refused, naming the folder, rather than reusing rounds made under the old ones.
         let text = std::fs::read_to_string(&config).unwrap().replace("steps_per_epoch = 100", "steps_per_epoch = 120");
         std::fs::write(&config, text).unwrap();
-        let err = format!("{:#}", run(&config, &out, &crate::progress::quiet).unwrap_err());
+        let err = format!("{:#}", run(&config, None, &out, &crate::progress::quiet).unwrap_err());
         assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
         assert!(out.join("loop/summary.md").exists());
         // `dsrm report` reads what the loop wrote.

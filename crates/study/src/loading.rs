@@ -84,7 +84,11 @@ pub fn load_world_from(
         None if data_cfg.dataset == Dataset::KuaiRec => {
             cached_synthetic(&data_cfg.synthetic_size, data_cfg.synthetic_seed, progress)?
         }
-        None => bail!("data.dir is required for {:?}: only KuaiRec has a built-in synthetic set", data_cfg.dataset),
+        None => bail!(
+            "no data directory for {:?}: pass --data DIR (the directory with its official files) or set [data] dir \
+             in the config; only KuaiRec has a built-in synthetic set",
+            data_cfg.dataset
+        ),
     };
     let settings = env_cfg.resolve();
     begin(progress, format!("loading {}", dir.display()), None);

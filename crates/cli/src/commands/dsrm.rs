@@ -43,10 +43,13 @@ pub enum DsrmCommand {
 
 #[derive(Args)]
 pub struct FidelityArgs {
-    /// Fidelity config (configs/fidelity.toml).
+    /// Fidelity config (configs/fidelity/default.toml).
     #[arg(long)]
     config: PathBuf,
-    /// Output directory (fidelity.csv, fidelity.json). Default: runs/fidelity.
+    /// Measure this `[[variants]]` entry of the file instead of the file's own stage.
+    #[arg(long)]
+    variant: Option<String>,
+    /// Output directory (fidelity.csv, fidelity.json). Default: runs/fidelity (runs/fidelity-<variant>).
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -70,8 +73,12 @@ pub fn run(command: DsrmCommand) -> Result<()> {
             eprintln!("purified {} states with {} -> {}", done.states, done.denoiser, out.display());
         }
         DsrmCommand::Fidelity(args) => {
-            let file = FidelityFile::load(&args.config)?;
-            let out = args.out.unwrap_or_else(|| PathBuf::from("runs/fidelity"));
+            let file = FidelityFile::load_variant(&args.config, args.variant.as_deref())?;
+            let default_out = match &args.variant {
+                Some(name) => format!("runs/fidelity-{name}"),
+                None => "runs/fidelity".into(),
+            };
+            let out = args.out.unwrap_or_else(|| PathBuf::from(default_out));
             print_fidelity(&fidelity::run(&file, &out, &output::progress())?);
             eprintln!("wrote {}/{{fidelity.csv, fidelity.json}}", out.display());
         }

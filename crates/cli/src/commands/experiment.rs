@@ -24,6 +24,10 @@ pub struct ExperimentArgs {
     /// A later run of the whole file reuses what they finished.
     #[arg(long, value_delimiter = ',')]
     pub methods: Option<Vec<String>>,
+    /// The data set's directory (its official files), replacing the config's `[data] dir`. Without either,
+    /// KuaiRec uses the cached synthetic set and any other data set is an error naming this flag.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
@@ -34,6 +38,7 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         seeds: args.seeds,
         methods: args.methods,
         train_exe: std::env::current_exe().context("finding the dsrm executable")?,
+        data: args.data,
     };
     experiment::run(&request, &output::progress())?.iter().for_each(output::print_summary);
     eprintln!("wrote {0}/results.{{csv,md,json}} and one folder per method and seed", request.out.display());

@@ -1,4 +1,4 @@
-//! `dsrm loop --config FILE [--out DIR]`: the feedback-loop study (`dsrm_study::feedback_loop`, whose docs
+//! `dsrm loop --config FILE [--data DIR] [--out DIR]`: the feedback-loop study (`dsrm_study::feedback_loop`, whose docs
 //! describe the loop, its file and its output).
 
 use crate::output;
@@ -14,10 +14,14 @@ pub struct LoopArgs {
     /// Output directory; the per-round files go to OUT/loop/.
     #[arg(long, default_value = "runs/loop")]
     pub out: PathBuf,
+    /// The data set's directory (its official files), replacing the config's `[data] dir`. Without either,
+    /// KuaiRec uses the cached synthetic set and any other data set is an error naming this flag.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 pub fn run(args: LoopArgs) -> Result<()> {
-    let markdown = dsrm_study::feedback_loop::run(&args.config, &args.out, &output::progress())?;
+    let markdown = dsrm_study::feedback_loop::run(&args.config, args.data.as_deref(), &args.out, &output::progress())?;
     println!("{markdown}");
     eprintln!(
         "wrote {0}/<method>/rounds.jsonl and {0}/summary.{{csv,md}}",

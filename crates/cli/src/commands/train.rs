@@ -21,10 +21,17 @@ pub struct TrainArgs {
     /// Run directory. Default: runs/train-<algorithm>-seed<seed>.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// The data set's directory (its official files), replacing the config's `[data] dir`. Without either,
+    /// KuaiRec uses the cached synthetic set and any other data set is an error naming this flag.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
-    let file = TrainFile::load(&args.config)?;
+    let mut file = TrainFile::load(&args.config)?;
+    if let Some(dir) = &args.data {
+        file.data.dir = Some(dir.clone());
+    }
     let out = args.out.clone().unwrap_or_else(|| train::default_out(&file));
     let trained = train::run(&file, &out, args.resume, &output::progress())?;
     print_summary(&trained.summary, &trained.world);

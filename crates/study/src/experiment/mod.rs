@@ -136,6 +136,8 @@ pub struct ExperimentRequest {
     pub methods: Option<Vec<String>>,
     /// The `dsrm` executable whose `dsrm train --resume` children train the RL methods.
     pub train_exe: PathBuf,
+    /// The data set's directory (`--data`), replacing the file's `[data] dir`.
+    pub data: Option<PathBuf>,
 }
 
 /// One results table of the headline selection: its title, evaluation mode and summary.
@@ -151,6 +153,9 @@ pub struct ResultTable {
 /// selection's tables, one per mode.
 pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTable>> {
     let mut file = ExperimentFile::load(&args.config)?;
+    if let Some(dir) = &args.data {
+        file.data.dir = Some(dir.clone());
+    }
     if let Some(seeds) = &args.seeds {
         if seeds.is_empty() {
             bail!("--seeds needs at least one seed");

@@ -70,6 +70,11 @@ pub struct FidelityFile {
     pub tracker: TrackerConfig,
     /// The stage (denoiser, its training, condition).
     pub dsrm: DsrmStageConfig,
+    /// `[[variants]]`: named stages measured with the same file, each a `name` and the tables and keys it
+    /// changes (merged over the file), e.g. `{ name = "unconditional", dsrm = { condition_window = 0 } }`.
+    /// Chosen with `--variant NAME`; never written to the results.
+    #[serde(skip_serializing)]
+    pub variants: Vec<toml::Table>,
 }
 
 impl Default for FidelityFile {
@@ -85,6 +90,7 @@ impl Default for FidelityFile {
             mf: MfConfig::default(),
             tracker: TrackerConfig::default(),
             dsrm: DsrmStageConfig::default(),
+            variants: Vec::new(),
         }
     }
 }
@@ -107,8 +113,27 @@ pub struct FidelityRow {
 impl FidelityFile {
     /// Reads and checks a fidelity config; errors name the file, line and column.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_variant(path, None)
+    }
+
+    /// [`Self::load`] with the `[[variants]]` entry `variant` merged over the file (`None`: the file as it is).
+    pub fn load_variant(path: &Path, variant: Option<&str>) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: FidelityFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        let mut file: FidelityFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        if let Some(name) = variant {
+            let names: Vec<&str> = file.variants.iter().filter_map(|v| v.get("name")?.as_str()).collect();
+            let Some(chosen) = file.variants.iter().find(|v| v.get("name").and_then(|n| n.as_str()) == Some(name))
+            else {
+                bail!("{}: no [[variants]] entry named {name:?}; the file has {names:?}", path.display());
+            };
+            let mut merged: toml::Table = toml::from_str(&text)?;
+            merged.remove("variants");
+            let mut changes = chosen.clone();
+            changes.remove("name");
+            merge(&mut merged, changes);
+            file = FidelityFile::deserialize(toml::Value::Table(merged))
+                .with_context(|| format!("{}: variant {name:?}", path.display()))?;
+        }
         if file.noise_levels.is_empty() || file.noise_levels.iter().any(|m| !(*m >= 0.0 && m.is_finite())) {
             bail!("noise_levels: need at least one finite level >= 0");
         }
@@ -351,5 +376,17 @@ mod tests {
         assert!(rows.iter().all(|r| r.pref_cosine.is_finite() && r.pref_r2.is_finite() && r.pop_corr.abs() <= 1.0));
         assert!(rows[0].pop_corr > 0.1, "raw states carry the popularity of their window: {}", rows[0].pop_corr);
         assert_eq!(info["reports"].as_array().unwrap().len(), 1);
+    }
+}
+
+/// Merges `changes` into `base`, table by table (a value replaces the base's; a table merges into it).
+fn merge(base: &mut toml::Table, changes: toml::Table) {
+    for (key, value) in changes {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
