@@ -128,11 +128,11 @@ mod tests {
     #[test]
     fn example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for name in ["demo.toml", "kuairand-pure.toml", "coat.toml"] {
+        for name in ["baselines/kuairec.toml", "baselines/kuairand-pure.toml", "baselines/coat.toml"] {
             RunConfig::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         }
-        let demo = RunConfig::load(&dir.join("demo.toml")).unwrap();
-        assert_eq!(demo, RunConfig::default(), "configs/demo.toml documents the defaults");
+        let demo = RunConfig::load(&dir.join("baselines/kuairec.toml")).unwrap();
+        assert_eq!(demo, RunConfig::default(), "configs/baselines/kuairec.toml documents the defaults");
     }
 
     #[test]

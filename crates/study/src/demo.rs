@@ -3,7 +3,7 @@
 //! 1. Every heuristic baseline on the `dorl-paper` preset over several seeds: a table of mean ± 95% CI per
 //!    mode (`RUN/summary.*`).
 //! 2. The study (`RUN/study/`), unless `--baselines-only`: the ablation experiment with a fairness sweep
-//!    (`configs/demo-study.toml`, run by `dsrm experiment`), the feedback loop (`configs/demo-loop.toml`, run by
+//!    (`configs/experiments/demo.toml`, run by `dsrm experiment`), the feedback loop (`configs/loop/demo.toml`, run by
 //!    `dsrm loop`), and the report (`dsrm report`), whose path it prints last. Both configs take the demo's
 //!    `[data]`, `[env]` and `[world]`, so `--data DIR --dataset D` runs the study on real data.
 //!
@@ -26,9 +26,9 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 /// The study's experiment and loop, as shipped in `configs/` (compiled in, so the binary runs anywhere).
-pub const STUDY_CONFIG: &str = include_str!("../../../configs/demo-study.toml");
-/// The study's feedback loop (`configs/demo-loop.toml`).
-pub const LOOP_CONFIG: &str = include_str!("../../../configs/demo-loop.toml");
+pub const STUDY_CONFIG: &str = include_str!("../../../configs/experiments/demo.toml");
+/// The study's feedback loop (`configs/loop/demo.toml`).
+pub const LOOP_CONFIG: &str = include_str!("../../../configs/loop/demo.toml");
 
 /// What a finished job leaves for the summary (and for resuming).
 #[derive(Serialize, Deserialize)]
@@ -120,7 +120,7 @@ pub struct Study {
 pub fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>, train_exe: &Path, progress: Progress) -> Result<Study> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let with_data = |text: &str, name: &str| -> Result<PathBuf> {
-        let mut table: toml::Table = toml::from_str(text).with_context(|| format!("configs/{name} (built in)"))?;
+        let mut table: toml::Table = toml::from_str(text).with_context(|| format!("the built-in {name}"))?;
         table.insert("data".into(), toml::Value::try_from(&cfg.data)?);
         table.insert("env".into(), toml::Value::try_from(&cfg.env)?);
         table.insert("world".into(), toml::Value::try_from(&cfg.world)?);

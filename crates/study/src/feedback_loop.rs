@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn the_example_loop_config_parses_and_bad_fractions_fail() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/loop.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/loop/kuairec.toml");
         let file = LoopFile::load(&path).unwrap();
         assert!(file.methods.iter().any(|m| m.train.as_ref().is_some_and(|t| t.dsrm.is_some())));
         let dir = tempfile::tempdir().unwrap();

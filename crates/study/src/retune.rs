@@ -275,16 +275,16 @@ mod tests {
     fn ablation_configs_parse_and_the_smoke_methods_train_and_retune() {
         let _torch = dsrm_nn::runtime::exclusive();
         let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        let full = ExperimentFile::load(&configs.join("ablation.toml")).unwrap();
+        let full = ExperimentFile::load(&configs.join("experiments/ablation.toml")).unwrap();
         let names: Vec<&str> = full.methods.iter().map(|m| m.name.as_str()).collect();
         for want in ["dsrm-hrl", "flat-ppo", "reward-shaping", "fcpo", "a2c", "random", "most-popular"] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        let coat = ExperimentFile::load(&configs.join("ablation-coat.toml")).unwrap();
+        let coat = ExperimentFile::load(&configs.join("experiments/ablation-coat.toml")).unwrap();
         let coat_names: Vec<&str> = coat.methods.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(coat_names, names, "the Coat ablation runs the same methods");
         assert_eq!((coat.data.dataset, &coat.seeds), (dsrm_data::Dataset::Coat, &full.seeds));
-        let smoke = ExperimentFile::load(&configs.join("ablation-smoke.toml")).unwrap();
+        let smoke = ExperimentFile::load(&configs.join("experiments/ablation-smoke.toml")).unwrap();
 
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("tiny");

@@ -230,7 +230,7 @@ mod tests {
     #[test]
     fn off_policy_and_offline_example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for (file, kind) in [("train-dqn.toml", "dqn"), ("train-sac.toml", "sac"), ("train-offline.toml", "cql")] {
+        for (file, kind) in [("train/dqn.toml", "dqn"), ("train/sac.toml", "sac"), ("train/offline.toml", "cql")] {
             let parsed = TrainFile::load(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
             assert_eq!(parsed.train.algorithm.name(), kind, "{file}");
             let back = TrainFile::parse(&toml::to_string_pretty(&parsed).unwrap()).unwrap();
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn example_config_parses_and_unknown_keys_fail() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/train/a2c.toml");
         let file = TrainFile::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(file.train.algorithm.name(), "a2c");
         assert_eq!(file.train.eval, file.eval);

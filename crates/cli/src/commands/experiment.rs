@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct ExperimentArgs {
-    /// TOML experiment file (see configs/experiment.toml).
+    /// TOML experiment file (see configs/experiments/default.toml).
     #[arg(long)]
     pub config: PathBuf,
     #[arg(long, default_value = "runs/experiment")]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct LoopArgs {
-    /// TOML loop file (see configs/loop.toml).
+    /// TOML loop file (see configs/loop/kuairec.toml).
     #[arg(long)]
     pub config: PathBuf,
     /// Output directory; the per-round files go to OUT/loop/.

@@ -324,7 +324,7 @@ mod tests {
 
     #[test]
     fn the_example_experiment_parses_and_bad_methods_are_refused() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/experiment.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/experiments/default.toml");
         let file = ExperimentFile::load(&path).unwrap();
         assert_eq!(file.seeds.len(), 5);
         assert!(file.methods.iter().any(|m| m.train.is_some()) && file.methods.iter().any(|m| m.heuristic.is_some()));
@@ -338,7 +338,7 @@ mod tests {
 
     #[test]
     fn the_agents_table_shares_one_ensemble_between_mbpo_mopo_and_dorl() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/agents.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/experiments/agents.toml");
         let file = ExperimentFile::load(&path).unwrap();
         let out = Path::new("RUN");
         let dir_of = |name: &str| {

@@ -1,0 +1,90 @@
+//! Every shipped config parses with the reader of the command its folder is for, no config points at data
+//! outside the repository, and the fidelity file's variants change exactly what they name.
+
+use dsrm_denoise::stage::CleanTarget;
+use dsrm_denoise::DenoiserConfig;
+use dsrm_study::config::RunConfig;
+use dsrm_study::experiment::ExperimentFile;
+use dsrm_study::feedback_loop::LoopFile;
+use dsrm_study::fidelity::FidelityFile;
+use dsrm_study::train::TrainFile;
+use std::path::{Path, PathBuf};
+
+fn configs() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+fn files(folder: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(configs().join(folder))
+        .unwrap_or_else(|e| panic!("configs/{folder}: {e}"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    out.sort();
+    assert!(!out.is_empty(), "configs/{folder} is empty");
+    out
+}
+
+#[test]
+fn every_config_parses_with_its_command_reader_and_none_lies_loose() {
+    let top: Vec<_> =
+        std::fs::read_dir(configs()).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()).collect();
+    assert!(top.is_empty(), "configs live in folders by purpose, not at the top: {top:?}");
+    for p in files("baselines") {
+        RunConfig::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    }
+    for p in files("train") {
+        TrainFile::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    }
+    for p in files("experiments") {
+        ExperimentFile::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    }
+    for p in files("loop") {
+        LoopFile::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    }
+    for p in files("fidelity") {
+        FidelityFile::load(&p).unwrap_or_else(|e| panic!("{}: {e:#}", p.display()));
+    }
+}
+
+#[test]
+fn no_config_reads_data_from_outside_the_repository() {
+    for folder in ["baselines", "train", "experiments", "loop", "fidelity"] {
+        for p in files(folder) {
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (i, line) in text.lines().enumerate() {
+                let code = line.split('#').next().unwrap_or("");
+                assert!(!code.contains("../"), "{}:{}: a path outside the repository: {line}", p.display(), i + 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn fidelity_variants_change_exactly_what_they_name() {
+    let path = configs().join("fidelity/default.toml");
+    let base = FidelityFile::load(&path).unwrap();
+    let names: Vec<String> = base.variants.iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["unconditional", "debiased", "condition", "condition-debiased"]);
+    let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
+        DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
+        other => panic!("a ddpm stage, not {}", other.kind()),
+    };
+    let cases = [
+        ("unconditional", 0, CleanTarget::Observed, 0.1),
+        ("debiased", 0, CleanTarget::Debiased, 0.1),
+        ("condition", 20, CleanTarget::Observed, 1.0),
+        ("condition-debiased", 20, CleanTarget::Debiased, 1.0),
+    ];
+    assert_eq!((base.dsrm.condition_window(), base.dsrm.target(), noise(&base)), (20, CleanTarget::Debiased, 0.1));
+    for (name, window, target, s) in cases {
+        let v = FidelityFile::load_variant(&path, Some(name)).unwrap();
+        assert_eq!((v.dsrm.condition_window(), v.dsrm.target(), noise(&v)), (window, target, s), "{name}");
+        assert_eq!(
+            (v.noise_levels.clone(), v.synth_seed, v.ridge),
+            (base.noise_levels.clone(), base.synth_seed, base.ridge)
+        );
+    }
+    let err = FidelityFile::load_variant(&path, Some("nope")).unwrap_err();
+    assert!(format!("{err:#}").contains("condition-debiased"), "{err:#}");
+}
