@@ -8,7 +8,8 @@
 # Covered: `dsrm eval` (metrics.json, episodes.jsonl), short `dsrm train` runs of A2C, PPO, DQN, SAC and HRL
 # (metrics.json, log.jsonl), a DSRM stage's dsrm.bin (`dsrm dsrm train`) and a small `dsrm dsrm fidelity`
 # (fidelity.json, fidelity.csv). What is not a result is removed before hashing: wall-clock fields (keys ending
-# in `_s`, `wall`/`elapsed` keys) and the provenance's `created_at` and `command` (which names the binary), in
+# in `_s`, `wall`/`elapsed` keys) and the provenance's `created_at`, `command` (which names the binary) and
+# `code_version` (the identity of the code, which a refactor changes by definition), in
 # JSON files and in the metadata of a checkpoint (`dsrm.bin`: its tensors are hashed as they are). The commands
 # run in a fixed folder, $TMPDIR/dsrm-behaviour-hashes, because configs record their paths. Set DSRM=<binary>
 # to check a prebuilt binary.
@@ -97,7 +98,7 @@ run dsrm fidelity --config fidelity.toml --out fidelity
 python3 - "$WORK" >"$WORK/actual.txt" <<'PY'
 import hashlib, json, struct, sys, pathlib
 work = pathlib.Path(sys.argv[1])
-NOT_RESULTS = ("wall", "elapsed", "wall_time", "created_at", "command")
+NOT_RESULTS = ("wall", "elapsed", "wall_time", "created_at", "command", "code_version")
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if not (k.endswith("_s") or k in NOT_RESULTS)}

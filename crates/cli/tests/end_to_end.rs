@@ -284,6 +284,17 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     let (ok, _, err) = dsrm(&[&args[..], &["--methods", "a2c"]].concat(), root.path());
     assert!(!ok && err.contains("2 run folder(s)") && err.contains("seed-1"), "{err}");
     assert_eq!(std::fs::read_to_string(out.join("a2c").join("seed-2").join("summary.json")).unwrap(), summary);
+    // A finished run made by other code is neither read nor resumed: named up front, like a changed config.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("batch_size = 32", "batch_size = 64");
+    std::fs::write(&cfg, text).unwrap();
+    let version = out.join("a2c").join("seed-1").join("code_version");
+    std::fs::write(&version, "0123456789abcdef\n").unwrap();
+    let (ok, _, err) = dsrm(&[&args[..], &["--methods", "a2c"]].concat(), root.path());
+    assert!(
+        !ok && err.contains("1 run folder(s)") && err.contains("other code") && err.contains("0123456789abcdef"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(out.join("a2c").join("seed-2").join("summary.json")).unwrap(), summary);
 }
 
 #[test]

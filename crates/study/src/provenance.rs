@@ -25,8 +25,10 @@ pub fn data_label(world: &World) -> &'static str {
 /// The provenance record. Build it with [`Provenance::new`] and struct-update syntax.
 #[derive(Debug, Clone, Serialize)]
 pub struct Provenance<'a> {
-    /// The version of the code that ran.
+    /// The version of the package that ran.
     pub dsrm_version: &'static str,
+    /// The code version (`dsrm_train::CODE_VERSION`: a hash of the sources that decide results).
+    pub code_version: &'static str,
     /// The process's command line.
     pub command: Vec<String>,
     /// When the record was made (RFC 3339, UTC).
@@ -180,6 +182,7 @@ impl<'a> Provenance<'a> {
     pub fn new() -> Self {
         Self {
             dsrm_version: env!("CARGO_PKG_VERSION"),
+            code_version: dsrm_train::CODE_VERSION,
             command: std::env::args().collect(),
             created_at: chrono::Utc::now().to_rfc3339(),
             dataset: None,
