@@ -327,6 +327,18 @@ fn log_user_ids(world: &World, dir: &Path) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
+/// Merges `changes` into `base`, table by table (a value replaces the base's; a table merges into it).
+fn merge(base: &mut toml::Table, changes: toml::Table) {
+    for (key, value) in changes {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,17 +388,5 @@ mod tests {
         assert!(rows.iter().all(|r| r.pref_cosine.is_finite() && r.pref_r2.is_finite() && r.pop_corr.abs() <= 1.0));
         assert!(rows[0].pop_corr > 0.1, "raw states carry the popularity of their window: {}", rows[0].pop_corr);
         assert_eq!(info["reports"].as_array().unwrap().len(), 1);
-    }
-}
-
-/// Merges `changes` into `base`, table by table (a value replaces the base's; a table merges into it).
-fn merge(base: &mut toml::Table, changes: toml::Table) {
-    for (key, value) in changes {
-        match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
-            (_, value) => {
-                base.insert(key, value);
-            }
-        }
     }
 }
