@@ -24,7 +24,6 @@ use crate::rollout::{minibatches, Rollout};
 use crate::trained_tracker::TrainedTracker;
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
-use dsrm_metrics::{popular_set, DEFAULT_POPULAR_FRACTION};
 use dsrm_nn::checkpoint;
 use dsrm_nn::mlp::{Activation, Mlp};
 use dsrm_nn::optim::{Adam, AdamConfig};
@@ -106,7 +105,7 @@ impl Fcpo {
         let sizes = [&[state_dim][..], &cfg.cost_hidden, &[1]].concat();
         let cost_critic = Mlp::new(&(cost_vs.root() / "cost"), &sizes, Activation::Relu);
         let cost_adam = Adam::new(&cost_vs, AdamConfig { lr: cfg.cost_critic_lr, ..Default::default() });
-        let popular = popular_set(&world.pair_counts, DEFAULT_POPULAR_FRACTION);
+        let popular = world.popular();
         Ok(Self { multiplier: cfg.initial_multiplier, cfg, ppo, cost_vs, cost_critic, cost_adam, popular })
     }
 

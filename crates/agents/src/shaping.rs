@@ -11,7 +11,7 @@
 //! `shown` is the items shown earlier in the episode, which is what a [`RewardModel`] sees; ΔGini is 0 on
 //! the first step (an empty exposure vector has no Gini to change). P is the metrics' popular set.
 
-use dsrm_metrics::{gini, popular_set, DEFAULT_POPULAR_FRACTION};
+use dsrm_metrics::gini;
 use dsrm_sim::{RewardModel, World};
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +60,7 @@ pub struct ShapedReward<'a> {
 impl<'a> ShapedReward<'a> {
     /// Wraps `inner`, with the popular set of `world` (top ⌈0.2 n⌉ items by distinct training pairs).
     pub fn new(inner: &'a dyn RewardModel, shaping: RewardShaping, world: &World) -> Self {
-        Self { inner, shaping, popular: popular_set(&world.pair_counts, DEFAULT_POPULAR_FRACTION) }
+        Self { inner, shaping, popular: world.popular() }
     }
 
     /// F(item | shown).
@@ -123,7 +123,7 @@ mod tests {
     fn shaping_adds_lambda_times_the_exposure_term() {
         let world = tiny_world();
         let base = GroundTruthReward::new(&world.spec.rewards);
-        let popular = popular_set(&world.pair_counts, DEFAULT_POPULAR_FRACTION);
+        let popular = world.popular();
         let pop = popular.iter().position(|&p| p).unwrap() as u32;
         let tail = popular.iter().position(|&p| !p).unwrap() as u32;
         let lt = ShapedReward::new(&base, RewardShaping::LongTail { lambda: 0.5 }, world);

@@ -2,7 +2,7 @@
 //! re-derivation of every trajectory straight from the CSV files (no library code of ours in the check).
 
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -65,8 +65,22 @@ fn quits(truth: &Truth, h: &[u64], item: u64, n: usize, theta: usize) -> bool {
     truth.tags[&item].iter().any(|c| window.iter().filter(|b| truth.tags[b].contains(c)).count() > theta)
 }
 
-/// Re-derives rewards, quit points and lengths of every episode in `episodes.jsonl`.
-fn check_episodes(run: &Path, truth: &Truth, n: usize, theta: usize, max_turn: usize) -> usize {
+/// The paper's popularity-aware abandonment: the popular videos, N_p and θ_p.
+struct Popularity {
+    popular: HashSet<u64>,
+    window: usize,
+    threshold: usize,
+}
+
+/// Re-derives rewards, quit points, lengths and the `quit` cause of every episode in `episodes.jsonl`.
+fn check_episodes(
+    run: &Path,
+    truth: &Truth,
+    n: usize,
+    theta: usize,
+    max_turn: usize,
+    pop: Option<&Popularity>,
+) -> usize {
     let text = std::fs::read_to_string(run.join("episodes.jsonl")).unwrap();
     let mut checked = 0;
     for line in text.lines() {
@@ -88,11 +102,29 @@ fn check_episodes(run: &Path, truth: &Truth, n: usize, theta: usize, max_turn: u
         }
         if mode == "NX_10" {
             assert_eq!(items.len(), 10);
+            assert!(e["quit"].is_null(), "a forced length has no quit cause: {line}");
         } else {
-            // The episode ends exactly at the first step whose done flag is set.
+            // The episode ends exactly at the first step whose done flag is set, for the reason it names.
             for t in 0..items.len() {
-                let done = quits(truth, &items[..t], items[t], n, theta) || t + 1 >= max_turn;
+                let category = quits(truth, &items[..t], items[t], n, theta);
+                let popularity = pop.is_some_and(|p| {
+                    let last = &items[t.saturating_sub(p.window)..t];
+                    t > 0
+                        && p.popular.contains(&items[t])
+                        && last.iter().filter(|b| p.popular.contains(b)).count() > p.threshold
+                });
+                let done = category || popularity || t + 1 >= max_turn;
                 assert_eq!(done, t + 1 == items.len(), "{mode} user {user} items {items:?}: done at step {t}");
+                if done {
+                    let cause = if category {
+                        "category"
+                    } else if popularity {
+                        "popularity"
+                    } else {
+                        "max_len"
+                    };
+                    assert_eq!(e["quit"].as_str(), Some(cause), "{mode} user {user} items {items:?}");
+                }
             }
         }
         checked += 1;
@@ -130,7 +162,7 @@ fn eval_trajectories_rederive_from_the_files_under_both_presets() {
             );
             assert!(ok, "eval failed: {err}");
             assert!(stdout.contains("SYNTHETIC"), "results on synthetic data must say so:\n{stdout}");
-            assert_eq!(check_episodes(&run, &truth, n, theta, 30), 90);
+            assert_eq!(check_episodes(&run, &truth, n, theta, 30, None), 90);
             let metrics: Value =
                 serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
             for mode in ["FB", "NX_0", "NX_10"] {
@@ -149,6 +181,106 @@ fn eval_trajectories_rederive_from_the_files_under_both_presets() {
             assert!(files.iter().any(|f| f["path"].as_str().unwrap().ends_with("small_matrix.csv")
                 && f["sha256"].as_str().unwrap().len() == 64));
         }
+    }
+}
+
+/// Distinct (user, video) pairs per catalogue video in the training log (the big matrix), read with nothing but
+/// string splitting.
+fn training_pairs(dir: &Path) -> HashMap<u64, usize> {
+    let catalogue: HashSet<u64> = std::fs::read_to_string(dir.join("small_matrix.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+        .collect();
+    let mut pairs: HashSet<(u64, u64)> = HashSet::new();
+    for line in std::fs::read_to_string(dir.join("big_matrix.csv")).unwrap().lines().skip(1) {
+        let mut f = line.split(',');
+        let (u, v): (u64, u64) = (f.next().unwrap().parse().unwrap(), f.next().unwrap().parse().unwrap());
+        if catalogue.contains(&v) {
+            pairs.insert((u, v));
+        }
+    }
+    let mut counts: HashMap<u64, usize> = catalogue.iter().map(|&v| (v, 0)).collect();
+    for (_, v) in pairs {
+        *counts.get_mut(&v).unwrap() += 1;
+    }
+    counts
+}
+
+#[test]
+fn eval_under_the_paper_preset_rederives_both_quit_rules_and_the_groups() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "12");
+    let truth = read_truth(&data);
+    let counts = training_pairs(&data);
+    let mut causes: HashMap<String, usize> = HashMap::new();
+    for (preset, max_turn) in [("dsrm-hrl-paper", 30), ("dsrm-hrl-paper-50", 50)] {
+        for policy in ["random", "most-popular"] {
+            let run = root.path().join(format!("run-{preset}-{policy}"));
+            let (ok, _, err) = dsrm(
+                &[
+                    "eval",
+                    "--data",
+                    data.to_str().unwrap(),
+                    "--dataset",
+                    "kuairec",
+                    "--preset",
+                    preset,
+                    "--policy",
+                    policy,
+                    "--episodes",
+                    "40",
+                    "--seed",
+                    "2",
+                    "--out",
+                    run.to_str().unwrap(),
+                ],
+                root.path(),
+            );
+            assert!(ok, "eval failed: {err}");
+            // item_groups.csv: every catalogue video once; the popular group is the top 20% by distinct training
+            // pairs (every popular video has at least the pairs of every long-tail one).
+            let groups = std::fs::read_to_string(run.join("item_groups.csv")).unwrap();
+            let mut lines = groups.lines();
+            assert_eq!(lines.next(), Some("video_id,group"));
+            let rows: Vec<(u64, String)> = lines
+                .map(|l| {
+                    let (v, g) = l.split_once(',').unwrap();
+                    (v.parse().unwrap(), g.to_string())
+                })
+                .collect();
+            assert_eq!(rows.len(), counts.len());
+            let popular: HashSet<u64> = rows.iter().filter(|(_, g)| g == "popular").map(|(v, _)| *v).collect();
+            assert!(rows.iter().all(|(v, g)| counts.contains_key(v) && (g == "popular" || g == "long_tail")));
+            assert_eq!(popular.len(), (counts.len() as f64 * 0.2).ceil() as usize);
+            let min_popular = popular.iter().map(|v| counts[v]).min().unwrap();
+            let max_tail = counts.iter().filter(|(v, _)| !popular.contains(v)).map(|(_, &c)| c).max().unwrap();
+            assert!(min_popular >= max_tail, "popular {min_popular} pairs vs long tail {max_tail}");
+            // provenance.json names the rule; every episode's end is re-derived under both rules.
+            let prov: Value =
+                serde_json::from_str(&std::fs::read_to_string(run.join("provenance.json")).unwrap()).unwrap();
+            let rule = &prov["env_settings"]["popularity_rule"];
+            assert_eq!((rule["window"].as_u64(), rule["threshold"].as_u64()), (Some(4), Some(1)), "{prov}");
+            assert_eq!(rule["popular_fraction"].as_f64(), Some(0.2));
+            let pop = Popularity { popular, window: 4, threshold: 1 };
+            assert_eq!(check_episodes(&run, &truth, 4, 0, max_turn, Some(&pop)), 120);
+            for line in std::fs::read_to_string(run.join("episodes.jsonl")).unwrap().lines() {
+                let e: Value = serde_json::from_str(line).unwrap();
+                *causes.entry(e["quit"].as_str().unwrap_or("null").to_string()).or_default() += 1;
+            }
+            let metrics: Value =
+                serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+            for mode in ["FB", "NX_0", "NX_10"] {
+                for key in ["Length", "R_tra", "R_each", "AD_share", "AD_item", "Gini"] {
+                    assert!(metrics[mode][key].is_number(), "metrics.json lacks {mode}.{key}");
+                }
+            }
+        }
+    }
+    // Both rules, and the null of NX_10, actually occur.
+    for cause in ["category", "popularity", "null"] {
+        assert!(causes.get(cause).copied().unwrap_or(0) > 0, "no episode ended by {cause}: {causes:?}");
     }
 }
 

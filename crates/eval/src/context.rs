@@ -1,8 +1,6 @@
 //! The per-item facts that turn trajectories into metrics, derived once per world.
 
-use dsrm_metrics::{
-    anchor_constants, dominant_categories, dominant_items, popular_set, ItemContext, ItemSimilarity, TagJaccard,
-};
+use dsrm_metrics::{anchor_constants, dominant_categories, dominant_items, ItemContext, ItemSimilarity, TagJaccard};
 use dsrm_sim::{QuitRule, World};
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +20,9 @@ pub enum DominantSource {
 /// Metric inputs owned in one place; [`MetricInputs::context`] lends them to `dsrm_metrics::compute`.
 pub struct MetricInputs {
     pub n_items: usize,
+    /// The popular set P (`World::popular`) and the share of the catalogue it holds.
     pub popular: Vec<bool>,
+    pub popular_fraction: f64,
     pub dominant: Vec<bool>,
     /// The dominant raw tags and where they came from, recorded with results.
     pub dominant_tags: Vec<i32>,
@@ -45,8 +45,6 @@ impl ItemSimilarity for InverseDistance {
     }
 }
 
-/// The popular group is the top 20% of items by distinct training pairs (`docs/protocol.md` §6.2).
-pub const POPULAR_FRACTION: f64 = 0.2;
 /// MCD keeps the categories covering up to 80% of positive training feedback (§6.1).
 pub const MCD_TOP_RATE: f64 = 0.8;
 
@@ -85,7 +83,8 @@ impl MetricInputs {
         };
         Self {
             n_items,
-            popular: popular_set(&world.pair_counts, POPULAR_FRACTION),
+            popular: world.popular(),
+            popular_fraction: world.popular_fraction(),
             dominant,
             dominant_tags,
             dominant_source,

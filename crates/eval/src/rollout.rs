@@ -8,7 +8,7 @@ use crate::context::{DominantSource, MetricInputs};
 use crate::mode::Mode;
 use dsrm_metrics::{Episode, MetricSet};
 use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
-use dsrm_sim::{Env, EnvSpec, UserStream, UserStreamKind};
+use dsrm_sim::{Ending, Env, EnvSpec, UserStream, UserStreamKind};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
@@ -55,8 +55,9 @@ pub struct EvalRun<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trajectory {
     pub episode: Episode,
-    /// The quit rule fired on the last step (false when the cap or NX_k ended it).
-    pub quit: bool,
+    /// What ended the episode: a quit rule (`category`, `distance`, `popularity`) or the cap (`max_len`);
+    /// `None` when a forced length (NX_k) or an exhausted catalogue cut it.
+    pub quit: Option<Ending>,
     /// EasyRL4Rec's random initial item, when the preset draws one.
     pub initial_item: Option<u32>,
 }
@@ -127,7 +128,10 @@ pub fn evaluate(
                 _ => step.done,
             };
             if finished || mask.n_allowed() == 0 {
-                break step.quit;
+                break match mode {
+                    Mode::ForcedLength(_) => None,
+                    _ => step.ending,
+                };
             }
         };
         trajectories.push(Trajectory {

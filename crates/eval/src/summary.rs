@@ -5,8 +5,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The metrics shown in summary tables, in column order (serde names of [`MetricSet`]).
-pub const TABLE_METRICS: [&str; 10] =
-    ["R_tra", "R_each", "Length", "CV", "MCD", "Gini", "ExposureEntropyNorm", "LongTailShare", "Diversity", "Novelty"];
+pub const TABLE_METRICS: [&str; 12] = [
+    "R_tra",
+    "R_each",
+    "Length",
+    "CV",
+    "MCD",
+    "Gini",
+    "ExposureEntropyNorm",
+    "LongTailShare",
+    "AD_share",
+    "AD_item",
+    "Diversity",
+    "Novelty",
+];
 
 /// Per (method, mode, metric): mean ± CI over seeds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

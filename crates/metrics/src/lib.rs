@@ -107,6 +107,13 @@ pub struct MetricSet {
     /// Long-tail share / (|T|/n) ([`GroupExposure::long_tail_relative`]).
     #[serde(rename = "LongTailRelativeExposure")]
     pub long_tail_relative_exposure: f64,
+    /// The paper's AD, share reading: |popular share − long-tail share| ([`GroupExposure::ad_share`]).
+    #[serde(rename = "AD_share", default)]
+    pub ad_share: f64,
+    /// The paper's AD, per-item reading: |mean exposure per popular item − per long-tail item| / mean exposure
+    /// per item ([`GroupExposure::ad_item`]).
+    #[serde(rename = "AD_item", default)]
+    pub ad_item: f64,
     /// Number of episodes scored (N_ep).
     #[serde(rename = "Episodes")]
     pub episodes: usize,
@@ -114,7 +121,7 @@ pub struct MetricSet {
 
 impl MetricSet {
     /// The serde names, in field order; [`MetricSet::values`] follows the same order.
-    pub const NAMES: [&'static str; 18] = [
+    pub const NAMES: [&'static str; 20] = [
         "R_tra",
         "R_each",
         "Length",
@@ -132,12 +139,14 @@ impl MetricSet {
         "PopularShare",
         "PopularRelativeExposure",
         "LongTailRelativeExposure",
+        "AD_share",
+        "AD_item",
         "Episodes",
     ];
 
     /// Every value as f64 in [`MetricSet::NAMES`] order (`Episodes` converted), so that aggregation over
     /// seeds and report tables can loop over metrics instead of naming each field.
-    pub fn values(&self) -> [f64; 18] {
+    pub fn values(&self) -> [f64; 20] {
         [
             self.r_tra,
             self.r_each,
@@ -156,6 +165,8 @@ impl MetricSet {
             self.popular_share,
             self.popular_relative_exposure,
             self.long_tail_relative_exposure,
+            self.ad_share,
+            self.ad_item,
             self.episodes as f64,
         ]
     }
@@ -223,6 +234,8 @@ pub fn compute(episodes: &[Episode], ctx: &ItemContext) -> MetricSet {
         popular_share: groups.popular_share,
         popular_relative_exposure: groups.popular_relative,
         long_tail_relative_exposure: groups.long_tail_relative,
+        ad_share: groups.ad_share(),
+        ad_item: groups.ad_item(),
         episodes: episodes.len(),
     }
 }

@@ -92,6 +92,22 @@ pub struct GroupExposure {
     pub long_tail_relative: f64,
 }
 
+impl GroupExposure {
+    /// The paper's AD (`docs/protocol.md` §12; its formula is not public), share reading:
+    /// |popular share − long-tail share|. 0 when the two groups get the same share of exposure; 1 when one
+    /// group gets all of it (and 0 when nothing was exposed).
+    pub fn ad_share(&self) -> f64 {
+        (self.popular_share - self.long_tail_share).abs()
+    }
+
+    /// The paper's AD, per-item reading: |mean exposure per popular item − mean exposure per long-tail item|
+    /// divided by the mean exposure per item, which equals |popular relative − long-tail relative|. 0 when every
+    /// item is shown equally often (and when nothing was exposed).
+    pub fn ad_item(&self) -> f64 {
+        (self.popular_relative - self.long_tail_relative).abs()
+    }
+}
+
 /// Computes [`GroupExposure`] over the catalogue `exposure.len()`; `popular` shorter than the catalogue
 /// leaves the remaining items in the long tail.
 pub fn group_exposure(exposure: &[u64], popular: &[bool]) -> GroupExposure {

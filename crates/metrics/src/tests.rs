@@ -169,9 +169,26 @@ fn compute_equals_the_standalone_functions() {
             popular_share: g.popular_share,
             popular_relative_exposure: g.popular_relative,
             long_tail_relative_exposure: g.long_tail_relative,
+            ad_share: g.ad_share(),
+            ad_item: g.ad_item(),
             episodes: episodes.len(),
         };
         assert_eq!(m, expected, "round {round}");
+        // AD from its definitions, written out: group shares, and mean exposure per item of each group.
+        let total: u64 = e.iter().sum();
+        let group = |want: bool| -> Vec<f64> {
+            e.iter().enumerate().filter(|(i, _)| popular[*i] == want).map(|(_, &x)| x as f64).collect()
+        };
+        let (pop, tail) = (group(true), group(false));
+        let sum = |g: &[f64]| g.iter().sum::<f64>();
+        if total > 0 {
+            let t = total as f64;
+            assert!((m.ad_share - ((sum(&pop) - sum(&tail)) / t).abs()).abs() < 1e-12, "round {round}");
+            let per_item = (sum(&pop) / pop.len() as f64 - sum(&tail) / tail.len() as f64).abs() / (t / n as f64);
+            assert!((m.ad_item - per_item).abs() < 1e-12, "round {round}: {} vs {per_item}", m.ad_item);
+        } else {
+            assert_eq!((m.ad_share, m.ad_item), (0.0, 0.0));
+        }
         assert!(m.values().iter().all(|v| v.is_finite()), "round {round}");
     }
 }
@@ -199,7 +216,9 @@ fn closed_forms_through_compute() {
     assert!(close(m.popular_relative_exposure, 1.0));
     assert!(close(m.long_tail_relative_exposure, 1.0));
     assert_eq!(m.cv, 1.0);
-    // One-hot: item 4 shown three times.
+    assert!(close(m.ad_share, 0.6)); // |0.2 − 0.8|: the groups' sizes, not their per-item exposure
+    assert!(close(m.ad_item, 0.0)); // every item shown equally often
+                                    // One-hot: item 4 shown three times.
     let one_hot = vec![Episode::new(0, vec![4, 4, 4], vec![0.0; 3])];
     let m = compute(&one_hot, &ctx);
     assert!(close(m.gini, 0.9)); // (n − 1) / n
@@ -208,6 +227,8 @@ fn closed_forms_through_compute() {
     assert_eq!(m.gini_exposed_only, 0.0);
     assert_eq!(m.long_tail_share, 1.0);
     assert_eq!(m.diversity, 0.0); // every pair is the same item
+    assert_eq!(m.ad_share, 1.0); // all exposure on the long tail
+    assert!(close(m.ad_item, 1.25)); // |0 − 3/8| / (3/10)
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! So the item that triggers the quit is rewarded and counted in the length.
 
 use crate::ground_truth::RewardTable;
-use crate::quit::{quits, window_range, QuitRule};
+use crate::quit::{quits, window_range, Ending, PopularityQuit, QuitRule};
 use crate::tags::TagMasks;
 use crate::user_stream::UserStream;
 
@@ -21,6 +21,10 @@ pub struct EnvSpec {
     /// Item categories for the category quit rule.
     pub tags: TagMasks,
     pub quit: QuitRule,
+    /// `quit` is on (`EnvSettings::category_rule`).
+    pub base_rule: bool,
+    /// Popularity-aware abandonment, when on.
+    pub popularity: Option<PopularityQuit>,
     /// Episode cap (`max_turn`).
     pub max_turn: usize,
     /// Reproduce the anchors' shrinking window (quirk 1).
@@ -40,19 +44,39 @@ impl EnvSpec {
         self.rewards.n_items()
     }
 
-    /// Would showing `item` after `history` make the user quit (steps 1–2 of `step`)?
+    /// Would showing `item` after `history` make the user quit (steps 1–2 of `step`)? `(quit, done)`.
     #[inline]
     pub fn done_after(&self, history: &[u32], item: u32) -> (bool, bool) {
+        match self.ending_after(history, item) {
+            None => (false, false),
+            Some(Ending::MaxLen) => (false, true),
+            Some(_) => (true, true),
+        }
+    }
+
+    /// What ends the episode if `item` is shown after `history`, if anything: at t > 0 the data set's own rule
+    /// (category / distance), then popularity-aware abandonment, then the cap. A rule that fires on the last
+    /// allowed step is named over the cap.
+    #[inline]
+    pub fn ending_after(&self, history: &[u32], item: u32) -> Option<Ending> {
         let t = history.len();
-        let quit = t > 0
-            && quits(
-                &self.quit,
-                &self.tags,
-                self.n_items(),
-                &history[window_range(t, self.quit.window(), self.legacy_window)],
-                item,
-            );
-        (quit, quit || t + 1 >= self.max_turn)
+        if t > 0 {
+            if self.base_rule
+                && quits(
+                    &self.quit,
+                    &self.tags,
+                    self.n_items(),
+                    &history[window_range(t, self.quit.window(), self.legacy_window)],
+                    item,
+                )
+            {
+                return Some(self.quit.ending());
+            }
+            if self.popularity.as_ref().is_some_and(|p| p.quits(history, item)) {
+                return Some(Ending::Popularity);
+            }
+        }
+        (t + 1 >= self.max_turn).then_some(Ending::MaxLen)
     }
 }
 
@@ -64,6 +88,8 @@ pub struct Step {
     pub done: bool,
     /// The quit rule fired on this step (the step is still rewarded and counted).
     pub quit: bool,
+    /// What ended the episode on this step, if it ended.
+    pub ending: Option<Ending>,
 }
 
 /// One user's episode.
@@ -110,12 +136,13 @@ impl<'s> Env<'s> {
 
     /// Shows `item` to the user.
     pub fn step(&mut self, item: u32) -> Step {
-        let (quit, done) = self.spec.done_after(&self.items, item);
+        let ending = self.spec.ending_after(&self.items, item);
+        let (quit, done) = (ending.is_some_and(|e| e != Ending::MaxLen), ending.is_some());
         self.items.push(item);
         let reward = self.spec.rewards.reward(self.user, item);
         self.rewards.push(reward);
         self.cumulative += reward;
-        Step { reward, done, quit }
+        Step { reward, done, quit, ending }
     }
 
     /// The episode's user.
@@ -155,6 +182,8 @@ pub(crate) mod tests {
             rewards: RewardTable::Dense { n_users: 2, n_items: 6, values: (0..12).map(|v| v as f64 / 10.0).collect() },
             tags: TagMasks::new(&tags).unwrap(),
             quit: QuitRule::Category { window, threshold },
+            base_rule: true,
+            popularity: None,
             max_turn,
             legacy_window: legacy,
             random_initial_item: false,
@@ -198,6 +227,33 @@ pub(crate) mod tests {
         let (rewards, len) = replay(&spec, 0, &[0, 1, 0, 1, 0]);
         assert_eq!(len, 3);
         assert_eq!(rewards.len(), 3);
+    }
+
+    #[test]
+    fn each_ending_is_named_and_the_rules_switch() {
+        // Items 0 and 3 share tag 0; popular = {0, 1, 2}. Category rule N 4, θ 0; popularity N_p 2, θ_p 1.
+        let mut spec = toy_spec(4, 0, 30, false);
+        spec.popularity =
+            Some(PopularityQuit { window: 2, threshold: 1, popular: vec![true, true, true, false, false, false] });
+        assert_eq!(spec.ending_after(&[], 0), None, "never at t = 0");
+        assert_eq!(spec.ending_after(&[0], 3), Some(Ending::Category));
+        assert_eq!(spec.ending_after(&[1, 2], 4), None, "the new item is long-tail");
+        assert_eq!(spec.ending_after(&[1, 2], 0), Some(Ending::Popularity), "two of the last two popular");
+        assert_eq!(spec.ending_after(&[1, 4, 2], 0), None, "one of the last two popular");
+        // Both rules fire: the data set's own rule is named first.
+        assert_eq!(spec.ending_after(&[1, 0], 3), Some(Ending::Category));
+        assert_eq!(spec.ending_after(&[1, 2, 0], 0), Some(Ending::Category));
+        spec.base_rule = false;
+        assert_eq!(spec.ending_after(&[1, 2, 0], 0), Some(Ending::Popularity), "the category rule switched off");
+        // The cap, and a rule firing on the last allowed step is named over the cap.
+        spec.max_turn = 3;
+        assert_eq!(spec.ending_after(&[3, 4], 5), Some(Ending::MaxLen));
+        assert_eq!(spec.ending_after(&[1, 2], 0), Some(Ending::Popularity));
+        let mut env = Env::new(&spec);
+        env.reset_to(0, None);
+        let steps: Vec<Step> = [3, 4, 5].iter().map(|&a| env.step(a)).collect();
+        assert_eq!(steps.iter().map(|s| s.ending).collect::<Vec<_>>(), [None, None, Some(Ending::MaxLen)]);
+        assert!(steps[2].done && !steps[2].quit);
     }
 
     #[test]

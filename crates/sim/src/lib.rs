@@ -24,8 +24,8 @@ pub mod world;
 
 pub use env::{Env, EnvSpec, Step};
 pub use ground_truth::RewardTable;
-pub use preset::{EnvConfig, Preset};
-pub use quit::QuitRule;
+pub use preset::{EnvConfig, EnvSettings, PopularityRule, Preset};
+pub use quit::{Ending, PopularityQuit, QuitRule};
 pub use reward_model::{GroundTruthReward, RewardModel};
 pub use tags::TagMasks;
 pub use user_stream::{UserStream, UserStreamKind};

@@ -12,6 +12,47 @@
 //! `h[max(0, t-N)..t]`.
 
 use crate::tags::TagMasks;
+use serde::{Deserialize, Serialize};
+
+/// Why an episode ended (`quit` in `episodes.jsonl`; none when it was cut at a forced length, NX_k).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    /// The category rule (KuaiRec, KuaiRand-Pure).
+    Category,
+    /// The distance rule (Coat).
+    Distance,
+    /// Popularity-aware abandonment (`crate::preset::PopularityRule`).
+    Popularity,
+    /// The episode cap (Max Len).
+    MaxLen,
+}
+
+/// Popularity-aware abandonment as the environment applies it: the user leaves on a popular item when more than
+/// `threshold` of the last `window` items were popular (the intended window, `h[max(0, t-N)..t]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PopularityQuit {
+    /// N_p.
+    pub window: usize,
+    /// θ_p.
+    pub threshold: u32,
+    /// Per catalogue item: popular.
+    pub popular: Vec<bool>,
+}
+
+impl PopularityQuit {
+    /// Does the user leave on being shown `item` after `history` (all items shown so far)?
+    #[inline]
+    pub fn quits(&self, history: &[u32], item: u32) -> bool {
+        if !self.popular.get(item as usize).copied().unwrap_or(false) {
+            return false;
+        }
+        let start = history.len().saturating_sub(self.window);
+        let popular =
+            history[start..].iter().filter(|&&b| self.popular.get(b as usize).copied().unwrap_or(false)).count();
+        popular > self.threshold as usize
+    }
+}
 
 /// The leave rule of an environment.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +65,14 @@ pub enum QuitRule {
 }
 
 impl QuitRule {
+    /// What ends an episode under this rule.
+    pub fn ending(&self) -> Ending {
+        match self {
+            QuitRule::Category { .. } => Ending::Category,
+            QuitRule::Distance { .. } => Ending::Distance,
+        }
+    }
+
     /// N, the window length.
     pub fn window(&self) -> usize {
         match self {

@@ -5,6 +5,7 @@
 //! misses on a 37 MB table.
 
 use crate::env::{EnvSpec, Step};
+use crate::quit::Ending;
 use rand::Rng;
 
 /// A batch of `n` episodes over one [`EnvSpec`].
@@ -64,12 +65,13 @@ impl<'s> VecEnv<'s> {
         let t = self.lens[i];
         assert!(t < self.capacity, "episode {i} is full ({} steps)", self.capacity);
         let start = i * self.capacity;
-        let (quit, done) = self.spec.done_after(&self.history[start..start + t], item);
+        let ending = self.spec.ending_after(&self.history[start..start + t], item);
+        let (quit, done) = (ending.is_some_and(|e| e != Ending::MaxLen), ending.is_some());
         self.history[start + t] = item;
         self.lens[i] = t + 1;
         let reward = self.spec.rewards.reward(self.users[i], item);
         self.cumulative[i] += reward;
-        Step { reward, done, quit }
+        Step { reward, done, quit, ending }
     }
 
     /// The user of episode `i`.

@@ -10,6 +10,7 @@
 use crate::env::EnvSpec;
 use crate::ground_truth::{kuairec_truth, LowRank, RewardTable, SmallDuplicates};
 use crate::preset::EnvSettings;
+use crate::quit::PopularityQuit;
 use crate::quit::QuitRule;
 use crate::tags::TagMasks;
 use crate::{Result, SimError};
@@ -278,7 +279,8 @@ impl World {
             positive_tag_counts: tag_counts.into_iter().collect(),
             notes,
             provenance: data.provenance.clone(),
-        })
+        }
+        .with_abandonment())
     }
 
     /// The KuaiRand-Pure world (`KuaiRand-v0`).
@@ -401,7 +403,8 @@ impl World {
             positive_tag_counts: tag_counts.into_iter().collect(),
             notes,
             provenance: data.provenance.clone(),
-        })
+        }
+        .with_abandonment())
     }
 
     /// The Coat world: completed ratings, distance quit rule. Categories = the jacket type.
@@ -443,6 +446,8 @@ impl World {
             rewards: table,
             tags: TagMasks::new(&item_tags)?,
             quit: QuitRule::Distance { window: cfg.coat_window, min_distance: cfg.coat_min_distance, distance },
+            base_rule: true,
+            popularity: None,
             max_turn: settings.max_turn,
             legacy_window: settings.legacy_window,
             random_initial_item: settings.random_initial_item,
@@ -477,7 +482,8 @@ impl World {
             positive_tag_counts: tag_counts.into_iter().collect(),
             notes,
             provenance: data.provenance.clone(),
-        })
+        }
+        .with_abandonment())
     }
 }
 
@@ -486,6 +492,8 @@ fn category_spec(rewards: RewardTable, item_tags: &[Vec<i32>], s: EnvSettings) -
         rewards,
         tags: TagMasks::new(item_tags)?,
         quit: QuitRule::Category { window: s.num_leave_compute, threshold: s.leave_threshold },
+        base_rule: true,
+        popularity: None,
         max_turn: s.max_turn,
         legacy_window: s.legacy_window,
         random_initial_item: s.random_initial_item,
@@ -624,6 +632,42 @@ fn catalogue_rows(full: &Interactions, n_catalogue: usize) -> Interactions {
         out.target.push(full.target[row]);
     }
     out
+}
+
+impl World {
+    /// The share of the catalogue that is popular: popularity-aware abandonment's when that rule is on, else the
+    /// project's 20% (`dsrm_metrics::DEFAULT_POPULAR_FRACTION`). Metrics, fairness agents and the rule share it.
+    pub fn popular_fraction(&self) -> f64 {
+        self.settings.popularity_rule.map_or(dsrm_metrics::DEFAULT_POPULAR_FRACTION, |r| r.popular_fraction)
+    }
+
+    /// The popular set P over the catalogue: the top [`Self::popular_fraction`] by distinct training (user, item)
+    /// pairs, ties broken by the smaller item id.
+    pub fn popular(&self) -> Vec<bool> {
+        dsrm_metrics::popular_set(&self.pair_counts, self.popular_fraction())
+    }
+
+    /// `item_groups.csv`: `video_id,group` per catalogue item in the data set's own ids, `popular` or
+    /// `long_tail` ([`Self::popular`]).
+    pub fn item_groups_csv(&self) -> String {
+        let mut out = String::from("video_id,group\n");
+        for (i, popular) in self.popular().into_iter().enumerate() {
+            out += &format!("{},{}\n", self.item_ids[i], if popular { "popular" } else { "long_tail" });
+        }
+        out
+    }
+
+    /// Applies the settings' rules to the environment: the data set's own quit rule on or off, and
+    /// popularity-aware abandonment over the popular set of this world's training pairs.
+    fn with_abandonment(mut self) -> Self {
+        self.spec.base_rule = self.settings.category_rule;
+        self.spec.popularity = self.settings.popularity_rule.map(|r| PopularityQuit {
+            window: r.window,
+            threshold: r.threshold,
+            popular: dsrm_metrics::popular_set(&self.pair_counts, r.popular_fraction),
+        });
+        self
+    }
 }
 
 #[cfg(test)]

@@ -123,8 +123,12 @@ pub fn write_policy_run(dir: &Path, run: &PolicyRun, world: &World, cfg: &RunCon
         dsrm_files::write_json(&dir.join(format!("metrics{suffix}.json")), &metrics)?;
         dsrm_files::write_atomic(&dir.join(format!("episodes{suffix}.jsonl")), lines.as_bytes())?;
     }
+    dsrm_files::write_atomic(&dir.join(ITEM_GROUPS), world.item_groups_csv().as_bytes())?;
     Ok(())
 }
+
+/// The popular / long-tail group of every catalogue item (`World::item_groups_csv`), written beside the results.
+pub const ITEM_GROUPS: &str = "item_groups.csv";
 
 /// What produced a result: config, seeds, versions, input hashes and how the world was built.
 pub fn provenance<'a>(cfg: &RunConfig, world: &'a World, inputs: &'a MetricInputs) -> Result<Provenance<'a>> {

@@ -170,7 +170,7 @@ impl<'a> MetricsSummary<'a> {
     pub fn all(inputs: &'a MetricInputs) -> Self {
         Self {
             similarity: Some(&inputs.similarity_name),
-            popular_fraction: Some(dsrm_eval::context::POPULAR_FRACTION),
+            popular_fraction: Some(inputs.popular_fraction),
             popular_items: Some(inputs.popular.iter().filter(|p| **p).count()),
             ..Self::dominant(inputs)
         }

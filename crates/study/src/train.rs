@@ -119,6 +119,7 @@ pub fn run(file: &TrainFile, out: &Path, resume: bool, progress: Progress) -> Re
     let provenance = provenance(file, &world, &inputs, reward.as_ref())?.to_value()?;
     let write_config = || -> Result<()> {
         dsrm_files::write_atomic(&saved_config, toml::to_string_pretty(file)?.as_bytes())?;
+        dsrm_files::write_atomic(&out.join(crate::eval::ITEM_GROUPS), world.item_groups_csv().as_bytes())?;
         Ok(dsrm_files::write_json(&out.join("provenance.json"), &provenance)?)
     };
     if !saved_config.exists() {

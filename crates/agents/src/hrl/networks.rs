@@ -3,7 +3,6 @@
 
 use super::config::{GoalType, HrlConfig};
 use crate::{AgentError, Result};
-use dsrm_metrics::{popular_set, DEFAULT_POPULAR_FRACTION};
 use dsrm_nn::mlp::{Activation, Mlp};
 use dsrm_nn::tch::nn::{self, Module, VarStore};
 use dsrm_nn::tch::{Device, Kind, Tensor};
@@ -187,7 +186,7 @@ impl GroupFacts {
     pub fn of(world: &World) -> Self {
         let n_items = world.spec.n_items();
         let n_users = world.spec.n_users();
-        let popular = popular_set(&world.pair_counts, DEFAULT_POPULAR_FRACTION);
+        let popular = world.popular();
         let mut pairs: Vec<(u32, u32)> = world
             .train
             .user

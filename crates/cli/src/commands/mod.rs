@@ -23,6 +23,7 @@ pub fn presets() -> anyhow::Result<()> {
         "max_turn",
         "legacy window",
         "random initial item",
+        "popularity abandonment (N_p, θ_p, popular)",
     ]);
     for p in Preset::ALL {
         let s = p.settings();
@@ -33,6 +34,9 @@ pub fn presets() -> anyhow::Result<()> {
             s.max_turn.to_string(),
             s.legacy_window.to_string(),
             s.random_initial_item.to_string(),
+            s.popularity_rule.map_or("off".into(), |r| {
+                format!("{}, {}, top {}%", r.window, r.threshold, (r.popular_fraction * 100.0).round())
+            }),
         ]);
     }
     println!("{t}");
