@@ -130,32 +130,36 @@ pub fn run(file: &TrainFile, out: &Path, resume: bool, progress: Progress) -> Re
     note(
         progress,
         format!(
-            "training {} + {} tracker{label}; reward: {}; {} epochs x {} steps",
+            "training {} + {} tracker{label}; reward: {}; {}",
             cfg.algorithm.name(),
             cfg.tracker.name(),
             reward.describe(),
-            cfg.epochs,
-            cfg.steps_per_epoch
+            match cfg.episodes {
+                Some(episodes) => format!("{episodes} training episodes over {} epochs", cfg.epochs),
+                None => format!("{} epochs x {} steps", cfg.epochs, cfg.steps_per_epoch),
+            }
         ),
     );
-    let per_epoch = cfg.steps_per_epoch as u64;
-    begin(progress, "training", Some(cfg.epochs as u64 * per_epoch));
+    // The bar counts the budget's unit (steps, or episodes with an `episodes` budget); `before(e)` is what the
+    // epochs before e train.
+    let before = |epoch: usize| (1..epoch).map(|e| cfg.epoch_budget(e).size()).sum::<u64>();
+    begin(progress, "training", Some(before(cfg.epochs + 1)));
     let mut on_event = |event: ProgressEvent| match event {
         ProgressEvent::Started { first_epoch, .. } => {
-            progress(Event::Position((first_epoch as u64 - 1) * per_epoch));
+            progress(Event::Position(before(first_epoch)));
             if first_epoch > 1 {
                 note(progress, format!("resumed after epoch {}", first_epoch - 1));
             }
         }
-        ProgressEvent::Collected { epoch, steps, update, train_return, .. } => {
-            progress(Event::Position((epoch as u64 - 1) * per_epoch + steps.min(per_epoch)));
+        ProgressEvent::Collected { epoch, steps, episodes, budget, update, train_return } => {
+            progress(Event::Position(before(epoch) + budget.used(steps, episodes).min(budget.size())));
             let played = train_return.map_or("offline".to_string(), |r| format!("return {r:.2}"));
             progress(Event::Message(format!("epoch {epoch} {played} loss {:.3}", update.loss)));
         }
         ProgressEvent::Evaluating { epoch } => progress(Event::Message(format!("epoch {epoch} evaluating"))),
         ProgressEvent::Dsrm(event) => progress(Event::Message(crate::stage::describe(&event))),
         ProgressEvent::EpochDone { epoch, validation_nx0_r_tra, test_nx0_r_tra, wall_s, .. } => {
-            progress(Event::Position(epoch as u64 * per_epoch));
+            progress(Event::Position(before(epoch + 1)));
             note(
                 progress,
                 format!(

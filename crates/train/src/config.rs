@@ -20,6 +20,11 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Environment steps collected per epoch (DORL: 100,000; the default suits a demo).
     pub steps_per_epoch: usize,
+    /// Training episodes over the whole run, instead of `steps_per_epoch` (the paper's budget: 20,000 episodes):
+    /// split evenly over the epochs (epoch e trains ⌊E·e/epochs⌋ − ⌊E·(e−1)/epochs⌋ episodes, in whole
+    /// collections of `parallel_envs`, so the last collection may overshoot). Online learners only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub episodes: Option<u64>,
     /// Parallel training environments = whole episodes per collection (DORL: 100 and 100).
     pub parallel_envs: usize,
     /// Evaluation after every epoch (episodes per mode, k of NX_k, selections, MCD source, user stream).
@@ -53,6 +58,7 @@ impl Default for TrainConfig {
             tracker: TrackerConfig::default(),
             epochs: 10,
             steps_per_epoch: 20_000,
+            episodes: None,
             parallel_envs: 100,
             eval: EvalConfig::default(),
             validation_fraction: 0.2,
@@ -76,6 +82,7 @@ impl TrainConfig {
         };
         need(self.epochs >= 1, "epochs >= 1");
         need(self.steps_per_epoch >= 1, "steps_per_epoch >= 1");
+        need(self.episodes.is_none_or(|e| e >= self.epochs as u64), "episodes >= epochs (at least one per epoch)");
         need(self.parallel_envs >= 1, "parallel_envs >= 1");
         need(self.checkpoint_every >= 1, "checkpoint_every >= 1");
         need(self.threads >= 1 && self.torch_threads >= 1, "threads >= 1 and torch_threads >= 1");
@@ -93,6 +100,17 @@ impl TrainConfig {
 
     /// The settings that determine results: everything but `epochs` (a run may be extended) and
     /// `checkpoint_every`. Stored in checkpoints and compared on resume.
+    /// What epoch `epoch` (1-based) trains before it stops: episodes with an `episodes` budget, else steps.
+    pub fn epoch_budget(&self, epoch: usize) -> Budget {
+        match self.episodes {
+            Some(total) => {
+                let share = |e: usize| total * e as u64 / self.epochs as u64;
+                Budget::Episodes(share(epoch) - share(epoch - 1))
+            }
+            None => Budget::Steps(self.steps_per_epoch as u64),
+        }
+    }
+
     pub(crate) fn identity(&self) -> Result<serde_json::Value> {
         let mut v = serde_json::to_value(self)?;
         if let Some(map) = v.as_object_mut() {
@@ -100,5 +118,39 @@ impl TrainConfig {
             map.remove("checkpoint_every");
         }
         Ok(v)
+    }
+}
+
+/// What one epoch trains before it stops (whole collections; the last may overshoot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Environment steps (`steps_per_epoch`; for an offline learner, logged transitions consumed).
+    Steps(u64),
+    /// Training episodes (`episodes`, split over the epochs).
+    Episodes(u64),
+}
+
+impl Budget {
+    /// The budget's size.
+    pub fn size(self) -> u64 {
+        match self {
+            Budget::Steps(n) | Budget::Episodes(n) => n,
+        }
+    }
+
+    /// How much of it `steps` and `episodes` have used.
+    pub fn used(self, steps: u64, episodes: u64) -> u64 {
+        match self {
+            Budget::Steps(_) => steps,
+            Budget::Episodes(_) => episodes,
+        }
+    }
+
+    /// `"steps"` or `"episodes"`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Budget::Steps(_) => "steps",
+            Budget::Episodes(_) => "episodes",
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! 1. Re-seed libtorch with f(seed, e) and build the epoch's ChaCha generator from (seed, e). Nothing random
 //!    carries over from one epoch to the next except through the checkpointed weights and Adam moments, so a
 //!    run resumed at an epoch boundary is bit-identical to an uninterrupted one.
-//! 2. Until `steps_per_epoch` environment steps are collected: collect `parallel_envs` whole episodes
+//! 2. Until `steps_per_epoch` environment steps (or, with an `episodes` budget, the epoch's share of the training
+//!    episodes) are collected: collect `parallel_envs` whole episodes
 //!    ([`dsrm_agents::learner::Learner::iterate`]: for A2C / PPO, [`dsrm_agents::rollout::collect`]), then update on them.
 //!    This is tianshou's `onpolicy_trainer`
 //!    with `episode_per_collect = parallel_envs`; the last collection may overshoot `steps_per_epoch`.
@@ -31,7 +32,7 @@
 mod config;
 mod run_dir;
 
-pub use config::TrainConfig;
+pub use config::{Budget, TrainConfig};
 
 #[cfg(test)]
 mod hrl_tests;
@@ -216,8 +217,8 @@ pub enum ProgressEvent {
         first_epoch: usize,
         /// Last epoch.
         epochs: usize,
-        /// Environment steps per epoch.
-        steps_per_epoch: usize,
+        /// What the first epoch trains (steps, or episodes with an `episodes` budget).
+        budget: Budget,
     },
     /// A collection and its update finished.
     Collected {
@@ -225,8 +226,10 @@ pub enum ProgressEvent {
         epoch: usize,
         /// Steps collected in this epoch so far.
         steps: u64,
-        /// Steps the epoch collects (at least).
-        steps_per_epoch: usize,
+        /// Episodes collected in this epoch so far.
+        episodes: u64,
+        /// What the epoch collects (at least).
+        budget: Budget,
         /// Mean training return of the collection's episodes (`None`: none played, offline).
         train_return: Option<f64>,
         /// The update's losses.
@@ -336,6 +339,35 @@ pub fn made_by_other_code(dir: &Path) -> Option<String> {
             Some(format!("it has no code_version record (made before runs recorded one); this build is {CODE_VERSION}"))
         }
     }
+}
+
+/// Compute spent by this process on a run (a resumed run adds its epochs to the earlier lines of
+/// `timing.jsonl`): environment steps, training episodes, gradient updates (one optimiser step on one minibatch;
+/// both HRL levels count) and seconds. Evaluation episodes and DSRM pretraining are counted apart.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Totals {
+    env_steps: u64,
+    train_episodes: u64,
+    grad_updates: u64,
+    train_s: f64,
+    wall_s: f64,
+}
+
+impl Totals {
+    fn add(&mut self, steps: u64, episodes: u64, updates: u64, train_s: f64, wall_s: f64) {
+        self.env_steps += steps;
+        self.train_episodes += episodes;
+        self.grad_updates += updates;
+        self.train_s += train_s;
+        self.wall_s += wall_s;
+    }
+}
+
+/// Episodes the per-epoch evaluation plays: every mode on the validation users (headline selection) and every
+/// selection on the test users.
+fn eval_episodes_per_epoch(cfg: &TrainConfig) -> u64 {
+    let modes = 3; // FB, NX_0, NX_k
+    (cfg.eval.episodes * modes * (1 + cfg.eval.selections.len())) as u64
 }
 
 /// True when `dir` already holds a training run (a log or a checkpoint): starting afresh there is refused,
@@ -590,11 +622,18 @@ pub fn train_with_tracker(
     }
 
     let env = TrainingEnv { spec, reward_model, episodes: cfg.parallel_envs };
+    if cfg.episodes.is_some() && learner.offline_source().is_some() {
+        return Err(TrainError::Config(format!(
+            "an episodes budget needs an online learner; {} learns from the log (set steps_per_epoch instead)",
+            learner.name()
+        )));
+    }
     progress(ProgressEvent::Started {
         first_epoch: done_epochs + 1,
         epochs: cfg.epochs,
-        steps_per_epoch: cfg.steps_per_epoch,
+        budget: cfg.epoch_budget(done_epochs + 1),
     });
+    let mut totals = Totals::default();
 
     for epoch in done_epochs + 1..=cfg.epochs {
         let started = Instant::now();
@@ -602,11 +641,12 @@ pub fn train_with_tracker(
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(epoch as u64);
 
-        // Collect whole episodes and update, until the epoch's steps are in.
+        // Collect whole episodes and update, until the epoch's budget is in.
+        let budget = cfg.epoch_budget(epoch);
         let (mut steps, mut episodes, mut collections) = (0u64, 0u64, 0usize);
         let (mut return_sum, mut update) = (0.0f64, UpdateStats::default());
         let (mut collect_s, mut update_s) = (0.0f64, 0.0f64);
-        while steps < cfg.steps_per_epoch as u64 {
+        while budget.used(steps, episodes) < budget.size() {
             let it = learner.iterate(&env, &mut tracker, &mut rng)?;
             collect_s += it.collect_s;
             update_s += it.update_s;
@@ -618,7 +658,8 @@ pub fn train_with_tracker(
             progress(ProgressEvent::Collected {
                 epoch,
                 steps,
-                steps_per_epoch: cfg.steps_per_epoch,
+                episodes,
+                budget,
                 train_return: (it.episodes > 0).then(|| it.reward_sum / it.episodes as f64),
                 update: it.update,
             });
@@ -654,6 +695,8 @@ pub fn train_with_tracker(
         append_line(&run.log(), &record)?;
         best.offer(epoch, nx0_r_tra(&record.validation, &headline));
         let wall_s = started.elapsed().as_secs_f64();
+        totals.add(steps, episodes, record.update.grad_steps as u64, train_wall, wall_s);
+        let eval_episodes = eval_episodes_per_epoch(cfg);
         append_line(
             &run.timing(),
             &serde_json::json!({
@@ -664,6 +707,11 @@ pub fn train_with_tracker(
                 "update_s": update_s,
                 "eval_s": wall_s - train_wall,
                 "train_env_steps_per_s": steps as f64 / train_wall.max(1e-9),
+                "env_steps": steps,
+                "train_episodes": episodes,
+                "grad_updates": record.update.grad_steps,
+                "eval_episodes": eval_episodes,
+                "this_process": totals,
             }),
         )?;
 

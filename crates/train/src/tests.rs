@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::test_support::mean_tracker_builder;
+use crate::Budget;
 use dsrm_agents::a2c::A2cConfig;
 use dsrm_agents::actor_critic::ActorCritic;
 use dsrm_agents::learner::Algorithm;
@@ -356,4 +357,45 @@ fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     let err = train(&bad, world, &inputs, &reward, Some(emb.shallow_clone()), &de, false, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("a `ddpm` denoiser when > 0"), "{err}");
     assert!(!de.join(dsrm_denoise::stage::RUN_FILE).exists(), "refused before the stage trained");
+}
+
+#[test]
+fn an_episodes_budget_splits_over_epochs_and_every_epoch_accounts_its_compute() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    // 130 episodes over 3 epochs: 43, 43, 44, in whole collections of 25 (so 50, 50, 50 are played).
+    let cfg = TrainConfig { episodes: Some(130), ..tiny_cfg(ppo(1e-3), 3) };
+    assert_eq!(
+        (1..=3).map(|e| cfg.epoch_budget(e)).collect::<Vec<_>>(),
+        [Budget::Episodes(43), Budget::Episodes(43), Budget::Episodes(44)]
+    );
+    let (_t, dir) = tmp();
+    run(&cfg, &dir, false).unwrap();
+    let log = records(&dir);
+    assert_eq!(log.iter().map(|r| r.episodes).collect::<Vec<_>>(), [50, 50, 50]);
+    // timing.jsonl: environment steps, training episodes and gradient updates per epoch, as the log counts them,
+    // and the evaluation episodes apart.
+    let timing: Vec<serde_json::Value> = crate::run_dir::read_lines(&dir.join("timing.jsonl"))
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (t, r) in timing.iter().zip(&log) {
+        assert_eq!(t["env_steps"].as_u64(), Some(r.env_steps));
+        assert_eq!(t["train_episodes"].as_u64(), Some(r.episodes));
+        assert_eq!(t["grad_updates"].as_u64(), Some(r.update.grad_steps as u64));
+        assert!(r.update.grad_steps > 0);
+        assert_eq!(t["eval_episodes"].as_u64(), Some(20 * 3 * 3), "3 modes x (validation + 2 test selections)");
+    }
+    let total = &timing[2]["this_process"];
+    assert_eq!(total["train_episodes"].as_u64(), Some(150));
+    assert_eq!(total["grad_updates"].as_u64(), Some(log.iter().map(|r| r.update.grad_steps as u64).sum()));
+    // A budget smaller than the epochs, or on an offline learner, is refused before training.
+    let bad = TrainConfig { episodes: Some(2), ..cfg.clone() };
+    assert!(run(&bad, &tmp().1, false).unwrap_err().to_string().contains("episodes >= epochs"));
+    let offline = TrainConfig {
+        algorithm: Algorithm::Cql(Default::default()),
+        ..TrainConfig { episodes: Some(30), ..tiny_cfg(a2c(1e-3), 1) }
+    };
+    let err = run(&offline, &tmp().1, false).unwrap_err().to_string();
+    assert!(err.contains("online learner"), "{err}");
 }
