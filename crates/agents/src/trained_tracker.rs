@@ -69,13 +69,20 @@ pub(crate) fn joint_step(loss: &Tensor, policy: &mut Adam, tracker: &mut Trained
         Some(aux) => policy.backward_step(&loss.f_add(&aux)?)?,
         None => policy.backward_step(loss)?,
     }
+    step_on_existing_grads(&params, &mut tracker.adam)
+}
+
+/// Steps `adam` on the gradients the last backward pass left in `params`: its `backward_step` on the surrogate
+/// Σ⟨p, g⟩, whose gradient with respect to p is exactly g. How a second optimiser takes its step from one shared
+/// backward pass (the tracker's in [`joint_step`]; the HRL critic's beside an actor's).
+pub(crate) fn step_on_existing_grads(params: &[Tensor], adam: &mut Adam) -> Result<()> {
     let mut surrogate: Option<Tensor> = None;
-    for p in &params {
+    for p in params {
         let g = p.grad();
         if !g.defined() {
             continue;
         }
-        // A copy, not a view: the tracker optimiser zeroes the gradient in place before back-propagating.
+        // A copy, not a view: the optimiser zeroes the gradient in place before back-propagating.
         let term = p.f_mul(&g.f_detach_copy()?)?.f_sum(p.kind())?;
         surrogate = Some(match surrogate {
             Some(s) => s.f_add(&term)?,
@@ -83,7 +90,7 @@ pub(crate) fn joint_step(loss: &Tensor, policy: &mut Adam, tracker: &mut Trained
         });
     }
     if let Some(s) = surrogate {
-        tracker.adam.backward_step(&s)?;
+        adam.backward_step(&s)?;
     }
     Ok(())
 }

@@ -8,10 +8,9 @@ use super::networks::{aux_tensor, group_weights, MASS_EPS, WEIGHT_FLOOR};
 use super::Hrl;
 use crate::losses::{clipped_surrogate, normalise_advantages};
 use crate::rollout::minibatches;
-use crate::trained_tracker::{joint_step, TrainedTracker};
+use crate::trained_tracker::{joint_step, step_on_existing_grads, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
-use dsrm_nn::optim::Adam;
 use dsrm_nn::tch::nn::VarStore;
 use dsrm_nn::tch::{self, Kind, Tensor};
 use rand_chacha::ChaCha8Rng;
@@ -82,7 +81,7 @@ impl Hrl {
         } else {
             joint_step(loss, actor, tracker)?;
         }
-        step_on_existing_grads(&self.nets.critic_vs, &mut self.critic_adam)
+        step_on_existing_grads(&self.nets.critic_vs.trainable_variables(), &mut self.critic_adam)
     }
 
     /// PPO (or A2C) on both levels: low level over steps, then high level over segments, per pass.
@@ -214,25 +213,4 @@ fn zero_grads(vs: &VarStore) {
     for mut p in vs.trainable_variables() {
         p.zero_grad();
     }
-}
-
-/// Steps `adam` on the gradients the last backward pass left in `vs`: its `backward_step` on the surrogate
-/// Σ⟨p, g⟩, whose gradient is exactly g (as `joint_step` does for the tracker).
-fn step_on_existing_grads(vs: &VarStore, adam: &mut Adam) -> Result<()> {
-    let mut surrogate: Option<Tensor> = None;
-    for p in vs.trainable_variables() {
-        let g = p.grad();
-        if !g.defined() {
-            continue;
-        }
-        let term = p.f_mul(&g.f_detach_copy()?)?.f_sum(p.kind())?;
-        surrogate = Some(match surrogate {
-            Some(s) => s.f_add(&term)?,
-            None => term,
-        });
-    }
-    if let Some(s) = surrogate {
-        adam.backward_step(&s)?;
-    }
-    Ok(())
 }
