@@ -80,8 +80,6 @@ pub use shaping::{RewardShaping, ShapedReward};
 pub use trained_tracker::TrainedTracker;
 pub use update_stats::UpdateStats;
 
-use std::path::PathBuf;
-
 /// Errors of training and evaluating agents.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -91,49 +89,12 @@ pub enum AgentError {
     /// Saving or loading a checkpoint failed (I/O, damaged file, mismatched variables).
     #[error(transparent)]
     Nn(#[from] dsrm_nn::NnError),
-    /// Reading or writing a file of the run directory failed.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// `log.jsonl` (or a checkpoint's metadata) does not hold what the run needs.
-    #[error("{path}: {detail}")]
-    Log {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        detail: String,
-    },
-    /// Resuming with settings other than the checkpoint's.
-    #[error(
-        "{path}: the checkpoint was written with a different configuration ({detail}); \
-         resume with the original config or start a new run directory"
-    )]
-    ConfigMismatch {
-        /// The checkpoint.
-        path: PathBuf,
-        /// The first setting that differs.
-        detail: String,
-    },
-    /// Starting afresh in a directory that holds a run.
-    #[error("{path} already holds a training run; pass resume to continue it, or choose another output directory")]
-    RunExists {
-        /// The run directory.
-        path: PathBuf,
-    },
     /// A setting out of its domain.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// A non-finite loss.
     #[error("training diverged: {0}; lower the learning rate")]
     Diverged(String),
-    /// The policy failed while being evaluated.
-    #[error("evaluation failed: {0}")]
-    Eval(String),
     /// The state tracker refused a batch or a reward range.
     #[error("state tracker: {0}")]
     State(#[from] dsrm_state::StateError),

@@ -1,20 +1,9 @@
 //! HRL, FCPO and shaped runs through the trainer.
 
 use super::*;
-use crate::test_support::mean_tracker_builder;
+use crate::test_support::run;
 use dsrm_agents::hrl::{GoalType, HrlConfig};
 use dsrm_agents::{FcpoConfig, PpoConfig};
-use dsrm_sim::test_support::tiny_world;
-use dsrm_sim::GroundTruthReward;
-
-/// Runs the trainer on the tiny world (ground-truth reward, mean tracker).
-fn train_tiny(cfg: &TrainConfig, dir: &std::path::Path, resume: bool) -> TrainSummary {
-    let world = tiny_world();
-    let inputs = dsrm_eval::MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    let builder = mean_tracker_builder(world.spec.n_items());
-    train_with_tracker(cfg, world, &inputs, &reward, &*builder, dir, resume, &mut |_| {}).unwrap()
-}
 
 #[test]
 fn hrl_fcpo_and_shaped_runs_resume_bit_identically() {
@@ -40,9 +29,9 @@ fn hrl_fcpo_and_shaped_runs_resume_bit_identically() {
             ..Default::default()
         };
         let (full, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        train_tiny(&cfg(3), full.path(), false);
-        train_tiny(&cfg(2), split.path(), false);
-        train_tiny(&cfg(3), split.path(), true);
+        run(&cfg(3), full.path(), false).unwrap();
+        run(&cfg(2), split.path(), false).unwrap();
+        run(&cfg(3), split.path(), true).unwrap();
         for name in ["log.jsonl", "metrics.json", "summary.json"] {
             let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(name)).unwrap();
             assert_eq!(read(&full), read(&split), "{}: {name}", algorithm.name());

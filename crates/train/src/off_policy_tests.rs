@@ -1,17 +1,14 @@
 //! The off-policy and offline learners end to end on the tiny synthetic world: they train through the
 //! trainer, learn beyond random, and resume bit-identically from their checkpoints.
 
-use crate::test_support::mean_tracker_builder;
-use crate::Result;
-use crate::{split_users, train_with_tracker, EpochRecord, TrainConfig, TrainSummary};
+use crate::test_support::{random_nx0, records, run, tmp};
+use crate::TrainConfig;
 use dsrm_agents::dqn::DqnConfig;
 use dsrm_agents::learner::Algorithm;
 use dsrm_agents::sac::SacConfig;
-use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
-use dsrm_policy::Selection;
+use dsrm_eval::EvalConfig;
 use dsrm_sim::test_support::tiny_world;
-use dsrm_sim::GroundTruthReward;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 fn tiny_cfg(algorithm: Algorithm, epochs: usize) -> TrainConfig {
     TrainConfig {
@@ -47,38 +44,6 @@ fn sac(lr: f64) -> Algorithm {
         buffer_size: 5_000,
         ..Default::default()
     })
-}
-
-fn run(cfg: &TrainConfig, dir: &Path, resume: bool) -> Result<TrainSummary> {
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    let builder = mean_tracker_builder(world.spec.n_items());
-    train_with_tracker(cfg, world, &inputs, &reward, &*builder, dir, resume, &mut |_| {})
-}
-
-fn records(dir: &Path) -> Vec<EpochRecord> {
-    crate::run_dir::read_lines(&dir.join("log.jsonl"))
-        .unwrap()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn tmp() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("run");
-    (t, p)
-}
-
-/// NX_0 R_tra of a uniform random policy on the test users, with the trainer's evaluation seed.
-fn random_nx0(cfg: &TrainConfig) -> f64 {
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let (_, test_users) = split_users(world.spec.n_users(), cfg.validation_fraction, cfg.seed).unwrap();
-    let mut policy = dsrm_policy::heuristics::random::Random;
-    let run = EvalRun { mode: Mode::NoRepeat, selection: Selection::Sampled, seed: cfg.seed, users: Some(&test_users) };
-    evaluate(&world.spec, &inputs, &mut policy, &cfg.eval, run).metrics.r_tra
 }
 
 /// Stops after `stop` epochs, then resumes to `epochs`: the files must equal an uninterrupted run's.

@@ -1,7 +1,7 @@
 //! End-to-end training runs on the tiny synthetic world: learning, reproducibility, resume, refusals.
 
 use super::*;
-use crate::test_support::mean_tracker_builder;
+use crate::test_support::{mean_tracker_builder, random_nx0, records, run, tmp};
 use crate::Budget;
 use dsrm_agents::a2c::A2cConfig;
 use dsrm_agents::actor_critic::ActorCritic;
@@ -13,7 +13,6 @@ use dsrm_nn::tch::Device;
 use dsrm_sim::test_support::tiny_world;
 use dsrm_sim::GroundTruthReward;
 use dsrm_state::TrackerConfig;
-use std::path::PathBuf;
 
 fn tiny_cfg(algorithm: Algorithm, epochs: usize) -> TrainConfig {
     TrainConfig {
@@ -35,40 +34,8 @@ fn ppo(lr: f64) -> Algorithm {
     Algorithm::Ppo(PpoConfig { lr, tracker_lr: lr, batch_size: 256, repeat_per_collect: 2, ..Default::default() })
 }
 
-fn run(cfg: &TrainConfig, dir: &Path, resume: bool) -> Result<TrainSummary> {
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    let builder = mean_tracker_builder(world.spec.n_items());
-    train_with_tracker(cfg, world, &inputs, &reward, &*builder, dir, resume, &mut |_| {})
-}
-
-fn records(dir: &Path) -> Vec<EpochRecord> {
-    crate::run_dir::read_lines(&dir.join("log.jsonl"))
-        .unwrap()
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn bytes(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn tmp() -> (tempfile::TempDir, PathBuf) {
-    let t = tempfile::tempdir().unwrap();
-    let p = t.path().join("run");
-    (t, p)
-}
-
-/// NX_0 R_tra of a uniform random policy on the test users, with the trainer's evaluation seed.
-fn random_nx0(cfg: &TrainConfig) -> f64 {
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let (_, test_users) = split_users(world.spec.n_users(), cfg.validation_fraction, cfg.seed).unwrap();
-    let mut policy = dsrm_policy::heuristics::random::Random;
-    let run = EvalRun { mode: Mode::NoRepeat, selection: Selection::Sampled, seed: cfg.seed, users: Some(&test_users) };
-    evaluate(&world.spec, &inputs, &mut policy, &cfg.eval, run).metrics.r_tra
 }
 
 #[test]
