@@ -19,8 +19,9 @@
 use crate::actor_critic::{actor_critic_tensors, on_policy_iteration, restore_actor_critic, ActorCritic};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::{log_prob_and_entropy, Minibatch};
+use crate::pace::schedule;
 use crate::rl_policy::actor_critic_policy;
-use crate::rollout::{minibatches, Rollout};
+use crate::rollout::Rollout;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -51,8 +52,12 @@ pub struct A2cConfig {
     pub max_grad_norm: Option<f64>,
     /// Minibatch size of the update.
     pub batch_size: usize,
-    /// Passes over each collection.
+    /// Passes over each collection (unless paced).
     pub repeat_per_collect: usize,
+    /// Paced updates instead of passes: this many gradient updates per 1,000 environment steps, whatever the
+    /// collection's size (`crate::pace`; the equal-compute schedule of `dsrm study paper`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updates_per_1k_steps: Option<f64>,
     /// Hidden layers of the trunk (tianshou `Net(hidden_sizes)`).
     pub hidden: Vec<i64>,
     /// Policy and value heads share the trunk (DORL: yes; see `actor_critic`).
@@ -71,6 +76,7 @@ impl Default for A2cConfig {
             max_grad_norm: None,
             batch_size: 1024,
             repeat_per_collect: 1,
+            updates_per_1k_steps: None,
             hidden: vec![64, 64],
             shared_trunk: true,
         }
@@ -103,41 +109,41 @@ impl A2c {
         rollout: &Rollout,
         tracker: &mut TrainedTracker,
         rng: &mut ChaCha8Rng,
+        steps_before: u64,
     ) -> Result<UpdateStats> {
         let device = self.net.vs.device();
         let (window, n_items) = (tracker.tracker.window(), self.net.n_items() as usize);
         let mut stats = UpdateStats::default();
-        for _ in 0..self.cfg.repeat_per_collect {
-            for steps in minibatches(rollout.len(), self.cfg.batch_size, rng) {
-                let mb = Minibatch::new(rollout, &steps, device)?;
-                let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
-                let (logits, values) = self.net.forward(&states)?;
-                let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
+        let (pace, size, repeat) = (self.cfg.updates_per_1k_steps, self.cfg.batch_size, self.cfg.repeat_per_collect);
+        for steps in schedule(pace, steps_before, rollout.len(), size, repeat, rng) {
+            let mb = Minibatch::new(rollout, &steps, device)?;
+            let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
+            let (logits, values) = self.net.forward(&states)?;
+            let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
 
-                let actor_loss = log_prob.f_mul(&mb.advantages)?.f_mean(Kind::Float)?.f_neg()?;
-                let vf_loss = mb.returns.f_sub(&values)?.f_square()?.f_mean(Kind::Float)?;
-                let mut loss = actor_loss.f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?;
-                if self.cfg.ent_coef != 0.0 {
-                    loss = loss.f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
-                }
-
-                let loss_value = loss.f_double_value(&[])?;
-                if !loss_value.is_finite() {
-                    return Err(AgentError::Diverged(format!(
-                        "a2c loss {loss_value} after {} gradient steps",
-                        stats.grad_steps
-                    )));
-                }
-                joint_step(&loss, &mut self.adam, tracker)?;
-                stats.merge(&UpdateStats {
-                    loss: loss_value,
-                    actor_loss: actor_loss.f_double_value(&[])?,
-                    vf_loss: vf_loss.f_double_value(&[])?,
-                    entropy: entropy.f_double_value(&[])?,
-                    grad_steps: 1,
-                    ..Default::default()
-                });
+            let actor_loss = log_prob.f_mul(&mb.advantages)?.f_mean(Kind::Float)?.f_neg()?;
+            let vf_loss = mb.returns.f_sub(&values)?.f_square()?.f_mean(Kind::Float)?;
+            let mut loss = actor_loss.f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?;
+            if self.cfg.ent_coef != 0.0 {
+                loss = loss.f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
             }
+
+            let loss_value = loss.f_double_value(&[])?;
+            if !loss_value.is_finite() {
+                return Err(AgentError::Diverged(format!(
+                    "a2c loss {loss_value} after {} gradient steps",
+                    stats.grad_steps
+                )));
+            }
+            joint_step(&loss, &mut self.adam, tracker)?;
+            stats.merge(&UpdateStats {
+                loss: loss_value,
+                actor_loss: actor_loss.f_double_value(&[])?,
+                vf_loss: vf_loss.f_double_value(&[])?,
+                entropy: entropy.f_double_value(&[])?,
+                grad_steps: 1,
+                ..Default::default()
+            });
         }
         Ok(stats)
     }
@@ -157,7 +163,7 @@ impl Learner for A2c {
             gamma_lambda,
             tracker,
             rng,
-            |a, rollout, tracker, rng| a.update(rollout, tracker, rng),
+            |a, rollout, tracker, rng, before| a.update(rollout, tracker, rng, before),
         )
     }
 

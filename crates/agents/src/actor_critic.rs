@@ -107,14 +107,14 @@ pub(crate) fn on_policy_iteration<A>(
     (gamma, gae_lambda): (f64, f64),
     tracker: &mut TrainedTracker,
     rng: &mut ChaCha8Rng,
-    update: impl FnOnce(&mut A, &Rollout, &mut TrainedTracker, &mut ChaCha8Rng) -> Result<UpdateStats>,
+    update: impl FnOnce(&mut A, &Rollout, &mut TrainedTracker, &mut ChaCha8Rng, u64) -> Result<UpdateStats>,
 ) -> Result<Iteration> {
     let cfg = RolloutConfig { episodes: env.episodes, gamma, gae_lambda };
     let t = Instant::now();
     let rollout = collect(env.spec, env.reward_model, net(agent), tracker.tracker.as_ref(), &cfg, rng)?;
     let collect_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let stats = update(agent, &rollout, tracker, rng)?;
+    let stats = update(agent, &rollout, tracker, rng, env.steps_before)?;
     Ok(Iteration::of(&rollout, stats, collect_s, t.elapsed().as_secs_f64()))
 }
 

@@ -18,9 +18,10 @@
 
 use crate::actor_critic::{actor_critic_tensors, on_policy_iteration, restore_actor_critic};
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
+use crate::pace::schedule;
 use crate::ppo_update::{Ppo, PpoConfig};
 use crate::rl_policy::actor_critic_policy;
-use crate::rollout::{minibatches, Rollout};
+use crate::rollout::Rollout;
 use crate::trained_tracker::TrainedTracker;
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -122,6 +123,7 @@ impl Fcpo {
         rollout: &Rollout,
         tracker: &mut TrainedTracker,
         rng: &mut ChaCha8Rng,
+        steps_before: u64,
     ) -> Result<UpdateStats> {
         let device = self.cost_vs.device();
         let (gamma, lambda) = (self.cfg.ppo.gamma, self.cfg.ppo.gae_lambda);
@@ -143,26 +145,26 @@ impl Fcpo {
         for (a, c) in lagrangian.advantages.iter_mut().zip(&cost.advantages) {
             *a = ((f64::from(*a) - mu * f64::from(*c)) / (1.0 + mu)) as f32;
         }
-        let mut stats = self.ppo.update(&lagrangian, tracker, rng)?;
+        let mut stats = self.ppo.update(&lagrangian, tracker, rng, steps_before)?;
 
         // The cost critic.
         let mut cost_vf = 0.0;
         let mut n = 0usize;
-        for _ in 0..self.cfg.ppo.repeat_per_collect {
-            for steps in minibatches(rollout.len(), self.cfg.ppo.batch_size, rng) {
-                let states = self.states(rollout, &steps, tracker)?;
-                let target: Vec<f32> = steps.iter().map(|&s| cost.returns[s]).collect();
-                let target = Tensor::from_slice(&target).f_to_device(device)?;
-                let v = self.cost_critic.forward(&states).f_squeeze_dim(-1)?;
-                let loss = target.f_sub(&v)?.f_square()?.f_mean(Kind::Float)?;
-                let value = loss.f_double_value(&[])?;
-                if !value.is_finite() {
-                    return Err(AgentError::Diverged(format!("fcpo cost critic loss {value}")));
-                }
-                self.cost_adam.backward_step(&loss)?;
-                cost_vf += value;
-                n += 1;
+        let p = &self.cfg.ppo;
+        let (pace, size, repeat) = (p.updates_per_1k_steps, p.batch_size, p.repeat_per_collect);
+        for steps in schedule(pace, steps_before, rollout.len(), size, repeat, rng) {
+            let states = self.states(rollout, &steps, tracker)?;
+            let target: Vec<f32> = steps.iter().map(|&s| cost.returns[s]).collect();
+            let target = Tensor::from_slice(&target).f_to_device(device)?;
+            let v = self.cost_critic.forward(&states).f_squeeze_dim(-1)?;
+            let loss = target.f_sub(&v)?.f_square()?.f_mean(Kind::Float)?;
+            let value = loss.f_double_value(&[])?;
+            if !value.is_finite() {
+                return Err(AgentError::Diverged(format!("fcpo cost critic loss {value}")));
             }
+            self.cost_adam.backward_step(&loss)?;
+            cost_vf += value;
+            n += 1;
         }
 
         // Dual ascent on μ.
@@ -194,7 +196,7 @@ impl Learner for Fcpo {
             gamma_lambda,
             tracker,
             rng,
-            |a, rollout, tracker, rng| a.update(rollout, tracker, rng),
+            |a, rollout, tracker, rng, before| a.update(rollout, tracker, rng, before),
         )
     }
 

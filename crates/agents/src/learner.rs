@@ -34,6 +34,8 @@ pub struct TrainingEnv<'a> {
     pub reward_model: &'a dyn RewardModel,
     /// Whole episodes per collection (= parallel environments).
     pub episodes: usize,
+    /// Environment steps the run collected before this iteration (paced updates count from it; `crate::pace`).
+    pub steps_before: u64,
 }
 
 /// What one iteration did, for the epoch's log.
@@ -167,9 +169,21 @@ impl Algorithm {
         }
     }
 
+    /// The paced schedule of an on-policy learner (`updates_per_1k_steps`; `crate::pace`), if set.
+    pub fn updates_per_1k_steps(&self) -> Option<f64> {
+        match self {
+            Algorithm::A2c(c) => c.updates_per_1k_steps,
+            Algorithm::Ppo(c) => c.updates_per_1k_steps,
+            Algorithm::Hrl(c) => c.updates_per_1k_steps,
+            Algorithm::Fcpo(c) => c.ppo.updates_per_1k_steps,
+            _ => None,
+        }
+    }
+
     /// Settings out of their domain, as readable phrases (empty when valid).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
+        problems.extend(crate::pace::pace_problems(self.updates_per_1k_steps()));
         let (batch, repeat, gamma, lambda) = match self {
             Algorithm::A2c(c) => (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda),
             Algorithm::Ppo(c) => {
@@ -178,7 +192,10 @@ impl Algorithm {
                 }
                 (c.batch_size, c.repeat_per_collect, c.gamma, c.gae_lambda)
             }
-            Algorithm::Hrl(c) => return c.problems(),
+            Algorithm::Hrl(c) => {
+                problems.extend(c.problems());
+                return problems;
+            }
             Algorithm::Fcpo(c) => {
                 problems.extend(c.problems());
                 if c.ppo.clip <= 0.0 {

@@ -50,6 +50,7 @@ pub mod fcpo;
 pub mod hrl;
 pub mod learner;
 mod losses;
+mod pace;
 pub mod ppo;
 mod ppo_update;
 pub mod qnet;

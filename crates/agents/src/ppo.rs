@@ -42,7 +42,7 @@ impl Learner for Ppo {
             gamma_lambda,
             tracker,
             rng,
-            |a, rollout, tracker, rng| a.update(rollout, tracker, rng),
+            |a, rollout, tracker, rng, before| a.update(rollout, tracker, rng, before),
         )
     }
 

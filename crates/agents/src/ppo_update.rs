@@ -4,7 +4,8 @@
 
 use crate::actor_critic::ActorCritic;
 use crate::losses::{clipped_surrogate, log_prob_and_entropy, normalise_advantages, Minibatch};
-use crate::rollout::{minibatches, Rollout};
+use crate::pace::schedule;
+use crate::rollout::Rollout;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -40,8 +41,12 @@ pub struct PpoConfig {
     pub value_clip: bool,
     /// Minibatch size of the update.
     pub batch_size: usize,
-    /// Passes over each collection.
+    /// Passes over each collection (unless paced).
     pub repeat_per_collect: usize,
+    /// Paced updates instead of passes: this many gradient updates per 1,000 environment steps, whatever the
+    /// collection's size (`crate::pace`; the equal-compute schedule of `dsrm study paper`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updates_per_1k_steps: Option<f64>,
     /// Hidden layers of the trunk.
     pub hidden: Vec<i64>,
     /// Policy and value heads share the trunk.
@@ -63,6 +68,7 @@ impl Default for PpoConfig {
             value_clip: false,
             batch_size: 1024,
             repeat_per_collect: 1,
+            updates_per_1k_steps: None,
             hidden: vec![64, 64],
             shared_trunk: true,
         }
@@ -96,59 +102,59 @@ impl Ppo {
         rollout: &Rollout,
         tracker: &mut TrainedTracker,
         rng: &mut ChaCha8Rng,
+        steps_before: u64,
     ) -> Result<UpdateStats> {
         let device = self.net.vs.device();
         let (window, n_items) = (tracker.tracker.window(), self.net.n_items() as usize);
         let eps = self.cfg.clip;
         let mut stats = UpdateStats::default();
-        for _ in 0..self.cfg.repeat_per_collect {
-            for steps in minibatches(rollout.len(), self.cfg.batch_size, rng) {
-                let mb = Minibatch::new(rollout, &steps, device)?;
-                let adv = if self.cfg.norm_advantages {
-                    normalise_advantages(&mb.advantages)?
-                } else {
-                    mb.advantages.shallow_clone()
-                };
-                let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
-                let (logits, values) = self.net.forward(&states)?;
-                let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
+        let (pace, size, repeat) = (self.cfg.updates_per_1k_steps, self.cfg.batch_size, self.cfg.repeat_per_collect);
+        for steps in schedule(pace, steps_before, rollout.len(), size, repeat, rng) {
+            let mb = Minibatch::new(rollout, &steps, device)?;
+            let adv = if self.cfg.norm_advantages {
+                normalise_advantages(&mb.advantages)?
+            } else {
+                mb.advantages.shallow_clone()
+            };
+            let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
+            let (logits, values) = self.net.forward(&states)?;
+            let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
 
-                let surrogate = clipped_surrogate(&log_prob, &mb.old_log_probs, &adv, eps)?;
-                let clip_loss = surrogate.loss;
-                let vf_loss = if self.cfg.value_clip {
-                    let old_v = Tensor::from_slice(&steps.iter().map(|&s| rollout.values[s]).collect::<Vec<f32>>())
-                        .f_to_device(device)?;
-                    let clipped = old_v.f_add(&values.f_sub(&old_v)?.f_clamp(-eps, eps)?)?;
-                    let vf1 = mb.returns.f_sub(&values)?.f_square()?;
-                    let vf2 = mb.returns.f_sub(&clipped)?.f_square()?;
-                    vf1.f_maximum(&vf2)?.f_mean(Kind::Float)?
-                } else {
-                    mb.returns.f_sub(&values)?.f_square()?.f_mean(Kind::Float)?
-                };
-                let mut loss = clip_loss.f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?;
-                if self.cfg.ent_coef != 0.0 {
-                    loss = loss.f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
-                }
-
-                let loss_value = loss.f_double_value(&[])?;
-                if !loss_value.is_finite() {
-                    return Err(AgentError::Diverged(format!(
-                        "ppo loss {loss_value} after {} gradient steps",
-                        stats.grad_steps
-                    )));
-                }
-                joint_step(&loss, &mut self.adam, tracker)?;
-                stats.merge(&UpdateStats {
-                    loss: loss_value,
-                    actor_loss: clip_loss.f_double_value(&[])?,
-                    vf_loss: vf_loss.f_double_value(&[])?,
-                    entropy: entropy.f_double_value(&[])?,
-                    approx_kl: surrogate.approx_kl,
-                    clip_fraction: surrogate.clip_fraction,
-                    grad_steps: 1,
-                    ..Default::default()
-                });
+            let surrogate = clipped_surrogate(&log_prob, &mb.old_log_probs, &adv, eps)?;
+            let clip_loss = surrogate.loss;
+            let vf_loss = if self.cfg.value_clip {
+                let old_v = Tensor::from_slice(&steps.iter().map(|&s| rollout.values[s]).collect::<Vec<f32>>())
+                    .f_to_device(device)?;
+                let clipped = old_v.f_add(&values.f_sub(&old_v)?.f_clamp(-eps, eps)?)?;
+                let vf1 = mb.returns.f_sub(&values)?.f_square()?;
+                let vf2 = mb.returns.f_sub(&clipped)?.f_square()?;
+                vf1.f_maximum(&vf2)?.f_mean(Kind::Float)?
+            } else {
+                mb.returns.f_sub(&values)?.f_square()?.f_mean(Kind::Float)?
+            };
+            let mut loss = clip_loss.f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?;
+            if self.cfg.ent_coef != 0.0 {
+                loss = loss.f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
             }
+
+            let loss_value = loss.f_double_value(&[])?;
+            if !loss_value.is_finite() {
+                return Err(AgentError::Diverged(format!(
+                    "ppo loss {loss_value} after {} gradient steps",
+                    stats.grad_steps
+                )));
+            }
+            joint_step(&loss, &mut self.adam, tracker)?;
+            stats.merge(&UpdateStats {
+                loss: loss_value,
+                actor_loss: clip_loss.f_double_value(&[])?,
+                vf_loss: vf_loss.f_double_value(&[])?,
+                entropy: entropy.f_double_value(&[])?,
+                approx_kl: surrogate.approx_kl,
+                clip_fraction: surrogate.clip_fraction,
+                grad_steps: 1,
+                ..Default::default()
+            });
         }
         Ok(stats)
     }

@@ -45,3 +45,62 @@ fn hrl_fcpo_and_shaped_runs_resume_bit_identically() {
         assert!(log.contains(key), "{}: {key} not logged", algorithm.name());
     }
 }
+
+#[test]
+fn paced_runs_make_the_same_updates_per_step_whatever_the_learner_and_resume_identically() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    use dsrm_agents::learner::Algorithm;
+    use dsrm_agents::A2cConfig;
+    let pace = Some(40.0);
+    let ppo = PpoConfig { batch_size: 64, hidden: vec![16], updates_per_1k_steps: pace, ..Default::default() };
+    let cases = [
+        Algorithm::Ppo(ppo.clone()),
+        Algorithm::A2c(A2cConfig {
+            batch_size: 64,
+            hidden: vec![16],
+            updates_per_1k_steps: pace,
+            ..Default::default()
+        }),
+        Algorithm::Fcpo(FcpoConfig { ppo, ..Default::default() }),
+        Algorithm::Hrl(HrlConfig {
+            hidden: vec![16],
+            batch_size: 64,
+            updates_per_1k_steps: pace,
+            ..Default::default()
+        }),
+    ];
+    for algorithm in cases {
+        let cfg = |epochs| TrainConfig {
+            algorithm: algorithm.clone(),
+            epochs,
+            steps_per_epoch: 500,
+            parallel_envs: 20,
+            eval: dsrm_eval::EvalConfig { episodes: 10, ..Default::default() },
+            seed: 9,
+            ..Default::default()
+        };
+        let (full, split) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        run(&cfg(3), full.path(), false).unwrap();
+        // After S steps a paced run has made ⌊S · 40 / 1000⌋ updates (HRL: ⌊S · 20 / 1000⌋ at each level),
+        // whatever its collections' sizes.
+        let mut steps = 0u64;
+        for r in crate::test_support::records(full.path()) {
+            let before = steps;
+            steps += r.env_steps;
+            let expected = match algorithm {
+                Algorithm::Hrl(_) => 2 * (steps * 20 / 1000 - before * 20 / 1000),
+                _ => steps * 40 / 1000 - before * 40 / 1000,
+            };
+            assert_eq!(r.update.grad_steps as u64, expected, "{} epoch {}", algorithm.name(), r.epoch);
+        }
+        run(&cfg(2), split.path(), false).unwrap();
+        run(&cfg(3), split.path(), true).unwrap();
+        for name in ["log.jsonl", "metrics.json"] {
+            let read = |d: &tempfile::TempDir| std::fs::read(d.path().join(name)).unwrap();
+            assert_eq!(read(&full), read(&split), "{}: {name}", algorithm.name());
+        }
+    }
+    // A pace that is not a positive number is refused.
+    let bad = Algorithm::Ppo(PpoConfig { updates_per_1k_steps: Some(-1.0), ..Default::default() });
+    assert!(bad.problems().iter().any(|p| p.contains("updates_per_1k_steps")));
+}

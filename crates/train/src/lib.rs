@@ -621,7 +621,7 @@ pub fn train_with_tracker(
         run.clear_logs()?;
     }
 
-    let env = TrainingEnv { spec, reward_model, episodes: cfg.parallel_envs };
+    let mut env = TrainingEnv { spec, reward_model, episodes: cfg.parallel_envs, steps_before: 0 };
     if cfg.episodes.is_some() && learner.offline_source().is_some() {
         return Err(TrainError::Config(format!(
             "an episodes budget needs an online learner; {} learns from the log (set steps_per_epoch instead)",
@@ -647,6 +647,7 @@ pub fn train_with_tracker(
         let (mut return_sum, mut update) = (0.0f64, UpdateStats::default());
         let (mut collect_s, mut update_s) = (0.0f64, 0.0f64);
         while budget.used(steps, episodes) < budget.size() {
+            env.steps_before = total_env_steps + steps;
             let it = learner.iterate(&env, &mut tracker, &mut rng)?;
             collect_s += it.collect_s;
             update_s += it.update_s;

@@ -66,6 +66,10 @@ pub struct HrlConfig {
     pub clip: f64,
     /// Passes over each collection.
     pub repeat_per_collect: usize,
+    /// Paced updates instead of passes: this many gradient updates per 1,000 environment steps, half at each
+    /// level, whatever the collection's size (`crate::pace`; the equal-compute schedule of `dsrm study paper`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updates_per_1k_steps: Option<f64>,
     /// Minibatch size (steps for the low level, segments for the high level).
     pub batch_size: usize,
     /// Entropy bonus coefficient (applied to H_H and H_L).
@@ -106,6 +110,7 @@ impl Default for HrlConfig {
             gae_lambda: 0.95,
             clip: 0.2,
             repeat_per_collect: 4,
+            updates_per_1k_steps: None,
             batch_size: 128,
             ent_coef: 5e-4,
             vf_coef: 1.0,

@@ -108,7 +108,7 @@ impl Learner for Hrl {
         let ro = self.collect(env.spec, env.reward_model, tracker.tracker.as_ref(), env.episodes, rng)?;
         let collect_s = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let stats = self.update(&ro, tracker, rng)?;
+        let stats = self.update(&ro, tracker, rng, env.steps_before)?;
         Ok(Iteration::of(&ro.low, stats, collect_s, t.elapsed().as_secs_f64()))
     }
 

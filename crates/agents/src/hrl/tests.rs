@@ -95,7 +95,7 @@ fn long_tail_after_training(lambda_f: f64, iterations: usize) -> f64 {
     };
     let (mut hrl, mut tracker) = agent(cfg);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
-    let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20 };
+    let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20, steps_before: 0 };
     let mut shares = Vec::new();
     for _ in 0..iterations {
         let it = hrl.iterate(&env, &mut tracker, &mut rng).unwrap();

@@ -7,6 +7,7 @@ use super::config::Updater;
 use super::networks::{aux_tensor, group_weights, MASS_EPS, WEIGHT_FLOOR};
 use super::Hrl;
 use crate::losses::{clipped_surrogate, normalise_advantages};
+use crate::pace::{paced_minibatches, paced_updates};
 use crate::rollout::minibatches;
 use crate::trained_tracker::{joint_step, step_on_existing_grads, TrainedTracker};
 use crate::update_stats::UpdateStats;
@@ -84,88 +85,41 @@ impl Hrl {
         step_on_existing_grads(&self.nets.critic_vs.trainable_variables(), &mut self.critic_adam)
     }
 
-    /// PPO (or A2C) on both levels: low level over steps, then high level over segments, per pass.
+    /// PPO (or A2C) on both levels: low level over steps, then high level over segments, per pass; or, paced
+    /// (`updates_per_1k_steps`, `crate::pace`), half of the collection's paced updates at each level.
     pub fn update(
         &mut self,
         ro: &HierRollout,
         tracker: &mut TrainedTracker,
         rng: &mut ChaCha8Rng,
+        steps_before: u64,
     ) -> Result<UpdateStats> {
-        let device = self.nets.low_vs.device();
         let (mut low, mut high) = (UpdateStats::default(), UpdateStats::default());
-        let pick = |v: &[f32], idx: &[usize]| -> Result<Tensor> {
-            Ok(Tensor::from_slice(&idx.iter().map(|&s| v[s]).collect::<Vec<f32>>()).f_to_device(device)?)
-        };
-        let learn_high = self.cfg.fixed_ratio.is_none();
-        for _ in 0..self.cfg.repeat_per_collect {
-            // Low level: π_L and V_L on steps.
-            if !self.cfg.freeze_low_level {
-                for steps in minibatches(ro.low.len(), self.cfg.batch_size, rng) {
-                    let states = self.states(ro, &steps, tracker)?;
-                    let aux: Vec<[f32; 2]> = steps.iter().map(|&s| ro.aux[s]).collect();
-                    let goals: Vec<[f32; 2]> = steps.iter().map(|&s| ro.goal[ro.segment_of[s]]).collect();
-                    let weights: Vec<[f32; 2]> = goals
-                        .iter()
-                        .map(|&g| {
-                            let (p, l) = group_weights(self.cfg.goal, g, 0.5);
-                            [p as f32, l as f32]
-                        })
-                        .collect();
-                    let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
-                    let goals = aux_tensor(&goals, device)?;
-                    let logits = self.nets.low_logits(&states, &goals)?;
-                    let log_q = self.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, device)?)?;
-                    let actions: Vec<i64> = steps.iter().map(|&s| i64::from(ro.low.actions[s])).collect();
-                    let actions = Tensor::from_slice(&actions).f_to_device(device)?.f_unsqueeze(1)?;
-                    let log_prob = log_q.f_gather(1, &actions, false)?.f_squeeze_dim(1)?;
-                    let entropy = log_q
-                        .f_exp()?
-                        .f_mul(&log_q)?
-                        .f_sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)?
-                        .f_mean(Kind::Float)?
-                        .f_neg()?;
-                    let (actor_loss, approx_kl, clip_fraction) = self.actor_loss(
-                        &log_prob,
-                        &pick(&ro.low.log_probs, &steps)?,
-                        &pick(&ro.low.advantages, &steps)?,
-                    )?;
-                    let (_, v_l) = self.nets.values(&x_high)?;
-                    let vf_loss = pick(&ro.low.returns, &steps)?.f_sub(&v_l)?.f_square()?.f_mean(Kind::Float)?;
-                    let loss = actor_loss
-                        .f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?
-                        .f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
-                    let stats = stats_of(&loss, &actor_loss, &vf_loss, &entropy, approx_kl, clip_fraction)?;
-                    self.step(&loss, false, tracker)?;
-                    low.merge(&stats);
+        let learn_low = !self.cfg.freeze_low_level;
+        let size = self.cfg.batch_size;
+        match self.cfg.updates_per_1k_steps {
+            None => {
+                for _ in 0..self.cfg.repeat_per_collect {
+                    if learn_low {
+                        for steps in minibatches(ro.low.len(), size, rng) {
+                            low.merge(&self.low_minibatch(ro, &steps, tracker)?);
+                        }
+                    }
+                    for segs in minibatches(ro.high.len(), size, rng) {
+                        high.merge(&self.high_minibatch(ro, &segs, tracker)?);
+                    }
                 }
             }
-            // High level: π_H and V_H on segments (V_H is trained even when ρ* is fixed).
-            for segs in minibatches(ro.high.len(), self.cfg.batch_size, rng) {
-                let starts: Vec<usize> = segs.iter().map(|&k| ro.segment_start[k]).collect();
-                let states = self.states(ro, &starts, tracker)?;
-                let aux: Vec<[f32; 2]> = starts.iter().map(|&s| ro.aux[s]).collect();
-                let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
-                let (v_h, _) = self.nets.values(&x_high)?;
-                let vf_loss = pick(&ro.high.returns, &segs)?.f_sub(&v_h)?.f_square()?.f_mean(Kind::Float)?;
-                let mut loss = vf_loss.f_mul_scalar(self.cfg.vf_coef)?;
-                let (mut actor_loss, mut entropy, mut kl, mut clip_fraction) =
-                    (Tensor::from(0.0f32), Tensor::from(0.0f32), 0.0, 0.0);
-                if learn_high {
-                    let z: Vec<f32> = segs.iter().flat_map(|&k| ro.raw_goal[k].iter().copied()).collect();
-                    let z =
-                        Tensor::from_slice(&z).f_to_device(device)?.f_view([segs.len() as i64, self.cfg.goal_dim()])?;
-                    let (log_prob, ent) = self.nets.goal_log_prob(&x_high, &z)?;
-                    (actor_loss, kl, clip_fraction) = self.actor_loss(
-                        &log_prob,
-                        &pick(&ro.high.log_probs, &segs)?,
-                        &pick(&ro.high.advantages, &segs)?,
-                    )?;
-                    entropy = ent;
-                    loss = loss.f_add(&actor_loss)?.f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
+            Some(per_1k) => {
+                let k = paced_updates(per_1k / 2.0, steps_before, ro.low.len());
+                if learn_low {
+                    for steps in paced_minibatches(ro.low.len(), size, k, rng) {
+                        low.merge(&self.low_minibatch(ro, &steps, tracker)?);
+                    }
                 }
-                let stats = stats_of(&loss, &actor_loss, &vf_loss, &entropy, kl, clip_fraction)?;
-                self.step(&loss, true, tracker)?;
-                high.merge(&stats);
+                for segs in paced_minibatches(ro.high.len(), size, k, rng) {
+                    high.merge(&self.high_minibatch(ro, &segs, tracker)?);
+                }
             }
         }
         // The low level's numbers are the headline fields; the high level's go to `extra`.
@@ -190,6 +144,88 @@ impl Hrl {
         stats.extra.insert("goal_long_tail".into(), ro.goal.iter().map(|g| f64::from(g[1])).sum::<f64>() / segments);
         Ok(stats)
     }
+
+    /// One low-level minibatch: π_L and V_L on `steps`.
+    fn low_minibatch(
+        &mut self,
+        ro: &HierRollout,
+        steps: &[usize],
+        tracker: &mut TrainedTracker,
+    ) -> Result<UpdateStats> {
+        let device = self.nets.low_vs.device();
+        let pick = |v: &[f32], idx: &[usize]| gather(v, idx, device);
+        let states = self.states(ro, steps, tracker)?;
+        let aux: Vec<[f32; 2]> = steps.iter().map(|&s| ro.aux[s]).collect();
+        let goals: Vec<[f32; 2]> = steps.iter().map(|&s| ro.goal[ro.segment_of[s]]).collect();
+        let weights: Vec<[f32; 2]> = goals
+            .iter()
+            .map(|&g| {
+                let (p, l) = group_weights(self.cfg.goal, g, 0.5);
+                [p as f32, l as f32]
+            })
+            .collect();
+        let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
+        let goals = aux_tensor(&goals, device)?;
+        let logits = self.nets.low_logits(&states, &goals)?;
+        let log_q = self.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, device)?)?;
+        let actions: Vec<i64> = steps.iter().map(|&s| i64::from(ro.low.actions[s])).collect();
+        let actions = Tensor::from_slice(&actions).f_to_device(device)?.f_unsqueeze(1)?;
+        let log_prob = log_q.f_gather(1, &actions, false)?.f_squeeze_dim(1)?;
+        let entropy = log_q
+            .f_exp()?
+            .f_mul(&log_q)?
+            .f_sum_dim_intlist([-1i64].as_slice(), false, Kind::Float)?
+            .f_mean(Kind::Float)?
+            .f_neg()?;
+        let (actor_loss, approx_kl, clip_fraction) =
+            self.actor_loss(&log_prob, &pick(&ro.low.log_probs, steps)?, &pick(&ro.low.advantages, steps)?)?;
+        let (_, v_l) = self.nets.values(&x_high)?;
+        let vf_loss = pick(&ro.low.returns, steps)?.f_sub(&v_l)?.f_square()?.f_mean(Kind::Float)?;
+        let loss = actor_loss
+            .f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?
+            .f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
+        let stats = stats_of(&loss, &actor_loss, &vf_loss, &entropy, approx_kl, clip_fraction)?;
+        self.step(&loss, false, tracker)?;
+        Ok(stats)
+    }
+
+    /// One high-level minibatch: π_H and V_H on segments `segs` (V_H is trained even when ρ* is fixed).
+    fn high_minibatch(
+        &mut self,
+        ro: &HierRollout,
+        segs: &[usize],
+        tracker: &mut TrainedTracker,
+    ) -> Result<UpdateStats> {
+        let device = self.nets.low_vs.device();
+        let pick = |v: &[f32], idx: &[usize]| gather(v, idx, device);
+        let learn_high = self.cfg.fixed_ratio.is_none();
+        let starts: Vec<usize> = segs.iter().map(|&k| ro.segment_start[k]).collect();
+        let states = self.states(ro, &starts, tracker)?;
+        let aux: Vec<[f32; 2]> = starts.iter().map(|&s| ro.aux[s]).collect();
+        let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
+        let (v_h, _) = self.nets.values(&x_high)?;
+        let vf_loss = pick(&ro.high.returns, segs)?.f_sub(&v_h)?.f_square()?.f_mean(Kind::Float)?;
+        let mut loss = vf_loss.f_mul_scalar(self.cfg.vf_coef)?;
+        let (mut actor_loss, mut entropy, mut kl, mut clip_fraction) =
+            (Tensor::from(0.0f32), Tensor::from(0.0f32), 0.0, 0.0);
+        if learn_high {
+            let z: Vec<f32> = segs.iter().flat_map(|&k| ro.raw_goal[k].iter().copied()).collect();
+            let z = Tensor::from_slice(&z).f_to_device(device)?.f_view([segs.len() as i64, self.cfg.goal_dim()])?;
+            let (log_prob, ent) = self.nets.goal_log_prob(&x_high, &z)?;
+            (actor_loss, kl, clip_fraction) =
+                self.actor_loss(&log_prob, &pick(&ro.high.log_probs, segs)?, &pick(&ro.high.advantages, segs)?)?;
+            entropy = ent;
+            loss = loss.f_add(&actor_loss)?.f_sub(&entropy.f_mul_scalar(self.cfg.ent_coef)?)?;
+        }
+        let stats = stats_of(&loss, &actor_loss, &vf_loss, &entropy, kl, clip_fraction)?;
+        self.step(&loss, true, tracker)?;
+        Ok(stats)
+    }
+}
+
+/// `v` at `idx`, as a tensor on `device`.
+fn gather(v: &[f32], idx: &[usize], device: tch::Device) -> Result<Tensor> {
+    Ok(Tensor::from_slice(&idx.iter().map(|&s| v[s]).collect::<Vec<f32>>()).f_to_device(device)?)
 }
 
 fn stats_of(loss: &Tensor, actor: &Tensor, vf: &Tensor, entropy: &Tensor, kl: f64, clip: f64) -> Result<UpdateStats> {
