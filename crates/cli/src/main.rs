@@ -38,6 +38,11 @@ enum Command {
     /// Feedback-loop study: deploy, log the served interactions, refit, repeat; Gini / long-tail share /
     /// coverage / R_tra per round.
     Loop(commands::feedback_loop::LoopArgs),
+    /// Studies: `dsrm study paper`, the paper's protocol with its tables, verdicts and plots.
+    Study {
+        #[command(subcommand)]
+        command: commands::study::StudyCommand,
+    },
     /// Report of an experiment directory: report.html (offline), tables.md, tables.tex, SVG and PNG plots.
     Report(commands::report::ReportArgs),
     /// DSRM state purification: train a stage, purify states, measure fidelity on synthetic data.
@@ -62,6 +67,7 @@ fn main() -> Result<()> {
         Command::Train(args) => commands::train::run(args),
         Command::Experiment(args) => commands::experiment::run(args),
         Command::Loop(args) => commands::feedback_loop::run(args),
+        Command::Study { command } => commands::study::run(command),
         Command::Report(args) => commands::report::run(args),
         Command::Dsrm { command } => commands::dsrm::run(command),
         Command::Retune(args) => commands::retune::run(args),

@@ -89,3 +89,24 @@ pub fn metric_cells(metrics: &impl serde::Serialize, header: &[&str]) -> Vec<Str
     let m = serde_json::to_value(metrics).unwrap_or_default();
     header.iter().map(|k| m.get(*k).and_then(|v| v.as_f64()).map(|v| format!("{v:.4}")).unwrap_or_default()).collect()
 }
+
+/// One of `dsrm study paper`'s tables in the terminal.
+pub fn print_paper_table(table: &dsrm_study::paper::tables::Table) {
+    use dsrm_study::paper::tables::Cell;
+    let header: Vec<&str> = table.header.iter().map(String::as_str).collect();
+    let mut t = self::table(&header);
+    for row in &table.rows {
+        t.add_row(
+            row.iter()
+                .map(|c| match c {
+                    Cell::Text(s) => s.clone(),
+                    Cell::Ci(v) => format!("{v:.3}"),
+                    Cell::Num(x) if x.fract() == 0.0 => format!("{x:.0}"),
+                    Cell::Num(x) => format!("{x:.3}"),
+                    Cell::Missing => "—".into(),
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    println!("{}\n{t}\n", table.title);
+}

@@ -63,6 +63,9 @@ pub struct EpochLog {
     pub best_valid_loss: f64,
     /// Whether this epoch set a new best (its weights are the ones kept so far).
     pub improved: bool,
+    /// Gradient updates (minibatches) of this epoch, for compute accounting; not stored in checkpoints.
+    #[serde(skip)]
+    pub updates: usize,
 }
 
 /// The outcome of one fit. Stored in checkpoints' metadata, so a loaded model says how it was trained.
@@ -113,6 +116,7 @@ pub(crate) fn fit_loop(
         valid_loss: first,
         best_valid_loss: first,
         improved: true,
+        updates: 0,
     }];
     progress(&history[0]);
     let batch = cfg.batch_size as i64;
@@ -120,7 +124,7 @@ pub(crate) fn fit_loop(
     let mut stopped_early = false;
     for epoch in 1..=cfg.max_epochs {
         let order = Tensor::f_randperm(n_train, (Kind::Int64, vs.device()))?;
-        let mut total = 0.0;
+        let (mut total, mut updates) = (0.0, 0);
         for start in (0..n_train).step_by(batch as usize) {
             let len = batch.min(n_train - start);
             let loss = batch_loss(&order.f_narrow(0, start, len)?)?;
@@ -130,6 +134,7 @@ pub(crate) fn fit_loop(
             }
             adam.backward_step(&loss)?;
             total += value * len as f64;
+            updates += 1;
         }
         let valid = validate()?;
         let improved = valid < best.1;
@@ -146,6 +151,7 @@ pub(crate) fn fit_loop(
             valid_loss: valid,
             best_valid_loss: best.1,
             improved,
+            updates,
         });
         progress(history.last().expect("just pushed"));
         if since_best >= cfg.patience {

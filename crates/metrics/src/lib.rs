@@ -45,7 +45,7 @@ pub use long_tail::{
 };
 pub use novelty::{episode_novelty, novelty, popularity_floor};
 pub use similarity::{DistanceSimilarity, EuclideanSimilarity, ItemSimilarity, TagJaccard};
-pub use stats::{mean_ci95, MeanCi};
+pub use stats::{holm, mean_ci95, welch_p_greater, MeanCi};
 pub use tag_exposure::{per_tag_exposure, TagExposure};
 
 use serde::{Deserialize, Serialize};

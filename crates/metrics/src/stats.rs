@@ -40,6 +40,42 @@ pub fn mean_ci95(values: &[f64]) -> MeanCi {
     MeanCi { mean, half_width, n, std }
 }
 
+/// One-sided Welch t-test from two seed aggregates: the p-value of "the mean of `a` is greater than the mean
+/// of `b`" (H0: μ_a ≤ μ_b), with the Welch–Satterthwaite degrees of freedom. Needs n ≥ 2 on both sides (else
+/// NaN: untestable). Both standard deviations 0: 0 when a's mean is greater, 1 otherwise.
+pub fn welch_p_greater(a: &MeanCi, b: &MeanCi) -> f64 {
+    if a.n < 2 || b.n < 2 {
+        return f64::NAN;
+    }
+    let (va, vb) = (a.std * a.std / a.n as f64, b.std * b.std / b.n as f64);
+    let se2 = va + vb;
+    if se2 == 0.0 {
+        return if a.mean > b.mean { 0.0 } else { 1.0 };
+    }
+    let t = (a.mean - b.mean) / se2.sqrt();
+    let dof = se2 * se2 / (va * va / (a.n - 1) as f64 + vb * vb / (b.n - 1) as f64);
+    match StudentsT::new(0.0, 1.0, dof) {
+        Ok(dist) => 1.0 - dist.cdf(t),
+        Err(_) => f64::NAN,
+    }
+}
+
+/// Holm's step-down adjustment of a family of p-values (same order as given): the i-th smallest becomes
+/// max over j ≤ i of min(1, (m − j + 1) · p_(j)). Controls the family-wise error rate under any dependence.
+/// NaN (untestable) p-values stay NaN and do not count in m.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..p.len()).filter(|&i| !p[i].is_nan()).collect();
+    order.sort_by(|&i, &j| p[i].total_cmp(&p[j]));
+    let m = order.len();
+    let mut out = vec![f64::NAN; p.len()];
+    let mut running = 0.0f64;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        out[i] = running;
+    }
+    out
+}
+
 /// z_{0.975}, the standard normal quantile.
 const Z_975: f64 = 1.959_963_984_540_054;
 
@@ -103,6 +139,25 @@ mod tests {
         assert!((ci.half_width - expected).abs() < 1e-6);
         assert_eq!(format!("{ci}"), "3.00 ± 1.96");
         assert_eq!(format!("{ci:.3}"), "3.000 ± 1.963");
+    }
+
+    #[test]
+    fn welch_matches_a_hand_computation_and_holm_steps_down() {
+        // a = 1..=5 (mean 3, s² 2.5), b = 0,0,1,1,3 (mean 1, s² 1.5): t = 2 / √(0.5 + 0.3) = 2.2361,
+        // dof = 0.64 / (0.0625 + 0.0225) = 7.5294; the t density integrated from 2.2361 (Simpson, 200,000
+        // intervals) gives p = 0.028900.
+        let a = mean_ci95(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let b = mean_ci95(&[0.0, 0.0, 1.0, 1.0, 3.0]);
+        assert!((welch_p_greater(&a, &b) - 0.028900).abs() < 1e-5, "{}", welch_p_greater(&a, &b));
+        assert!((welch_p_greater(&b, &a) - (1.0 - 0.028900)).abs() < 1e-5);
+        assert!(welch_p_greater(&a, &mean_ci95(&[1.0])).is_nan());
+        let flat = |v: f64| mean_ci95(&[v, v, v]);
+        assert_eq!((welch_p_greater(&flat(2.0), &flat(1.0)), welch_p_greater(&flat(1.0), &flat(1.0))), (0.0, 1.0));
+        // Holm: p = [0.01, 0.04, 0.03, NaN] -> m = 3: 0.03, max(0.06, 0.06) = 0.06, min(1, 0.04) -> 0.06.
+        let adjusted = holm(&[0.01, 0.04, 0.03, f64::NAN]);
+        assert!((adjusted[0] - 0.03).abs() < 1e-12 && (adjusted[2] - 0.06).abs() < 1e-12);
+        assert!((adjusted[1] - 0.06).abs() < 1e-12 && adjusted[3].is_nan());
+        assert_eq!(holm(&[0.9, 0.8]), vec![1.0, 1.0]);
     }
 
     #[test]

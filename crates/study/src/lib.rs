@@ -19,6 +19,7 @@
 //! * [`demo`]: the baselines over seeds, then the small study (experiment, loop, report);
 //! * [`experiment`]: experiment files, sweeps and their (method, seed) runs;
 //! * [`feedback_loop`]: the feedback-loop study (deploy, log, refit, repeat);
+//! * [`paper`]: `dsrm study paper`, the paper's protocol: its experiments, tables, verdicts and plots;
 //! * [`retune`]: retraining only the high level of a finished HRL run;
 //! * [`stage`]: the DSRM stage on its own (train, purify);
 //! * [`fidelity`]: raw vs purified states on synthetic data with a known truth (ridge probes);
@@ -36,6 +37,7 @@ pub mod experiment;
 pub mod feedback_loop;
 pub mod fidelity;
 pub mod loading;
+pub mod paper;
 pub mod progress;
 pub mod provenance;
 pub mod report;

@@ -321,6 +321,10 @@ fn nx0_r_tra(m: &SplitMetrics, selection: &str) -> f64 {
     m.get(selection).and_then(|modes| modes.get(&Mode::NoRepeat.key())).map(|s| s.r_tra).unwrap_or(f64::NAN)
 }
 
+/// The DSRM stage's pretraining compute in a run directory (seconds, epochs, gradient updates), written when
+/// the stage was trained by the run (not loaded); outside the byte-compared results.
+pub const DSRM_TIMING_FILE: &str = "dsrm_timing.json";
+
 /// The version of the code that decides results: the first 16 hex digits of a sha256 over every source file
 /// under `crates/` (Markdown excluded), `Cargo.lock` and `rust-toolchain.toml`, computed at build time
 /// (`build.rs`), so it needs no git checkout. A run directory records it in `code_version`.
@@ -485,8 +489,25 @@ pub fn train(
     if let Some(stage) = &cfg.dsrm {
         dsrm_nn::tch::set_num_threads(cfg.torch_threads as i32);
         let pretrained = pretrained_item_embeddings.as_ref();
-        let mut report = |e: StageEvent| progress(ProgressEvent::Dsrm(e));
+        let started = Instant::now();
+        let (mut epochs, mut updates) = (0usize, 0usize);
+        let mut report = |e: StageEvent| {
+            if let StageEvent::Epoch(log) = &e {
+                epochs += usize::from(log.epoch > 0);
+                updates += log.updates;
+            }
+            progress(ProgressEvent::Dsrm(e))
+        };
         let model = dsrm_denoise::stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, resume, &mut report)?;
+        if epochs > 0 {
+            // Trained here (not loaded): its compute, counted apart from the RL budget.
+            let timing = serde_json::json!({
+                "seconds": started.elapsed().as_secs_f64(),
+                "epochs": epochs,
+                "grad_updates": updates,
+            });
+            write_json(&out_dir.join(DSRM_TIMING_FILE), &timing)?;
+        }
         let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
         return train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress);
     }

@@ -1,0 +1,140 @@
+//! The compute each row had, measured: environment steps, gradient updates, training episodes and seconds from
+//! every run's `timing.jsonl` (one line per epoch; a resumed run's lines are read by epoch, the last line of an
+//! epoch winning), and the DSRM stage's pretraining apart (`dsrm_timing.json`).
+
+use super::Part;
+use anyhow::{Context, Result};
+use dsrm_eval::summary::Summary;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One run's totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunCompute {
+    /// Environment steps (0 for an offline learner, which takes none).
+    pub env_steps: f64,
+    /// Logged transitions an offline learner consumed (0 online).
+    pub logged_transitions: f64,
+    pub grad_updates: f64,
+    pub train_episodes: f64,
+    /// Seconds collecting and updating (evaluation excluded).
+    pub train_s: f64,
+    /// Seconds of the DSRM stage's pretraining (0 without a stage, or when the stage was loaded).
+    pub dsrm_s: f64,
+    /// Gradient updates of the DSRM stage's pretraining (minibatches), counted apart.
+    pub dsrm_updates: f64,
+}
+
+/// A row's compute: the mean over its seeds' runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowCompute {
+    pub mean: RunCompute,
+    /// Runs read.
+    pub runs: usize,
+}
+
+/// (part folder, method) -> compute, for every learned row of every part.
+pub type Compute = BTreeMap<(String, String), RowCompute>;
+
+/// Reads the compute of every learned row (a row without `timing.jsonl` files is a heuristic and left out).
+pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
+    let mut out = Compute::new();
+    for (part, summary) in parts {
+        let part_name = part.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for method in summary.rows.keys() {
+            let mut runs = Vec::new();
+            let Ok(entries) = std::fs::read_dir(part.dir.join(method)) else { continue };
+            let mut dirs: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            dirs.sort();
+            for dir in dirs.iter().filter(|d| d.join("timing.jsonl").is_file()) {
+                runs.push(read_run(dir)?);
+            }
+            if runs.is_empty() {
+                continue;
+            }
+            let n = runs.len() as f64;
+            let sum = |f: fn(&RunCompute) -> f64| runs.iter().map(f).sum::<f64>() / n;
+            let mean = RunCompute {
+                env_steps: sum(|r| r.env_steps),
+                logged_transitions: sum(|r| r.logged_transitions),
+                grad_updates: sum(|r| r.grad_updates),
+                train_episodes: sum(|r| r.train_episodes),
+                train_s: sum(|r| r.train_s),
+                dsrm_s: sum(|r| r.dsrm_s),
+                dsrm_updates: sum(|r| r.dsrm_updates),
+            };
+            out.insert((part_name.clone(), method.clone()), RowCompute { mean, runs: runs.len() });
+        }
+    }
+    Ok(out)
+}
+
+/// One run directory's totals.
+pub fn read_run(dir: &Path) -> Result<RunCompute> {
+    let path = dir.join("timing.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut by_epoch: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}, line {}", path.display(), i + 1))?;
+        let epoch = v["epoch"].as_u64().with_context(|| format!("{}, line {}: no epoch", path.display(), i + 1))?;
+        by_epoch.insert(epoch, v);
+    }
+    let total = |key: &str| by_epoch.values().map(|v| v[key].as_f64().unwrap_or(0.0)).sum::<f64>();
+    let mut run = RunCompute {
+        env_steps: total("env_steps"),
+        grad_updates: total("grad_updates"),
+        train_episodes: total("train_episodes"),
+        train_s: total("train_s"),
+        ..RunCompute::default()
+    };
+    // An offline learner's "steps" are the logged transitions it consumed (`summary.json` says it learns from
+    // the log); it takes no environment step.
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap_or_default();
+    let offline = serde_json::from_str::<serde_json::Value>(&summary)
+        .ok()
+        .and_then(|v| v["training_reward"].as_str().map(|t| t.starts_with("offline")))
+        .unwrap_or(false);
+    if offline {
+        (run.env_steps, run.logged_transitions) = (0.0, run.env_steps);
+    }
+    let stage = dir.join(dsrm_train::DSRM_TIMING_FILE);
+    if let Ok(text) = std::fs::read_to_string(&stage) {
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", stage.display()))?;
+        run.dsrm_s = v["seconds"].as_f64().unwrap_or(0.0);
+        run.dsrm_updates = v["grad_updates"].as_f64().unwrap_or(0.0);
+    }
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resumed_runs_epochs_are_counted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |epoch: u64, steps: u64| {
+            format!(
+                "{{\"epoch\":{epoch},\"env_steps\":{steps},\"grad_updates\":4,\"train_episodes\":10,\"train_s\":0.5}}\n"
+            )
+        };
+        // Epoch 2 was cut and rerun after a resume: its second line wins.
+        let text = [line(1, 100), line(2, 90), line(2, 110)].concat();
+        std::fs::write(dir.path().join("timing.jsonl"), text).unwrap();
+        std::fs::write(dir.path().join(dsrm_train::DSRM_TIMING_FILE), "{\"seconds\": 3.5, \"grad_updates\": 20}")
+            .unwrap();
+        let r = read_run(dir.path()).unwrap();
+        assert_eq!((r.env_steps, r.grad_updates, r.train_episodes, r.train_s), (210.0, 8.0, 20.0, 1.0));
+        // An offline learner's steps are logged transitions, not environment steps.
+        std::fs::write(dir.path().join("summary.json"), "{\"training_reward\": \"offline: 12 logged transitions\"}")
+            .unwrap();
+        let r = read_run(dir.path()).unwrap();
+        assert_eq!((r.env_steps, r.logged_transitions), (0.0, 210.0));
+        std::fs::remove_file(dir.path().join("summary.json")).unwrap();
+        assert_eq!((r.dsrm_s, r.dsrm_updates), (3.5, 20.0));
+        std::fs::write(dir.path().join("timing.jsonl"), "{\"epoch\": 1}\nnot json\n").unwrap();
+        assert!(format!("{:#}", read_run(dir.path()).unwrap_err()).contains("line 2"));
+    }
+}

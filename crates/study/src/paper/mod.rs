@@ -1,0 +1,352 @@
+//! `dsrm study paper`: the paper's protocol as one resumable command (`docs/protocol.md` §12).
+//!
+//! ```text
+//! file  <- configs/study/paper.toml (compiled in) or --config; --smoke applies its [smoke] table
+//! for each Max Len L:                        (presets dsrm-hrl-paper / dsrm-hrl-paper-50)
+//!     methods <- the file's methods at L, each learned one given the equal-compute budget (schedule.rs)
+//!     RUN/max-len-L/  <- dsrm experiment (methods x seeds; resumable)
+//! for each extra θ_p of the sensitivity:     (Max Len 30, a few rows)
+//!     RUN/theta-p-θ/  <- dsrm experiment
+//! RUN/tables/     <- table2, table3, steps, table4, sensitivity (.md, .csv), compute per row (accounting.rs)
+//! RUN/verdicts.*  <- the paper's claims, one-sided Welch tests, Holm-corrected per table (verdicts.rs)
+//! RUN/plots/      <- Len and R_cum against AD_share and 1 − Gini (plots.rs)
+//! RUN/report.md   <- all of it with the paper's reported figures beside (reference.rs); each experiment's own
+//!                    report in RUN/max-len-L/report/
+//! ```
+//!
+//! Every table reads mode NX_0 (no repeated item, the session ends only by the user's leaving or Max Len) and
+//! the first selection of `[eval]`, on the test users of each seed.
+
+pub mod accounting;
+pub mod plots;
+pub mod reference;
+pub mod schedule;
+pub mod tables;
+pub mod verdicts;
+
+use crate::config::DataConfig;
+use crate::experiment::{self, ExperimentFile, ExperimentRequest, MethodConfig};
+use crate::progress::{note, Progress};
+use crate::world_model::WorldModelConfig;
+use anyhow::{bail, Context, Result};
+use dsrm_data::Dataset;
+use dsrm_eval::summary::Summary;
+use dsrm_eval::EvalConfig;
+use dsrm_policy::heuristics::HeuristicKind;
+use dsrm_sim::{EnvConfig, Preset};
+use dsrm_train::TrainConfig;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The study as shipped (`configs/study/paper.toml`), compiled in so the binary runs anywhere.
+pub const PAPER_CONFIG: &str = include_str!("../../../../configs/study/paper.toml");
+
+/// The mode every table reads.
+pub const MODE: &str = "NX_0";
+
+/// The study file. Unknown keys are errors (with line and column).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperFile {
+    pub seeds: Vec<u64>,
+    pub max_len: Vec<usize>,
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+    /// The row the paper's claims are about.
+    pub headline: String,
+    /// Table 3's rows, in order.
+    pub ablation: Vec<String>,
+    /// The family of the diffusion-steps table (the headline row is its default T).
+    pub steps_family: String,
+    #[serde(default)]
+    pub data: DataConfig,
+    #[serde(default)]
+    pub eval: EvalConfig,
+    pub budget: schedule::Budget,
+    pub sensitivity: Sensitivity,
+    pub smoke: Smoke,
+    #[serde(default)]
+    pub world_model: WorldModelConfig,
+    pub methods: Vec<PaperMethod>,
+}
+
+fn default_validation_fraction() -> f64 {
+    0.2
+}
+
+/// `[sensitivity]`: θ_p values besides the preset's, and the rows run at each (Max Len 30).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sensitivity {
+    pub thresholds: Vec<u32>,
+    pub methods: Vec<String>,
+}
+
+/// `[smoke]`: what `--smoke` replaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smoke {
+    pub seeds: Vec<u64>,
+    pub max_len: Vec<usize>,
+    pub synthetic_size: String,
+    pub env_steps: u64,
+    pub epochs: usize,
+    pub eval_episodes: usize,
+    pub parallel_envs: usize,
+    pub thresholds: Vec<u32>,
+    /// Dotted paths set in every method that has the parent table.
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
+}
+
+/// One row family of the study: a method of `dsrm experiment` plus where it runs and on what schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperMethod {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heuristic: Option<HeuristicKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<TrainConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_model: Option<WorldModelConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<BTreeMap<String, Vec<toml::Value>>>,
+    /// `"own"`: keep the method's own passes and batch (labelled); default: the study's equal-compute schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<schedule::ScheduleKind>,
+    /// Only at these Max Lens (default: all of the study's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<Vec<usize>>,
+}
+
+impl PaperFile {
+    /// Parses a study file; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let file: PaperFile = toml::from_str(text).with_context(|| format!("study file {origin}"))?;
+        file.check().with_context(|| format!("study file {origin}"))?;
+        Ok(file)
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.seeds.is_empty() || self.max_len.is_empty() || self.methods.is_empty() {
+            bail!("needs at least one seed, one max_len and one method");
+        }
+        if let Some(l) = self.max_len.iter().find(|&&l| l == 0) {
+            bail!("max_len = {l}: needs at least 1");
+        }
+        let names: Vec<&str> = self.methods.iter().map(|m| m.name.as_str()).collect();
+        for wanted in self.ablation.iter().chain([&self.headline, &self.steps_family]).chain(&self.sensitivity.methods)
+        {
+            if !names.contains(&wanted.as_str()) {
+                bail!("{wanted:?} is named in the tables but is no method of the file");
+            }
+        }
+        self.budget.check()?;
+        Ok(())
+    }
+
+    /// The `--smoke` version: the `[smoke]` table's data, seeds, Max Lens, budget and settings.
+    pub fn smoke(mut self) -> Result<Self> {
+        let s = self.smoke.clone();
+        self.seeds = s.seeds;
+        self.max_len = s.max_len;
+        self.data.synthetic_size = s.synthetic_size;
+        self.budget.env_steps = s.env_steps;
+        self.budget.epochs = s.epochs;
+        self.eval.episodes = s.eval_episodes;
+        self.sensitivity.thresholds = s.thresholds;
+        for m in &mut self.methods {
+            if let Some(t) = &mut m.train {
+                t.parallel_envs = s.parallel_envs;
+            }
+            schedule::set_present(m, &s.set).with_context(|| format!("[smoke] set, method {:?}", m.name))?;
+        }
+        Ok(self)
+    }
+
+    /// The methods that run at Max Len `len`, as `dsrm experiment` methods with the budget applied.
+    pub fn methods_at(&self, len: usize, only: Option<&[String]>) -> Result<Vec<MethodConfig>> {
+        self.methods
+            .iter()
+            .filter(|m| m.max_len.as_ref().is_none_or(|l| l.contains(&len)))
+            .filter(|m| only.is_none_or(|names| names.contains(&m.name)))
+            .map(|m| schedule::apply(m, &self.budget).with_context(|| format!("method {:?}", m.name)))
+            .collect()
+    }
+
+    /// The `dsrm experiment` file of one part of the study.
+    pub fn experiment(&self, env: EnvConfig, methods: Vec<MethodConfig>) -> ExperimentFile {
+        ExperimentFile {
+            seeds: self.seeds.clone(),
+            data: self.data.clone(),
+            env,
+            world: Default::default(),
+            eval: self.eval.clone(),
+            world_model: self.world_model.clone(),
+            heuristics: Default::default(),
+            validation_fraction: self.validation_fraction,
+            methods,
+        }
+    }
+}
+
+/// The environment at Max Len `len`: the paper's presets (30, 50), or `dsrm-hrl-paper` with that cap.
+pub fn env_at(len: usize) -> EnvConfig {
+    match len {
+        30 => EnvConfig::from(Preset::DsrmHrlPaper),
+        50 => EnvConfig::from(Preset::DsrmHrlPaper50),
+        other => EnvConfig { max_turn: Some(other), ..EnvConfig::from(Preset::DsrmHrlPaper) },
+    }
+}
+
+/// How to run the study (the flags of `dsrm study paper`).
+#[derive(Debug, Clone)]
+pub struct PaperRequest {
+    /// A study file instead of the compiled-in `configs/study/paper.toml`.
+    pub config: Option<PathBuf>,
+    pub out: PathBuf,
+    /// The data set's directory; `None`: the file's data (by default the cached synthetic KuaiRec).
+    pub data: Option<PathBuf>,
+    pub dataset: Option<Dataset>,
+    pub max_len: Option<Vec<usize>>,
+    pub seeds: Option<Vec<u64>>,
+    pub jobs: Option<usize>,
+    pub smoke: bool,
+    /// Only rebuild the tables, verdicts, plots and report from the parts' finished results (no training;
+    /// the runs keep the code version they were made with, which their folders record).
+    pub tables_only: bool,
+    /// The `dsrm` executable whose `dsrm train --resume` children train the learned rows.
+    pub train_exe: PathBuf,
+}
+
+/// One experiment of the study: its directory under the run, and what it varies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub dir: PathBuf,
+    pub max_len: usize,
+    /// θ_p when it differs from the preset's.
+    pub threshold: Option<u32>,
+}
+
+/// What the study wrote, for the CLI to print.
+#[derive(Debug)]
+pub struct PaperOutcome {
+    pub out: PathBuf,
+    pub tables: Vec<tables::Table>,
+    pub verdicts: Vec<verdicts::Verdict>,
+    pub notes: Vec<String>,
+}
+
+/// The study file of `req`, smoke and command-line replacements applied.
+pub fn load(req: &PaperRequest) -> Result<PaperFile> {
+    let mut file = match &req.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            PaperFile::parse(&text, &path.display().to_string())?
+        }
+        None => PaperFile::parse(PAPER_CONFIG, "configs/study/paper.toml (built in)")?,
+    };
+    if req.smoke {
+        file = file.smoke()?;
+    }
+    if let Some(dataset) = req.dataset {
+        file.data.dataset = dataset;
+    }
+    if let Some(dir) = &req.data {
+        file.data.dir = Some(dir.clone());
+    }
+    if let Some(seeds) = &req.seeds {
+        if seeds.is_empty() {
+            bail!("--seeds needs at least one seed");
+        }
+        file.seeds = seeds.clone();
+    }
+    if let Some(lens) = &req.max_len {
+        if lens.is_empty() || lens.contains(&0) {
+            bail!("--max-len needs one or more lengths >= 1, e.g. 30,50");
+        }
+        file.max_len = lens.clone();
+    }
+    file.check()?;
+    Ok(file)
+}
+
+/// Runs (or resumes) the study of `req`.
+pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
+    let out = &req.out;
+    let saved = out.join("study.toml");
+    let file = if req.tables_only {
+        // The study as it ran, not as today's flags would make it.
+        let text = std::fs::read_to_string(&saved)
+            .with_context(|| format!("--tables-only: reading {} (run the study first)", saved.display()))?;
+        PaperFile::parse(&text, &saved.display().to_string())?
+    } else {
+        let file = load(req)?;
+        std::fs::create_dir_all(out.join("configs")).with_context(|| format!("creating {}", out.display()))?;
+        dsrm_files::write_atomic(&saved, toml::to_string_pretty(&file)?.as_bytes())?;
+        file
+    };
+    let jobs = req.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+
+    let mut parts = Vec::new();
+    for &len in &file.max_len {
+        parts.push((Part { dir: out.join(format!("max-len-{len}")), max_len: len, threshold: None }, None));
+    }
+    if file.max_len.contains(&30) {
+        for &theta in &file.sensitivity.thresholds {
+            let dir = out.join(format!("theta-p-{theta}"));
+            parts.push((Part { dir, max_len: 30, threshold: Some(theta) }, Some(file.sensitivity.methods.clone())));
+        }
+    }
+    for (part, only) in parts.iter().filter(|_| !req.tables_only) {
+        let mut env = env_at(part.max_len);
+        env.popularity_threshold = part.threshold;
+        let experiment = file.experiment(env, file.methods_at(part.max_len, only.as_deref())?);
+        let name = part.dir.file_name().expect("a named folder").to_string_lossy().into_owned();
+        let config = out.join("configs").join(format!("{name}.toml"));
+        dsrm_files::write_atomic(&config, toml::to_string_pretty(&experiment)?.as_bytes())?;
+        note(progress, format!("study paper: {name} ({} methods before sweeps)", experiment.methods.len()));
+        let request = ExperimentRequest {
+            config,
+            out: part.dir.clone(),
+            jobs: Some(jobs),
+            seeds: None,
+            methods: None,
+            train_exe: req.train_exe.clone(),
+            data: None,
+        };
+        experiment::run(&request, progress).with_context(|| format!("the study's part {name}"))?;
+    }
+    let read: Vec<(Part, Summary)> = parts
+        .into_iter()
+        .filter(|(p, _)| !req.tables_only || p.dir.join("results.json").is_file())
+        .map(|(p, _)| Ok((p.clone(), read_summary(&p.dir)?)))
+        .collect::<Result<_>>()?;
+    if read.is_empty() {
+        bail!("{}: no finished part (results.json) to build tables from", out.display());
+    }
+    let setting = tables::Setting::of(&file, jobs, &read)?;
+    let compute = accounting::collect(&read)?;
+    let written = tables::write_all(out, &setting, &read, &compute)?;
+    let verdicts = verdicts::judge(&setting, &read);
+    verdicts::write(out, &verdicts)?;
+    let notes = plots::write(out, &setting, &read)?;
+    for (part, _) in &read {
+        // Each part's full report (every metric and mode); its own notes stay in it.
+        crate::report::write(&part.dir, None, dsrm_report::Reference::Origin)?;
+    }
+    tables::write_report(out, &setting, &written, &verdicts)?;
+    Ok(PaperOutcome { out: out.clone(), tables: written, verdicts, notes })
+}
+
+/// An experiment's `results.json`.
+fn read_summary(dir: &Path) -> Result<Summary> {
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,189 @@
+//! Equal compute: the study's budget applied to each learned row.
+//!
+//! Every learned row trains `env_steps` environment steps over `epochs` epochs. Its update schedule is the
+//! study's (unless the row says `schedule = "own"`):
+//!
+//! | learner | what the study sets |
+//! |---|---|
+//! | A2C, PPO, FCPO (and reward shaping, a PPO) | `batch_size`; `updates_per_1k_steps` (paced: `dsrm_agents` `pace.rs`) |
+//! | HRL | the same; the paced updates are split evenly between its two levels, both counted |
+//! | BCQ, CQL, CRR, SQN (offline) | the same number of updates per epoch, `batch_size` logged transitions each, no environment step |
+//!
+//! A learner without an equal-compute schedule (DQN, SAC) is refused rather than run on other terms.
+
+use super::PaperMethod;
+use crate::experiment::MethodConfig;
+use anyhow::{bail, Context, Result};
+use dsrm_agents::learner::Algorithm;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `[budget]`: what every learned row gets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Environment steps per run (offline rows: none; they get the same updates).
+    pub env_steps: u64,
+    /// Epochs, each evaluated on the validation users; the reported epoch is the best there.
+    pub epochs: usize,
+    /// Gradient updates per 1,000 environment steps.
+    pub updates_per_1k_steps: f64,
+    /// Minibatch size of every update.
+    pub batch_size: usize,
+    /// The paper's training budget in episodes, for Table 4.
+    pub paper_episodes: u64,
+}
+
+impl Budget {
+    pub fn check(&self) -> Result<()> {
+        if self.epochs == 0 || self.env_steps < self.epochs as u64 || self.batch_size == 0 {
+            bail!("[budget]: needs epochs >= 1, env_steps >= epochs and batch_size >= 1");
+        }
+        if !(self.updates_per_1k_steps.is_finite() && self.updates_per_1k_steps > 0.0) {
+            bail!("[budget] updates_per_1k_steps = {}: needs a number > 0", self.updates_per_1k_steps);
+        }
+        Ok(())
+    }
+
+    /// Environment steps per epoch.
+    pub fn steps_per_epoch(&self) -> usize {
+        (self.env_steps / self.epochs as u64) as usize
+    }
+
+    /// Gradient updates per epoch at the budget's pace.
+    pub fn updates_per_epoch(&self) -> usize {
+        ((self.steps_per_epoch() as f64 * self.updates_per_1k_steps / 1000.0).floor() as usize).max(1)
+    }
+}
+
+/// Which update schedule a row trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScheduleKind {
+    /// The study's (the default).
+    Equal,
+    /// The method's own passes and batch; labelled in every table.
+    Own,
+}
+
+/// The `dsrm experiment` method of a study row, the budget applied.
+pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
+    let mut train = m.train.clone();
+    if let Some(t) = &mut train {
+        t.epochs = budget.epochs;
+        t.episodes = None;
+        t.steps_per_epoch = budget.steps_per_epoch();
+        let own = m.schedule == Some(ScheduleKind::Own);
+        let pace = Some(budget.updates_per_1k_steps);
+        let size = budget.batch_size;
+        match &mut t.algorithm {
+            Algorithm::A2c(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
+            Algorithm::Ppo(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
+            Algorithm::Fcpo(c) if !own => (c.ppo.batch_size, c.ppo.updates_per_1k_steps) = (size, pace),
+            Algorithm::Hrl(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
+            Algorithm::A2c(_) | Algorithm::Ppo(_) | Algorithm::Fcpo(_) | Algorithm::Hrl(_) => {}
+            Algorithm::Bcq(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
+            Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
+            Algorithm::Crr(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
+            Algorithm::Sqn(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
+            other => bail!(
+                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL and the offline learners \
+                 do); give it `schedule = \"own\"` to run it labelled as such",
+                other.name()
+            ),
+        }
+    }
+    Ok(MethodConfig {
+        name: m.name.clone(),
+        heuristic: m.heuristic,
+        train,
+        world_model: m.world_model.clone(),
+        sweep: m.sweep.clone(),
+    })
+}
+
+/// An offline learner's epoch: the budget's updates per epoch on minibatches of its size, in one iteration
+/// (its own schedule: the same number of updates at its own batch size).
+fn offline(base: &mut dsrm_agents::replay::OfflineConfig, steps_per_epoch: &mut usize, b: &Budget, own: bool) {
+    if !own {
+        base.batch_size = b.batch_size;
+    }
+    base.grad_steps = b.updates_per_epoch();
+    *steps_per_epoch = b.updates_per_epoch() * base.batch_size;
+}
+
+/// Sets each dotted path of `set` in `m` where the path's parent table exists (`[smoke] set`); a value the
+/// method's typed config refuses is an error naming the path.
+pub fn set_present(m: &mut PaperMethod, set: &BTreeMap<String, toml::Value>) -> Result<()> {
+    if set.is_empty() {
+        return Ok(());
+    }
+    let mut value = toml::Value::try_from(&*m).context("serialising the method")?;
+    for (path, v) in set {
+        let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
+        let node = if parent.is_empty() {
+            Some(&mut value)
+        } else {
+            parent.split('.').try_fold(&mut value, |node, k| node.get_mut(k))
+        };
+        if let Some(table) = node.and_then(toml::Value::as_table_mut) {
+            table.insert(key.to_string(), v.clone());
+        }
+    }
+    *m = value.try_into().map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message().trim()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::paper::{PaperFile, PAPER_CONFIG};
+
+    #[test]
+    fn every_learned_row_of_the_shipped_study_gets_the_same_steps_and_updates() {
+        let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+        let b = &file.budget;
+        let methods = file.methods_at(30, None).unwrap();
+        let mut learned = 0;
+        for (m, source) in
+            methods.iter().zip(file.methods.iter().filter(|m| m.max_len.as_ref().is_none_or(|l| l.contains(&30))))
+        {
+            let Some(t) = &m.train else { continue };
+            learned += 1;
+            assert_eq!((t.epochs, t.steps_per_epoch as u64 * t.epochs as u64), (b.epochs, b.env_steps), "{}", m.name);
+            let own = source.schedule == Some(ScheduleKind::Own);
+            match &t.algorithm {
+                Algorithm::Bcq(c) => {
+                    assert_eq!(
+                        c.base.grad_steps * b.epochs,
+                        (b.env_steps as f64 * b.updates_per_1k_steps / 1e3) as usize
+                    );
+                    assert_eq!(t.steps_per_epoch, c.base.grad_steps * c.base.batch_size);
+                }
+                a => {
+                    let pace = a.updates_per_1k_steps();
+                    assert_eq!(pace, (!own).then_some(b.updates_per_1k_steps), "{}", m.name);
+                }
+            }
+        }
+        assert!(learned >= 9, "{learned} learned rows");
+        // DQN has no equal schedule yet: refused unless labelled.
+        let mut dqn = file.methods[2].clone();
+        dqn.train.as_mut().unwrap().algorithm = Algorithm::Dqn(Default::default());
+        assert!(format!("{:#}", apply(&dqn, b).unwrap_err()).contains("no equal-compute schedule"));
+        dqn.schedule = Some(ScheduleKind::Own);
+        assert!(apply(&dqn, b).is_ok());
+    }
+
+    #[test]
+    fn smoke_settings_reach_only_the_methods_that_have_the_table() {
+        let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap().smoke().unwrap();
+        let dsrm = file.methods.iter().find(|m| m.name == "dsrm-hrl").unwrap();
+        assert_eq!(dsrm.train.as_ref().unwrap().dsrm.as_ref().unwrap().max_states, 2000);
+        let ppo = file.methods.iter().find(|m| m.name == "flat-ppo").unwrap();
+        assert!(ppo.train.as_ref().unwrap().dsrm.is_none() && ppo.world_model.is_none());
+        let dorl = file.methods.iter().find(|m| m.name == "dorl").unwrap();
+        assert_eq!(dorl.world_model.as_ref().unwrap().ensemble.n_models, 2);
+        assert_eq!(file.data.synthetic_size, "tiny");
+    }
+}

@@ -1,0 +1,126 @@
+//! The study's pieces on made-up summaries (the whole study on tiny data is `tests/paper.rs`).
+
+use super::*;
+use dsrm_eval::summary::MethodInfo;
+use dsrm_metrics::mean_ci95;
+
+fn summary(rows: &[(&str, [f64; 3], [f64; 3])]) -> Summary {
+    let mut s = Summary::default();
+    for (name, len, ad) in rows {
+        let m = s.rows.entry(name.to_string()).or_default().entry(MODE.into()).or_default();
+        m.insert("Length".into(), mean_ci95(len));
+        m.insert("R_tra".into(), mean_ci95(len));
+        m.insert("AD_share".into(), mean_ci95(ad));
+        m.insert("Gini".into(), mean_ci95(ad));
+    }
+    s
+}
+
+fn setting(file: &PaperFile) -> tables::Setting {
+    tables::Setting {
+        dataset: Dataset::KuaiRec,
+        synthetic: true,
+        label: "SYNTHETIC test".into(),
+        seeds: vec![1, 2, 3],
+        jobs: 1,
+        file: file.clone(),
+        headline_steps: Some(10),
+    }
+}
+
+#[test]
+fn the_shipped_study_parses_and_bad_files_name_line_and_column() {
+    let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+    assert_eq!(file.max_len, [30, 50]);
+    assert_eq!(file.seeds.len(), 5);
+    // Rows restricted to Max Len 30 are absent at 50.
+    let at50: Vec<String> = file.methods_at(50, None).unwrap().into_iter().map(|m| m.name).collect();
+    assert!(!at50.iter().any(|n| n == "dsrm-hrl-T") && at50.iter().any(|n| n == "dsrm-hrl"));
+    assert_eq!(env_at(50).resolve().max_turn, 50);
+    assert_eq!(env_at(40).resolve().max_turn, 40);
+    let err =
+        format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("headline = ", "headlines = "), "x.toml").unwrap_err());
+    assert!(err.contains("x.toml") && err.contains("line"), "{err}");
+    let err =
+        format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("\"hrl-no-dsrm\"]", "\"nope\"]"), "x").unwrap_err());
+    assert!(err.contains("\"nope\" is named in the tables"), "{err}");
+}
+
+#[test]
+fn verdicts_hold_reverse_or_stay_unshown_and_holm_counts_the_whole_table() {
+    let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+    let part = |len| Part { dir: PathBuf::from(format!("max-len-{len}")), max_len: len, threshold: None };
+    let mut s = summary(&[
+        ("dsrm-hrl", [20.0, 21.0, 22.0], [0.10, 0.11, 0.12]),
+        ("flat-ppo", [10.0, 11.0, 12.0], [0.10, 0.12, 0.11]),
+        ("random", [25.0, 26.0, 27.0], [0.30, 0.31, 0.32]),
+        ("dsrm-ppo", [20.0, 23.0, 19.0], [0.1, 0.2, 0.3]),
+        ("dsrm-hrl-T[steps=500]", [5.0, 6.0, 5.5], [0.1, 0.1, 0.1]),
+    ]);
+    s.methods.insert(
+        "dsrm-hrl-T[steps=500]".into(),
+        MethodInfo {
+            family: "dsrm-hrl-T".into(),
+            params: [("train.dsrm.denoiser.schedule.steps".to_string(), serde_json::json!(500))].into(),
+        },
+    );
+    let v = verdicts::judge(&setting(&file), &[(part(30), s)]);
+    let find = |table: &str, metric: &str, worse: &str| {
+        v.iter().find(|x| x.table == table && x.metric == metric && x.worse == worse).unwrap().verdict
+    };
+    assert_eq!(find("table2", "Length", "flat-ppo"), "holds");
+    assert_eq!(find("table2", "Length", "random"), "reversed");
+    assert_eq!(find("table2", "AD_share", "flat-ppo"), "not shown");
+    assert_eq!(find("table2", "AD_share", "random"), "holds");
+    assert_eq!(find("table3", "Length", "dsrm-ppo"), "not shown");
+    assert_eq!(find("steps", "Length", "dsrm-hrl-T[steps=500]"), "holds");
+    // Holm: every adjusted p is at least its raw p, and a table's family is all its claims.
+    assert!(v.iter().all(|x| x.p_holm >= x.p));
+    assert_eq!(v.iter().filter(|x| x.table == "table2").count(), 2 * 3);
+    // The same gap on one seed each is untestable, not "holds".
+    let one = summary(&[("dsrm-hrl", [20.0; 3], [0.1; 3]), ("flat-ppo", [10.0; 3], [0.1; 3])]);
+    let mut one = one;
+    for m in one.rows.values_mut() {
+        for c in m.get_mut(MODE).unwrap().values_mut() {
+            c.n = 1;
+        }
+    }
+    let v = verdicts::judge(&setting(&file), &[(part(30), one)]);
+    assert!(v.iter().all(|x| x.verdict == "untestable"));
+}
+
+#[test]
+fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
+    let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let part = Part { dir: dir.path().join("max-len-30"), max_len: 30, threshold: None };
+    let s = summary(&[("dsrm-hrl", [20.0, 21.0, 22.0], [0.1, 0.2, 0.3]), ("random", [5.0, 6.0, 7.0], [0.1; 3])]);
+    let mut compute = accounting::Compute::new();
+    let mean = accounting::RunCompute {
+        env_steps: 600_000.0,
+        grad_updates: 4800.0,
+        train_episodes: 1e5,
+        train_s: 50.0,
+        ..Default::default()
+    };
+    compute.insert(("max-len-30".into(), "dsrm-hrl".into()), accounting::RowCompute { mean, runs: 3 });
+    let tables = tables::write_all(dir.path(), &setting(&file), &[(part, s)], &compute).unwrap();
+    let t2 = &tables[0];
+    let md = t2.markdown();
+    assert!(md.contains("| 30 | dsrm-hrl | equal | 21.000 ± 2.484 |"), "{md}");
+    assert!(md.contains("| 600000 | 4800 | 26.600 |"), "the paper's Len beside: {md}");
+    assert!(md.contains("SYNTHETIC") && md.contains("SAC4IR"), "missing paper rows are listed: {md}");
+    let csv = std::fs::read_to_string(dir.path().join("tables/table2.csv")).unwrap();
+    assert!(csv.starts_with("Max Len,method,schedule,Len_mean,Len_ci95,"), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("30,random,—,6,2.48")), "{csv}");
+    // Table 4 extrapolates to the paper's 20,000 episodes: 50 s / 100,000 episodes x 20,000 = 10 s.
+    let t4 = tables.iter().find(|t| t.name == "table4").unwrap();
+    assert!(
+        t4.markdown().contains("| 30 | dsrm-hrl | equal | 100000 | 50 | 12000 | 10 | 0 | 15909 |"),
+        "{}",
+        t4.markdown()
+    );
+    for name in ["table2", "table3", "steps", "table4"] {
+        assert!(dir.path().join(format!("tables/{name}.md")).is_file(), "{name}");
+    }
+}
