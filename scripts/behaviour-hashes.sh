@@ -98,7 +98,8 @@ run dsrm fidelity --config fidelity.toml --out fidelity
 python3 - "$WORK" >"$WORK/actual.txt" <<'PY'
 import hashlib, json, struct, sys, pathlib
 work = pathlib.Path(sys.argv[1])
-NOT_RESULTS = ("wall", "elapsed", "wall_time", "created_at", "command", "code_version")
+# grad_updates: a compute count (the DSRM fit records it per epoch since the paper study), not a result.
+NOT_RESULTS = ("wall", "elapsed", "wall_time", "created_at", "command", "code_version", "grad_updates")
 def strip(v):
     if isinstance(v, dict):
         return {k: strip(x) for k, x in v.items() if not (k.endswith("_s") or k in NOT_RESULTS)}

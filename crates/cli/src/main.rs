@@ -25,8 +25,8 @@ enum Command {
     },
     /// Evaluate one policy with one seed in every mode; writes metrics.json, episodes.jsonl, provenance.json.
     Eval(commands::eval::EvalArgs),
-    /// Every heuristic baseline over several seeds (mean ± 95% CI), then a small study (ablation experiment with a
-    /// fairness sweep, feedback loop, report) unless --baselines-only; synthetic KuaiRec unless --data is given.
+    /// Every heuristic baseline over several seeds (mean ± 95% CI), then a small study (a short `dsrm study paper`
+    /// at Max Len 30, the feedback loop, the report) unless --baselines-only; synthetic KuaiRec unless --data.
     Demo(commands::demo::DemoArgs),
     /// Train an agent (a2c, ppo, hrl, fcpo, dqn, sac, bcq, cql, crr or sqn) in the simulated environment,
     /// evaluating on the ground truth every epoch.

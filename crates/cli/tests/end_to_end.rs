@@ -461,3 +461,73 @@ fn a_trained_world_model_is_reused_from_the_cache_by_later_runs() {
     assert!(ok && !third.contains("reusing"), "{third}");
     assert_ne!(bytes("a"), bytes("c"));
 }
+
+#[test]
+fn study_paper_writes_its_tables_with_the_compute_of_every_row_and_resumes() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "6");
+    let cfg = root.path().join("paper.toml");
+    let learned = "[methods.train]\nparallel_envs = 10\nthreads = 1\n[methods.train.algorithm]\nhidden = [16]\n";
+    std::fs::write(
+        &cfg,
+        format!(
+            "seeds = [1, 2]\nmax_len = [30]\nheadline = \"hrl\"\nablation = [\"hrl\", \"flat-ppo\"]\nsteps_family = \"hrl\"\n\
+             [data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\nselections = [\"sampled\"]\n\
+             [budget]\nenv_steps = 600\nepochs = 1\nupdates_per_1k_steps = 20.0\nbatch_size = 64\npaper_episodes = 20000\n\
+             [sensitivity]\nthresholds = [0]\nmethods = [\"random\"]\n[world_model]\nreward = \"mf\"\n\
+             [[methods]]\nname = \"random\"\nheuristic = \"random\"\n\
+             [[methods]]\nname = \"flat-ppo\"\n{}kind = \"ppo\"\n\
+             [[methods]]\nname = \"hrl\"\n{}kind = \"hrl\"\n",
+            data.to_str().unwrap(),
+            learned,
+            learned
+        ),
+    )
+    .unwrap();
+    let out = root.path().join("paper");
+    let args = ["study", "paper", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2"];
+    let (ok, stdout, err) = dsrm(&args, root.path());
+    assert!(ok, "{err}");
+    assert!(stdout.contains("Table 2") && stdout.contains("claims tested"), "{stdout}");
+    for f in ["tables/table2.csv", "tables/table3.md", "tables/table4.csv", "tables/sensitivity.md", "verdicts.csv"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    assert!(
+        out.join("plots/max-len-30-len-vs-ad.png").is_file() && out.join("max-len-30/report/report.html").is_file()
+    );
+    // Table 2: every row, with env steps and updates for the learned ones, equal within one collection.
+    let csv = std::fs::read_to_string(out.join("tables/table2.csv")).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: HashMap<String, Vec<String>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<String> = l.split(',').map(String::from).collect();
+            (cells[1].clone(), cells)
+        })
+        .collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows["random"][col("env steps")].is_empty(), "heuristics train nothing: {csv}");
+    let num = |row: &str, c: &str| rows[row][col(c)].parse::<f64>().unwrap();
+    for row in ["flat-ppo", "hrl"] {
+        let steps = num(row, "env steps");
+        assert!((600.0..800.0).contains(&steps), "{row}: {steps} steps");
+        // 20 updates per 1,000 steps (HRL: 10 at each level), paced whatever the session lengths.
+        assert!((num(row, "updates") - steps * 0.02).abs() <= 2.0, "{row}: {csv}");
+        assert!(rows[row][col("schedule")] == "equal");
+    }
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("SYNTHETIC") && report.contains("Verdicts"), "{report}");
+    // A rerun reads every finished run; --tables-only rebuilds the same tables without training.
+    let (ok, _, err) = dsrm(&args, root.path());
+    assert!(ok && err.contains("4 of 4 runs already finished"), "{err}");
+    std::fs::remove_dir_all(out.join("tables")).unwrap();
+    let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("tables/table2.csv")).unwrap(), csv);
+    // A bad study file names itself and the line.
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("headline", "head_line")).unwrap();
+    let (ok, _, err) = dsrm(&args, root.path());
+    assert!(!ok && err.contains("paper.toml") && err.contains("line"), "{err}");
+}

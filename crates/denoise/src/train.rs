@@ -63,9 +63,10 @@ pub struct EpochLog {
     pub best_valid_loss: f64,
     /// Whether this epoch set a new best (its weights are the ones kept so far).
     pub improved: bool,
-    /// Gradient updates (minibatches) of this epoch, for compute accounting; not stored in checkpoints.
-    #[serde(skip)]
-    pub updates: usize,
+    /// Gradient updates (minibatches) of this epoch, for compute accounting (0 in checkpoints written before it
+    /// was recorded).
+    #[serde(default)]
+    pub grad_updates: usize,
 }
 
 /// The outcome of one fit. Stored in checkpoints' metadata, so a loaded model says how it was trained.
@@ -116,7 +117,7 @@ pub(crate) fn fit_loop(
         valid_loss: first,
         best_valid_loss: first,
         improved: true,
-        updates: 0,
+        grad_updates: 0,
     }];
     progress(&history[0]);
     let batch = cfg.batch_size as i64;
@@ -151,7 +152,7 @@ pub(crate) fn fit_loop(
             valid_loss: valid,
             best_valid_loss: best.1,
             improved,
-            updates,
+            grad_updates: updates,
         });
         progress(history.last().expect("just pushed"));
         if since_best >= cfg.patience {

@@ -2,18 +2,20 @@
 //!
 //! 1. Every heuristic baseline on the `dorl-paper` preset over several seeds: a table of mean ± 95% CI per
 //!    mode (`RUN/summary.*`).
-//! 2. The study (`RUN/study/`), unless `--baselines-only`: the ablation experiment with a fairness sweep
-//!    (`configs/experiments/demo.toml`, run by `dsrm experiment`), the feedback loop (`configs/loop/demo.toml`, run by
-//!    `dsrm loop`), and the report (`dsrm report`), whose path it prints last. Both configs take the demo's
-//!    `[data]`, `[env]` and `[world]`, so `--data DIR --dataset D` runs the study on real data.
+//! 2. The study (`RUN/study/`), unless `--baselines-only`: a small `dsrm study paper` (`configs/study/demo.toml`:
+//!    Max Len 30, 3 seeds, a short budget; `RUN/study/paper/`), the feedback loop (`configs/loop/demo.toml`, run by
+//!    `dsrm loop`, into the paper part's `loop/`), and that part's report, whose path it prints last. Both take
+//!    the demo's `[data]` and `[world]` (the loop also its `[env]`), so `--data DIR --dataset D` runs the study
+//!    on real data.
 //!
 //! Everything resumes: finished (policy, seed) jobs, training runs and loop rounds are kept, so rerunning the
 //! same command after an interruption only computes what is missing.
 
 use crate::config::RunConfig;
 use crate::eval::{policy_name, provenance, run_policy, selection_name, write_policy_run};
-use crate::experiment::{ExperimentRequest, ResultTable};
+use crate::experiment::ResultTable;
 use crate::loading;
+use crate::paper::{PaperOutcome, PaperRequest};
 use crate::progress::{begin, note, Event, Progress};
 use crate::report::Reported;
 use anyhow::{Context, Result};
@@ -25,8 +27,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// The study's experiment and loop, as shipped in `configs/` (compiled in, so the binary runs anywhere).
-pub const STUDY_CONFIG: &str = include_str!("../../../configs/experiments/demo.toml");
+/// The study's paper study and loop, as shipped in `configs/` (compiled in, so the binary runs anywhere).
+pub const STUDY_CONFIG: &str = include_str!("../../../configs/study/demo.toml");
 /// The study's feedback loop (`configs/loop/demo.toml`).
 pub const LOOP_CONFIG: &str = include_str!("../../../configs/loop/demo.toml");
 
@@ -108,44 +110,49 @@ pub fn baselines(cfg: &RunConfig, out: &Path, progress: Progress) -> Result<Vec<
     Ok(tables)
 }
 
-/// What step 2 left: the experiment's tables, the loop's summary (Markdown) and the report.
+/// What step 2 left: the paper study's outcome, the loop's summary (Markdown) and the report.
 pub struct Study {
-    pub experiment: Vec<ResultTable>,
+    pub paper: PaperOutcome,
     pub feedback_loop: String,
     pub report: Reported,
 }
 
-/// Step 2: the ablation experiment with its sweep, the feedback loop and the report, in `dir`. Both configs
-/// take `cfg`'s `[data]`, `[env]` and `[world]`; `train_exe` is the `dsrm` executable that trains the agents.
+/// Step 2: the small paper study, the feedback loop and the report, in `dir`. Both take `cfg`'s `[data]` and
+/// `[world]` (the loop also its `[env]`); `train_exe` is the `dsrm` executable that trains the agents.
 pub fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>, train_exe: &Path, progress: Progress) -> Result<Study> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let with_data = |text: &str, name: &str| -> Result<PathBuf> {
+    let with_data = |text: &str, name: &str, env: bool| -> Result<PathBuf> {
         let mut table: toml::Table = toml::from_str(text).with_context(|| format!("the built-in {name}"))?;
         table.insert("data".into(), toml::Value::try_from(&cfg.data)?);
-        table.insert("env".into(), toml::Value::try_from(&cfg.env)?);
+        if env {
+            table.insert("env".into(), toml::Value::try_from(&cfg.env)?);
+        }
         table.insert("world".into(), toml::Value::try_from(&cfg.world)?);
         let path = dir.join(name);
         dsrm_files::write_atomic(&path, toml::to_string_pretty(&table)?.as_bytes())?;
         Ok(path)
     };
-    note(progress, "study 1/3: ablation experiment and fairness sweep");
-    let config = with_data(STUDY_CONFIG, "demo-study.toml")?;
-    let request = ExperimentRequest {
-        config,
-        out: dir.to_path_buf(),
-        jobs,
-        seeds: None,
-        methods: None,
-        train_exe: train_exe.to_path_buf(),
+    note(progress, "study 1/3: a small paper study (Max Len 30, 3 seeds, short budget)");
+    let request = PaperRequest {
+        config: Some(with_data(STUDY_CONFIG, "demo-study.toml", false)?),
+        out: dir.join("paper"),
         data: None,
+        dataset: None,
+        max_len: None,
+        seeds: None,
+        jobs,
+        smoke: false,
+        tables_only: false,
+        train_exe: train_exe.to_path_buf(),
     };
-    let experiment = crate::experiment::run(&request, progress)?;
+    let paper = crate::paper::run(&request, progress)?;
+    let part = request.out.join("max-len-30");
     note(progress, "study 2/3: feedback loop");
-    let config = with_data(LOOP_CONFIG, "demo-loop.toml")?;
-    let feedback_loop = crate::feedback_loop::run(&config, None, dir, progress)?;
+    let config = with_data(LOOP_CONFIG, "demo-loop.toml", true)?;
+    let feedback_loop = crate::feedback_loop::run(&config, None, &part, progress)?;
     note(progress, "study 3/3: report");
-    let report = crate::report::write(dir, None, dsrm_report::Reference::Origin)?;
-    Ok(Study { experiment, feedback_loop, report })
+    let report = crate::report::write(&part, None, dsrm_report::Reference::Origin)?;
+    Ok(Study { paper, feedback_loop, report })
 }
 
 fn finished_job(dir: &Path, config_sha: &str) -> Option<JobRecord> {
@@ -165,13 +172,16 @@ mod tests {
         for (text, name) in [(STUDY_CONFIG, "study.toml"), (LOOP_CONFIG, "loop.toml")] {
             let mut table: toml::Table = toml::from_str(text).unwrap();
             table.insert("data".into(), toml::Value::try_from(&cfg.data).unwrap());
-            table.insert("env".into(), toml::Value::try_from(&cfg.env).unwrap());
+            if name == "loop.toml" {
+                table.insert("env".into(), toml::Value::try_from(&cfg.env).unwrap());
+            }
             table.insert("world".into(), toml::Value::try_from(&cfg.world).unwrap());
             let path = dir.path().join(name);
             std::fs::write(&path, toml::to_string_pretty(&table).unwrap()).unwrap();
             if name == "study.toml" {
-                let file = crate::experiment::ExperimentFile::load(&path).unwrap();
-                assert_eq!(file.data, cfg.data);
+                let text = std::fs::read_to_string(&path).unwrap();
+                let file = crate::paper::PaperFile::parse(&text, "demo").unwrap();
+                assert_eq!((file.data, file.max_len, file.seeds.len()), (cfg.data.clone(), vec![30], 3));
             } else {
                 let file = crate::feedback_loop::LoopFile::load(&path).unwrap();
                 assert_eq!(file.env, cfg.env);

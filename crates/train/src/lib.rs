@@ -494,7 +494,7 @@ pub fn train(
         let mut report = |e: StageEvent| {
             if let StageEvent::Epoch(log) = &e {
                 epochs += usize::from(log.epoch > 0);
-                updates += log.updates;
+                updates += log.grad_updates;
             }
             progress(ProgressEvent::Dsrm(e))
         };

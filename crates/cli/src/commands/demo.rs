@@ -1,6 +1,6 @@
 //! `dsrm demo`: a small version of the whole study on one data set (by default the synthetic KuaiRec): every
-//! heuristic baseline over several seeds, then (unless `--baselines-only`) the ablation experiment with a
-//! fairness sweep, the feedback loop and the report, whose path it prints last (`dsrm_study::demo`).
+//! heuristic baseline over several seeds, then (unless `--baselines-only`) a small `dsrm study paper` (Max Len
+//! 30, 3 seeds, short budget), the feedback loop and the report, whose path it prints last (`dsrm_study::demo`).
 //! Everything resumes: rerunning the same command after an interruption only computes what is missing.
 
 use crate::config::RunArgs;
@@ -50,9 +50,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let dir = args.out.join("study");
     let exe = std::env::current_exe().context("finding the dsrm executable")?;
     let study = demo::study(&cfg, &dir, args.jobs, &exe, &progress)?;
-    study.experiment.iter().for_each(output::print_summary);
+    for t in study.paper.tables.iter().filter(|t| t.name == "table2" || t.name == "table3") {
+        output::print_paper_table(t);
+    }
+    super::study::print_verdicts(&study.paper.verdicts);
     println!("{}", study.feedback_loop);
     super::report::print(&study.report);
-    println!("report: {}", dir.join("report").join("report.html").display());
+    println!("paper study: {}", study.paper.out.join("report.md").display());
+    println!("report: {}", study.report.out.join("report.html").display());
     Ok(())
 }

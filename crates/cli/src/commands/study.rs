@@ -68,15 +68,7 @@ pub fn run(command: StudyCommand) -> Result<()> {
     for t in outcome.tables.iter().filter(|t| t.name == "table2" || t.name == "table3") {
         output::print_paper_table(t);
     }
-    let count = |w: &str| outcome.verdicts.iter().filter(|v| v.verdict == w).count();
-    println!(
-        "{} of the paper's claims tested: {} hold, {} not shown, {} reversed, {} untestable (Holm-corrected)",
-        outcome.verdicts.len(),
-        count("holds"),
-        count("not shown"),
-        count("reversed"),
-        count("untestable")
-    );
+    print_verdicts(&outcome.verdicts);
     for n in &outcome.notes {
         eprintln!("note: {n}");
     }
@@ -85,4 +77,17 @@ pub fn run(command: StudyCommand) -> Result<()> {
         outcome.out.display()
     );
     Ok(())
+}
+
+/// One line counting the verdicts.
+pub fn print_verdicts(verdicts: &[dsrm_study::paper::verdicts::Verdict]) {
+    let count = |w: &str| verdicts.iter().filter(|v| v.verdict == w).count();
+    println!(
+        "{} of the paper's claims tested: {} hold, {} not shown, {} reversed, {} untestable (Holm-corrected)",
+        verdicts.len(),
+        count("holds"),
+        count("not shown"),
+        count("reversed"),
+        count("untestable")
+    );
 }

@@ -33,6 +33,7 @@ use dsrm_data::Dataset;
 use dsrm_eval::summary::Summary;
 use dsrm_eval::EvalConfig;
 use dsrm_policy::heuristics::HeuristicKind;
+use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, Preset};
 use dsrm_train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -61,11 +62,16 @@ pub struct PaperFile {
     pub steps_family: String,
     #[serde(default)]
     pub data: DataConfig,
+    /// How the data set becomes a world (Coat's window and distance, ...); the environment is the paper's.
+    #[serde(default)]
+    pub world: WorldConfig,
     #[serde(default)]
     pub eval: EvalConfig,
     pub budget: schedule::Budget,
     pub sensitivity: Sensitivity,
-    pub smoke: Smoke,
+    /// What `--smoke` replaces (a file without it cannot run as a smoke test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<Smoke>,
     #[serde(default)]
     pub world_model: WorldModelConfig,
     pub methods: Vec<PaperMethod>,
@@ -149,7 +155,7 @@ impl PaperFile {
 
     /// The `--smoke` version: the `[smoke]` table's data, seeds, Max Lens, budget and settings.
     pub fn smoke(mut self) -> Result<Self> {
-        let s = self.smoke.clone();
+        let s = self.smoke.clone().context("--smoke: the study file has no [smoke] table")?;
         self.seeds = s.seeds;
         self.max_len = s.max_len;
         self.data.synthetic_size = s.synthetic_size;
@@ -182,7 +188,7 @@ impl PaperFile {
             seeds: self.seeds.clone(),
             data: self.data.clone(),
             env,
-            world: Default::default(),
+            world: self.world.clone(),
             eval: self.eval.clone(),
             world_model: self.world_model.clone(),
             heuristics: Default::default(),
