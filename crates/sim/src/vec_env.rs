@@ -7,11 +7,14 @@
 use crate::env::{EnvSpec, Step};
 use crate::quit::Ending;
 use rand::Rng;
+use std::ops::Deref;
 
-/// A batch of `n` episodes over one [`EnvSpec`].
+/// A batch of `n` episodes over one [`EnvSpec`], held by anything that dereferences to it: `&EnvSpec` for
+/// rollouts, a shared owner (e.g. an `Arc` of the world) where the batch must own its environment (the Python
+/// package).
 #[derive(Debug, Clone)]
-pub struct VecEnv<'s> {
-    spec: &'s EnvSpec,
+pub struct VecEnv<S: Deref<Target = EnvSpec>> {
+    spec: S,
     capacity: usize,
     users: Vec<u32>,
     lens: Vec<usize>,
@@ -20,9 +23,9 @@ pub struct VecEnv<'s> {
     cumulative: Vec<f64>,
 }
 
-impl<'s> VecEnv<'s> {
+impl<S: Deref<Target = EnvSpec>> VecEnv<S> {
     /// `n` episodes, each able to hold `capacity` steps (at least `max_turn`; more for NX_k with k > max_turn).
-    pub fn new(spec: &'s EnvSpec, n: usize, capacity: usize) -> Self {
+    pub fn new(spec: S, n: usize, capacity: usize) -> Self {
         let capacity = capacity.max(spec.max_turn).max(1);
         Self {
             spec,

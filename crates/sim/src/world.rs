@@ -14,7 +14,8 @@ use crate::quit::PopularityQuit;
 use crate::quit::QuitRule;
 use crate::tags::TagMasks;
 use crate::{Result, SimError};
-use dsrm_data::{Coat, KuaiRandLog, KuaiRandPure, KuaiRec, Provenance};
+use dsrm_data::{coat, kuairand, kuairec, Coat, Dataset, DuplicatePolicy, KuaiRandLog, KuaiRandPure, KuaiRec, Provenance};
+use std::path::Path;
 use dsrm_models::mf::MfLoss;
 use dsrm_models::{Interactions, MatrixFactorization, MfConfig};
 use serde::{Deserialize, Serialize};
@@ -155,6 +156,34 @@ impl World {
         let served: usize = new_rows.values().map(Vec::len).sum();
         out.notes.push(format!("training log extended by {served} served interactions (feedback loop)"));
         out
+    }
+
+    /// The world of data set `dataset` read from its official files in `dir` (KuaiRec 2.0, KuaiRand-Pure or
+    /// Coat, flat or in the official layout), with repeated log rows handled by `duplicates`. `status` hears one
+    /// line before the environment is built (fitting KuaiRand-Pure's completion may take a while).
+    pub fn from_dir(
+        dataset: Dataset,
+        dir: &Path,
+        duplicates: DuplicatePolicy,
+        settings: EnvSettings,
+        cfg: &WorldConfig,
+        status: &mut dyn FnMut(&str),
+    ) -> Result<World> {
+        Ok(match dataset {
+            Dataset::KuaiRec => {
+                let opts = kuairec::LoadOptions { duplicate_policy: duplicates, ..Default::default() };
+                let data = kuairec::load(dir, &opts)?;
+                status("building the KuaiRec environment");
+                World::kuairec(&data, settings, cfg)?
+            }
+            Dataset::KuaiRandPure => {
+                let opts = kuairand::LoadOptions { duplicate_policy: duplicates, ..Default::default() };
+                let data = kuairand::load(dir, &opts)?;
+                status("building the KuaiRand-Pure environment (may fit the MF completion)");
+                World::kuairand(&data, settings, cfg)?
+            }
+            Dataset::Coat => World::coat(&coat::load(dir)?, settings, cfg)?,
+        })
     }
 
     /// The KuaiRec world (`KuaiEnv-v0`).

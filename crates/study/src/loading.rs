@@ -4,7 +4,7 @@ use crate::config::{DataConfig, RunConfig};
 use crate::progress::{begin, note, Event, Progress};
 use anyhow::{bail, Context, Result};
 use dsrm_data::synth::{SynthConfig, SynthSize};
-use dsrm_data::{coat, kuairand, kuairec, Dataset};
+use dsrm_data::Dataset;
 use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, World};
 use std::path::{Path, PathBuf};
@@ -92,27 +92,10 @@ pub fn load_world_from(
     };
     let settings = env_cfg.resolve();
     begin(progress, format!("loading {}", dir.display()), None);
-    let build = || -> Result<World> {
-        Ok(match data_cfg.dataset {
-            Dataset::KuaiRec => {
-                let opts = kuairec::LoadOptions { duplicate_policy: data_cfg.duplicate_policy, ..Default::default() };
-                let data = kuairec::load(&dir, &opts)?;
-                progress(Event::Message("building the KuaiRec environment".into()));
-                World::kuairec(&data, settings, world_cfg)?
-            }
-            Dataset::KuaiRandPure => {
-                let opts = kuairand::LoadOptions { duplicate_policy: data_cfg.duplicate_policy, ..Default::default() };
-                let data = kuairand::load(&dir, &opts)?;
-                progress(Event::Message("building the KuaiRand-Pure environment (may fit the MF completion)".into()));
-                World::kuairand(&data, settings, world_cfg)?
-            }
-            Dataset::Coat => {
-                let data = coat::load(&dir)?;
-                World::coat(&data, settings, world_cfg)?
-            }
-        })
-    };
-    let world = build();
+    let world = World::from_dir(data_cfg.dataset, &dir, data_cfg.duplicate_policy, settings, world_cfg, &mut |m| {
+        progress(Event::Message(m.into()))
+    })
+    .map_err(anyhow::Error::from);
     progress(Event::End);
     let world = world?;
     if world.is_synthetic() {
