@@ -14,11 +14,13 @@ use crate::quit::PopularityQuit;
 use crate::quit::QuitRule;
 use crate::tags::TagMasks;
 use crate::{Result, SimError};
-use dsrm_data::{coat, kuairand, kuairec, Coat, Dataset, DuplicatePolicy, KuaiRandLog, KuaiRandPure, KuaiRec, Provenance};
-use std::path::Path;
+use dsrm_data::{
+    coat, kuairand, kuairec, Coat, Dataset, DuplicatePolicy, KuaiRandLog, KuaiRandPure, KuaiRec, Provenance,
+};
 use dsrm_models::mf::MfLoss;
 use dsrm_models::{Interactions, MatrixFactorization, MfConfig};
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// Where the KuaiRand-Pure ground truth comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
