@@ -13,5 +13,7 @@ fi
 rm -rf python/target/wheels
 "$VENV/bin/maturin" build --release --quiet -m python/Cargo.toml -i "$VENV/bin/python" --locked
 "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps python/target/wheels/*.whl
-# From the repository root, so `import dsrm_hrl` finds the installed wheel, not the source folder.
+# From the repository root, so `import dsrm_hrl` finds the installed wheel, not the source folder. The Ray
+# executor's test runs the `dsrm` binary `cargo test` built (DSRM_BIN), and skips without one.
+export DSRM_BIN="${DSRM_BIN:-$PWD/target/debug/dsrm}"
 "$VENV/bin/pytest" -q -p no:cacheprovider python/tests

@@ -4,7 +4,7 @@
 use crate::output;
 use anyhow::{Context, Result};
 use clap::Args;
-use dsrm_study::experiment::{self, ExperimentRequest};
+use dsrm_study::experiment::{self, Executor, ExperimentRequest};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -28,9 +28,29 @@ pub struct ExperimentArgs {
     /// KuaiRec uses the cached synthetic set and any other data set is an error naming this flag.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Where the training runs execute: `local` (child processes here, --jobs at a time) or `ray` (one Ray task
+    /// per run; the results are the same bytes).
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    pub executor: ExecutorKind,
+    /// With --executor ray: an existing Ray cluster (`ray://HEAD:10001` or `auto`); default: a local Ray instance
+    /// started for the experiment. Every node needs this `dsrm` and the run directory at the same paths.
+    #[arg(long)]
+    pub address: Option<String>,
+    /// With --executor ray: the Python with Ray and the `dsrm_hrl` package (default: .venv-py/bin/python).
+    #[arg(long, default_value = ".venv-py/bin/python")]
+    pub python: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExecutorKind {
+    Local,
+    Ray,
 }
 
 pub fn run(args: ExperimentArgs) -> Result<()> {
+    if args.address.is_some() && args.executor != ExecutorKind::Ray {
+        anyhow::bail!("--address names a Ray cluster: it needs --executor ray");
+    }
     let request = ExperimentRequest {
         config: args.config,
         out: args.out,
@@ -39,6 +59,10 @@ pub fn run(args: ExperimentArgs) -> Result<()> {
         methods: args.methods,
         train_exe: std::env::current_exe().context("finding the dsrm executable")?,
         data: args.data,
+        executor: match args.executor {
+            ExecutorKind::Local => Executor::Local,
+            ExecutorKind::Ray => Executor::Ray { address: args.address, python: args.python },
+        },
     };
     experiment::run(&request, &output::progress())?.iter().for_each(output::print_summary);
     eprintln!("wrote {0}/results.{{csv,md,json}} and one folder per method and seed", request.out.display());

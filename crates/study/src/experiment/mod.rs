@@ -28,6 +28,7 @@ use crate::eval::selection_name;
 use crate::loading;
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{data_label, Provenance, Seeds};
+use crate::train::TrainFile;
 use crate::world_model::{reward_model, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::summary::{MethodInfo, Summary};
@@ -138,6 +139,20 @@ pub struct ExperimentRequest {
     pub train_exe: PathBuf,
     /// The data set's directory (`--data`), replacing the file's `[data] dir`.
     pub data: Option<PathBuf>,
+    /// Where the training runs execute: child processes here, or Ray tasks.
+    pub executor: Executor,
+}
+
+/// Where an experiment's training runs execute. Either way each runs the same `dsrm train --resume` on its
+/// `job.toml`, so the results are the same bytes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Executor {
+    /// `dsrm train` children on this machine, `jobs` at a time.
+    #[default]
+    Local,
+    /// One Ray task per run (`python -m dsrm_hrl.ray_executor`, the Python package's executor): on the cluster at
+    /// `address`, or on a local Ray instance started for the experiment; `python` has Ray and `dsrm_hrl`.
+    Ray { address: Option<String>, python: PathBuf },
 }
 
 /// One results table of the headline selection: its title, evaluation mode and summary.
@@ -251,16 +266,29 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
         let done = rl_jobs.len() - pending.len();
         note(progress, format!("{done} of {} runs already finished; reading them", rl_jobs.len()));
     }
-    for chunk in pending.chunks(jobs) {
-        let children: Vec<_> =
-            chunk.iter().map(|(_, _, dir, job)| spawn_training(&args.train_exe, dir, job)).collect::<Result<_>>()?;
-        for (mut child, (m, seed, dir, _)) in children.into_iter().zip(chunk) {
-            let status = child.wait()?;
-            if !status.success() {
-                bail!("training {} seed {seed} failed; see {}", m.name, dir.join("train.log").display());
+    match &args.executor {
+        Executor::Local => {
+            for chunk in pending.chunks(jobs) {
+                let children: Vec<_> = chunk
+                    .iter()
+                    .map(|(_, _, dir, job)| spawn_training(&args.train_exe, dir, job))
+                    .collect::<Result<_>>()?;
+                for (mut child, (m, seed, dir, _)) in children.into_iter().zip(chunk) {
+                    let status = child.wait()?;
+                    if !status.success() {
+                        bail!("training {} seed {seed} failed; see {}", m.name, dir.join("train.log").display());
+                    }
+                    results.push((m.name.clone(), *seed, read_train_metrics(dir)?));
+                    progress(Event::Advance(1));
+                }
             }
-            results.push((m.name.clone(), *seed, read_train_metrics(dir)?));
-            progress(Event::Advance(1));
+        }
+        Executor::Ray { address, python } => {
+            let dirs: Vec<(&Path, &TrainFile)> = pending.iter().map(|(_, _, d, j)| (d.as_path(), j)).collect();
+            runs::run_on_ray(out, &dirs, &args.train_exe, address.as_deref(), python, progress)?;
+            for (m, seed, dir, _) in &pending {
+                results.push((m.name.clone(), *seed, read_train_metrics(dir)?));
+            }
         }
     }
     progress(Event::End);

@@ -112,9 +112,7 @@ pub fn stale_reason(dir: &Path, job: &TrainFile) -> Option<String> {
 /// Starts `EXE train --resume` (`exe`: the `dsrm` executable) for one (method, seed) in `dir`, logging to
 /// `train.log` there.
 pub fn spawn_training(exe: &Path, dir: &Path, job: &TrainFile) -> Result<std::process::Child> {
-    std::fs::create_dir_all(dir)?;
-    let config = dir.join("job.toml");
-    dsrm_files::write_atomic(&config, toml::to_string_pretty(job)?.as_bytes())?;
+    let config = write_job(dir, job)?;
     let log = std::fs::File::create(dir.join("train.log"))?;
     Command::new(exe)
         .args(["train", "--resume", "--config"])
@@ -125,6 +123,58 @@ pub fn spawn_training(exe: &Path, dir: &Path, job: &TrainFile) -> Result<std::pr
         .stderr(log)
         .spawn()
         .context("starting dsrm train")
+}
+
+/// Writes `dir/job.toml`, the config a `dsrm train --resume` of this run reads; returns its path.
+fn write_job(dir: &Path, job: &TrainFile) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let config = dir.join("job.toml");
+    dsrm_files::write_atomic(&config, toml::to_string_pretty(job)?.as_bytes())?;
+    Ok(config)
+}
+
+/// Runs every job in `dirs` as one Ray task each (`python -m dsrm_hrl.ray_executor`), which executes the same
+/// `dsrm train --resume` a local child would: writes each `job.toml` and `out/ray-jobs.json`, follows the
+/// executor's output as progress, and fails naming the runs that failed.
+pub fn run_on_ray(
+    out: &Path,
+    dirs: &[(&Path, &TrainFile)],
+    exe: &Path,
+    address: Option<&str>,
+    python: &Path,
+    progress: crate::progress::Progress,
+) -> Result<()> {
+    use std::io::BufRead;
+    let absolute = |p: &Path| std::fs::canonicalize(p).with_context(|| format!("resolving {}", p.display()));
+    let mut jobs = Vec::new();
+    for (dir, job) in dirs {
+        let config = write_job(dir, job)?;
+        jobs.push(serde_json::json!({"dir": absolute(dir)?, "config": absolute(&config)?}));
+    }
+    let manifest = out.join("ray-jobs.json");
+    dsrm_files::write_json(&manifest, &jobs)?;
+    let mut cmd = Command::new(python);
+    cmd.args(["-m", "dsrm_hrl.ray_executor", "--jobs"]).arg(absolute(&manifest)?).arg("--exe").arg(absolute(exe)?);
+    if let Some(a) = address {
+        cmd.args(["--address", a]);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {} -m dsrm_hrl.ray_executor (--python)", python.display()))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            if line.starts_with("ray: ") {
+                progress(crate::progress::Event::Advance(1));
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("the Ray executor failed ({status}); its message is above, each run's log is its train.log");
+    }
+    Ok(())
 }
 
 /// The selected epoch's test metrics of a finished training run (`metrics.json`, `metrics_<sel>.json`).

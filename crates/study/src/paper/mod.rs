@@ -322,6 +322,7 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
             methods: None,
             train_exe: req.train_exe.clone(),
             data: None,
+            executor: Default::default(),
         };
         experiment::run(&request, progress).with_context(|| format!("the study's part {name}"))?;
     }
