@@ -10,11 +10,21 @@
 See `python/README.md` for the observation, the action masks, autoreset and the speed.
 """
 
+import json as _json
+
+from dsrm_hrl import _native
 from dsrm_hrl._native import generate_synthetic
 from dsrm_hrl.envs import DsrmEnv, DsrmVectorEnv, load_world
 from dsrm_hrl.runs import read_run
 
-__all__ = ["DsrmEnv", "DsrmVectorEnv", "generate_synthetic", "load_world", "read_run", "ENV_IDS"]
+__all__ = ["DsrmEnv", "DsrmVectorEnv", "generate_synthetic", "load_world", "metrics", "read_run", "ENV_IDS"]
+
+
+def metrics(world, episodes) -> dict:
+    """The metrics `dsrm eval` reports (R_tra, R_each, Length, CV, MCD, Gini, AD_share, AD_item, LongTailShare, ...)
+    of finished episodes, each `(user, items, rewards)` in dense indices, computed by the same Rust code.
+    `world` is an environment's `unwrapped.world` (or `load_world(...)`)."""
+    return _json.loads(_native.metrics(world, [(int(u), list(map(int, i)), list(map(float, r))) for u, i, r in episodes]))
 
 #: Environment id -> data set name.
 ENV_IDS = {

@@ -2,8 +2,8 @@
 
 Observation (both): a `Dict` with
     user     the session's user, a dense index in [0, n_users) (`world.user_ids()` maps it to the data set's id);
-    items    the last `window` items shown, dense indices, oldest first, -1 before the session's first step;
-    rewards  their rewards (float32), 0 where `items` is -1.
+    history  the last `window` items shown, dense indices, oldest first, -1 before the session's first step;
+    rewards  their rewards (float32), 0 where `history` is -1.
 Action: `Discrete(n_items)`, a dense item index (`world.item_ids()` maps it to the data set's video id).
 `terminated`: the user left (a quit rule fired); `truncated`: the session reached Max Len.
 `action_masks()`: True where an item has not been shown in the session yet (the NX mask; maskable PPO's
@@ -56,7 +56,7 @@ def _spaces(world: World, window: int) -> tuple[spaces.Dict, spaces.Discrete]:
     obs = spaces.Dict(
         {
             "user": spaces.Discrete(world.n_users),
-            "items": spaces.Box(-1, world.n_items - 1, shape=(window,), dtype=np.int64),
+            "history": spaces.Box(-1, world.n_items - 1, shape=(window,), dtype=np.int64),
             "rewards": spaces.Box(np.float32(low), np.float32(high), shape=(window,), dtype=np.float32),
         }
     )
@@ -96,7 +96,7 @@ class DsrmEnv(gymnasium.Env):
             stream = None
         self._seeded = True
         users, items, rewards = self._batch.reset(stream)
-        obs = {"user": int(users[0]), "items": items[0], "rewards": rewards[0]}
+        obs = {"user": int(users[0]), "history": items[0], "rewards": rewards[0]}
         return obs, {"user_id": int(self._user_ids[users[0]])}
 
     def step(self, action):
@@ -113,7 +113,7 @@ class DsrmEnv(gymnasium.Env):
             "video_id": int(self._item_ids[item]),
             "quit": QUIT_NAMES[quit],
         }
-        return {"user": user, "items": items, "rewards": rewards}, reward, terminated, truncated, info
+        return {"user": user, "history": items, "rewards": rewards}, reward, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """[n_items] booleans: True where the item has not been shown in this session."""
@@ -155,12 +155,12 @@ class DsrmVectorEnv(VectorEnv):
         super().reset(seed=seed)
         stream = seed if seed is not None else int(self.np_random.integers(2**63))
         users, items, rewards = self._batch.reset(stream)
-        return {"user": users, "items": items, "rewards": rewards}, {}
+        return {"user": users, "history": items, "rewards": rewards}, {}
 
     def step(self, actions):
         actions = np.ascontiguousarray(actions, dtype=np.int64).reshape(self.num_envs)
         (users, items, rewards), reward, terminated, truncated, quit = self._batch.step(actions)
-        obs = {"user": users, "items": items, "rewards": rewards}
+        obs = {"user": users, "history": items, "rewards": rewards}
         return obs, reward, terminated, truncated, {"quit": quit}
 
     def action_masks(self) -> np.ndarray:

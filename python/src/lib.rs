@@ -4,6 +4,7 @@
 //!   every batch made from it;
 //! * [`Batch`]: `n` sessions stepped together in one call on NumPy arrays, the engine of both the single
 //!   `gymnasium.Env` (n = 1, no autoreset) and the `VectorEnv` (autoreset on the step after an episode ends);
+//! * [`metrics`]: the project's metrics (`dsrm eval`'s `MetricSet`) of finished episodes;
 //! * [`generate_synthetic`]: the synthetic KuaiRec generator.
 //!
 //! Observations are fixed-shape: the user's dense index, and the last `window` item indices (−1 before the
@@ -40,6 +41,8 @@ fn quit_code(ending: Option<dsrm_sim::Ending>) -> i8 {
 #[pyclass(frozen, module = "dsrm_hrl._native")]
 struct World {
     world: Arc<dsrm_sim::World>,
+    /// The metrics' inputs (popular set, dominant categories, similarity), built on first use.
+    inputs: std::sync::OnceLock<dsrm_eval::MetricInputs>,
 }
 
 /// The shared world as the batch's `EnvSpec`.
@@ -72,7 +75,7 @@ impl World {
             dsrm_sim::World::from_dir(dataset, &data_dir, Default::default(), settings, &world_cfg, &mut |_| {})
         });
         let world = built.map_err(|e| value_error(&format!("loading {}", data_dir.display()), e))?;
-        Ok(Self { world: Arc::new(world) })
+        Ok(Self { world: Arc::new(world), inputs: Default::default() })
     }
 
     #[getter]
@@ -321,6 +324,23 @@ impl Batch {
     }
 }
 
+/// The metrics of `dsrm eval` (R_tra, R_each, Length, CV, MCD, Gini, AD_share, ...) of finished episodes, each
+/// `(user, items, rewards)` in dense indices, as JSON (`dsrm_hrl.metrics` returns it as a dict).
+#[pyfunction]
+fn metrics(world: &World, episodes: Vec<(u32, Vec<u32>, Vec<f64>)>) -> PyResult<String> {
+    let n_users = world.world.spec.n_users() as u32;
+    if let Some((k, (user, ..))) = episodes.iter().enumerate().find(|(_, (u, ..))| *u >= n_users) {
+        return Err(PyIndexError::new_err(format!("episodes[{k}]: user {user} is not a dense index below {n_users}")));
+    }
+    let episodes: Vec<dsrm_metrics::Episode> =
+        episodes.into_iter().map(|(user, items, rewards)| dsrm_metrics::Episode::new(user, items, rewards)).collect();
+    let inputs = world.inputs.get_or_init(|| dsrm_eval::MetricInputs::new(&world.world, Default::default()));
+    let ctx = inputs.context();
+    ctx.validate(&episodes).map_err(|e| value_error("episodes", e))?;
+    let set = dsrm_metrics::compute(&episodes, &ctx);
+    serde_json::to_string(&set).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+}
+
 /// Writes a synthetic KuaiRec set (`size` "tiny" or "full") into `out_dir` (new or empty).
 #[pyfunction]
 #[pyo3(signature = (out_dir, size = "tiny", seed = 0))]
@@ -342,5 +362,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<World>()?;
     m.add_class::<Batch>()?;
     m.add_function(wrap_pyfunction!(generate_synthetic, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics, m)?)?;
     Ok(())
 }

@@ -59,7 +59,7 @@ def test_an_episode_ends_by_its_rule_masks_follow_it_and_observations_are_the_la
         obs, r, terminated, truncated, info = env.step(action)
         shown.append(action)
         rewards.append(r)
-        assert list(obs["items"][-min(4, len(shown)):]) == shown[-4:]
+        assert list(obs["history"][-min(4, len(shown)):]) == shown[-4:]
         assert np.allclose(obs["rewards"][-min(4, len(shown)):], rewards[-4:])
         assert info["video_id"] == int(env.world.item_ids()[action])
         if terminated or truncated:
@@ -80,7 +80,7 @@ def test_the_vector_env_is_made_by_make_vec_autoresets_next_step_and_matches_the
     envs = gym.make_vec("dsrm/KuaiRec-v0", num_envs=8, vectorization_mode="vector_entry_point", **kwargs)
     assert isinstance(envs, dsrm_hrl.DsrmVectorEnv)
     obs, _ = envs.reset(seed=5)
-    assert obs["items"].shape == (8, 10) and (obs["items"] == -1).all()
+    assert obs["history"].shape == (8, 10) and (obs["history"] == -1).all()
     rng = np.random.default_rng(0)
     ended = np.zeros(8, dtype=bool)
     for _ in range(200):
@@ -88,7 +88,7 @@ def test_the_vector_env_is_made_by_make_vec_autoresets_next_step_and_matches_the
         obs, reward, terminated, truncated, info = envs.step(actions)
         # The step after an end resets: a fresh session (empty window), reward 0, neither flag.
         assert (reward[ended] == 0).all() and not (terminated | truncated)[ended].any()
-        assert (obs["items"][ended] == -1).all()
+        assert (obs["history"][ended] == -1).all()
         done = terminated | truncated
         assert ((info["quit"] > 0) == done).all()
         assert set(QUIT_NAMES[int(q)] for q in info["quit"][done]) <= {"category", "popularity", "max_len"}
@@ -130,3 +130,26 @@ def test_read_run_reads_a_run_directory(tmp_path):
     assert run["metrics"]["NX_0"]["R_tra"] == 1.5 and [r["epoch"] for r in run["log"]] == [1, 2]
     with pytest.raises(FileNotFoundError):
         dsrm_hrl.read_run(tmp_path / "missing")
+
+
+def test_metrics_are_the_rust_metrics_of_the_episodes(tiny):
+    env = gym.make("dsrm/KuaiRec-v0", data_dir=tiny, preset="dorl-paper").unwrapped
+    episodes = []
+    for k in range(30):
+        obs, _ = env.reset(seed=k)
+        items, rewards, done = [], [], False
+        while not done:
+            action = int(np.flatnonzero(env.action_masks())[0])
+            obs, r, terminated, truncated, _ = env.step(action)
+            items.append(action)
+            rewards.append(r)
+            done = terminated or truncated
+        episodes.append((obs["user"], items, rewards))
+    m = dsrm_hrl.metrics(env.world, episodes)
+    assert m["R_tra"] == pytest.approx(np.mean([sum(r) for _, _, r in episodes]))
+    assert m["Length"] == pytest.approx(np.mean([len(i) for _, i, _ in episodes]))
+    assert 0.0 <= m["Gini"] <= 1.0 and "AD_share" in m
+    with pytest.raises(ValueError, match="episodes"):
+        dsrm_hrl.metrics(env.world, [(0, [env.world.n_items], [1.0])])
+    with pytest.raises(IndexError, match="user"):
+        dsrm_hrl.metrics(env.world, [(env.world.n_users, [0], [1.0])])

@@ -86,11 +86,12 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
             Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Crr(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Sqn(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
-            other => bail!(
+            other if !own => bail!(
                 "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL and the offline learners \
                  do); give it `schedule = \"own\"` to run it labelled as such",
                 other.name()
             ),
+            _ => {}
         }
     }
     Ok(MethodConfig {
