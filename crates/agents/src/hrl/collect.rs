@@ -93,12 +93,12 @@ impl Hrl {
                 active.iter().map(|&i| (users[i], env.items(i), rewards[i].as_slice())).collect();
             let step_aux: Vec<[f32; 2]> = active.iter().map(|&i| self.facts.aux(users[i], env.items(i))).collect();
             let batch = HistoryBatch::new(&rows, tracker.window(), n_items, device);
-            let (states, v_h, v_l, mean) = tch::no_grad(|| -> Result<_> {
+            let (states, x_high, v_h, mean) = tch::no_grad(|| -> Result<_> {
                 let states = tracker.try_states(&batch)?;
                 let x_high = Tensor::f_cat(&[&states, &aux_tensor(&step_aux, device)?], 1)?;
-                let (v_h, v_l) = self.nets.values(&x_high)?;
+                let v_h = self.nets.value_high(&x_high)?;
                 let mean = self.nets.goal_mean(&x_high)?;
-                Ok((states, to_vec(&v_h)?, to_vec(&v_l)?, to_vec(&mean.f_flatten(0, -1)?)?))
+                Ok((states, x_high, to_vec(&v_h)?, to_vec(&mean.f_flatten(0, -1)?)?))
             })?;
 
             // The high level acts at t = 0, c, 2c, ...: draw z ~ N(μ, σ²).
@@ -126,11 +126,13 @@ impl Hrl {
                 open[i] = Some(OpenSegment { start: t, raw, goal, log_prob, value: v_h[k], reward: 0.0, long_tail: 0 });
             }
 
-            // The low level: p̃ from [ŝ, g], then the goal's group reweighting.
+            // The low level: V_L and p̃ under the goal, then the goal's group reweighting.
             let goals: Vec<[f32; 2]> = active.iter().map(|&i| open[i].as_ref().map_or([0.0; 2], |s| s.goal)).collect();
-            let p = tch::no_grad(|| -> Result<Tensor> {
-                let logits = self.nets.low_logits(&states, &aux_tensor(&goals, device)?)?;
-                Ok(logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?)
+            let (p, v_l) = tch::no_grad(|| -> Result<_> {
+                let goals = aux_tensor(&goals, device)?;
+                let v_l = to_vec(&self.nets.value_low(&x_high, &goals)?)?;
+                let logits = self.nets.low_logits(&states, &goals)?;
+                Ok((logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?, v_l))
             })?;
             probs.resize(active.len() * n_items, 0.0);
             p.f_copy_data(&mut probs, active.len() * n_items)?;
@@ -209,7 +211,8 @@ impl Hrl {
     }
 
     /// The fairness term F of the segment that started at step `start` of an episode now showing `items`:
-    /// LT_seg / (1 + upp_u), or −ΔGini of the episode's exposure over the whole catalogue.
+    /// LT_seg / (1 + upp_u), −ΔGini of the episode's exposure over the whole catalogue, or −Gini of the window
+    /// of the last `gini_window` recommendations.
     pub(super) fn fairness(&self, user: u32, items: &[u32], start: usize, long_tail: usize) -> f64 {
         match self.cfg.fairness {
             FairnessTerm::LongTail => {
@@ -223,6 +226,9 @@ impl Hrl {
                 let before = gini(&counts);
                 items[start..].iter().for_each(|&i| counts[i as usize] += 1);
                 before - gini(&counts)
+            }
+            FairnessTerm::WindowGini => {
+                -self.facts.window_gini(&items[items.len().saturating_sub(self.cfg.gini_window)..])
             }
         }
     }

@@ -13,6 +13,9 @@ pub enum GoalType {
     Weights,
     /// (b) A target long-tail ratio ρ* ∈ [0, 1], mapped exactly onto group weights.
     TargetRatio,
+    /// (c) The paper's z = [ω_acc, ω_fair] ≥ 0, which the low level's item score reads directly:
+    /// Ψ(i) = ω_acc · Sim(q_t, e_i) − ω_fair · c̄_i, π_L ∝ exp(Ψ / τ) (`super` module header).
+    Paper,
 }
 
 /// The fairness term of the high-level reward.
@@ -24,6 +27,10 @@ pub enum FairnessTerm {
     LongTail,
     /// −ΔGini of the episode's cumulative exposure over the segment (whole catalogue).
     DeltaGini,
+    /// The paper's −Gini(L_t): minus the Gini coefficient of the catalogue's exposure over the window of the
+    /// episode's last `gini_window` recommendations ending with the segment, at the resolution of the
+    /// popular / long-tail split (each item receives its group's mean exposure; `super::networks::window_gini`).
+    WindowGini,
 }
 
 /// How both levels are updated.
@@ -41,7 +48,7 @@ pub enum Updater {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HrlConfig {
-    /// Goal type: `weights` (a) or `target-ratio` (b).
+    /// Goal type: `weights` (a), `target-ratio` (b) or `paper` (c).
     pub goal: GoalType,
     /// Decision interval c of the high level (HER4IF: 1; sweep {1, 3, 5}).
     pub interval: usize,
@@ -49,11 +56,19 @@ pub struct HrlConfig {
     pub lambda_f: f64,
     /// The fairness term of R_H.
     pub fairness: FairnessTerm,
+    /// The window of [`FairnessTerm::WindowGini`]: this many of the episode's last recommendations, ending
+    /// with the segment (fewer at the start of an episode).
+    pub gini_window: usize,
+    /// τ of goal type (c): π_L ∝ exp(Ψ / τ).
+    pub temperature: f64,
+    /// Size of goal type (c)'s query q_t and item embeddings e_i.
+    pub query_dim: i64,
     /// Goal type (b) with ρ* fixed: the high level is not learned (a Pareto point by construction).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixed_ratio: Option<f64>,
     /// Initial standard deviation of the goal Gaussian (learnable). Default 0.1 for weights (HER4IF), 0.5 on
-    /// the logit scale for a target ratio (0.1 there would barely explore).
+    /// the logit scale for a target ratio (0.1 there would barely explore), 0.2 for the paper's ω (means near
+    /// softplus(0) ≈ 0.69 at the start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub goal_std: Option<f64>,
     /// PPO or A2C at both levels.
@@ -103,6 +118,9 @@ impl Default for HrlConfig {
             interval: 1,
             lambda_f: 0.1,
             fairness: FairnessTerm::LongTail,
+            gini_window: 10,
+            temperature: 0.1,
+            query_dim: 32,
             fixed_ratio: None,
             goal_std: None,
             updater: Updater::Ppo,
@@ -148,7 +166,7 @@ impl HrlConfig {
 
     pub(super) fn goal_dim(&self) -> i64 {
         match self.goal {
-            GoalType::Weights => 2,
+            GoalType::Weights | GoalType::Paper => 2,
             GoalType::TargetRatio => 1,
         }
     }
@@ -157,6 +175,7 @@ impl HrlConfig {
         self.goal_std.unwrap_or(match self.goal {
             GoalType::Weights => 0.1,
             GoalType::TargetRatio => 0.5,
+            GoalType::Paper => 0.2,
         })
     }
 
@@ -177,6 +196,9 @@ impl HrlConfig {
         need(self.clip > 0.0, "clip > 0");
         need(self.lambda_f.is_finite(), "lambda_f finite");
         need(self.initial_std() > 0.0, "goal_std > 0");
+        need(self.gini_window >= 1, "gini_window >= 1");
+        need(self.temperature > 0.0 && self.temperature.is_finite(), "temperature > 0");
+        need(self.query_dim >= 1, "query_dim >= 1");
         need(self.hidden.iter().all(|&h| h > 0), "hidden sizes > 0");
         if let Some(r) = self.fixed_ratio {
             need((0.0..=1.0).contains(&r), "fixed_ratio in [0, 1]");

@@ -7,21 +7,32 @@
 //!   x_H = [ŝ_t, upp_u, running long-tail share of the episode]
 //!   (a) weights:      z ~ N(softmax(MLP_H(x_H)), σ²),  g = ReLU(z) = (g_pop, g_lt)
 //!   (b) target ratio: z ~ N(MLP_H(x_H), σ²),           ρ* = sigmoid(z)      (or ρ* fixed: nothing to learn)
+//!   (c) paper:        z ~ N(softplus(MLP_H(x_H) + b₀), σ²), g = ReLU(z) = (ω_acc, ω_fair)
+//!                     b₀ such that a fresh network starts at ω ≈ (1, 0.05): engagement first, λ buys fairness
 //! every step:                                             # low level π_L(a | ŝ_t, g)
-//!   p̃ = softmax(MLP_L([ŝ_t, goal vector]))               # goal vector (g_pop, g_lt), or (1 − ρ*, ρ*)
+//!   (a), (b): p̃ = softmax(MLP_L([ŝ_t, goal vector]))     # goal vector (g_pop, g_lt), or (1 − ρ*, ρ*)
 //!   (mask shown items in NX modes and renormalise)
 //!   (a) p_i ∝ p̃_i · (g_pop if i is popular else g_lt)    # HER4IF's group reweighting
 //!   (b) m = Σ_{i long tail} p̃_i, g_lt = ρ*/m, g_pop = (1 − ρ*)/(1 − m)   → exactly ρ* on the long tail
+//!   (c) q_t = MLP_L(ŝ_t);  Ψ(i) = ω_acc · cos(q_t, e_i) − ω_fair · c̄_i;  p ∝ exp(Ψ / τ) over allowed items
+//!       e_i learned item embeddings; c̄_i = ln(1 + count_i) / max_j ln(1 + count_j), count_i = item i's rows
+//!       in the training log (its logged exposure; the paper writes log pop_i)
 //!   a_t ~ p
-//! rewards: r_L,t = r_t;  R_H = Σ_{k<c} r_{t+k} + λ_f · LT_seg / (1 + upp_u)   (option: λ_f · (−ΔGini))
+//! rewards: r_L,t = r_t;  R_H = Σ_{k<c} r_{t+k} + λ_f · F_seg, with F_seg one of
+//!   long-tail:   LT_seg / (1 + upp_u)
+//!   delta-gini:  −ΔGini of the episode's exposure over the segment
+//!   window-gini: −Gini(L_t), L_t the exposure of the episode's last `gini_window` recommendations up to the
+//!                segment's end, at popular / long-tail resolution (`GroupFacts::window_gini`; the paper's term)
 //! update (per collection of whole episodes):
-//!   low level:  GAE(γ, λ) over steps with V_L;       PPO clip (or A2C) on log p(a_t), entropy of p
-//!   high level: GAE(γ^c, λ) over segments with V_H;  PPO clip (or A2C) on log N(z; μ, σ²), Gaussian entropy
-//!   one critic MLP with two value heads (V_H, V_L) on x_H; actors lr 8e-5, critic lr 1e-3, grad clip 10
+//!   low level:  GAE(γ, λ) over steps with V_L([x_H, g]);  PPO clip (or A2C) on log p(a_t), entropy of p
+//!   high level: GAE(γ^c, λ) over segments with V_H(x_H);  PPO clip (or A2C) on log N(z; μ, σ²), Gaussian entropy
+//!   critics V_H and V_L (V_L reads the goal); actors lr 8e-5, critic lr 1e-3, grad clip 10
 //! ```
 //!
 //! The popular / long-tail split is the metrics' split (`dsrm_metrics::popular_set` on the world's distinct
-//! training pairs), and upp_u is the share of user u's distinct training items that are popular.
+//! training pairs). upp_u is the share of user u's distinct items in the whole training log (`train_full`)
+//! that are popular by that log's own counts (KuaiRec: the big matrix over all its videos), so it is defined
+//! for environment users that have no training row on the catalogue.
 //!
 //! Decoupled retuning (`dsrm retune`): `init_from` starts from a finished run's networks and
 //! `freeze_low_level` trains only the high level (and V_H) against the frozen low level and tracker.
@@ -75,6 +86,7 @@ impl Hrl {
         }
         let facts = Arc::new(GroupFacts::of(world));
         let mut nets = HrlNets::new(&cfg, state_dim, world.spec.n_items() as i64, device)?;
+        nets.set_item_cost(&facts.item_cost)?;
         if let Some(path) = &cfg.init_from {
             let (tensors, _) = checkpoint::load(path)?;
             if !tensors.iter().any(|(n, _)| n.starts_with("hrl_low/")) {

@@ -1,6 +1,7 @@
 use super::networks::{aux_tensor, goal_vector, ratio_vector};
 use super::*;
 use crate::test_support::MeanTracker;
+use dsrm_nn::tch::Kind;
 use dsrm_sim::test_support::tiny_world;
 use dsrm_sim::GroundTruthReward;
 use rand::SeedableRng;
@@ -42,7 +43,7 @@ fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
     dsrm_nn::tch::set_num_threads(1);
     let world = tiny_world();
     let reward = GroundTruthReward::new(&world.spec.rewards);
-    for (goal, c) in [(GoalType::Weights, 1), (GoalType::TargetRatio, 3)] {
+    for (goal, c) in [(GoalType::Weights, 1), (GoalType::TargetRatio, 3), (GoalType::Paper, 2)] {
         let (hrl, tracker) = agent(HrlConfig { goal, interval: c, ..Default::default() });
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let ro = hrl.collect(&world.spec, &reward, tracker.tracker.as_ref(), 12, &mut rng).unwrap();
@@ -81,8 +82,6 @@ fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
 
 /// Long-tail share of the agent's training collections after `iterations` updates with `lambda_f`.
 fn long_tail_after_training(lambda_f: f64, iterations: usize) -> f64 {
-    let world = tiny_world();
-    let reward = GroundTruthReward::new(&world.spec.rewards);
     // Goal type (b) (the high level's action is the long-tail share itself) and a faster high level than the
     // §4.4 defaults, so that a few updates on ~120-step collections show the effect.
     let cfg = HrlConfig {
@@ -93,6 +92,13 @@ fn long_tail_after_training(lambda_f: f64, iterations: usize) -> f64 {
         hidden: vec![32],
         ..Default::default()
     };
+    long_tail_share_after(cfg, iterations)
+}
+
+/// The mean long-tail share of the last third of `iterations` training collections of an agent with `cfg`.
+fn long_tail_share_after(cfg: HrlConfig, iterations: usize) -> f64 {
+    let world = tiny_world();
+    let reward = GroundTruthReward::new(&world.spec.rewards);
     let (mut hrl, mut tracker) = agent(cfg);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20, steps_before: 0 };
@@ -130,4 +136,88 @@ fn a_fixed_target_ratio_sets_the_long_tail_share_of_recommendations() {
         let share = ro.long_tail_steps as f64 / ro.low.len() as f64;
         assert!((share - rho).abs() < 0.08, "ρ* {rho}: long-tail share {share} over {} steps", ro.low.len());
     }
+}
+
+#[test]
+fn the_papers_low_level_scores_similarity_against_the_exposure_cost() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let (hrl, _) = agent(HrlConfig { goal: GoalType::Paper, temperature: 0.5, ..Default::default() });
+    let facts = GroupFacts::of(world);
+    let n = world.spec.n_items();
+    assert_eq!(facts.item_cost.len(), n);
+    assert!(facts.item_cost.iter().all(|&c| (0.0..=1.0).contains(&c)));
+    assert!(facts.item_cost.contains(&1.0), "scaled by the largest");
+    let states = Tensor::randn([3, hrl.nets.state_dim], (Kind::Float, Device::Cpu));
+    let logits = |goal: [f32; 2]| {
+        let goals = aux_tensor(&[goal; 3], Device::Cpu).unwrap();
+        Vec::<f32>::try_from(hrl.nets.low_logits(&states, &goals).unwrap().select(0, 1)).unwrap()
+    };
+    // ω_acc = 0: Ψ / τ = −ω_fair · c̄_i / τ exactly, so the most exposed items score lowest.
+    for (i, &l) in logits([0.0, 2.0]).iter().enumerate() {
+        assert!((l - (-2.0 * facts.item_cost[i] / 0.5)).abs() < 1e-5, "item {i}: {l}");
+    }
+    // ω_fair = 0: a cosine over τ, within [−1/τ, 1/τ], and not constant.
+    let acc = logits([1.0, 0.0]);
+    assert!(acc.iter().all(|&l| l.abs() <= 2.0 + 1e-5));
+    assert!(acc.iter().any(|&l| (l - acc[0]).abs() > 1e-3));
+}
+
+#[test]
+fn upp_counts_a_users_whole_log_and_the_window_gini_measures_group_balance() {
+    let world = tiny_world();
+    let facts = GroupFacts::of(world);
+    assert!(facts.upp.iter().all(|&u| (0.0..=1.0).contains(&u)));
+    // Every environment user with a row anywhere in the whole log has a defined preference, whether or not
+    // it has rows on the catalogue.
+    let mut has_rows = vec![false; world.spec.n_users()];
+    for &u in world.train_full.user.iter().filter(|&&u| (u as usize) < world.spec.n_users()) {
+        has_rows[u as usize] = true;
+    }
+    let positive = facts.upp.iter().filter(|&&u| u > 0.0).count();
+    assert!(positive * 2 > has_rows.iter().filter(|&&h| h).count(), "{positive} users with upp > 0");
+    // window Gini: 0 at exposure proportional to group size, 1 − f all popular, f all long tail.
+    let f = facts.popular.iter().filter(|&&p| p).count() as f64 / facts.popular.len() as f64;
+    let popular: Vec<u32> = (0..facts.popular.len() as u32).filter(|&i| facts.popular[i as usize]).collect();
+    let tail: Vec<u32> = (0..facts.popular.len() as u32).filter(|&i| !facts.popular[i as usize]).collect();
+    assert!((facts.window_gini(&popular[..3]) - (1.0 - f)).abs() < 1e-12);
+    assert!((facts.window_gini(&tail[..3]) - f).abs() < 1e-12);
+    let n_pop = (f * 10.0).round() as usize;
+    let mut mixed = popular[..n_pop].to_vec();
+    mixed.extend_from_slice(&tail[..10 - n_pop]);
+    let expected = f * (1.0 - f) * (n_pop as f64 / 10.0 / f - (1.0 - n_pop as f64 / 10.0) / (1.0 - f)).abs();
+    assert!((facts.window_gini(&mixed) - expected).abs() < 1e-12);
+    assert!(facts.window_gini(&mixed) < facts.window_gini(&popular[..3]));
+}
+
+#[test]
+fn the_papers_goal_with_a_larger_lambda_raises_the_fairness_weight_the_high_level_sets() {
+    // Under goal type (c) λ acts through the high level: the −Gini(window) reward must make it raise ω_fair.
+    // (The long-tail share itself is not asserted: the window Gini is lowest at exposure proportional to group
+    // size, which a near-uniform untrained low level already gives on the tiny world.)
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let omega_fair_after = |lambda_f| {
+        let cfg = HrlConfig {
+            lambda_f,
+            goal: GoalType::Paper,
+            fairness: FairnessTerm::WindowGini,
+            actor_lr: 1e-2,
+            batch_size: 32,
+            hidden: vec![32],
+            ..Default::default()
+        };
+        let world = tiny_world();
+        let reward = GroundTruthReward::new(&world.spec.rewards);
+        let (mut hrl, mut tracker) = agent(cfg);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20, steps_before: 0 };
+        let omega: Vec<f64> = (0..40)
+            .map(|_| hrl.iterate(&env, &mut tracker, &mut rng).unwrap().update.extra["goal_long_tail"])
+            .collect();
+        omega[30..].iter().sum::<f64>() / 10.0
+    };
+    let (plain, fair) = (omega_fair_after(0.0), omega_fair_after(20.0));
+    eprintln!("paper goal, mean ω_fair of the last 10 collections: λ 0 -> {plain:.3}, λ 20 -> {fair:.3}");
+    assert!(fair > 2.0 * plain, "λ 20 gave ω_fair {fair:.3}, λ 0 gave {plain:.3}");
 }

@@ -1,5 +1,5 @@
 //! The update: PPO (or A2C) on both levels — the low level over steps, the high level over segments — with the
-//! shared clipped surrogate (`crate::losses`), one critic with two heads, and the tracker trained jointly.
+//! shared clipped surrogate (`crate::losses`), the critics V_H and V_L, and the tracker trained jointly.
 
 use super::collect::HierRollout;
 use super::config::GoalType;
@@ -22,6 +22,7 @@ impl Hrl {
     pub(super) fn reweighted_log_probs(&self, logits: &Tensor, goals: &Tensor, weights: &Tensor) -> Result<Tensor> {
         let log_p = logits.f_log_softmax(-1, Kind::Float)?;
         let (w_pop, w_lt) = match self.cfg.goal {
+            GoalType::Paper => return Ok(log_p),
             GoalType::Weights => (weights.f_select(1, 0)?, weights.f_select(1, 1)?),
             GoalType::TargetRatio => {
                 let tail = self.popular_f.f_neg()?.f_add_scalar(1.0)?;
@@ -179,7 +180,7 @@ impl Hrl {
             .f_neg()?;
         let (actor_loss, approx_kl, clip_fraction) =
             self.actor_loss(&log_prob, &pick(&ro.low.log_probs, steps)?, &pick(&ro.low.advantages, steps)?)?;
-        let (_, v_l) = self.nets.values(&x_high)?;
+        let v_l = self.nets.value_low(&x_high, &goals)?;
         let vf_loss = pick(&ro.low.returns, steps)?.f_sub(&v_l)?.f_square()?.f_mean(Kind::Float)?;
         let loss = actor_loss
             .f_add(&vf_loss.f_mul_scalar(self.cfg.vf_coef)?)?
@@ -203,7 +204,7 @@ impl Hrl {
         let states = self.states(ro, &starts, tracker)?;
         let aux: Vec<[f32; 2]> = starts.iter().map(|&s| ro.aux[s]).collect();
         let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
-        let (v_h, _) = self.nets.values(&x_high)?;
+        let v_h = self.nets.value_high(&x_high)?;
         let vf_loss = pick(&ro.high.returns, segs)?.f_sub(&v_h)?.f_square()?.f_mean(Kind::Float)?;
         let mut loss = vf_loss.f_mul_scalar(self.cfg.vf_coef)?;
         let (mut actor_loss, mut entropy, mut kl, mut clip_fraction) =
