@@ -2,12 +2,20 @@
 //! (seed means of utility and 1 − Gini), each family's non-dominated set and hypervolume, and how the
 //! families' frontiers compare (coverage and dominance, [`dsrm_metrics::pareto`]).
 //!
-//! Frontiers are taken on seed means; the CI whiskers in the plot show how far apart the points really
-//! are. A family is the method as written in the experiment file: a λ_f sweep is one family with many
-//! points, an unswept baseline a family of one.
+//! Frontiers are taken on seed means; every dominance found on the means is then checked against the
+//! points' 95% intervals (the seed aggregates' [`MeanCi`] half-widths, Student's t, the same numbers the
+//! tables print): a verdict is stated plainly only when the intervals separate
+//! ([`dsrm_metrics::pareto::dominance_support`]), else "on the means; within the intervals". A family is the
+//! method as written in the experiment file: a λ_f sweep is one family with many points, an unswept
+//! baseline a family of one. A family's hypervolume pools its points, so it grows with their number; the
+//! best single point's hypervolume is reported beside it and is the one comparable across families of
+//! different sizes (`docs/protocol.md` §6.3).
 
 use dsrm_eval::summary::Summary;
-use dsrm_metrics::pareto::{compare_fronts, coverage, hypervolume, non_dominated, FrontRelation, Point};
+use dsrm_metrics::pareto::{
+    best_point_hypervolume, compare_fronts, coverage, dominance_support, hypervolume, non_dominated, FrontRelation,
+    IntervalSupport, Point, PointCi,
+};
 use dsrm_metrics::MeanCi;
 use std::fmt;
 use std::str::FromStr;
@@ -71,6 +79,15 @@ impl MethodPoint {
     fn point(&self) -> Point {
         (self.utility.mean, self.fairness.mean)
     }
+
+    /// The point with its 95% CI half-widths; n is the smaller seed count of the two coordinates.
+    pub fn point_ci(&self) -> PointCi {
+        PointCi {
+            mean: self.point(),
+            half_width: (self.utility.half_width, self.fairness.half_width),
+            n: self.utility.n.min(self.fairness.n),
+        }
+    }
 }
 
 /// One family's frontier.
@@ -79,7 +96,15 @@ pub struct FamilyFront {
     pub family: String,
     /// Indices into [`ParetoAnalysis::points`] of the family's non-dominated points, utility ascending.
     pub front: Vec<usize>,
+    /// The family's number of points (methods), dominated ones included.
+    pub size: usize,
+    /// Hypervolume of all the family's points pooled: grows with `size`, so compare it only between
+    /// families of the same size.
     pub hypervolume: f64,
+    /// Index into [`ParetoAnalysis::points`] of the family's point with the largest hypervolume alone.
+    pub best_point: usize,
+    /// That point's hypervolume (its box above the reference): comparable across families of any size.
+    pub best_point_hypervolume: f64,
 }
 
 /// Two families' frontiers compared.
@@ -90,17 +115,53 @@ pub struct Comparison {
     /// Share of b's frontier weakly dominated by a's.
     pub coverage_ab: f64,
     pub coverage_ba: f64,
+    /// The relation on the seed means.
     pub relation: FrontRelation,
+    /// For a dominance on the means (either way): whether the 95% intervals support it; `None` otherwise.
+    pub support: Option<IntervalSupport>,
 }
 
 impl Comparison {
-    /// `a dominates b`, `b dominates a`, `equivalent`, `incomparable`.
+    /// `a dominates b` (the intervals support it), `a dominates b on the means; within the intervals`,
+    /// `a dominates b on the means (n = 1, no interval)`, the same with b first, `equivalent`,
+    /// `incomparable (each better somewhere)`.
     pub fn verdict(&self) -> String {
+        let (winner, loser) = match self.relation {
+            FrontRelation::Dominates => (&self.a, &self.b),
+            FrontRelation::DominatedBy => (&self.b, &self.a),
+            FrontRelation::Equivalent => return "equivalent".into(),
+            FrontRelation::Incomparable => return "incomparable (each better somewhere)".into(),
+        };
+        match self.support {
+            Some(IntervalSupport::Separated) => format!("{winner} dominates {loser}"),
+            Some(IntervalSupport::NoInterval) => {
+                format!("{winner} dominates {loser} on the means (n = 1, no interval)")
+            }
+            Some(IntervalSupport::WithinIntervals) | None => {
+                format!("{winner} dominates {loser} on the means; within the intervals")
+            }
+        }
+    }
+
+    /// The relation on the means, machine-readable: `a_dominates_b`, `b_dominates_a`, `equivalent`,
+    /// `incomparable`.
+    pub fn relation_key(&self) -> &'static str {
         match self.relation {
-            FrontRelation::Dominates => format!("{} dominates {}", self.a, self.b),
-            FrontRelation::DominatedBy => format!("{} dominates {}", self.b, self.a),
-            FrontRelation::Equivalent => "equivalent".into(),
-            FrontRelation::Incomparable => "incomparable (each better somewhere)".into(),
+            FrontRelation::Dominates => "a_dominates_b",
+            FrontRelation::DominatedBy => "b_dominates_a",
+            FrontRelation::Equivalent => "equivalent",
+            FrontRelation::Incomparable => "incomparable",
+        }
+    }
+
+    /// The relation once the intervals are read: a dominance the intervals support keeps its key
+    /// (`a_dominates_b`, `b_dominates_a`); one they do not becomes `within_intervals`, or `no_interval` when a
+    /// point has one seed; `equivalent` and `incomparable` stay.
+    pub fn relation_ci95_key(&self) -> &'static str {
+        match self.support {
+            Some(IntervalSupport::WithinIntervals) => "within_intervals",
+            Some(IntervalSupport::NoInterval) => "no_interval",
+            Some(IntervalSupport::Separated) | None => self.relation_key(),
         }
     }
 }
@@ -165,20 +226,36 @@ pub fn analyse(summary: &Summary, mode: &str, utility: &str, reference: Referenc
             let members: Vec<usize> = (0..points.len()).filter(|&i| &points[i].family == family).collect();
             let pts: Vec<Point> = members.iter().map(|&i| all[i]).collect();
             let front: Vec<usize> = non_dominated(&pts).into_iter().map(|j| members[j]).collect();
-            FamilyFront { family: family.clone(), front, hypervolume: hypervolume(&pts, reference_point) }
+            let (best, best_area) = best_point_hypervolume(&pts, reference_point).unwrap_or((0, 0.0));
+            FamilyFront {
+                family: family.clone(),
+                front,
+                size: members.len(),
+                hypervolume: hypervolume(&pts, reference_point),
+                best_point: members[best],
+                best_point_hypervolume: best_area,
+            }
         })
         .collect();
     let front_points = |f: &FamilyFront| -> Vec<Point> { f.front.iter().map(|&i| all[i]).collect() };
+    let front_cis = |f: &FamilyFront| -> Vec<PointCi> { f.front.iter().map(|&i| points[i].point_ci()).collect() };
     let mut comparisons = Vec::new();
     for (i, a) in families.iter().enumerate() {
         for b in &families[i + 1..] {
             let (pa, pb) = (front_points(a), front_points(b));
+            let relation = compare_fronts(&pa, &pb);
+            let support = match relation {
+                FrontRelation::Dominates => Some(dominance_support(&front_cis(a), &front_cis(b))),
+                FrontRelation::DominatedBy => Some(dominance_support(&front_cis(b), &front_cis(a))),
+                FrontRelation::Equivalent | FrontRelation::Incomparable => None,
+            };
             comparisons.push(Comparison {
                 a: a.family.clone(),
                 b: b.family.clone(),
                 coverage_ab: coverage(&pa, &pb),
                 coverage_ba: coverage(&pb, &pa),
-                relation: compare_fronts(&pa, &pb),
+                relation,
+                support,
             });
         }
     }
@@ -248,6 +325,79 @@ mod tests {
         assert!((n.families[0].hypervolume - 1.0).abs() < 1e-9);
         assert_eq!(n.families[1].hypervolume, 0.0);
         assert!(analyse(&summary(), "FB", "R_tra", Reference::Origin).is_none());
+    }
+
+    /// A table of unswept methods: (method, R_tra, its half-width, Gini, its half-width, seeds).
+    fn table(rows: &[(&str, f64, f64, f64, f64, usize)]) -> Summary {
+        let mut s = Summary::default();
+        for &(method, r, dr, g, dg, n) in rows {
+            let m = |mean, half_width| MeanCi { mean, half_width, n, std: half_width };
+            let metrics: BTreeMap<String, MeanCi> =
+                [("R_tra".to_string(), m(r, dr)), ("Gini".to_string(), m(g, dg))].into();
+            s.rows.entry(method.into()).or_default().insert("NX_0".into(), metrics);
+        }
+        s
+    }
+
+    fn verdict(rows: &[(&str, f64, f64, f64, f64, usize)]) -> (String, &'static str, &'static str) {
+        let a = analyse(&table(rows), "NX_0", "R_tra", Reference::Origin).unwrap();
+        let c = &a.comparisons[0];
+        (c.verdict(), c.relation_key(), c.relation_ci95_key())
+    }
+
+    #[test]
+    fn verdicts_follow_the_intervals() {
+        // The demo's case: R_tra 5.2 ± 0.7 against 5.2 ± 0.4 (means 5.24 and 5.18), 1 − Gini 0.42 ± 0.03
+        // against 0.40 ± 0.02: a dominance on the means whose intervals overlap on both axes.
+        let demo = [("dsrm-hrl", 5.24, 0.7, 0.58, 0.03, 3), ("flat-ppo", 5.18, 0.4, 0.60, 0.02, 3)];
+        assert_eq!(
+            verdict(&demo),
+            (
+                "dsrm-hrl dominates flat-ppo on the means; within the intervals".into(),
+                "a_dominates_b",
+                "within_intervals"
+            )
+        );
+        // Separated on R_tra (7.0 − 0.4 > 5.2 + 0.4), overlapping on 1 − Gini: the plain verdict. The loser comes
+        // first in method order, so the mirror relation is named.
+        let separated = [("flat-ppo", 5.2, 0.4, 0.60, 0.02, 3), ("tuned-hrl", 7.0, 0.4, 0.58, 0.03, 3)];
+        assert_eq!(verdict(&separated), ("tuned-hrl dominates flat-ppo".into(), "b_dominates_a", "b_dominates_a"));
+        // Above on R_tra but reversed on 1 − Gini (0.40 ± 0.02 below 0.60 ± 0.02): no dominance is stated.
+        let reversed = [("dsrm-hrl", 7.0, 0.4, 0.60, 0.02, 3), ("flat-ppo", 5.2, 0.4, 0.40, 0.02, 3)];
+        let (text, means, ci) = verdict(&reversed);
+        assert!(!text.contains("dominates"), "{text}");
+        assert_eq!((means, ci), ("incomparable", "incomparable"));
+        // One seed: the means only, said so.
+        let single = [("dsrm-hrl", 7.0, 0.0, 0.58, 0.0, 1), ("flat-ppo", 5.2, 0.0, 0.60, 0.0, 1)];
+        assert_eq!(
+            verdict(&single),
+            ("dsrm-hrl dominates flat-ppo on the means (n = 1, no interval)".into(), "a_dominates_b", "no_interval")
+        );
+    }
+
+    #[test]
+    fn best_single_point_hypervolume_compares_families_of_different_sizes() {
+        // hrl has 2 points: pooled 12 against mp's 4.5; alone its best point is either of its two boxes,
+        // 20·0.4 = 8 and 10·0.8 = 8 (ties: the first in method order).
+        let a = analyse(&summary(), "NX_0", "R_tra", Reference::Origin).unwrap();
+        let (hrl, mp) = (&a.families[0], &a.families[1]);
+        assert_eq!((hrl.size, mp.size), (2, 1));
+        assert!((hrl.best_point_hypervolume - 8.0).abs() < 1e-12);
+        assert_eq!(a.points[hrl.best_point].family, "hrl");
+        assert!((mp.best_point_hypervolume - mp.hypervolume).abs() < 1e-12);
+        // A 3-point sweep pools more area than a better single method, whose own box is larger than any
+        // one point of the sweep: the pooled figure ranks them the other way round.
+        let mut s = table(&[("one", 11.0, 0.1, 0.45, 0.01, 3)]);
+        for (m, r, g) in [("sweep[x=1]", 10.0, 0.5), ("sweep[x=2]", 8.0, 0.4), ("sweep[x=3]", 6.0, 0.3)] {
+            s.rows.extend(table(&[(m, r, 0.1, g, 0.01, 3)]).rows);
+            let params = [("x".to_string(), serde_json::json!(r))].into();
+            s.methods.insert(m.into(), MethodInfo { family: "sweep".into(), params });
+        }
+        let a = analyse(&s, "NX_0", "R_tra", Reference::Origin).unwrap();
+        let fam = |name: &str| a.families.iter().find(|f| f.family == name).unwrap();
+        assert!(fam("sweep").hypervolume > fam("one").hypervolume);
+        assert!(fam("sweep").best_point_hypervolume < fam("one").best_point_hypervolume);
+        assert_eq!(a.points[fam("sweep").best_point].method, "sweep[x=1]");
     }
 
     #[test]

@@ -221,8 +221,14 @@ fn pareto_section(
     s.blocks.push(Block::Text(format!(
         "Each point is a method's seed mean with 95% CI whiskers; each family's non-dominated set is joined by a \
          staircase. Both axes are maximised. Hypervolume: the area dominated by a family's points above the \
-         reference point, {reference} (units: utility × (1 − Gini)). Coverage C(A, B): share of B's frontier weakly \
-         dominated by A's; A dominates B when C(A, B) = 1 and C(B, A) < 1."
+         reference point, {reference} (units: utility × (1 − Gini)). A family's hypervolume pools its points and \
+         grows with their number: compare it only between families with the same number of points; the best \
+         single point's hypervolume (its own box) compares families of any size. Coverage C(A, B): share of B's \
+         frontier weakly dominated by A's; A dominates B on the means when C(A, B) = 1 and C(B, A) < 1. The \
+         verdict says \"A dominates B\" only when the 95% intervals support it: each point of B's frontier has a \
+         point of A's dominating it on the means whose interval lies entirely above B's on one axis and not \
+         entirely below on the other; otherwise \"A dominates B on the means; within the intervals\" (one seed: \
+         \"(n = 1, no interval)\")."
     )));
     let mut all = Vec::new();
     for r in results {
@@ -241,19 +247,39 @@ fn pareto_section(
                     .iter()
                     .map(|f| {
                         let members: Vec<String> = f.front.iter().map(|&i| a.points[i].method.clone()).collect();
-                        vec![f.family.clone(), members.join(", "), format!("{:.4}", f.hypervolume)]
+                        vec![
+                            f.family.clone(),
+                            f.size.to_string(),
+                            members.join(", "),
+                            format!("{:.4}", f.hypervolume),
+                            a.points[f.best_point].method.clone(),
+                            format!("{:.4}", f.best_point_hypervolume),
+                        ]
                     })
                     .chain(std::iter::once(vec![
                         "(all methods)".into(),
+                        a.points.len().to_string(),
                         a.overall_front.iter().map(|&i| a.points[i].method.clone()).collect::<Vec<_>>().join(", "),
                         format!("{:.4}", a.overall_hypervolume),
+                        String::new(),
+                        String::new(),
                     ]))
                     .collect();
                 s.blocks.push(Block::Table(Table {
                     caption: format!(
-                        "Frontier and hypervolume, {utility} vs 1 − Gini, reference ({u:.4}, {f:.4}); {sub}"
+                        "Frontier and hypervolume, {utility} vs 1 − Gini, reference ({u:.4}, {f:.4}); pooled \
+                         hypervolumes compare only at equal point counts, best single points across all; {sub}"
                     ),
-                    header: vec!["family".into(), "non-dominated methods".into(), "hypervolume".into()],
+                    header: [
+                        "family",
+                        "points",
+                        "non-dominated methods",
+                        "hypervolume (pooled)",
+                        "best single point",
+                        "its hypervolume",
+                    ]
+                    .map(String::from)
+                    .to_vec(),
                     rows,
                 }));
                 if !a.comparisons.is_empty() {
@@ -534,6 +560,26 @@ fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCur
     Ok(s)
 }
 
+/// Families grouped by their number of points, each group ranked by pooled hypervolume (largest first):
+/// pooled hypervolumes are compared only within a group.
+fn hypervolume_groups(a: &ParetoAnalysis) -> Vec<serde_json::Value> {
+    let mut groups: BTreeMap<usize, Vec<&frontier::FamilyFront>> = BTreeMap::new();
+    for f in &a.families {
+        groups.entry(f.size).or_default().push(f);
+    }
+    groups
+        .into_iter()
+        .map(|(size, mut fams)| {
+            fams.sort_by(|x, y| y.hypervolume.total_cmp(&x.hypervolume));
+            serde_json::json!({
+                "points": size,
+                "ranking": fams.iter().map(|f| serde_json::json!({ "family": f.family, "hypervolume": f.hypervolume }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
 /// The Pareto numbers, machine-readable, with the reference used.
 fn pareto_json(info: &RunInfo, analyses: &[(String, ParetoAnalysis)]) -> String {
     let items: Vec<serde_json::Value> = analyses
@@ -553,13 +599,18 @@ fn pareto_json(info: &RunInfo, analyses: &[(String, ParetoAnalysis)]) -> String 
                 })).collect::<Vec<_>>(),
                 "families": a.families.iter().map(|f| serde_json::json!({
                     "family": f.family,
+                    "points": f.size,
                     "front": f.front.iter().map(|&i| &a.points[i].method).collect::<Vec<_>>(),
                     "hypervolume": f.hypervolume,
+                    "best_point": a.points[f.best_point].method,
+                    "best_point_hypervolume": f.best_point_hypervolume,
                 })).collect::<Vec<_>>(),
+                "hypervolume_by_points": hypervolume_groups(a),
                 "overall_front": a.overall_front.iter().map(|&i| &a.points[i].method).collect::<Vec<_>>(),
                 "overall_hypervolume": a.overall_hypervolume,
                 "comparisons": a.comparisons.iter().map(|c| serde_json::json!({
-                    "a": c.a, "b": c.b, "coverage_ab": c.coverage_ab, "coverage_ba": c.coverage_ba, "verdict": c.verdict(),
+                    "a": c.a, "b": c.b, "coverage_ab": c.coverage_ab, "coverage_ba": c.coverage_ba,
+                    "relation": c.relation_key(), "relation_ci95": c.relation_ci95_key(), "verdict": c.verdict(),
                 })).collect::<Vec<_>>(),
             })
         })

@@ -156,6 +156,19 @@ fn a_full_run_gives_every_file_table_and_plot() {
     assert!((hv("most-popular") - 4.5).abs() < 1e-9);
     assert_eq!(a["families"][0]["front"].as_array().unwrap().len(), 4);
     assert_eq!(a["comparisons"][0]["verdict"], "hrl dominates most-popular");
+    // (18, .5) ± (1, .05) lies entirely right of (15, .3) ± (1, .05): the intervals support the dominance.
+    assert_eq!(a["comparisons"][0]["relation"], "a_dominates_b");
+    assert_eq!(a["comparisons"][0]["relation_ci95"], "a_dominates_b");
+    // Family sizes, the best single point (hrl's boxes 8, 8, 18·.5 = 9 and 12·.7 = 8.4) and the pooled
+    // hypervolumes grouped by size.
+    assert_eq!(a["families"][0]["points"], 4);
+    assert_eq!(a["families"][0]["best_point"], "hrl[lambda_f=0,steps=10]");
+    assert!((a["families"][0]["best_point_hypervolume"].as_f64().unwrap() - 9.0).abs() < 1e-9);
+    assert!((a["families"][1]["best_point_hypervolume"].as_f64().unwrap() - 4.5).abs() < 1e-9);
+    let groups: Vec<u64> =
+        a["hypervolume_by_points"].as_array().unwrap().iter().map(|g| g["points"].as_u64().unwrap()).collect();
+    assert_eq!(groups, [1, 4]);
+    assert!(md.contains("| hrl | 4 | "), "{md}");
     assert_eq!(a["reference_point"], serde_json::json!([0.0, 0.0]));
     assert_eq!(a["reference"], "origin (0, 0)");
 
@@ -262,4 +275,33 @@ fn every_plot_is_written_as_svg_and_as_a_png_of_the_same_size() {
     // The page inlines the SVG and names both files; Markdown links the PNG.
     assert!(file(&report, "report.html").contains("plots/loop_Gini.svg, plots/loop_Gini.png"));
     assert!(file(&report, "tables.md").contains("![loop_Gini](plots/loop_Gini.png)"));
+}
+
+#[test]
+fn pooled_hypervolumes_are_ranked_only_among_families_of_the_same_size() {
+    // 1-point families a (10 × 0.5 = 5), b (8 × 0.8 = 6.4), c (4 × 0.5 = 2); a 2-point sweep (9, 0.5) and
+    // (5, 0.9), pooled 9 × 0.5 + 5 × 0.4 = 6.5, the largest of all, but alone in its group.
+    let mut s = Summary::default();
+    for (method, r, g) in
+        [("a", 10.0, 0.5), ("b", 8.0, 0.2), ("c", 4.0, 0.5), ("s[x=1]", 9.0, 0.5), ("s[x=2]", 5.0, 0.1)]
+    {
+        let metrics: BTreeMap<String, MeanCi> =
+            [("R_tra".to_string(), ci(r, 0.5)), ("Gini".to_string(), ci(g, 0.01))].into();
+        s.rows.entry(method.into()).or_default().insert("NX_0".into(), metrics);
+        let family = method.split('[').next().unwrap().to_string();
+        s.methods.insert(method.into(), MethodInfo { family, params: BTreeMap::new() });
+    }
+    let a = frontier::analyse(&s, "NX_0", "R_tra", frontier::Reference::Origin).unwrap();
+    let groups = hypervolume_groups(&a);
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["points"], 1);
+    let ranked: Vec<&str> =
+        groups[0]["ranking"].as_array().unwrap().iter().map(|f| f["family"].as_str().unwrap()).collect();
+    assert_eq!(ranked, ["b", "a", "c"]);
+    assert_eq!(groups[1]["points"], 2);
+    assert_eq!(groups[1]["ranking"][0]["family"], "s");
+    assert!((groups[1]["ranking"][0]["hypervolume"].as_f64().unwrap() - 6.5).abs() < 1e-9);
+    // Per point, the sweep's best (9 × 0.5 = 4.5) is below b's 6.4 and a's 5.
+    let sweep = a.families.iter().find(|f| f.family == "s").unwrap();
+    assert!((sweep.best_point_hypervolume - 4.5).abs() < 1e-9);
 }
