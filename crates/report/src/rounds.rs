@@ -21,7 +21,7 @@ pub fn rounds_path(run_dir: &Path, method: &str) -> PathBuf {
 }
 
 /// The deployed policy's metrics after one round of the loop, for one seed. `dsrm loop` writes every field;
-/// the report reads the tracked metrics (the last two fields are for people, and may be absent).
+/// the report reads the tracked metrics (the last three fields are for people, and may be absent).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct RoundRecord {
     /// 0 = before any feedback; round r follows r retrainings on the grown log.
@@ -41,6 +41,10 @@ pub struct RoundRecord {
     /// Training-log rows the method was fitted on in this round.
     #[serde(default)]
     pub log_rows: usize,
+    /// The training epoch an RL agent deployed this round: the one `dsrm train` reports, chosen on the
+    /// validation users (best validation NX_0 R_tra, ties: the earliest); `null` for a heuristic.
+    #[serde(default)]
+    pub deployed_epoch: Option<usize>,
 }
 
 impl RoundRecord {

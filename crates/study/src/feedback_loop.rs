@@ -11,8 +11,9 @@
 //!                    agent in it; with `warm_start` the agent instead continues from round r-1's checkpoint
 //!                    for `epochs_per_round` more epochs (keeping round 0's DSRM stage)
 //!     deploy it: serve `served_episodes` episodes to users drawn from all users, ground-truth env, NX_0,
-//!                sampled actions
-//!     record Gini, long-tail share, coverage and R_tra of the deployment        -> rounds.jsonl
+//!                sampled actions; an RL agent deploys its validation-selected epoch, the one `dsrm train`
+//!                reports (best validation NX_0 R_tra, ties: the earliest), not its last
+//!     record Gini, long-tail share, coverage, R_tra and the deployed epoch      -> rounds.jsonl
 //!     log_{r+1} = log_r + the served interactions (user, item, ground-truth reward)
 //! ```
 //!
@@ -20,7 +21,10 @@
 //! Metrics are computed against the original data's inputs (popularity, long-tail split), so rounds are
 //! comparable. Every round of every (method, seed) leaves `round-<r>/served.jsonl` and `round-<r>/round.json`;
 //! rerunning the command reuses finished rounds (replaying their served interactions into the log) and resumes
-//! an interrupted agent from its checkpoint.
+//! an interrupted agent from its checkpoint. An agent's round keeps every trained epoch's checkpoint in
+//! `round-<r>/agent/epochs/<e>/` (the trainer keeps only the last one) and deploys the selected one from
+//! there; with `warm_start` the selection ranges over the continued run's whole log, so a round may redeploy
+//! an earlier round's epoch (its checkpoint is carried forward).
 //!
 //! Output: `OUT/loop/<method>/rounds.jsonl` (one line per seed and round, for `dsrm report`),
 //! `OUT/loop/summary.{csv,md}` (mean ± 95% CI over seeds per method and round), `OUT/loop.toml`,
@@ -40,7 +44,7 @@ use dsrm_policy::{Policy, Selection};
 use dsrm_report::RoundRecord;
 use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, World};
-use dsrm_train::TrainConfig;
+use dsrm_train::{ProgressEvent, TrainConfig, TrainSummary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -198,12 +202,18 @@ pub fn run(config: &Path, data: Option<&Path>, run_dir: &Path, progress: Progres
 /// Where a method's loop folder records the settings its rounds were made with.
 const IDENTITY_FILE: &str = "method.toml";
 
-/// What a method's rounds depend on: the code that made them (`dsrm_train::CODE_VERSION`) and the loop file
-/// without its seeds, round count and other methods (more seeds or rounds extend a loop), plus the method itself.
+/// Which epoch of an RL agent a round serves. Part of a method's identity: rounds made when the loop served the
+/// last epoch (before 2026-12-06; their `method.toml` has no `deploys`) are refused, not mixed with these.
+const DEPLOYS: &str = "validation-selected epoch";
+
+/// What a method's rounds depend on: the code that made them (`dsrm_train::CODE_VERSION`), the epoch a round
+/// deploys ([`DEPLOYS`]) and the loop file without its seeds, round count and other methods (more seeds or rounds
+/// extend a loop), plus the method itself.
 fn method_identity(file: &LoopFile, method: &MethodConfig) -> Result<toml::Value> {
     let own = LoopFile { seeds: Vec::new(), rounds: 0, methods: vec![method.clone()], ..file.clone() };
     let mut identity = toml::Table::new();
     identity.insert("code_version".into(), dsrm_train::CODE_VERSION.into());
+    identity.insert("deploys".into(), DEPLOYS.into());
     identity.insert("loop".into(), toml::Value::try_from(own)?);
     Ok(toml::Value::Table(identity))
 }
@@ -228,9 +238,10 @@ fn run_method(
             let record: RoundRecord = read_json(&record_path)?;
             (record, read_served(&served_path)?)
         } else {
-            let mut fitted = fit(file, &world, method, seed, round, dir, progress)
+            let (mut fitted, deployed_epoch) = fit(file, &world, method, seed, round, dir, progress)
                 .with_context(|| format!("{} seed {seed} round {round}", method.name))?;
-            let (record, served) = deploy(file, &world, inputs, fitted.policy(), seed, round);
+            let (mut record, served) = deploy(file, &world, inputs, fitted.policy(), seed, round);
+            record.deployed_epoch = deployed_epoch;
             if let Some(e) = fitted.take_error() {
                 bail!("{} seed {seed} round {round}: the agent failed while serving: {e}", method.name);
             }
@@ -248,7 +259,20 @@ fn run_method(
     Ok(records)
 }
 
-/// The method fitted on this round's log, ready to serve.
+/// A round's agent folder keeps each trained epoch's checkpoint in `epochs/<e>/`.
+const EPOCHS_DIR: &str = "epochs";
+/// The trainer's checkpoint file (the last epoch's).
+const CHECKPOINT: &str = "checkpoint.bin";
+
+/// Copies `from` (a checkpoint) to `epochs_dir/<epoch>/checkpoint.bin`, atomically.
+fn keep_checkpoint(from: &Path, epochs_dir: &Path, epoch: usize) -> Result<()> {
+    let to = epochs_dir.join(epoch.to_string()).join(CHECKPOINT);
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    dsrm_files::write_atomic(&to, &bytes).with_context(|| format!("writing {}", to.display()))
+}
+
+/// The method fitted on this round's log, ready to serve, and for an RL agent the epoch it deploys: the
+/// validation-selected one of [`TrainSummary::selected_epoch`].
 fn fit(
     file: &LoopFile,
     world: &World,
@@ -257,14 +281,18 @@ fn fit(
     round: usize,
     dir: &Path,
     progress: Progress,
-) -> Result<Fitted> {
+) -> Result<(Fitted, Option<usize>)> {
     if let Some(kind) = method.heuristic {
-        return Ok(Fitted::Heuristic(build_heuristic(world, kind, &file.heuristics, seed)?));
+        return Ok((Fitted::Heuristic(build_heuristic(world, kind, &file.heuristics, seed)?), None));
     }
     let mut cfg: TrainConfig = method.train.clone().expect("an RL method");
     cfg.seed = seed;
     cfg.eval = file.eval.clone();
+    // A checkpoint after every epoch, each kept under `epochs/` (not part of a run's identity: the same results).
+    cfg.checkpoint_every = 1;
     let run_dir = dir.join(format!("round-{round}")).join("agent");
+    let epochs_dir = run_dir.join(EPOCHS_DIR);
+    let resumed = run_dir.join(CHECKPOINT).exists();
     if file.warm_start {
         cfg.epochs += round * file.epochs_per_round;
         // Continue the previous round's agent (weights, optimiser, log) in the refitted world model; its DSRM
@@ -278,16 +306,56 @@ fn fit(
                     std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
                 }
             }
+            // The continued run's selection still sees the earlier epochs: carry the previous round's selected
+            // one forward (the best of those epochs, so the only one of them that can still be selected).
+            let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
+            let epoch = summary.selected_epoch;
+            keep_checkpoint(&previous.join(EPOCHS_DIR).join(epoch.to_string()).join(CHECKPOINT), &epochs_dir, epoch)?;
         }
+    }
+    if resumed {
+        // A run that resumes from its checkpoint may have stopped between writing it and keeping a copy: keep the
+        // checkpoint's epoch now (for a finished run, the last epoch again, the same bytes).
+        let path = run_dir.join(CHECKPOINT);
+        let (_, meta) = dsrm_nn::checkpoint::load(&path).with_context(|| format!("reading {}", path.display()))?;
+        let epoch = meta["epoch"].as_u64().with_context(|| format!("{}: no epoch in its metadata", path.display()))?;
+        keep_checkpoint(&path, &epochs_dir, epoch as usize)?;
     }
     // The world model is refitted on this round's log (never reloaded from an earlier round).
     let world_model = WorldModelConfig { checkpoint: None, ..file.world_model.clone() };
     let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some(), progress)?;
     let inputs = MetricInputs::new(world, file.eval.mcd_dominant);
     let pretrained = || embeddings.as_ref().map(|e| e.shallow_clone());
-    dsrm_train::train(&cfg, world, &inputs, reward.as_ref(), pretrained(), &run_dir, true, &mut |_| {})
+    let mut kept: Result<()> = Ok(());
+    let mut keep = |event: ProgressEvent| {
+        if let ProgressEvent::EpochDone { epoch, checkpointed: true, .. } = event {
+            if kept.is_ok() {
+                kept = keep_checkpoint(&run_dir.join(CHECKPOINT), &epochs_dir, epoch);
+            }
+        }
+    };
+    let summary = dsrm_train::train(&cfg, world, &inputs, reward.as_ref(), pretrained(), &run_dir, true, &mut keep)
         .with_context(|| format!("training in {}", run_dir.display()))?;
-    Ok(Fitted::Agent(dsrm_train::load_trained(&cfg, world, pretrained(), &run_dir)?))
+    kept?;
+    // Deploy the epoch the trainer selected on the validation users, not the last one.
+    let epoch = summary.selected_epoch;
+    let deployed = epochs_dir.join(epoch.to_string());
+    if !deployed.join(CHECKPOINT).exists() {
+        bail!(
+            "{}: the selected epoch {epoch} has no kept checkpoint (delete the round's folder to train it again)",
+            deployed.display()
+        );
+    }
+    // The DSRM stage is the run's (pretrained before RL, the same for every epoch).
+    let stage = run_dir.join(dsrm_denoise::stage::RUN_FILE);
+    let stage_copy = deployed.join(dsrm_denoise::stage::RUN_FILE);
+    if stage.exists() && !stage_copy.exists() {
+        std::fs::hard_link(&stage, &stage_copy)
+            .or_else(|_| std::fs::copy(&stage, &stage_copy).map(|_| ()))
+            .with_context(|| format!("copying {} to {}", stage.display(), stage_copy.display()))?;
+    }
+    let policy = dsrm_train::load_trained(&cfg, world, pretrained(), &deployed)?;
+    Ok((Fitted::Agent(policy), Some(epoch)))
 }
 
 /// A method fitted for one round.
@@ -347,6 +415,7 @@ fn deploy(
         r_tra: m.r_tra,
         length: m.length,
         log_rows: world.train.len(),
+        deployed_epoch: None,
     };
     (record, served)
 }
@@ -444,6 +513,75 @@ mod tests {
     }
 
     #[test]
+    fn the_loop_deploys_the_validation_selected_epoch() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let text = format!(
+            "seeds = [1]\nrounds = 1\nserved_episodes = 40\n[data]\ndataset = \"kuairec\"\ndir = {data:?}\n\
+             [eval]\nepisodes = 10\n[world_model]\nreward = \"mf\"\n\
+             [[methods]]\nname = \"a2c\"\n[methods.train]\nepochs = 3\nsteps_per_epoch = 100\nparallel_envs = 10\n"
+        );
+        let config = dir.path().join("loop.toml");
+        std::fs::write(&config, text).unwrap();
+        let out = dir.path().join("run");
+        let agent = out.join("loop/a2c/seed-1/round-0/agent");
+        let read_record = || -> RoundRecord {
+            let text = std::fs::read_to_string(out.join("loop/a2c/rounds.jsonl")).unwrap();
+            serde_json::from_str(text.lines().next().unwrap()).unwrap()
+        };
+        run(&config, None, &out, &crate::progress::quiet).unwrap();
+        // The deployed epoch is the trainer's selection, and every epoch's checkpoint was kept.
+        let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
+        assert_eq!(read_record().deployed_epoch, Some(summary.selected_epoch));
+        for e in 1..=3 {
+            assert!(agent.join(format!("epochs/{e}/checkpoint.bin")).exists(), "epoch {e} kept");
+        }
+
+        // Make epoch 1 the validation-selected one (its validation NX_0 R_tra the best in the log; the trainer
+        // selects from the log), drop the round's deployment and run the loop again: it deploys epoch 1, not
+        // the last epoch 3.
+        let log = std::fs::read_to_string(agent.join("log.jsonl")).unwrap();
+        let lines: Vec<String> = log
+            .lines()
+            .map(|line| {
+                let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+                let score = if v["epoch"] == 1 { 1e6 } else { -1e6 };
+                v["validation"]["sampled"]["NX_0"]["R_tra"] = serde_json::json!(score);
+                serde_json::to_string(&v).unwrap()
+            })
+            .collect();
+        std::fs::write(agent.join("log.jsonl"), lines.join("\n") + "\n").unwrap();
+        let round_dir = out.join("loop/a2c/seed-1/round-0");
+        std::fs::remove_file(round_dir.join("round.json")).unwrap();
+        std::fs::remove_file(round_dir.join("served.jsonl")).unwrap();
+        run(&config, None, &out, &crate::progress::quiet).unwrap();
+        let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
+        assert_eq!((summary.selected_epoch, summary.last_epoch), (1, 3));
+        assert_eq!(read_record().deployed_epoch, Some(1));
+
+        // What was served is epoch 1's policy, not the last epoch's.
+        let file = LoopFile::load(&config).unwrap();
+        let world0 = loading::load_world_from(&file.data, &file.env, &file.world, &crate::progress::quiet).unwrap();
+        let inputs = MetricInputs::new(&world0, file.eval.mcd_dominant);
+        let world = world0.with_log_fraction(file.initial_log_fraction, 1);
+        let mut train = file.methods[0].train.clone().unwrap();
+        train.seed = 1;
+        train.eval = file.eval.clone();
+        let served_by = |run_dir: &Path| -> Vec<Vec<u32>> {
+            let mut policy = dsrm_train::load_trained(&train, &world, None, run_dir).unwrap();
+            let (_, served) = deploy(&file, &world, &inputs, policy.as_mut(), 1, 0);
+            served.into_iter().map(|s| s.items).collect()
+        };
+        let logged: Vec<Vec<u32>> =
+            read_served(&round_dir.join("served.jsonl")).unwrap().into_iter().map(|s| s.items).collect();
+        assert_eq!(logged, served_by(&agent.join("epochs/1")));
+        assert_ne!(logged, served_by(&agent), "the last epoch (checkpoint.bin) serves other items");
+    }
+
+    #[test]
     fn loop_runs_rounds_grows_the_log_and_resumes() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
@@ -466,14 +604,32 @@ mod tests {
                 assert!(rows.iter().all(|r| (0.0..=1.0).contains(&r.gini) && r.coverage > 0.0));
             }
         }
-        // The agent continued training: round 2 ran 1 + 2 epochs.
+        // The agent continued training: round 2 ran 1 + 2 epochs, and each round deployed the epoch the trainer
+        // selected over the continued run's log (the heuristic deploys no epoch).
         let log = std::fs::read_to_string(out.join("loop/a2c/seed-1/round-2/agent/log.jsonl")).unwrap();
         assert_eq!(log.lines().count(), 3);
+        for r in read("a2c") {
+            let agent = out.join(format!("loop/a2c/seed-{}/round-{}/agent", r.seed, r.round));
+            let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
+            assert_eq!(r.deployed_epoch, Some(summary.selected_epoch));
+            assert!(summary.selected_epoch <= r.round + 1);
+            assert!(agent.join(format!("epochs/{}/checkpoint.bin", summary.selected_epoch)).exists());
+        }
+        assert!(read("most-popular").iter().all(|r| r.deployed_epoch.is_none()));
         // Rerunning reuses every finished round and gives the same records.
         let before = read("a2c");
         std::fs::remove_file(out.join("loop/a2c/rounds.jsonl")).unwrap();
         run(&config, None, &out, &crate::progress::quiet).unwrap();
         assert_eq!(read("a2c"), before);
+        // Rounds made when the loop served the last epoch (a method.toml without `deploys`) are refused.
+        let identity = out.join("loop/a2c/method.toml");
+        let saved = std::fs::read_to_string(&identity).unwrap();
+        let old: String = saved.lines().filter(|l| !l.starts_with("deploys")).map(|l| format!("{l}\n")).collect();
+        assert_ne!(old, saved);
+        std::fs::write(&identity, old).unwrap();
+        let err = format!("{:#}", run(&config, None, &out, &crate::progress::quiet).unwrap_err());
+        assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
+        std::fs::write(&identity, saved).unwrap();
         // Changed settings are refused, naming the folder, rather than reusing rounds made under the old ones.
         let text = std::fs::read_to_string(&config).unwrap().replace("steps_per_epoch = 100", "steps_per_epoch = 120");
         std::fs::write(&config, text).unwrap();
