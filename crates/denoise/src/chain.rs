@@ -18,8 +18,10 @@
 //! ```
 //!
 //! The final step of an x̂_0 model has A = 0 (the chain returns B · x̂_0): it is one addmm with bias B · b_L.
-//! Otherwise the chain ends with x = P · y + o. The forward level is folded in the same way: x_{T'} = √ᾱ_{T'} o_t
-//! is P = √ᾱ_{T'}, y = o_t, so the observed state enters the first addmm as it is.
+//! Otherwise the chain ends with x = P · y + o. The start is folded in the same way: x_{T'} = √ᾱ_{T'} o_t is
+//! P = √ᾱ_{T'}, y = o_t, so the observed state enters the first addmm as it is; a noise start is P = 1, y = 0
+//! (plus the noise). The chain's input is `[y | c]`: c is what the network reads as its condition (the caller's
+//! whole row o_t ⊕ h for a model conditioned on the observed state, so o_t may appear twice).
 //!
 //! [`crate::ddpm::Ddpm::purify_reference`] and [`crate::ddim::Ddim::purify_reference`] spell the same samplers
 //! out step by step; tests hold the two within float rounding.
@@ -97,11 +99,18 @@ impl Folding {
         })
     }
 
-    /// The one-step x̂_0 predictor at level `t` for an input observed at forward scale `scale` (x_t = scale · o_t):
-    /// the layers of a plain MLP over [o_t ⊕ c], `[out, in]` layout, f32. The distilled student starts from it.
-    pub fn one_step_layers(&self, t: usize, scale: f64) -> Result<Vec<(Tensor, Tensor)>> {
+    /// The one-step x̂_0 predictor at level `t` for an input observed at forward scale `scale` (x_t = scale · o_t;
+    /// 0 for a noise start): the layers of a plain MLP over the caller's row [o_t ⊕ h], `[out, in]` layout, f32.
+    /// With `observed_condition` the network's condition is that whole row, so its columns add onto the state's.
+    /// The distilled student starts from it.
+    pub fn one_step_layers(&self, t: usize, scale: f64, observed_condition: bool) -> Result<Vec<(Tensor, Tensor)>> {
         let float = |t: Tensor| -> Result<Tensor> { Ok(t.f_to_kind(Kind::Float)?.f_contiguous()?) };
-        let first_w = Tensor::f_cat(&[self.w_x.f_mul_scalar(scale)?, self.w_c.shallow_clone()], 1)?;
+        let first_w = if observed_condition {
+            let pad = self.cond_dim - self.dim;
+            self.w_c.f_add(&self.w_x.f_mul_scalar(scale)?.f_constant_pad_nd([0, pad])?)?
+        } else {
+            Tensor::f_cat(&[self.w_x.f_mul_scalar(scale)?, self.w_c.shallow_clone()], 1)?
+        };
         let mut out = vec![(float(first_w)?, float(self.bias_t[t].shallow_clone())?)];
         for (wt, b) in &self.middle {
             out.push((wt.f_tr()?.f_contiguous()?, b.shallow_clone()));

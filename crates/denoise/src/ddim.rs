@@ -3,7 +3,7 @@
 //! cheaper than the full chain (the secondary summaries name diffusion inference cost as DSRM-HRL's limitation).
 //!
 //! ```text
-//! x ← √ᾱ_{T'} o_t (+ the DDPM's forward noise, if any)
+//! x ← the DDPM's start: √ᾱ_{T'} o_t, or pure noise (0) at T (+ the DDPM's forward noise, if any)
 //! τ_1 < … < τ_k: k levels evenly spaced in [1, T'] (τ_k = T', τ_1 = 1), τ_0 = 0
 //! for j = k, …, 1:
 //!     x̂_0 = x̂_0(x, τ_j);   ε̂ = (x − √ᾱ_{τ_j} x̂_0) / √(1−ᾱ_{τ_j})
@@ -11,7 +11,8 @@
 //! ŝ_t = x                                                (the last jump, to τ_0 = 0, returns x̂_0)
 //! ```
 //!
-//! With `diffrec_compat` the levels span [1, T] instead (the DDPM's reverse range).
+//! With `diffrec_compat` the levels span [1, T] instead (the DDPM's reverse range). It follows the DDPM's
+//! (target, condition) contract as it is: same network, same condition c, same start; only the sampler differs.
 
 use crate::chain::{CompiledChain, Step};
 use crate::ddpm::{Ddpm, DdpmConfig};
@@ -98,13 +99,8 @@ impl Ddim {
         let _no_grad = tch::no_grad_guard();
         let model = &self.model;
         let states = check_states(states, self.input_dim(), Some(model.device()))?;
-        let (o, cond) = model.split(&states)?;
         let schedule = model.schedule();
-        let level = model.levels().0;
-        let mut x = o.f_mul_scalar(schedule.alpha_bar(level).sqrt())?;
-        if let Some(eps) = model.noise_for(&states)? {
-            x = x.f_add(&eps.f_mul_scalar(model.noise_scale() * schedule.one_minus_alpha_bar(level).sqrt())?)?;
-        }
+        let (mut x, cond) = model.start_state(&states)?;
         for j in (0..self.timesteps.len()).rev() {
             let t = self.timesteps[j];
             let s = if j > 0 { self.timesteps[j - 1] } else { 0 };
@@ -137,7 +133,7 @@ impl Denoiser for Ddim {
         let _no_grad = tch::no_grad_guard();
         let states = check_states(states, self.input_dim(), Some(self.model.device()))?;
         let eps = self.model.noise_for(&states)?;
-        self.chain.run(&states, eps.as_ref())
+        self.chain.run(&self.model.chain_input(&states)?, eps.as_ref())
     }
 
     fn name(&self) -> String {

@@ -1,25 +1,44 @@
-//! `ddpm`: the DSRM, a DDPM over observed states that purifies by forward-then-reverse (`docs/design.md` §4.3,
-//! following Ho et al. 2020, DiffRec (Wang et al. 2023) and DiffPure (Nie et al. 2022)).
+//! `ddpm`: the DSRM, a conditional DDPM over user states (`docs/design.md` §4.3, following Ho et al. 2020,
+//! DiffRec (Wang et al. 2023), DreamRec (Yang et al. 2023) and DiffPure (Nie et al. 2022)).
+//!
+//! Every learned denoiser here follows one contract: **(target, condition)**. The caller's input row is the
+//! condition, the observed encoded state s̃_t (= o_t, optionally ⊕ a history summary h); the model is trained
+//! to produce a separate clean target s^(0) for that row (the stage's per-state clean target). The forward
+//! process noises the target, never the condition:
 //!
 //! ```text
-//! Training (Ho et al.'s Algorithm 1 with DiffRec's options), x_0 = an observed state o_t (option A, §6 row 3):
-//!   repeat   x_0 ~ training states;  t ~ U{1..T} (or importance p_t);  ε ~ N(0, I)
-//!            x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε
-//!            L   = w_t · mean_d (target − f_θ(x_t, t))² / (p_t T)      target = x_0 (default) or ε
+//! What the paper says (DSRM-HRL §3): L = E‖ε − ε_θ(s^(k), k, s̃_t)‖², s^(k) = √ᾱ_k s^(0) + √(1−ᾱ_k) ε.
+//!
+//! Training (Ho et al.'s Algorithm 1 with DiffRec's options):
+//!   repeat   (s̃, s^(0)) ~ training rows;  k ~ U{1..T} (or importance p_k);  ε ~ N(0, I)
+//!            x_k = √ᾱ_k s^(0) + √(1−ᾱ_k) ε                 the forward process on the TARGET
+//!            g   = f_θ(x_k, k, c)     c = s̃ (⊕ h) when observed_condition, else h (or nothing)
+//!            L   = w_k · mean_d (y − g)² / (p_k T)      y = ε (mean_type eps, the paper) or s^(0) (x0)
 //!   until the validation loss has not fallen for `patience` epochs; keep the best epoch's weights.
 //!
-//! Purification (deterministic forward-then-reverse, §6 row 6):
-//!   x ← √ᾱ_{T'} o_t + σ √(1−ᾱ_{T'}) ε          σ = purify_noise, default 0: x is the forward mean
-//!   for t = T', …, 1:   x ← c1_t x̂_0(x, t) + c2_t x     the posterior mean, no sampling noise
-//!   ŝ_t = x                                            (at t = 1, c1 = 1 and c2 = 0: ŝ_t = x̂_0)
+//! Purification (the reverse chain of the same process, conditioned on the same c):
+//!   start = noise:     x_T  = σ √(1−ᾱ_T) ε                   pure noise (σ = purify_noise; σ = 0: the
+//!                                                             prior mean 0); needs ᾱ_T ≤ 0.01 (e.g. cosine)
+//!   start = observed:  x_T' = √ᾱ_T' o_t + σ √(1−ᾱ_T') ε      partial-noise start at level T' (DiffPure): the
+//!                                                             observed state stands in for s^(0)
+//!   for k = start level, …, 1:   x ← c1_k x̂_0(x, k, c) + c2_k x     the posterior mean, no sampling noise
+//!   ŝ_t = x                                                 (at k = 1, c1 = 1 and c2 = 0: ŝ_t = x̂_0)
 //! ```
 //!
-//! f_θ is DiffRec's DNN: an MLP (tanh) over [dropout(x_t) ⊕ c ⊕ Linear(sinusoid(t))], predicting x̂_0 or ε̂.
-//! The optional condition c (a history summary, §6 row 2) is concatenated to the state: conditioned models take
-//! `[B, d + cond_dim]` inputs (state first) everywhere and return `[B, d]`.
+//! What we choose where the paper is silent: the deterministic posterior-mean chain (σ = 0, so a state is
+//! always purified the same way; `purify_noise` and `purify_seed` draw keyed noise instead), both starts
+//! (`start`), and x_0 prediction as an option beside the paper's ε (`mean_type`). With `observed_condition =
+//! false` and no explicit target the model is DiffRec's self-supervised option A (x_0 = o_t, the network
+//! reading at most the summary h): the ablation `target = "observed"` of the stage, the only form joint
+//! fine-tuning can train. A network that reads o_t and is trained towards o_t would learn the identity, so
+//! that combination is refused.
+//!
+//! f_θ is DiffRec's DNN: an MLP (tanh) over [dropout(x_k) ⊕ c ⊕ Linear(sinusoid(k))], predicting x̂_0 or ε̂.
+//! Inputs are `[B, d + cond_dim]` (o_t first, then h) everywhere and outputs `[B, d]`.
 //!
 //! After training the model is frozen: [`Ddpm::try_purify`](crate::Denoiser::try_purify) runs a compiled copy of
-//! the chain (`chain.rs`), and [`Ddpm::purify_reference`] the literal loop above; tests hold them equal.
+//! the chain (`chain.rs`), and [`Ddpm::purify_reference`] the literal loop above; tests hold them equal, and
+//! hold the reverse chain to return s^(0) under a perfect ε-oracle ([`Ddpm::reverse_from`]).
 
 use crate::chain::{keyed_normal, keyed_uniform, CompiledChain, Folding, Step};
 use crate::schedule::{Schedule, ScheduleConfig};
@@ -44,6 +63,23 @@ pub enum MeanType {
     /// ε̂, the added noise (Ho et al.); x̂_0 = (x_t − √(1−ᾱ_t) ε̂) / √ᾱ_t.
     Eps,
 }
+
+/// Where purification starts the reverse chain.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Start {
+    /// x_{T'} = √ᾱ_{T'} o_t (+ σ √(1−ᾱ_{T'}) ε): the observed state stands in for the clean one at level T'
+    /// (DiffPure's partial-noise start; the default, and the only start of the models written before it).
+    #[default]
+    Observed,
+    /// x_T = σ √(1−ᾱ_T) ε, pure noise (σ = 0: its mean, 0): the reverse chain generates the state from the
+    /// condition alone (DreamRec; the paper's reading). Needs a schedule that ends near pure noise (ᾱ_T ≤
+    /// 0.01, e.g. `cosine`), a condition, and T' = T.
+    Noise,
+}
+
+/// ᾱ_T at most this for `start = "noise"`: x_T is then pure noise up to √ᾱ_T ≤ 0.1 of the target.
+pub const PURE_NOISE_ALPHA_BAR: f64 = 0.01;
 
 /// How training draws t (DiffRec's `sampling` option).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,8 +112,13 @@ pub struct DdpmConfig {
     pub activation: Activation,
     /// Dropout on the noisy input x_t during training (default 0; DiffRec's 0.5 suits whole item vectors).
     pub dropout: f64,
-    /// Width of the optional history-summary condition concatenated after the state (default 0 = none).
+    /// Width of the optional history-summary columns the caller appends after the state (default 0 = none).
     pub cond_dim: i64,
+    /// The network also reads the observed state o_t as its condition, ε_θ(x_k, k, s̃_t) (default false: the
+    /// DiffRec form, x_0 = o_t). The DSRM stage turns it on for every target other than `observed`.
+    pub observed_condition: bool,
+    /// Where purification starts (default `observed`, at level T').
+    pub start: Start,
     /// How training draws t (default uniform).
     pub timestep_sampling: TimestepSampling,
     /// Weight the loss by w_t = SNR(t−1) − SNR(t), w_1 = 1 (DiffRec's `reweight`; default off). For ε models
@@ -107,6 +148,8 @@ impl Default for DdpmConfig {
             activation: Activation::Tanh,
             dropout: 0.0,
             cond_dim: 0,
+            observed_condition: false,
+            start: Start::Observed,
             timestep_sampling: TimestepSampling::Uniform,
             reweight: false,
             purify_noise: 0.0,
@@ -138,8 +181,38 @@ impl DdpmConfig {
                 self.dropout, self.purify_noise
             ));
         }
+        if self.start == Start::Noise {
+            let t = schedule.steps();
+            if schedule.alpha_bar(t) > PURE_NOISE_ALPHA_BAR {
+                return bad(format!(
+                    "start = \"noise\" needs a schedule that ends in pure noise (ᾱ_T <= {PURE_NOISE_ALPHA_BAR}), \
+                     this one has ᾱ_T = {:.4}: use schedule.kind = \"cosine\" or start = \"observed\"",
+                    schedule.alpha_bar(t)
+                ));
+            }
+            if self.t_prime.is_some_and(|tp| tp != t) || self.diffrec_compat {
+                return bad(
+                    "start = \"noise\" runs the whole chain: t_prime must be unset (or T), diffrec_compat off".into()
+                );
+            }
+            if !self.observed_condition && self.cond_dim == 0 {
+                return bad(
+                    "start = \"noise\" without a condition (observed_condition or cond_dim) ignores the state".into()
+                );
+            }
+        }
         self.train.validate()?;
         Ok(schedule)
+    }
+
+    /// Width of what the network reads as its condition c: the caller's whole row (o_t ⊕ h, `dim + cond_dim`)
+    /// with `observed_condition`, else the summary h alone.
+    pub fn net_cond_dim(&self, dim: i64) -> i64 {
+        if self.observed_condition {
+            dim + self.cond_dim
+        } else {
+            self.cond_dim
+        }
     }
 }
 
@@ -171,7 +244,7 @@ pub(crate) struct Network {
 
 impl Network {
     fn sizes(cfg: &DdpmConfig, dim: i64) -> Vec<i64> {
-        let mut sizes = vec![dim + cfg.cond_dim + cfg.time_emb_dim];
+        let mut sizes = vec![dim + cfg.net_cond_dim(dim) + cfg.time_emb_dim];
         sizes.extend(&cfg.hidden);
         sizes.push(dim);
         sizes
@@ -184,7 +257,7 @@ impl Network {
             emb: Mlp::xavier_normal(&root.sub("emb"), &[e, e], cfg.activation, 0.001)?,
             mlp: Mlp::xavier_normal(&root.sub("mlp"), &Self::sizes(cfg, dim), cfg.activation, 0.001)?,
             dim,
-            cond_dim: cfg.cond_dim,
+            cond_dim: cfg.net_cond_dim(dim),
             emb_dim: e,
         })
     }
@@ -195,7 +268,7 @@ impl Network {
             emb: Mlp::from_named(tensors, "emb", &[e, e], cfg.activation)?,
             mlp: Mlp::from_named(tensors, "mlp", &Self::sizes(cfg, dim), cfg.activation)?,
             dim,
-            cond_dim: cfg.cond_dim,
+            cond_dim: cfg.net_cond_dim(dim),
             emb_dim: e,
         })
     }
@@ -231,6 +304,20 @@ impl Network {
     }
 }
 
+/// Splits checked `[B, d + cond_dim]` rows into o_t and the network's condition: the whole row with
+/// `observed_condition`, else the summary h (none when `cond_dim` is 0).
+fn split_condition(cfg: &DdpmConfig, dim: i64, rows: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    let observed = rows.f_narrow(1, 0, dim)?;
+    let cond = if cfg.observed_condition {
+        Some(rows.shallow_clone())
+    } else if cfg.cond_dim > 0 {
+        Some(rows.f_narrow(1, dim, cfg.cond_dim)?)
+    } else {
+        None
+    };
+    Ok((observed, cond))
+}
+
 // ───────────────────────────────────────────── the model ─────────────────────────────────────────────
 
 /// A trained, frozen DSRM.
@@ -259,10 +346,11 @@ impl Ddpm {
         Self::fit_towards(train, None, valid, None, cfg, progress)
     }
 
-    /// [`fit`](Self::fit) with a clean target x_0 other than the observed state (option B of `docs/design.md` §6
-    /// row 3, e.g. a debiased state): the network sees x_t = √ᾱ_t o + √(1−ᾱ_t) ε of the observed row o and
-    /// learns to predict its `[N, d]` target row, so purification maps an observed state towards its target.
-    /// `None` targets are the observed states themselves (option A, [`fit`](Self::fit)). x_0 prediction only.
+    /// [`fit`](Self::fit) towards explicit clean targets: row n of `train` is the condition (o_t ⊕ h) and row n of
+    /// `train_targets` (`[N, d]`) its s^(0). The forward process noises the target, x_k = √ᾱ_k s^(0) +
+    /// √(1−ᾱ_k) ε, and the network reads x_k with the condition of [`DdpmConfig::net_cond_dim`]. `None` targets
+    /// are the observed states themselves (option A, [`fit`](Self::fit)), which a network reading o_t
+    /// (`observed_condition`) would only copy: refused.
     pub fn fit_towards(
         train: &Tensor,
         train_targets: Option<&Tensor>,
@@ -283,8 +371,15 @@ impl Ddpm {
         let train = check_data("train", train, width)?;
         let valid = check_data("valid", valid, width)?;
         let (n_train, n_valid) = (train.size()[0], valid.size()[0]);
-        if (train_targets.is_some() || valid_targets.is_some()) && cfg.mean_type != MeanType::X0 {
-            return Err(DenoiseError::Config("a target other than the observed state needs mean_type x0".into()));
+        if train_targets.is_some() != valid_targets.is_some() {
+            return Err(DenoiseError::Data("targets: give them for both the training and validation rows".into()));
+        }
+        if train_targets.is_none() && cfg.observed_condition {
+            return Err(DenoiseError::Config(
+                "ddpm: observed_condition with the observed state as target would learn the identity; give clean \
+                 targets or turn observed_condition off"
+                    .into(),
+            ));
         }
         let targets = |what: &str, t: Option<&Tensor>, n: i64| -> Result<Option<Tensor>> {
             let Some(t) = t else { return Ok(None) };
@@ -317,10 +412,7 @@ impl Ddpm {
                 schedule.one_minus_alpha_bar(t) / (schedule.one_minus_alpha_bar(t - 1).powi(2) * schedule.alpha(t))
             }
         })?;
-        let split = |x: &Tensor| -> Result<(Tensor, Option<Tensor>)> {
-            let cond = if cfg.cond_dim > 0 { Some(x.f_narrow(1, dim, cfg.cond_dim)?) } else { None };
-            Ok((x.f_narrow(1, 0, dim)?, cond))
-        };
+        let split = |x: &Tensor| -> Result<(Tensor, Option<Tensor>)> { split_condition(cfg, dim, x) };
         // x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε for per-row levels t.
         let noised = |x0: &Tensor, t: &Tensor, eps: &Tensor| -> Result<Tensor> {
             let a = sqrt_ab.f_index_select(0, t)?.f_unsqueeze(1)?;
@@ -347,7 +439,7 @@ impl Ddpm {
             let n = x0.size()[0];
             let (t, pt) = sampler.sample(n, device)?;
             let eps = Tensor::f_randn([n, dim], (Kind::Float, device))?;
-            let x_t = noised(&observed, &t, &eps)?;
+            let x_t = noised(&x0, &t, &eps)?;
             let out = net.forward(&x_t, cond.as_ref(), &t, cfg.dropout, true)?;
             let target = match cfg.mean_type {
                 MeanType::X0 => &x0,
@@ -382,7 +474,7 @@ impl Ddpm {
                 };
                 let t = valid_t.f_narrow(0, start, len)?;
                 let eps = valid_eps.f_narrow(0, start, len)?;
-                let out = net.forward(&noised(&observed, &t, &eps)?, cond.as_ref(), &t, 0.0, false)?;
+                let out = net.forward(&noised(&x0, &t, &eps)?, cond.as_ref(), &t, 0.0, false)?;
                 let target = if cfg.mean_type == MeanType::X0 { x0 } else { eps };
                 Ok(target.f_mse_loss(&out, tch::Reduction::Mean)?.f_double_value(&[])?)
             })
@@ -473,12 +565,50 @@ impl Ddpm {
 
     fn compile_with(&self, fold: &Folding, steps: &[Step]) -> Result<CompiledChain> {
         let (level, _) = self.levels();
-        let (ab, var) = (self.schedule.alpha_bar(level), self.schedule.one_minus_alpha_bar(level));
-        CompiledChain::new(fold, ab.sqrt(), self.noise_scale() * var.sqrt(), steps)
+        let var = self.schedule.one_minus_alpha_bar(level);
+        CompiledChain::new(fold, self.start_scale(level), self.noise_scale() * var.sqrt(), steps)
     }
 
-    /// The layers of the one-step x̂_0 predictor at the first reverse level, as a plain MLP over the observed
-    /// `[o_t ⊕ c]` (forward scale folded in). `None` for ε models, whose x̂_0 is not an MLP output.
+    /// The scale P of the chain's start x = P · y: √ᾱ_{T'} of the observed state, or 1 for the noise start
+    /// (whose y is 0 plus the noise).
+    fn start_scale(&self, level: usize) -> f64 {
+        match self.cfg.start {
+            Start::Observed => self.schedule.alpha_bar(level).sqrt(),
+            Start::Noise => 1.0,
+        }
+    }
+
+    /// The compiled chain's input `[y | c]` for checked caller rows `[B, d + cond_dim]`: y = o_t (observed
+    /// start) or 0 (noise start), then the network's condition.
+    pub(crate) fn chain_input(&self, states: &Tensor) -> Result<Tensor> {
+        let (o, cond) = self.split(states)?;
+        let y = match self.cfg.start {
+            Start::Observed if !self.cfg.observed_condition => return Ok(states.shallow_clone()),
+            Start::Observed => o,
+            Start::Noise => o.f_zeros_like()?,
+        };
+        let mut parts = vec![y];
+        parts.extend(cond);
+        Ok(Tensor::f_cat(&parts, 1)?)
+    }
+
+    /// The start of the reverse chain for checked caller rows, as the module docs write it: x at the forward
+    /// level (noise included when purification draws it) and the network's condition.
+    pub(crate) fn start_state(&self, states: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        let (o, cond) = self.split(states)?;
+        let (level, _) = self.levels();
+        let mut x = match self.cfg.start {
+            Start::Observed => o.f_mul_scalar(self.schedule.alpha_bar(level).sqrt())?,
+            Start::Noise => o.f_zeros_like()?,
+        };
+        if let Some(eps) = self.noise_for(states)? {
+            x = x.f_add(&eps.f_mul_scalar(self.noise_scale() * self.schedule.one_minus_alpha_bar(level).sqrt())?)?;
+        }
+        Ok((x, cond))
+    }
+
+    /// The layers of the one-step x̂_0 predictor at the first reverse level, as a plain MLP over the caller's
+    /// `[o_t ⊕ h]` (the start folded in). `None` for ε models, whose x̂_0 is not an MLP output.
     pub(crate) fn one_step_layers(&self) -> Result<Option<Vec<(Tensor, Tensor)>>> {
         if self.cfg.mean_type != MeanType::X0 {
             return Ok(None);
@@ -488,13 +618,20 @@ impl Ddpm {
             return Ok(None);
         }
         let fold = Self::folding_of(&self.net, &self.schedule)?;
-        Ok(Some(fold.one_step_layers(from, self.schedule.alpha_bar(level).sqrt())?))
+        let scale = match self.cfg.start {
+            Start::Observed => self.schedule.alpha_bar(level).sqrt(),
+            Start::Noise => 0.0,
+        };
+        Ok(Some(fold.one_step_layers(from, scale, self.cfg.observed_condition)?))
     }
 
     /// Sets T' (0..=T) and recompiles the chain: sweeping T' needs no retraining.
     pub fn set_t_prime(&mut self, t_prime: usize) -> Result<()> {
         if t_prime > self.schedule.steps() {
             return Err(DenoiseError::Config(format!("t_prime {t_prime} exceeds T = {}", self.schedule.steps())));
+        }
+        if self.cfg.start == Start::Noise && t_prime != self.schedule.steps() {
+            return Err(DenoiseError::Config(format!("t_prime {t_prime}: a noise start runs the whole chain")));
         }
         self.cfg.t_prime = Some(t_prime);
         self.chain = self.compile(&self.reverse_steps())?;
@@ -562,10 +699,9 @@ impl Ddpm {
         })
     }
 
-    /// Splits checked `[B, d + c]` states into the state and the condition.
+    /// Splits checked `[B, d + cond_dim]` rows into o_t and the network's condition (see `observed_condition`).
     pub(crate) fn split(&self, states: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-        let cond = if self.cfg.cond_dim > 0 { Some(states.f_narrow(1, self.dim, self.cfg.cond_dim)?) } else { None };
-        Ok((states.f_narrow(1, 0, self.dim)?, cond))
+        split_condition(&self.cfg, self.dim, states)
     }
 
     /// The forward noise ε for checked states, when purification is stochastic.
@@ -586,23 +722,59 @@ impl Ddpm {
     /// The purification chain through `net`, recording a graph when gradients are on (joint fine-tuning).
     pub(crate) fn purify_with(&self, net: &Network, states: &Tensor) -> Result<Tensor> {
         let states = check_states(states, self.input_width(), Some(self.device()))?;
-        let (o, cond) = self.split(&states)?;
-        let (level, from) = self.levels();
-        let mut x = o.f_mul_scalar(self.schedule.alpha_bar(level).sqrt())?;
-        if let Some(eps) = self.noise_for(&states)? {
-            x = x.f_add(&eps.f_mul_scalar(self.noise_scale() * self.schedule.one_minus_alpha_bar(level).sqrt())?)?;
+        let (x, cond) = self.start_state(&states)?;
+        let (_, from) = self.levels();
+        self.reverse_from(x, from, &mut |x_t, t| {
+            let levels = Tensor::f_full([x_t.size()[0]], t as i64, (Kind::Int64, x_t.device()))?;
+            net.forward(x_t, cond.as_ref(), &levels, 0.0, false)
+        })
+    }
+
+    /// The reverse chain of this model's forward process from x at level `from` down to 0, with `predict(x_k,
+    /// k)` the raw network output (ε̂ or x̂_0, as `mean_type` says): x ← c1_k x̂_0 + c2_k x. With a perfect
+    /// ε-oracle ε̂ = (x_k − √ᾱ_k s^(0)) / √(1−ᾱ_k) it returns s^(0) from any start, which the tests check
+    /// against [`Self::noised`], the forward process training uses.
+    pub fn reverse_from(
+        &self,
+        mut x: Tensor,
+        from: usize,
+        predict: &mut dyn FnMut(&Tensor, usize) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        if from > self.schedule.steps() {
+            return Err(DenoiseError::Config(format!(
+                "reverse from level {from} beyond T = {}",
+                self.schedule.steps()
+            )));
         }
         for t in (1..=from).rev() {
-            let x0_hat = self.predict_x0_with(net, &x, cond.as_ref(), t)?;
+            let out = predict(&x, t)?;
+            let x0_hat = match self.cfg.mean_type {
+                MeanType::X0 => out,
+                MeanType::Eps => {
+                    let (ab, var) = (self.schedule.alpha_bar(t), self.schedule.one_minus_alpha_bar(t));
+                    x.f_sub(&out.f_mul_scalar(var.sqrt())?)?.f_div_scalar(ab.sqrt())?
+                }
+            };
             x = self.schedule.posterior_mean(&x0_hat, &x, t)?;
         }
         Ok(x)
+    }
+
+    /// The forward process training uses: x_k = √ᾱ_k x_0 + √(1−ᾱ_k) ε at one level k.
+    pub fn noised(&self, x0: &Tensor, k: usize, eps: &Tensor) -> Result<Tensor> {
+        let (ab, var) = (self.schedule.alpha_bar(k), self.schedule.one_minus_alpha_bar(k));
+        Ok(x0.f_mul_scalar(ab.sqrt())?.f_add(&eps.f_mul_scalar(var.sqrt())?)?)
     }
 
     /// The pretraining loss of `net` on observed states `[B, d + cond_dim]` (uniform t, unweighted: the
     /// validation loss of [`fit`](Self::fit)), with (t, ε) a pure function of (`seed`, row content), so a
     /// resumed run draws the same noise as an uninterrupted one.
     pub(crate) fn loss_with(&self, net: &Network, states: &Tensor, seed: u64) -> Result<Tensor> {
+        if self.cfg.observed_condition {
+            return Err(DenoiseError::Config(
+                "the observed-state loss needs a model trained towards o_t (observed_condition off)".into(),
+            ));
+        }
         let states = check_states(states, self.input_width(), Some(self.device()))?;
         let (x0, cond) = self.split(&states)?;
         let n = x0.size()[0];
@@ -675,13 +847,22 @@ impl Denoiser for Ddpm {
         let _no_grad = tch::no_grad_guard();
         let states = check_states(states, self.input_width(), Some(self.device()))?;
         let eps = self.noise_for(&states)?;
-        self.chain.run(&states, eps.as_ref())
+        self.chain.run(&self.chain_input(&states)?, eps.as_ref())
     }
 
     fn name(&self) -> String {
         let s = self.schedule.config();
         let compat = if self.cfg.diffrec_compat { " diffrec" } else { "" };
-        format!("ddpm(T={} T'={} s={} {}{compat})", s.steps, self.t_prime(), s.noise_scale, s.kind.name())
+        let pred = if self.cfg.mean_type == MeanType::Eps { " eps" } else { "" };
+        let cond = if self.cfg.observed_condition { " cond=o" } else { "" };
+        let start = if self.cfg.start == Start::Noise { " from-noise" } else { "" };
+        format!(
+            "ddpm(T={} T'={} s={} {}{compat}{pred}{cond}{start})",
+            s.steps,
+            self.t_prime(),
+            s.noise_scale,
+            s.kind.name()
+        )
     }
 
     fn steps(&self) -> usize {

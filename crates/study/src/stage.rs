@@ -68,7 +68,8 @@ pub struct TrainedStage {
 
 /// `dsrm dsrm train`: replays the training log of `file` (a `dsrm train` config; `config` names it in
 /// errors) through the frozen tracker, trains the denoiser of its `[train.dsrm]`, and saves `out/dsrm.bin`
-/// (config, seeds and data hashes in its metadata) and `out/fit.json`.
+/// (config, seeds and data hashes in its metadata) and `out/fit.json` (fit reports, the user split, where the
+/// clean targets came from).
 pub fn train(file: &TrainFile, config: &Path, out: &Path, progress: Progress) -> Result<TrainedStage> {
     let Some(stage) = &file.train.dsrm else { bail!("{}: no [train.dsrm] table", config.display()) };
     dsrm_nn::runtime::init(1, stage.seed);
@@ -88,14 +89,29 @@ pub fn train(file: &TrainFile, config: &Path, out: &Path, progress: Progress) ->
     model.save(&path).with_context(|| format!("saving {}", path.display()))?;
     dsrm_files::write_json(
         &out.join("fit.json"),
-        &json!({ "reports": model.reports, "provenance": model.provenance }),
+        &json!({
+            "reports": model.reports,
+            "split": model.split,
+            "target_report": model.target_report,
+            "provenance": model.provenance,
+        }),
     )?;
     let reads = match stage.condition_window() {
         0 => "o_t".to_string(),
         w => format!("o_t ⊕ its {w}-step history summary"),
     };
+    let target = match &model.target_report {
+        Some(r) => format!(
+            "{:?}: {} ({} rows, {} dropped without a target)",
+            stage.target(),
+            r.rule,
+            r.rows,
+            r.dropped_no_positive
+        ),
+        None => format!("{:?}", stage.target()),
+    };
     let denoiser = model.denoiser()?.name();
-    Ok(TrainedStage { model, path, denoiser, reads, target: format!("{:?}", stage.target()) })
+    Ok(TrainedStage { model, path, denoiser, reads, target })
 }
 
 /// What `purify` did.

@@ -65,18 +65,26 @@ fn fidelity_variants_change_exactly_what_they_name() {
     let path = configs().join("fidelity/default.toml");
     let base = FidelityFile::load(&path).unwrap();
     let names: Vec<String> = base.variants.iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, ["unconditional", "debiased", "condition", "condition-debiased"]);
+    assert_eq!(names, ["unconditional", "observed", "paper", "debiased", "condition", "condition-debiased"]);
     let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
         DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
         other => panic!("a ddpm stage, not {}", other.kind()),
     };
     let cases = [
-        ("unconditional", 0, CleanTarget::Observed, 0.1),
+        ("unconditional", 0, CleanTarget::Clean, 0.1),
+        ("observed", 0, CleanTarget::Observed, 0.1),
+        ("paper", 20, CleanTarget::Clean, 0.1),
         ("debiased", 0, CleanTarget::Debiased, 0.1),
         ("condition", 20, CleanTarget::Observed, 1.0),
         ("condition-debiased", 20, CleanTarget::Debiased, 1.0),
     ];
-    assert_eq!((base.dsrm.condition_window(), base.dsrm.target(), noise(&base)), (20, CleanTarget::Debiased, 0.1));
+    assert_eq!((base.dsrm.condition_window(), base.dsrm.target(), noise(&base)), (20, CleanTarget::Clean, 0.1));
+    assert!(base.dsrm.holdout_fraction > 0.0, "the report scores on held-out users");
+    let DenoiserConfig::Ddpm(paper) = FidelityFile::load_variant(&path, Some("paper")).unwrap().dsrm.denoiser else {
+        panic!("a ddpm stage")
+    };
+    assert_eq!((paper.mean_type, paper.start), (dsrm_denoise::MeanType::Eps, dsrm_denoise::ddpm::Start::Noise));
+    assert_eq!(paper.schedule.kind, dsrm_denoise::ScheduleKind::Cosine, "a start from noise needs pure noise at T");
     for (name, window, target, s) in cases {
         let v = FidelityFile::load_variant(&path, Some(name)).unwrap();
         assert_eq!((v.dsrm.condition_window(), v.dsrm.target(), noise(&v)), (window, target, s), "{name}");

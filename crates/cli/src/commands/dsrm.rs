@@ -6,7 +6,8 @@
 //! * `dsrm dsrm purify --model M --input states.csv --out purified.csv`: purify CSV rows of floats with a
 //!   stage (`dsrm.bin`) or a bare denoiser checkpoint.
 //! * `dsrm dsrm fidelity --config F [--out DIR]`: on synthetic KuaiRec with a known truth, raw vs purified
-//!   states across generator noise levels (see `dsrm_study::fidelity::FidelityFile` for the two measures).
+//!   states across generator noise levels, scored on users the denoiser never saw (see
+//!   `dsrm_study::fidelity::FidelityFile` for the split and the measures).
 
 use crate::output;
 use anyhow::Result;
@@ -109,7 +110,15 @@ fn print_reports(model: &dsrm_denoise::stage::DsrmModel) {
 }
 
 fn print_fidelity(rows: &[FidelityRow]) {
-    let header = ["noise level", "states", "pref cosine ↑", "pref R² ↑", "popularity corr ↓", "test states"];
+    let header = [
+        "noise level",
+        "states",
+        "pref cosine ↑",
+        "pref R² ↑",
+        "popularity corr ↓",
+        "MSE to s^(0) ↓",
+        "held-out states",
+    ];
     let mut t = output::table(&header);
     for r in rows {
         t.add_row(vec![
@@ -118,6 +127,7 @@ fn print_fidelity(rows: &[FidelityRow]) {
             format!("{:.4}", r.pref_cosine),
             format!("{:.4}", r.pref_r2),
             format!("{:.4}", r.pop_corr),
+            r.target_mse.map_or("—".into(), |m| format!("{m:.3e}")),
             r.states.to_string(),
         ]);
     }

@@ -8,6 +8,7 @@ use dsrm_state::{HistoryBatch, StateError, StateTracker, TrackerConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
 
 // ─────────────────────────────────── the frozen tracker (+ summary) ───────────────────────────────────
 
@@ -146,7 +147,7 @@ pub(super) fn replay(frozen: &FrozenTracker, world: &World) -> Result<ReplayedSt
     Ok(ReplayedStates { states: Tensor::f_cat(&parts, 0)?.f_to_kind(Kind::Float)?, users, steps, log_rows })
 }
 
-/// Option B's targets: for each replayed state (row of `replayed`), its user's inverse-popularity-weighted mean
+/// Option B's targets (the `debiased` ablation): for each replayed state (row of `replayed`), its user's inverse-popularity-weighted mean
 /// state over the whole log, `[N, d]` (the state part only). A state's weight is 1 / (log count of the item its
 /// window ends on); start states (no item yet) weigh 0, and a user with no weighted state gets the plain mean.
 pub fn debiased_targets(replayed: &ReplayedStates, world: &World, d: i64) -> Result<Tensor> {
@@ -178,25 +179,79 @@ pub fn debiased_targets(replayed: &ReplayedStates, world: &World, d: i64) -> Res
     Ok(Tensor::f_from_slice(&out)?.f_view([-1, d as i64])?)
 }
 
-/// Splits the rows by user: a seeded `fraction` of the users (at least one, and never all) for validation.
-/// Returns (train rows, validation rows), each in log order.
-pub fn split_by_user(users: &[u32], fraction: f64, seed: u64) -> Result<(Vec<i64>, Vec<i64>)> {
+/// The stage's one split of the log's users (dense ids, each list sorted): drawn once with the stage's seed
+/// and saved with the stage, so every consumer (the denoiser's training, its early stopping, the fidelity
+/// probe) reads the same users.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserSplit {
+    /// The seed of the shuffle (the stage's `seed`).
+    pub seed: u64,
+    /// Share of the users that early-stop the denoiser (as configured).
+    pub validation_fraction: f64,
+    /// Share of the users held out of the denoiser altogether (as configured).
+    pub holdout_fraction: f64,
+    /// Users whose states train the denoiser.
+    pub train: Vec<u32>,
+    /// Users whose states early-stop it (and on whom any default is chosen).
+    pub valid: Vec<u32>,
+    /// Users the denoiser never sees (the fidelity probe scores on them).
+    pub held_out: Vec<u32>,
+}
+
+impl UserSplit {
+    /// Which side `user` is on: 0 train, 1 validation, 2 held out.
+    pub fn side_of(&self, user: u32) -> u8 {
+        if self.valid.binary_search(&user).is_ok() {
+            1
+        } else if self.held_out.binary_search(&user).is_ok() {
+            2
+        } else {
+            0
+        }
+    }
+}
+
+/// Splits the distinct `users`: shuffled with `seed`, the first `validation_fraction` (at least one) validate,
+/// the next `holdout_fraction` (at least one when > 0) are held out, the rest (at least one) train.
+pub fn split_users(users: &[u32], validation_fraction: f64, holdout_fraction: f64, seed: u64) -> Result<UserSplit> {
     let mut distinct: Vec<u32> = users.to_vec();
     distinct.sort_unstable();
     distinct.dedup();
-    if distinct.len() < 2 || !(fraction > 0.0 && fraction < 1.0) {
+    let (v, h) = (validation_fraction, holdout_fraction);
+    let needed = 2 + usize::from(h > 0.0);
+    if distinct.len() < needed || !(v > 0.0 && v < 1.0) || !(0.0..1.0).contains(&h) || v + h >= 1.0 {
         return Err(StageError::Config(format!(
-            "a user split needs >= 2 users and a fraction in (0, 1) (users {}, fraction {fraction})",
+            "a user split needs >= {needed} users, 0 < validation_fraction < 1, 0 <= holdout_fraction < 1 and a sum \
+             below 1 (users {}, validation_fraction {v}, holdout_fraction {h})",
             distinct.len()
         )));
     }
     distinct.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let n_valid = ((distinct.len() as f64 * fraction).round() as usize).clamp(1, distinct.len() - 1);
-    let mut is_valid = vec![false; distinct.iter().max().map_or(0, |&m| m as usize + 1)];
-    distinct[..n_valid].iter().for_each(|&u| is_valid[u as usize] = true);
+    let n = distinct.len();
+    let n_valid = ((n as f64 * v).round() as usize).clamp(1, n - 1);
+    let n_held = if h > 0.0 { ((n as f64 * h).round() as usize).clamp(1, n - n_valid - 1) } else { 0 };
+    let sorted = |s: &[u32]| {
+        let mut s = s.to_vec();
+        s.sort_unstable();
+        s
+    };
+    Ok(UserSplit {
+        seed,
+        validation_fraction: v,
+        holdout_fraction: h,
+        valid: sorted(&distinct[..n_valid]),
+        held_out: sorted(&distinct[n_valid..n_valid + n_held]),
+        train: sorted(&distinct[n_valid + n_held..]),
+    })
+}
+
+/// Splits the rows by user: a seeded `fraction` of the users (at least one, and never all) for validation
+/// ([`split_users`] without a held-out share). Returns (train rows, validation rows), each in log order.
+pub fn split_by_user(users: &[u32], fraction: f64, seed: u64) -> Result<(Vec<i64>, Vec<i64>)> {
+    let split = split_users(users, fraction, 0.0, seed)?;
     let (mut train, mut valid) = (Vec::new(), Vec::new());
     for (row, &u) in users.iter().enumerate() {
-        if is_valid[u as usize] {
+        if split.side_of(u) == 1 {
             valid.push(row as i64)
         } else {
             train.push(row as i64)

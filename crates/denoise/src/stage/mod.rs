@@ -1,20 +1,36 @@
 //! The DSRM stage of a training run (`docs/design.md` §4.3, "Training data and order"): before RL starts,
 //!
 //! 1. **replay** every training-log user sequence in time order through the FROZEN state tracker (pretrained
-//!    item embeddings), giving one observed state o_t per step and the user it belongs to;
-//! 2. **pretrain** the configured denoiser on those states, early-stopping on a validation split of *users*
-//!    ([`crate::build`]), then freeze it;
-//! 3. hand the agents a [`PurifiedTracker`]: the frozen tracker followed by the denoiser, behind the ordinary
+//!    item embeddings; `avg`, `gru` or `sasrec`, the paper's Transformer), giving one observed state s̃_t = o_t
+//!    per step and the user it belongs to;
+//! 2. **split the users once**, with the stage's `seed`: a `holdout_fraction` the denoiser never sees (the
+//!    fidelity probe's held-out users), a `validation_fraction` that early-stops it, the rest that train it
+//!    ([`split_users`]);
+//! 3. **pair each state with its clean target** s^(0) ([`clean`]; `target`): on synthetic data the same window
+//!    re-encoded with the truth's noise-free, unbiased ratios; elsewhere the encoding of the user's next k
+//!    positively rated items (DreamRec); rows without a target are dropped and counted;
+//! 4. **pretrain** the configured denoiser on (condition s̃_t [⊕ h], target s^(0)) pairs ([`crate::build_towards`]),
+//!    then freeze it;
+//! 5. hand the agents a [`PurifiedTracker`]: the frozen tracker followed by the denoiser, behind the ordinary
 //!    [`StateTracker`] trait, so every agent reads purified states without knowing it. With `joint_lambda`
 //!    (λ_D) > 0 the denoiser is not frozen but fine-tuned with the agent (§6 row 7): the tracker's variables
 //!    are then the denoiser's, the agent's tracker optimiser (its `tracker_lr`) steps them on the agent's loss
 //!    plus λ_D · L_DSRM (`StateTracker::auxiliary_loss`), and the run's checkpoints carry them.
 //!
+//! ```text
+//! What the paper says: ε_θ(s^(k), k, s̃_t) learns to denoise a noised clean state s^(0), conditioned on the
+//! observed encoded state s̃_t; it does not say what s^(0) is on logged data.
+//! What we choose: s^(0) per state (never the condition itself, never one vector per user), from the truth
+//! where the data have one, else from what the user went on to like.
+//! ```
+//!
 //! ```toml
 //! [train.dsrm]               # absent: no DSRM (the tracker is trained with the agent, as DORL)
 //! validation_fraction = 0.1  # share of log users whose states early-stop the denoiser
-//! condition_window = 20      # W_c: condition on the same tracker over the last W_c steps (0: unconditional)
-//! target = "debiased"        # x_0: each user's inverse-popularity-weighted mean state ("observed": o_t itself)
+//! holdout_fraction = 0.0     # share of log users the denoiser never sees (> 0 for `dsrm dsrm fidelity`)
+//! condition_window = 20      # W_c: the condition also holds the same tracker over the last W_c steps
+//! target = "clean"           # s^(0): the per-state clean target ("debiased", "observed": ablations)
+//! next_positives = 10        # k of the next-positives target (data without a truth)
 //! joint_lambda = 0.0         # > 0: fine-tune the DSRM with the agent, L = L_RL + λ_D·L_DSRM (`ddpm` only)
 //! # checkpoint = "dsrm.bin"  # a trained stage (`dsrm dsrm train`) instead of training one
 //! [train.dsrm.denoiser]      # the `[denoiser]` table of dsrm-denoise: kind, t_prime, schedule.steps, ...
@@ -35,7 +51,8 @@ mod frozen;
 mod model;
 mod purified;
 
-pub use frozen::{debiased_targets, split_by_user, ReplayedStates};
+pub mod clean;
+pub use frozen::{debiased_targets, split_by_user, split_users, ReplayedStates, UserSplit};
 pub use model::DsrmModel;
 pub use purified::PurifiedTracker;
 
@@ -93,6 +110,9 @@ pub type Result<T> = std::result::Result<T, StageError>;
 /// The `[train.dsrm]` table. Unknown keys are errors. It is written (and compared) with `condition_window`
 /// and `target` resolved ([`Self::condition_window`], [`Self::target`]), so an unset value and its default
 /// written out are the same config, and a saved config names exactly what ran.
+///
+/// Which users chose its defaults: none of them was chosen on the fidelity probe's held-out users; the choices
+/// this stage makes by itself (early stopping) read the validation users only (`docs/design.md` §4.3).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DsrmStageConfig {
@@ -100,14 +120,22 @@ pub struct DsrmStageConfig {
     pub denoiser: DenoiserConfig,
     /// Share of the log's users whose states form the early-stopping split (default 0.1, §4.3 step 3).
     pub validation_fraction: f64,
+    /// Share of the log's users held out of the denoiser's training and validation altogether (default 0):
+    /// the users `dsrm dsrm fidelity` scores on. Drawn in the same split, with the same seed.
+    pub holdout_fraction: f64,
+    /// k, how many of the user's next positively rated items make the clean target where the data have no
+    /// truth (default 10; [`clean`]). Capped at the tracker's window for trackers whose weights depend on it
+    /// (SASRec's positions).
+    pub next_positives: usize,
     /// W_c > 0 conditions the denoiser on a history summary: the same frozen tracker over the last W_c steps,
     /// appended to the state (sets the denoiser's `cond_dim`; `ddpm` / `ddim` / `distilled` only). Unset: 20
     /// for those kinds, 0 for `identity` / `vae` ([`Self::condition_window`]).
     pub condition_window: Option<usize>,
     /// Train on at most this many replayed states, drawn uniformly without replacement (0 = all, default).
     pub max_states: usize,
-    /// The clean target x_0 (§6 row 3): `observed` (option A) or `debiased` (option B). Unset: `debiased`
-    /// with a history condition, `observed` without ([`Self::target`]).
+    /// The clean target s^(0): `clean` (per state, [`clean`]), or the ablations `debiased` (option B, one
+    /// vector per user) and `observed` (option A, o_t itself). Unset: `clean` for a diffusion denoiser,
+    /// `observed` for `identity` / `vae` ([`Self::target`]).
     pub target: Option<CleanTarget>,
     /// Seed of the user split and of the subsample (the denoiser's own `train.seed` seeds its training), and
     /// of the joint fine-tuning draws.
@@ -120,18 +148,20 @@ pub struct DsrmStageConfig {
     pub checkpoint: Option<PathBuf>,
 }
 
-/// How a [`DsrmStageConfig`] is written: `condition_window` always, `target` only where it differs from what
-/// its absence means (debiased with a condition, observed without), λ_D when it is not 0. So what is written
-/// reads back as the same config, and configs (and run identities) from before these options read back
-/// unchanged.
+/// How a [`DsrmStageConfig`] is written: `condition_window` and `target` always (resolved), `next_positives`
+/// with the clean target, `holdout_fraction` and λ_D when they are not 0. So what is written reads back as
+/// the same config.
 #[derive(Serialize, PartialEq)]
 struct WrittenStage<'a> {
     denoiser: &'a DenoiserConfig,
     validation_fraction: f64,
+    #[serde(skip_serializing_if = "is_zero")]
+    holdout_fraction: f64,
     condition_window: usize,
     max_states: usize,
+    target: CleanTarget,
     #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<CleanTarget>,
+    next_positives: Option<usize>,
     seed: u64,
     #[serde(skip_serializing_if = "is_zero")]
     joint_lambda: f64,
@@ -151,12 +181,15 @@ impl PartialEq for DsrmStageConfig {
     }
 }
 
-/// W_c when `condition_window` is unset and the denoiser is a diffusion model. Why these defaults (not the
-/// unconditional option A of `docs/design.md` §6 rows 2–3): on the synthetic truth an unconditional DSRM stays
-/// within 0.002 of the raw state on every fidelity figure (a near-identity map of the same information),
-/// while the 20-step condition with the debiased target moves all three the right way at every noise level
-/// (README, "DSRM"); downstream both are within each other's intervals (`configs/condition*.toml`).
+/// W_c when `condition_window` is unset and the denoiser is a diffusion model (a SASRec tracker, whose
+/// positional table depends on the window, needs `condition_window = 0`). The
+/// value predates the clean target (it was chosen with the old, user-constant target; `docs/design.md` §6 row
+/// 2) and is kept, not re-chosen: the fidelity report's `history` and `raw+history` rows show what it adds.
 pub const DEFAULT_CONDITION_WINDOW: usize = 20;
+
+/// k of the next-positives clean target when `next_positives` is unset (DreamRec predicts one next item; ten
+/// smooth the target over the user's near future).
+pub const DEFAULT_NEXT_POSITIVES: usize = 10;
 
 impl DsrmStageConfig {
     /// The config as written and compared (see [`WrittenStage`]).
@@ -164,9 +197,11 @@ impl DsrmStageConfig {
         WrittenStage {
             denoiser: &self.denoiser,
             validation_fraction: self.validation_fraction,
+            holdout_fraction: self.holdout_fraction,
             condition_window: self.condition_window(),
             max_states: self.max_states,
-            target: Some(self.target()).filter(|&t| t != Self::implied_target(self.condition_window())),
+            target: self.target(),
+            next_positives: Some(self.next_positives).filter(|_| self.target() == CleanTarget::Clean),
             seed: self.seed,
             joint_lambda: self.joint_lambda,
             checkpoint: &self.checkpoint,
@@ -180,24 +215,39 @@ impl DsrmStageConfig {
     }
 
     /// W_c in effect: the configured one, else [`DEFAULT_CONDITION_WINDOW`] for a diffusion denoiser, else 0.
+    /// A SASRec tracker needs `condition_window = 0` set (its positional table depends on the window).
     pub fn condition_window(&self) -> usize {
         self.condition_window.unwrap_or(if self.diffusion() { DEFAULT_CONDITION_WINDOW } else { 0 })
     }
 
-    /// x_0 in effect: the configured one, else `debiased` when the denoiser reads a history condition, else
-    /// `observed`. (Without the history the debiased target moves no fidelity figure by more than 0.002, and an
-    /// explicit `condition_window = 0` keeps meaning what it meant before these defaults, so saved configs and
-    /// the runs they identify stay valid.)
+    /// s^(0) in effect: the configured one, else `clean` for a diffusion denoiser and `observed` for the
+    /// others (`identity` has nothing to train; the VAE reconstructs its input).
     pub fn target(&self) -> CleanTarget {
-        self.target.unwrap_or(Self::implied_target(self.condition_window()))
+        self.target.unwrap_or(if self.diffusion() { CleanTarget::Clean } else { CleanTarget::Observed })
     }
 
-    fn implied_target(condition_window: usize) -> CleanTarget {
-        if condition_window > 0 {
-            CleanTarget::Debiased
-        } else {
-            CleanTarget::Observed
+    /// Checks the settings that a wrong value would otherwise let run; errors name the setting.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |msg: String| Err(StageError::Config(format!("[train.dsrm] {msg}")));
+        let (v, h) = (self.validation_fraction, self.holdout_fraction);
+        if !(v > 0.0 && v < 1.0 && (0.0..1.0).contains(&h) && v + h < 1.0) {
+            return bad(format!(
+                "validation_fraction = {v}, holdout_fraction = {h}: need 0 < validation_fraction < 1, \
+                 0 <= holdout_fraction < 1 and a sum below 1 (users must remain to train on)"
+            ));
         }
+        if self.next_positives == 0 {
+            return bad("next_positives = 0: the next-positives target needs k >= 1".into());
+        }
+        if self.target() != CleanTarget::Observed && !self.diffusion() {
+            return bad(format!(
+                "target = {:?} needs a diffusion denoiser (ddpm, ddim, distilled); the {} denoiser reads o_t \
+                 and reproduces it, so it takes target = \"observed\"",
+                self.target(),
+                self.denoiser.kind()
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -206,6 +256,8 @@ impl Default for DsrmStageConfig {
         Self {
             denoiser: DenoiserConfig::default(),
             validation_fraction: 0.1,
+            holdout_fraction: 0.0,
+            next_positives: DEFAULT_NEXT_POSITIVES,
             condition_window: None,
             max_states: 0,
             target: None,
@@ -220,14 +272,17 @@ impl Default for DsrmStageConfig {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum CleanTarget {
-    /// Option A (DiffRec): the observed state itself; purification projects onto the manifold of logged states.
+    /// The per-state clean target (the default for diffusion denoisers, [`clean`]): on synthetic data the same
+    /// window re-encoded with the truth's noise-free, unbiased ratios; elsewhere the encoding of the user's
+    /// next k positively rated items. The network reads o_t as its condition.
+    Clean,
+    /// Ablation, option A (DiffRec): the observed state itself; purification projects onto the manifold of
+    /// logged states. The only target of `identity`, `vae` and joint fine-tuning.
     #[default]
     Observed,
-    /// Option B, from the training log alone: every state of a user is paired with that user's
-    /// inverse-popularity-weighted mean state over the whole log (each state weighted by 1 / the log count of
-    /// the item it ends on), so the DSRM learns to map a short, exposure-biased window towards the user's
-    /// long-run, popularity-debiased state. Diffusion denoisers only (`ddpm`; `ddim` and `distilled` on a
-    /// teacher trained so).
+    /// Ablation, option B (the former default): every state of a user is paired with that user's
+    /// inverse-popularity-weighted mean state over the whole log, one vector per user, so the best a
+    /// denoiser can do is read the history summary ("purified = history" is built in). Kept to show that.
     Debiased,
 }
 
@@ -238,7 +293,8 @@ fn is_zero(x: &f64) -> bool {
 /// What the stage reports while it runs (for progress bars).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageEvent {
-    /// The log was replayed: `states` rows from `users` users.
+    /// The log was replayed: `states` training and validation rows from `users` users (held-out users
+    /// excluded).
     Replayed { states: usize, users: usize },
     /// One epoch of one denoiser fit (`build` may train a teacher, then a student).
     Epoch(EpochLog),
@@ -271,7 +327,7 @@ pub fn prepare(
             cfg.joint_lambda
         )));
     }
-    if cfg.joint_lambda > 0.0 && cfg.checkpoint.is_none() && cfg.target() == CleanTarget::Debiased {
+    if cfg.joint_lambda > 0.0 && cfg.checkpoint.is_none() && cfg.target() != CleanTarget::Observed {
         return Err(joint_needs_observed(cfg.joint_lambda));
     }
     let saved = out_dir.join(RUN_FILE);

@@ -1,6 +1,8 @@
-//! Step 2: pretrain the denoiser on the replayed states, freeze it, save and load the stage.
+//! Steps 2–4: split the users, pair each state with its clean target, pretrain the denoiser on the pairs,
+//! freeze it, save and load the stage.
 
-use super::frozen::{debiased_targets, replay, split_by_user, FrozenTracker, ReplayedStates};
+use super::clean::{clean_targets, TargetReport};
+use super::frozen::{debiased_targets, replay, split_users, FrozenTracker, ReplayedStates, UserSplit};
 use super::purified::PurifiedTracker;
 use super::{CleanTarget, DsrmStageConfig, Result, StageError, StageEvent, FORMAT};
 use crate::{Denoiser, DenoiserConfig, EpochLog, FitReport};
@@ -31,6 +33,11 @@ pub struct DsrmModel {
     pub reports: Vec<FitReport>,
     /// Replayed states used for training and validation.
     pub rows: (i64, i64),
+    /// The one user split (train / validation / held out) and its seed; `None` in stages saved before it was
+    /// recorded.
+    pub split: Option<UserSplit>,
+    /// Where the clean targets came from and what was dropped (`None` in stages saved before it existed).
+    pub target_report: Option<TargetReport>,
     /// Extra metadata saved with the model (provenance: config, seed, data hashes).
     pub provenance: serde_json::Value,
     /// λ_D and the seed for the trackers this model hands out ([`Self::fine_tune_jointly`]; not saved: the
@@ -49,6 +56,7 @@ impl DsrmModel {
         pretrained: Option<&Tensor>,
         progress: &mut dyn FnMut(StageEvent),
     ) -> Result<Self> {
+        cfg.validate()?;
         let n_items = world.spec.n_items();
         // The tracker's random start row comes from this seed, so the stage is a function of its config.
         dsrm_nn::runtime::seed(cfg.seed);
@@ -57,9 +65,12 @@ impl DsrmModel {
         let range = world.spec.rewards.range();
         frozen.set_reward_range(range.0, range.1)?;
 
-        // 1. Replay, subsample, split by user.
+        // 1. Replay; 2. split the users once (train / validation / held out); subsample the rows of the
+        //    training and validation users.
         let replayed = replay(&frozen, world)?;
-        let mut keep: Vec<usize> = (0..replayed.users.len()).collect();
+        let split = split_users(&replayed.users, cfg.validation_fraction, cfg.holdout_fraction, cfg.seed)?;
+        let mut keep: Vec<usize> =
+            (0..replayed.users.len()).filter(|&r| split.side_of(replayed.users[r]) != 2).collect();
         if cfg.max_states > 0 && keep.len() > cfg.max_states {
             let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
             rng.set_stream(1);
@@ -67,25 +78,50 @@ impl DsrmModel {
             keep.truncate(cfg.max_states);
             keep.sort_unstable();
         }
-        let users: Vec<u32> = keep.iter().map(|&r| replayed.users[r]).collect();
-        let rows = Tensor::f_from_slice(&keep.iter().map(|&r| r as i64).collect::<Vec<_>>())?;
-        let states = replayed.states.f_index_select(0, &rows)?;
-        let targets = match cfg.target() {
-            CleanTarget::Observed => None,
+        let d = frozen.tracker.state_dim();
+        // 3. The clean target of every kept row (rows without one are dropped).
+        let index = |rows: &[usize]| Tensor::f_from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
+        let (targets, keep, target_report) = match cfg.target() {
+            CleanTarget::Observed => (None, keep.clone(), observed_report("observed", keep.len())),
             CleanTarget::Debiased => {
-                Some(debiased_targets(&replayed, world, frozen.tracker.state_dim())?.f_index_select(0, &rows)?)
+                let t = debiased_targets(&replayed, world, d)?.f_index_select(0, &index(&keep)?)?;
+                (Some(t), keep.clone(), observed_report("debiased", keep.len()))
+            }
+            CleanTarget::Clean => {
+                let (t, kept, report) =
+                    clean_targets(&frozen, tracker_cfg, pretrained, world, &replayed, &keep, cfg.next_positives)?;
+                (Some(t), kept, report)
             }
         };
+        let users: Vec<u32> = keep.iter().map(|&r| replayed.users[r]).collect();
+        let states = replayed.states.f_index_select(0, &index(&keep)?)?;
         let mut distinct = users.clone();
         distinct.sort_unstable();
         distinct.dedup();
         progress(StageEvent::Replayed { states: users.len(), users: distinct.len() });
-        let (train_rows, valid_rows) = split_by_user(&users, cfg.validation_fraction, cfg.seed)?;
+        let (mut train_rows, mut valid_rows) = (Vec::new(), Vec::new());
+        for (i, &u) in users.iter().enumerate() {
+            if split.side_of(u) == 1 {
+                valid_rows.push(i as i64)
+            } else {
+                train_rows.push(i as i64)
+            }
+        }
+        if train_rows.is_empty() || valid_rows.is_empty() {
+            return Err(StageError::Config(format!(
+                "the DSRM needs training and validation rows, got {} and {} (users {}, target {:?})",
+                train_rows.len(),
+                valid_rows.len(),
+                distinct.len(),
+                cfg.target()
+            )));
+        }
         let pick = |x: &Tensor, r: &[i64]| -> Result<Tensor> { Ok(x.f_index_select(0, &Tensor::f_from_slice(r)?)?) };
         let (train, valid) = (pick(&states, &train_rows)?, pick(&states, &valid_rows)?);
 
-        // 2. Pretrain the denoiser, then freeze it (every denoiser is frozen once built).
-        let denoiser_cfg = with_condition(&cfg.denoiser, frozen.tracker.state_dim(), cfg.condition_window())?;
+        // 4. Pretrain the denoiser on (condition, target) pairs, then freeze it (every denoiser is frozen once
+        //    built).
+        let denoiser_cfg = with_condition(&cfg.denoiser, d, cfg.condition_window(), targets.is_some())?;
         let mut report_epoch = |e: &EpochLog| progress(StageEvent::Epoch(e.clone()));
         let built = match &targets {
             None => crate::build(&denoiser_cfg, &train, &valid, &mut report_epoch)?,
@@ -106,6 +142,8 @@ impl DsrmModel {
             denoiser_meta,
             reports: built.reports,
             rows: (train_rows.len() as i64, valid_rows.len() as i64),
+            split: Some(split),
+            target_report: Some(target_report),
             provenance: serde_json::Value::Null,
             joint: None,
         })
@@ -127,6 +165,8 @@ impl DsrmModel {
             "reports": self.reports,
             "rows": { "train": self.rows.0, "valid": self.rows.1 },
             "target": self.target,
+            "split": self.split,
+            "target_report": self.target_report,
             "provenance": self.provenance,
         });
         Ok(checkpoint::save(path, &tensors, &meta)?)
@@ -171,6 +211,10 @@ impl DsrmModel {
             denoiser_meta: parse("denoiser")?,
             reports,
             rows: (meta["rows"]["train"].as_i64().unwrap_or(0), meta["rows"]["valid"].as_i64().unwrap_or(0)),
+            split: serde_json::from_value(meta.get("split").cloned().unwrap_or_default())
+                .map_err(|e| bad(format!("split: {e}")))?,
+            target_report: serde_json::from_value(meta.get("target_report").cloned().unwrap_or_default())
+                .map_err(|e| bad(format!("target_report: {e}")))?,
             provenance: meta["provenance"].clone(),
             joint: None,
         };
@@ -185,6 +229,25 @@ impl DsrmModel {
         let range = world.spec.rewards.range();
         tracker.frozen.set_reward_range(range.0, range.1)?;
         replay(&tracker.frozen, world)
+    }
+
+    /// The clean targets s^(0) of rows `rows` of `replay`'s output, built as [`Self::fit`] builds them for
+    /// `target = "clean"` ([`super::clean`]), whatever target this stage was trained towards: `[n_kept, d]`, the
+    /// kept rows (rows without a target left out) and the report. The fidelity probe scores every
+    /// representation by its distance to them. The next-positives target's wider tracker is built without the
+    /// pretrained table here (its weights are copied from the stage's when the shapes match, else the stage's
+    /// own window is used).
+    pub fn clean_targets(
+        &self,
+        world: &World,
+        replayed: &ReplayedStates,
+        rows: &[usize],
+        k: usize,
+    ) -> Result<(Tensor, Vec<usize>, TargetReport)> {
+        let mut tracker = self.tracker()?;
+        let range = world.spec.rewards.range();
+        tracker.frozen.set_reward_range(range.0, range.1)?;
+        clean_targets(&tracker.frozen, &self.tracker_cfg, None, world, replayed, rows, k)
     }
 
     /// Width of o_t (the denoiser's output).
@@ -209,11 +272,12 @@ impl DsrmModel {
 
     /// From now on [`Self::tracker`] hands out trackers whose denoiser is fine-tuned with the agent, weighing
     /// L_DSRM by `lambda` (λ_D > 0; 0 keeps them frozen). Only a `ddpm` denoiser trained towards the observed
-    /// state can be: L_DSRM is the option-A loss, which would pull a debiased denoiser back towards o_t.
+    /// state can be: an RL batch carries no clean target, so L_DSRM is the option-A loss, which would pull a
+    /// denoiser trained towards a clean target back towards o_t.
     pub fn fine_tune_jointly(&mut self, lambda: f64, seed: u64) -> Result<()> {
         self.joint = None;
         if lambda != 0.0 {
-            if self.target == CleanTarget::Debiased {
+            if self.target != CleanTarget::Observed {
                 return Err(joint_needs_observed(lambda));
             }
             crate::JointDdpm::from_checkpoint(&self.denoiser_tensors, &self.denoiser_meta, lambda, seed)?;
@@ -264,26 +328,49 @@ impl DsrmModel {
 pub(super) fn joint_needs_observed(lambda: f64) -> StageError {
     StageError::Config(format!(
         "[train.dsrm] joint_lambda = {lambda}: joint fine-tuning keeps the denoiser on the observed-state loss \
-         (option A), so it needs target = \"observed\", not the debiased target (the default for a diffusion \
-         denoiser); set it in [train.dsrm]"
+         (option A: an RL batch has no clean target), so it needs target = \"observed\", not the clean target \
+         (the default for a diffusion denoiser); set it in [train.dsrm]"
     ))
 }
 
 /// The denoiser config with its `cond_dim` set for a history summary of width `state_dim` (0 when
-/// `condition_window` is 0).
-pub(super) fn with_condition(cfg: &DenoiserConfig, state_dim: i64, condition_window: usize) -> Result<DenoiserConfig> {
+/// `condition_window` is 0), and, when it learns an explicit target (`towards`), its network conditioned on
+/// the observed state (`observed_condition`): the (target, condition) contract.
+pub(super) fn with_condition(
+    cfg: &DenoiserConfig,
+    state_dim: i64,
+    condition_window: usize,
+    towards: bool,
+) -> Result<DenoiserConfig> {
     let cond = if condition_window > 0 { state_dim } else { 0 };
     let mut cfg = cfg.clone();
+    let set = |c: &mut crate::DdpmConfig| (c.cond_dim, c.observed_condition) = (cond, towards);
     match &mut cfg {
-        DenoiserConfig::Ddpm(c) => c.cond_dim = cond,
-        DenoiserConfig::Ddim(c) => c.ddpm.cond_dim = cond,
-        DenoiserConfig::Distilled(c) => c.teacher.cond_dim = cond,
+        DenoiserConfig::Ddpm(c) => set(c),
+        DenoiserConfig::Ddim(c) => set(&mut c.ddpm),
+        DenoiserConfig::Distilled(c) => set(&mut c.teacher),
         DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) if cond > 0 => {
             return Err(StageError::Config(format!("condition_window needs a diffusion denoiser, not {}", cfg.kind())))
         }
         DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) => {}
     }
     Ok(cfg)
+}
+
+/// The target report of the ablations (no target rows dropped).
+fn observed_report(source: &str, rows: usize) -> TargetReport {
+    let rule = match source {
+        "observed" => "the observed state itself (option A, DiffRec)",
+        _ => "the user's inverse-popularity-weighted mean state over the whole log, one vector per user (option B)",
+    };
+    TargetReport {
+        source: source.into(),
+        rule: rule.into(),
+        rows,
+        dropped_no_positive: 0,
+        k: None,
+        equal_to_observed: if source == "observed" { rows } else { 0 },
+    }
 }
 
 pub(super) fn copies(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {

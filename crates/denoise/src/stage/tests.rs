@@ -131,37 +131,275 @@ fn the_debiased_target_is_one_inverse_popularity_weighted_state_per_user() {
 }
 
 #[test]
-fn the_defaults_condition_a_diffusion_denoiser_on_history_towards_the_debiased_target() {
+fn the_defaults_condition_a_diffusion_denoiser_on_history_towards_the_clean_target() {
     let ddpm = DsrmStageConfig::default();
-    assert_eq!((ddpm.condition_window(), ddpm.target()), (DEFAULT_CONDITION_WINDOW, CleanTarget::Debiased));
+    assert_eq!((ddpm.condition_window(), ddpm.target()), (DEFAULT_CONDITION_WINDOW, CleanTarget::Clean));
     // Kinds that read o_t alone default to neither; set explicitly they are refused (before training).
     for kind in [DenoiserConfig::Identity(Default::default()), DenoiserConfig::Vae(Default::default())] {
         let cfg = DsrmStageConfig { denoiser: kind, ..Default::default() };
         assert_eq!((cfg.condition_window(), cfg.target()), (0, CleanTarget::Observed));
-        assert!(with_condition(&cfg.denoiser, 6, 3).is_err());
+        assert!(with_condition(&cfg.denoiser, 6, 3, false).is_err());
+        let clean = DsrmStageConfig { target: Some(CleanTarget::Clean), ..cfg };
+        assert!(clean.validate().unwrap_err().to_string().contains("needs a diffusion denoiser"));
     }
+    // Towards an explicit target the network reads o_t as its condition; towards o_t it must not.
+    let crate::DenoiserConfig::Ddpm(c) = with_condition(&ddpm.denoiser, 6, 20, true).unwrap() else { panic!() };
+    assert_eq!((c.cond_dim, c.observed_condition), (6, true));
+    let crate::DenoiserConfig::Ddpm(c) = with_condition(&ddpm.denoiser, 6, 0, false).unwrap() else { panic!() };
+    assert_eq!((c.cond_dim, c.observed_condition), (0, false));
     // Written resolved, so a saved config names what ran, and unset equals its default written out.
     let text = serde_json::to_string(&ddpm).unwrap();
-    assert!(text.contains(r#""condition_window":20"#) && !text.contains("target"), "{text}");
-    let explicit = DsrmStageConfig { condition_window: Some(20), target: Some(CleanTarget::Debiased), ..ddpm.clone() };
+    assert!(text.contains(r#""condition_window":20"#) && text.contains(r#""target":"clean""#), "{text}");
+    assert!(text.contains(r#""next_positives":10"#) && !text.contains("holdout_fraction"), "{text}");
+    let explicit = DsrmStageConfig { condition_window: Some(20), target: Some(CleanTarget::Clean), ..ddpm.clone() };
     assert_eq!(explicit, ddpm);
     assert_ne!(DsrmStageConfig { condition_window: Some(0), ..ddpm.clone() }, ddpm);
-    for (w, target) in [(0, CleanTarget::Debiased), (20, CleanTarget::Observed), (20, CleanTarget::Debiased)] {
+    assert_ne!(DsrmStageConfig { target: Some(CleanTarget::Debiased), ..ddpm.clone() }, ddpm);
+    assert_ne!(DsrmStageConfig { holdout_fraction: 0.2, ..ddpm.clone() }, ddpm);
+    for (w, target) in
+        [(0, CleanTarget::Debiased), (20, CleanTarget::Observed), (20, CleanTarget::Debiased), (0, CleanTarget::Clean)]
+    {
         let pinned = DsrmStageConfig { condition_window: Some(w), target: Some(target), ..ddpm.clone() };
         let back: DsrmStageConfig = serde_json::from_str(&serde_json::to_string(&pinned).unwrap()).unwrap();
         assert_eq!((back.condition_window(), back.target()), (w, target));
         assert_eq!(back, pinned);
     }
-    // A config from before these defaults (W_c written as 0, option A not written) keeps its meaning.
+    let held = DsrmStageConfig { holdout_fraction: 0.2, next_positives: 4, ..ddpm.clone() };
+    let back: DsrmStageConfig = serde_json::from_str(&serde_json::to_string(&held).unwrap()).unwrap();
+    assert_eq!((back.holdout_fraction, back.next_positives), (0.2, 4));
+    // A config written before the clean target (W_c = 0, no target) now resolves to the clean target, and is
+    // written with it, so it never matches the identity of a run made under the old meaning.
     let old: DsrmStageConfig = serde_json::from_str(r#"{"condition_window": 0}"#).unwrap();
-    assert_eq!((old.condition_window(), old.target()), (0, CleanTarget::Observed));
-    let written = serde_json::to_string(&old).unwrap();
-    assert!(written.contains(r#""condition_window":0"#) && !written.contains("target"), "same identity: {written}");
-    // Joint fine-tuning trains on the option-A loss, so it refuses the default (debiased) target up front.
+    assert_eq!((old.condition_window(), old.target()), (0, CleanTarget::Clean));
+    assert!(serde_json::to_string(&old).unwrap().contains(r#""target":"clean""#));
+    // Settings that cannot run are refused with the setting's name.
+    for bad in [
+        DsrmStageConfig { holdout_fraction: 0.95, ..ddpm.clone() },
+        DsrmStageConfig { holdout_fraction: -0.1, ..ddpm.clone() },
+        DsrmStageConfig { validation_fraction: 0.0, ..ddpm.clone() },
+    ] {
+        assert!(bad.validate().unwrap_err().to_string().contains("holdout_fraction"));
+    }
+    let no_k = DsrmStageConfig { next_positives: 0, ..ddpm.clone() };
+    assert!(no_k.validate().unwrap_err().to_string().contains("next_positives"));
+    // Joint fine-tuning trains on the option-A loss, so it refuses the default (clean) target up front.
     let dir = tempfile::tempdir().unwrap();
     let joint = DsrmStageConfig { joint_lambda: 0.5, ..Default::default() };
     let err = prepare(&joint, &TrackerConfig::default(), tiny_world(), None, dir.path(), false, &mut |_| {});
     assert!(err.unwrap_err().to_string().contains("target = \"observed\""));
+}
+
+#[test]
+fn one_user_split_holds_out_users_the_denoiser_never_sees() {
+    let users: Vec<u32> = (0..40u32).flat_map(|u| std::iter::repeat_n(u, 3)).collect();
+    let split = split_users(&users, 0.1, 0.25, 5).unwrap();
+    assert_eq!((split.valid.len(), split.held_out.len(), split.train.len()), (4, 10, 26));
+    let mut all: Vec<u32> = [&split.train[..], &split.valid, &split.held_out].concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..40).collect::<Vec<_>>(), "every user on exactly one side");
+    assert_eq!(split, split_users(&users, 0.1, 0.25, 5).unwrap(), "one seed, one split");
+    assert_ne!(split.held_out, split_users(&users, 0.1, 0.25, 6).unwrap().held_out);
+    assert!(
+        split.held_out.iter().all(|&u| split.side_of(u) == 2) && split.valid.iter().all(|&u| split.side_of(u) == 1)
+    );
+    assert!(split_users(&users, 0.5, 0.5, 5).is_err() && split_users(&[1, 2], 0.1, 0.2, 5).is_err());
+
+    // The stage trains and early-stops on the other users' rows only, and saves the split it drew.
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let emb = pretrained(world.spec.n_items());
+    let cfg = DsrmStageConfig { holdout_fraction: 0.25, max_states: 0, ..tiny_stage() };
+    let model = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+    let split = model.split.clone().unwrap();
+    assert_eq!(split.seed, cfg.seed);
+    let mut users = world.train.user.clone();
+    users.dedup();
+    assert_eq!(split, split_users(&users, cfg.validation_fraction, 0.25, cfg.seed).unwrap());
+    assert!(!split.held_out.is_empty());
+    let side_rows = |side: u8| world.train.user.iter().filter(|&&u| split.side_of(u) == side).count() as i64;
+    assert_eq!(model.rows, (side_rows(0), side_rows(1)), "no held-out user's state trains or validates");
+    let dir = tempfile::tempdir().unwrap();
+    model.save(&dir.path().join("dsrm.bin")).unwrap();
+    assert_eq!(DsrmModel::load(&dir.path().join("dsrm.bin")).unwrap().split, Some(split));
+}
+
+/// A tiny synthetic KuaiRec whose truth/ folder lives as long as the returned directory.
+fn synthetic_world() -> (tempfile::TempDir, dsrm_sim::World) {
+    use dsrm_data::synth::{generate, SynthConfig, SynthSize};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny");
+    generate(&SynthConfig::for_size(SynthSize::Tiny), 7, &out, &mut |_, _, _| {}).unwrap();
+    let data = dsrm_data::kuairec::load(&out, &Default::default()).unwrap();
+    let world = dsrm_sim::World::kuairec(&data, dsrm_sim::Preset::DorlPaper.settings(), &Default::default()).unwrap();
+    (dir, world)
+}
+
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+#[test]
+fn the_clean_target_of_synthetic_data_is_per_state_and_closer_to_the_truth_than_the_observed_state() {
+    let (_dir, world) = synthetic_world();
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let n = world.spec.n_items();
+    let emb = pretrained(n);
+    let mut frozen = FrozenTracker::build(&TrackerConfig::default(), 0, n, Some(&emb), Device::Cpu).unwrap();
+    let range = world.spec.rewards.range();
+    frozen.set_reward_range(range.0, range.1).unwrap();
+    let r = replay(&frozen, &world).unwrap();
+    let rows: Vec<usize> = (0..r.users.len()).collect();
+    let (targets, kept, report) =
+        clean::clean_targets(&frozen, &TrackerConfig::default(), Some(&emb), &world, &r, &rows, 10).unwrap();
+    assert_eq!((report.source.as_str(), kept.len(), targets.size()), ("truth", rows.len(), vec![rows.len() as i64, 6]));
+    // Only the start states (no item to clean yet) equal their condition; every later state has its own target.
+    let starts = r.steps.iter().filter(|&&t| t == 0).count();
+    assert_eq!(report.equal_to_observed, starts);
+    let observed = r.states.narrow(1, 0, 6);
+    let differs: Vec<bool> = Vec::try_from((targets.eq_tensor(&observed).all_dim(1, false)).logical_not()).unwrap();
+    assert!(r.steps.iter().zip(&differs).all(|(&t, &d)| d == (t > 0)), "s^(0) != s~_t for every t > 0");
+    // Not one vector per user: the targets of one user's states vary.
+    let first_user: Vec<i64> = (0..r.users.len()).filter(|&i| r.users[i] == r.users[0]).map(|i| i as i64).collect();
+    let mine = targets.index_select(0, &Tensor::from_slice(&first_user));
+    assert!(f64::try_from(mine.std_dim(0, true, false).max()).unwrap() > 1e-4);
+    // The items are the same; only the ratios are the truth's: the embedding columns agree.
+    assert!(targets.narrow(1, 0, 5).allclose(&observed.narrow(1, 0, 5), 1e-5, 1e-6, false));
+    // Closer to the truth: the reward column of the target follows the user's true bias β_u more closely than
+    // the observed one (the logged ratios carry observation noise and the big matrix's popularity bias).
+    let truth = clean::SynthTruth::load(&world).unwrap();
+    // μ rebuilt by the generator's formula agrees with the μ the generator wrote for the small matrix's cells.
+    let small =
+        std::fs::read_to_string(std::path::Path::new(&world.provenance.dir).join("truth/true_watch_ratio_small.csv"))
+            .unwrap();
+    let user_of: std::collections::HashMap<u32, u32> =
+        world.user_ids.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect();
+    let item_of: std::collections::HashMap<u32, u32> =
+        world.item_ids.iter().enumerate().map(|(i, &id)| (id, i as u32)).collect();
+    let mut checked = 0;
+    for line in small.lines().skip(1).step_by(7) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (u, v, mu): (u32, u32, f64) = (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].parse().unwrap());
+        let (Some(&u), Some(&v)) = (user_of.get(&u), item_of.get(&v)) else { continue };
+        let expected = mu.min(dsrm_sim::ground_truth::KUAIREC_REWARD_CAP);
+        assert!(
+            (truth.mu(u, v) - expected).abs() <= 1e-4 * expected.max(1.0),
+            "user {u} item {v}: {} vs {mu}",
+            truth.mu(u, v)
+        );
+        checked += 1;
+    }
+    assert!(checked > 100, "{checked} cells checked");
+    // Full windows only (t >= W = 3), where the reward column is exactly the window's mean normalised ratio.
+    let later: Vec<usize> = (0..r.users.len()).filter(|&i| r.steps[i] >= 3).collect();
+    let column = |t: &Tensor| -> Vec<f64> { later.iter().map(|&i| t.double_value(&[i as i64, 5])).collect() };
+    let mean_mu: Vec<f64> = later
+        .iter()
+        .map(|&i| {
+            let row = r.log_rows[i];
+            (row - 3..row).map(|j| truth.mu(r.users[i], world.train.item[j])).sum::<f64>() / 3.0
+        })
+        .collect();
+    let (c_target, c_observed) = (pearson(&column(&targets), &mean_mu), pearson(&column(&observed), &mean_mu));
+    assert!(
+        c_target > 0.999 && c_target > c_observed + 0.05,
+        "corr with the window's mean μ: {c_target} vs {c_observed}"
+    );
+}
+
+#[test]
+fn without_a_truth_the_clean_target_is_the_encoding_of_the_next_positives() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let mut world = tiny_world().clone();
+    world.provenance.synthetic = None;
+    let n = world.spec.n_items();
+    let emb = pretrained(n);
+    let mut frozen = FrozenTracker::build(&TrackerConfig::default(), 0, n, Some(&emb), Device::Cpu).unwrap();
+    let range = world.spec.rewards.range();
+    frozen.set_reward_range(range.0, range.1).unwrap();
+    let r = replay(&frozen, &world).unwrap();
+    let rows: Vec<usize> = (0..r.users.len()).collect();
+    let (targets, kept, report) =
+        clean::clean_targets(&frozen, &TrackerConfig::default(), Some(&emb), &world, &r, &rows, 2).unwrap();
+    let (positive, _) = clean::positives(&world).unwrap();
+    // A state keeps a target exactly when its user has a positive at or after the step it precedes.
+    let has_next = |i: usize| {
+        let (u, row) = (r.users[i], r.log_rows[i]);
+        (row..world.train.len()).take_while(|&j| world.train.user[j] == u).any(|j| positive[j])
+    };
+    let expected: Vec<usize> = rows.iter().copied().filter(|&i| has_next(i)).collect();
+    assert_eq!(kept, expected);
+    assert_eq!(
+        (report.source.as_str(), report.dropped_no_positive, report.k),
+        ("next-positives", rows.len() - kept.len(), Some((2, 2)))
+    );
+    assert!(report.dropped_no_positive > 0 && !kept.is_empty());
+    // Row by row: the encoding (window 2, the stage's weights) of the next two positives.
+    let i = kept[kept.len() / 2];
+    let (u, row) = (r.users[i], r.log_rows[i]);
+    let next: Vec<usize> =
+        (row..world.train.len()).take_while(|&j| world.train.user[j] == u).filter(|&j| positive[j]).take(2).collect();
+    let items: Vec<u32> = next.iter().map(|&j| world.train.item[j]).collect();
+    let rewards: Vec<f64> = next.iter().map(|&j| world.train.target[j]).collect();
+    let wide = TrackerConfig::Avg(dsrm_state::AvgConfig { window: 2, ..Default::default() });
+    let mut two = FrozenTracker::build(&wide, 0, n, Some(&emb), Device::Cpu).unwrap();
+    two.tracker.var_store_mut().copy(frozen.tracker.var_store()).unwrap();
+    two.set_reward_range(range.0, range.1).unwrap();
+    let batch = HistoryBatch::new(&[(u, &items, &rewards)], 2, n, Device::Cpu);
+    let expected_row = two.observe(&batch).unwrap();
+    let at = kept.iter().position(|&k| k == i).unwrap() as i64;
+    assert!(targets.get(at).allclose(&expected_row.get(0), 1e-5, 1e-6, false));
+    assert!(!targets.get(at).equal(&r.states.get(i as i64)));
+}
+
+#[test]
+fn a_stage_towards_the_clean_target_purifies_towards_it() {
+    let (_dir, world) = synthetic_world();
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let emb = pretrained(world.spec.n_items());
+    let DenoiserConfig::Ddpm(base) = tiny_stage().denoiser else { unreachable!() };
+    let ddpm = crate::DdpmConfig {
+        train: crate::TrainConfig { max_epochs: 60, lr: 3e-3, ..base.train.clone() },
+        hidden: vec![64],
+        ..base
+    };
+    let cfg = DsrmStageConfig {
+        denoiser: DenoiserConfig::Ddpm(ddpm),
+        target: None,
+        condition_window: Some(0),
+        holdout_fraction: 0.2,
+        max_states: 0,
+        ..tiny_stage()
+    };
+    assert_eq!(cfg.target(), CleanTarget::Clean);
+    let model = DsrmModel::fit(&cfg, &TrackerConfig::default(), &world, Some(&emb), &mut |_| {}).unwrap();
+    assert_eq!(model.target_report.as_ref().unwrap().source, "truth");
+    assert!(model.denoiser().unwrap().name().contains("cond=o"));
+    // On the held-out users, purified states are closer to their clean targets than the observed ones.
+    let r = model.replay(&world).unwrap();
+    let split = model.split.clone().unwrap();
+    let held: Vec<usize> = (0..r.users.len()).filter(|&i| split.side_of(r.users[i]) == 2 && r.steps[i] > 0).collect();
+    let (targets, kept, _) = model.clean_targets(&world, &r, &held, 10).unwrap();
+    assert_eq!(kept, held);
+    let x = r.states.index_select(0, &Tensor::from_slice(&held.iter().map(|&i| i as i64).collect::<Vec<_>>()));
+    let purified = model.denoiser().unwrap().try_purify(&x).unwrap();
+    // The clean target differs from the condition in the reward column only (same items, the truth's ratios).
+    let column = |a: &Tensor| a.narrow(1, 5, 1);
+    let dist = |a: &Tensor, b: &Tensor| f64::try_from(a.mse_loss(b, dsrm_nn::tch::Reduction::Mean)).unwrap();
+    let (raw, after) = (dist(&column(&x), &column(&targets)), dist(&column(&purified), &column(&targets)));
+    let (raw_all, after_all) = (dist(&x.narrow(1, 0, 6), &targets), dist(&purified, &targets));
+    println!(
+        "held-out MSE to s^(0): reward column {raw:.3e} -> {after:.3e}, all columns {raw_all:.3e} -> {after_all:.3e}"
+    );
+    assert!(after < raw, "held-out reward column, MSE to s^(0): observed {raw:.3e}, purified {after:.3e}");
 }
 
 #[test]
@@ -176,7 +414,7 @@ fn config_parses_with_defaults_and_rejects_unknown_keys() {
         denoiser: DenoiserConfig::Identity(Default::default()),
         ..Default::default()
     };
-    assert!(with_condition(&bad.denoiser, 6, bad.condition_window()).is_err());
+    assert!(with_condition(&bad.denoiser, 6, bad.condition_window(), false).is_err());
     // λ_D = 0 is not written, so configs from before the option keep their identity; λ_D > 0 round-trips.
     assert!(!serde_json::to_string(&DsrmStageConfig::default()).unwrap().contains("joint_lambda"));
     let joint = DsrmStageConfig { joint_lambda: 0.5, ..Default::default() };

@@ -1,5 +1,5 @@
 //! `dsrm dsrm fidelity`: on synthetic KuaiRec with a known truth, raw vs purified states across generator noise
-//! levels (see [`FidelityFile`] for the two measures).
+//! levels, scored on users the denoiser never saw (see [`FidelityFile`] for the split and the three measures).
 //!
 //! * `mod.rs`: the config, the run and one noise level;
 //! * [`probe`]: the ridge-regression probe;
@@ -34,9 +34,17 @@ use std::path::{Path, PathBuf};
 /// `big_popularity_bias` multiplied by m (the observation noise of both matrices and the big matrix's
 /// popularity bias of feedback; exposure is left as configured). On its training log (the big matrix on the
 /// catalogue videos) the frozen tracker's states are built (MF item factors as the pretrained table), the DSRM
-/// is trained on them, and raw states o_t are compared with purified ŝ_t, both on the users held out of the
-/// probes (a `probe_fraction` of users fit each probe, the others score it; states before any step excluded):
+/// is trained on them, and raw states o_t are compared with purified ŝ_t.
 ///
+/// **Users.** One split, drawn once by the stage with its `seed` and written to `fidelity.json`:
+/// `dsrm.holdout_fraction` (> 0, required) of the log's users are held out of the denoiser's training and
+/// validation altogether; the probes are fit on the other users' states and scored on the held-out users'
+/// (states before any step excluded). Nothing is chosen on the held-out users: the denoiser early-stops on its
+/// validation users, and the report only reads.
+///
+/// * **distance to the clean target**: mean squared difference between the representation and each held-out
+///   state's clean per-state target s^(0) (the same window re-encoded with the truth's noise-free, unbiased
+///   ratios, `dsrm_denoise::stage::clean`); for representations of the state's width only. Lower is better.
 /// * **preference probe**: ridge regression (penalty `ridge`, intercept) from the state to the user's true
 ///   preference y_u = [affinity_0..30, factor_0..7, bias] from `truth/user_preferences.csv`, each column
 ///   z-scored over the probe-fit users. Reported: the mean cosine between predicted and true y_u over held-out
@@ -57,8 +65,6 @@ pub struct FidelityFile {
     pub noise_levels: Vec<f64>,
     /// Seed of the generator.
     pub synth_seed: u64,
-    /// Share of users that fit the probes (the rest score them).
-    pub probe_fraction: f64,
     /// Ridge penalty of both probes (on z-scored states).
     pub ridge: f64,
     /// The generator's settings at level 1 (missing keys: the `full` defaults).
@@ -82,7 +88,6 @@ impl Default for FidelityFile {
         Self {
             noise_levels: vec![0.5, 1.0, 2.0],
             synth_seed: 0,
-            probe_fraction: 0.5,
             ridge: 1.0,
             synth: SynthConfig::default(),
             env: EnvConfig::default(),
@@ -104,6 +109,9 @@ pub struct FidelityRow {
     pub pref_cosine: f64,
     pub pref_r2: f64,
     pub pop_corr: f64,
+    /// Mean squared difference to the held-out states' clean targets s^(0) (`None` for `raw+history`, which
+    /// is twice the state's width).
+    pub target_mse: Option<f64>,
     /// Held-out states the probes were scored on.
     pub states: usize,
     /// Held-out users.
@@ -137,6 +145,15 @@ impl FidelityFile {
         if file.noise_levels.is_empty() || file.noise_levels.iter().any(|m| !(*m >= 0.0 && m.is_finite())) {
             bail!("noise_levels: need at least one finite level >= 0");
         }
+        file.dsrm.validate().with_context(|| format!("{}: [dsrm]", path.display()))?;
+        if file.dsrm.holdout_fraction <= 0.0 {
+            bail!(
+                "{}: [dsrm] holdout_fraction = {}: the fidelity report scores on users the denoiser never saw, so \
+                 it needs holdout_fraction > 0 (e.g. 0.2)",
+                path.display(),
+                file.dsrm.holdout_fraction
+            );
+        }
         Ok(file)
     }
 }
@@ -152,10 +169,11 @@ pub fn run(file: &FidelityFile, out: &Path, progress: Progress) -> Result<Vec<Fi
         rows.extend(level_rows);
         levels.push(info);
     }
-    let mut csv = String::from("noise_level,representation,pref_cosine,pref_r2,pop_corr,states,users\n");
+    let mut csv = String::from("noise_level,representation,pref_cosine,pref_r2,pop_corr,target_mse,states,users\n");
     for r in &rows {
+        let mse = r.target_mse.map_or(String::new(), |m| format!("{m:.6e}"));
         csv.push_str(&format!(
-            "{},{},{:.6},{:.6},{:.6},{},{}\n",
+            "{},{},{:.6},{:.6},{:.6},{mse},{},{}\n",
             r.noise_level, r.representation, r.pref_cosine, r.pref_r2, r.pop_corr, r.states, r.users
         ));
     }
@@ -236,6 +254,10 @@ fn fidelity_level(
     })?;
     let pops = read_truth(&dir.join("truth/item_truth.csv"), "video_id", |h| h == "log_popularity")?;
     let user_ids = log_user_ids(&world, &dir)?;
+    let split = model.split.clone().context("the stage did not record its user split")?;
+    if split.held_out.is_empty() {
+        bail!("no held-out users: set [dsrm] holdout_fraction > 0");
+    }
     let window = file.tracker.window();
     let (mut keep, mut pref_rows, mut pop_values) = (Vec::new(), Vec::new(), Vec::new());
     for (n, (&u, &t)) in replayed.users.iter().zip(&replayed.steps).enumerate() {
@@ -255,9 +277,23 @@ fn fidelity_level(
         pref_rows.push(pref.clone());
         pop_values.push(pop / items.len() as f64);
     }
+    // The probes fit on the users the denoiser trained or early-stopped on, and score on the held-out ones.
     let users: Vec<u32> = keep.iter().map(|&n| replayed.users[n as usize]).collect();
-    let (fit_rows, test_rows) =
-        dsrm_denoise::stage::split_by_user(&users, file.probe_fraction, file.dsrm.seed ^ 0x5eed)?;
+    let (fit_rows, test_rows) = probe_rows(&users, &split);
+    if fit_rows.is_empty() || test_rows.is_empty() {
+        bail!(
+            "the probes need states on both sides of the split ({} fit, {} held out)",
+            fit_rows.len(),
+            test_rows.len()
+        );
+    }
+    // The clean targets of the held-out states (the truth's re-encoding; no state of a synthetic log lacks one).
+    let held: Vec<usize> = test_rows.iter().map(|&r| keep[r as usize] as usize).collect();
+    let (clean, kept, target_report) = model.clean_targets(&world, &replayed, &held, file.dsrm.next_positives)?;
+    if kept != held {
+        bail!("clean targets: {} of {} held-out states have none", held.len() - kept.len(), held.len());
+    }
+    let held_index = Tensor::f_from_slice(&held.iter().map(|&n| n as i64).collect::<Vec<_>>())?;
     let keep = Tensor::f_from_slice(&keep)?;
     let k = pref_rows[0].len() as i64;
     let y_pref = Tensor::f_from_slice(&pref_rows.concat())?.f_reshape([-1, k])?;
@@ -269,20 +305,29 @@ fn fidelity_level(
         u.dedup();
         u.len()
     };
+    let clean = clean.f_to_kind(Kind::Double)?;
     for (name, states) in representations(&replayed.states, d, purified)? {
         let x = states.f_index_select(0, &keep)?.f_to_kind(Kind::Double)?;
         let pref = probe(&x, &y_pref, &fit_rows, &test_rows, file.ridge)?;
         let pop = probe(&x, &y_pop, &fit_rows, &test_rows, file.ridge)?;
+        let target_mse = if states.size()[1] == d {
+            let held_states = states.f_index_select(0, &held_index)?.f_to_kind(Kind::Double)?;
+            Some(held_states.f_mse_loss(&clean, dsrm_nn::tch::Reduction::Mean)?.f_double_value(&[])?)
+        } else {
+            None
+        };
         rows.push(FidelityRow {
             noise_level: m,
             representation: name.to_string(),
             pref_cosine: pref.cosine,
             pref_r2: pref.r2,
             pop_corr: pop.corr,
+            target_mse,
             states: test_rows.len(),
             users: test_users,
         });
     }
+    let summary = verdict(&rows);
     let info = json!({
         "noise_level": m,
         "synth": { "noise_log_sd": synth.noise_log_sd, "big_extra_noise_log_sd": synth.big_extra_noise_log_sd,
@@ -291,8 +336,71 @@ fn fidelity_level(
         "denoiser": denoiser.name(),
         "reports": model.reports,
         "dsrm_rows": { "train": model.rows.0, "valid": model.rows.1 },
+        "split": {
+            "seed": split.seed,
+            "validation_fraction": split.validation_fraction,
+            "holdout_fraction": split.holdout_fraction,
+            "users": { "train": split.train.len(), "valid": split.valid.len(), "held_out": split.held_out.len() },
+            "probes": "fit on the train and validation users' states, scored on the held-out users' states",
+        },
+        "target": model.target,
+        "target_report": model.target_report,
+        "clean_target_of_the_scores": target_report,
+        "verdict": summary,
     });
     Ok((rows, info))
+}
+
+/// Probe rows (indices into `users`): those of users the denoiser trained or early-stopped on fit the probes,
+/// those of its held-out users score them.
+fn probe_rows(users: &[u32], split: &dsrm_denoise::stage::UserSplit) -> (Vec<i64>, Vec<i64>) {
+    let (mut fit, mut test) = (Vec::new(), Vec::new());
+    for (r, &u) in users.iter().enumerate() {
+        if split.side_of(u) == 2 {
+            test.push(r as i64)
+        } else {
+            fit.push(r as i64)
+        }
+    }
+    (fit, test)
+}
+
+/// Scores this close count as the same (the probes' sampling noise on a few hundred held-out users).
+pub const SAME_SCORE: f64 = 0.01;
+
+/// What the level's rows say about purification, in one sentence: whether `purified` equals `history` (every
+/// probe score within [`SAME_SCORE`]), and whether it beats the fair baseline `raw+history` (or `raw` without
+/// a history condition) on all three probe scores, on some, or on none.
+fn verdict(rows: &[FidelityRow]) -> String {
+    let get = |name: &str| rows.iter().find(|r| r.representation == name);
+    let Some(purified) = get("purified") else { return "no purified row".into() };
+    let same = |a: &FidelityRow, b: &FidelityRow| {
+        (a.pref_cosine - b.pref_cosine).abs() <= SAME_SCORE
+            && (a.pref_r2 - b.pref_r2).abs() <= SAME_SCORE
+            && (a.pop_corr - b.pop_corr).abs() <= SAME_SCORE
+    };
+    if let Some(history) = get("history") {
+        if same(purified, history) {
+            return format!(
+                "purified equals history (every probe score within {SAME_SCORE}): the denoiser reads the history \
+                 summary and adds nothing to it"
+            );
+        }
+    }
+    let (name, base) = match get("raw+history") {
+        Some(b) => ("raw+history", b),
+        None => ("raw", get("raw").expect("a raw row")),
+    };
+    let wins = [
+        purified.pref_cosine > base.pref_cosine + SAME_SCORE,
+        purified.pref_r2 > base.pref_r2 + SAME_SCORE,
+        purified.pop_corr < base.pop_corr - SAME_SCORE,
+    ];
+    match wins.iter().filter(|&&w| w).count() {
+        3 => format!("purified beats {name} on all three probe scores (by more than {SAME_SCORE})"),
+        0 => format!("purified beats {name} on no probe score (by more than {SAME_SCORE})"),
+        n => format!("purified beats {name} on {n} of three probe scores (by more than {SAME_SCORE})"),
+    }
 }
 
 /// The states the probes compare, by name: `raw` o_t; with a history-summary condition (input wider than
@@ -373,6 +481,7 @@ mod tests {
             duplicate_heavy_rows = 2
             [dsrm]
             max_states = 3000
+            holdout_fraction = 0.2
             [dsrm.denoiser]
             kind = "ddpm"
             hidden = [16]
@@ -388,5 +497,52 @@ mod tests {
         assert!(rows.iter().all(|r| r.pref_cosine.is_finite() && r.pref_r2.is_finite() && r.pop_corr.abs() <= 1.0));
         assert!(rows[0].pop_corr > 0.1, "raw states carry the popularity of their window: {}", rows[0].pop_corr);
         assert_eq!(info["reports"].as_array().unwrap().len(), 1);
+        // Scored on the stage's held-out users only, with the split written out; every representation of the
+        // state's width is also scored by its distance to the clean per-state target.
+        assert_eq!(info["split"]["seed"], file.dsrm.seed);
+        let held = info["split"]["users"]["held_out"].as_u64().unwrap() as usize;
+        assert!(held > 0 && rows.iter().all(|r| r.users > 0 && r.users <= held), "{held} {:?}", rows[0].users);
+        assert_eq!(info["target"], "clean");
+        assert_eq!(info["clean_target_of_the_scores"]["source"], "truth");
+        let mse: Vec<Option<f64>> = rows.iter().map(|r| r.target_mse).collect();
+        assert!(mse[0].unwrap() > 0.0 && mse[1].unwrap() > 0.0 && mse[2].is_none() && mse[3].unwrap() >= 0.0);
+        assert!(info["verdict"].as_str().unwrap().starts_with("purified"));
+        println!("tiny fidelity: {:?}", rows);
+        // A config without held-out users is refused when it is read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "[dsrm]\nmax_states = 10\n").unwrap();
+        let err = format!("{:#}", FidelityFile::load(&path).unwrap_err());
+        assert!(err.contains("holdout_fraction"), "{err}");
+    }
+
+    #[test]
+    fn probes_fit_on_seen_users_and_score_on_held_out_ones_and_the_verdict_names_a_copy_of_history() {
+        let split = dsrm_denoise::stage::split_users(&(0..20).collect::<Vec<u32>>(), 0.1, 0.3, 4).unwrap();
+        let users: Vec<u32> = (0..20u32).flat_map(|u| [u, u]).collect();
+        let (fit, test) = probe_rows(&users, &split);
+        assert_eq!((fit.len(), test.len()), (28, 12));
+        assert!(test.iter().all(|&r| split.held_out.contains(&users[r as usize])));
+        assert!(fit.iter().all(|&r| !split.held_out.contains(&users[r as usize])));
+        let row = |name: &str, cos: f64, r2: f64, pop: f64| FidelityRow {
+            noise_level: 1.0,
+            representation: name.into(),
+            pref_cosine: cos,
+            pref_r2: r2,
+            pop_corr: pop,
+            target_mse: None,
+            states: 10,
+            users: 2,
+        };
+        let copy = [row("raw", 0.2, 0.1, 0.5), row("history", 0.4, 0.3, 0.3), row("raw+history", 0.45, 0.35, 0.3)];
+        let mut rows = copy.to_vec();
+        rows.push(row("purified", 0.405, 0.295, 0.305));
+        assert!(verdict(&rows).starts_with("purified equals history"), "{}", verdict(&rows));
+        rows[3] = row("purified", 0.5, 0.4, 0.2);
+        assert!(verdict(&rows).contains("beats raw+history on all three"), "{}", verdict(&rows));
+        rows[3] = row("purified", 0.3, 0.4, 0.4);
+        assert!(verdict(&rows).contains("on 1 of three"), "{}", verdict(&rows));
+        let plain = [row("raw", 0.2, 0.1, 0.5), row("purified", 0.1, 0.0, 0.6)];
+        assert!(verdict(&plain).contains("beats raw on no probe score"), "{}", verdict(&plain));
     }
 }
