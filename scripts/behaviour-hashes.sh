@@ -86,6 +86,7 @@ synth_seed = 2
 size = "tiny"
 [dsrm]
 max_states = 2000
+holdout_fraction = 0.2
 [dsrm.denoiser]
 kind = "ddpm"
 [dsrm.denoiser.schedule]
