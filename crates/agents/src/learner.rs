@@ -16,6 +16,7 @@ use crate::hrl::{Hrl, HrlConfig};
 use crate::ppo::{Ppo, PpoConfig};
 use crate::sac::{Sac, SacConfig};
 use crate::sqn::{Sqn, SqnConfig};
+use crate::td3::{Td3, Td3Config};
 use crate::trained_tracker::TrainedTracker;
 use crate::update_stats::UpdateStats;
 use crate::Result;
@@ -104,7 +105,7 @@ pub trait Learner: Send {
 }
 
 /// Which algorithm trains the agent, with its hyper-parameters
-/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "bcq" | "cql" | "crr" | "sqn"`).
+/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "td3" | "bcq" | "cql" | "crr" | "sqn"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Algorithm {
@@ -120,6 +121,8 @@ pub enum Algorithm {
     Dqn(DqnConfig),
     /// Discrete soft actor-critic with twin critics and a tuned temperature.
     Sac(SacConfig),
+    /// TD3 over items: a proto-action in item-embedding space, the best item by dot product.
+    Td3(Td3Config),
     /// Offline, from the logged data: discrete batch-constrained Q-learning.
     Bcq(BcqConfig),
     /// Offline: conservative Q-learning.
@@ -146,6 +149,7 @@ impl Algorithm {
             Algorithm::Fcpo(_) => "fcpo",
             Algorithm::Dqn(_) => "dqn",
             Algorithm::Sac(_) => "sac",
+            Algorithm::Td3(_) => "td3",
             Algorithm::Bcq(_) => "bcq",
             Algorithm::Cql(_) => "cql",
             Algorithm::Crr(_) => "crr",
@@ -162,6 +166,7 @@ impl Algorithm {
             Algorithm::Fcpo(c) => c.ppo.tracker_lr,
             Algorithm::Dqn(c) => c.tracker_lr,
             Algorithm::Sac(c) => c.tracker_lr,
+            Algorithm::Td3(c) => c.tracker_lr,
             Algorithm::Bcq(c) => c.base.tracker_lr,
             Algorithm::Cql(c) => c.base.tracker_lr,
             Algorithm::Crr(c) => c.base.tracker_lr,
@@ -169,13 +174,14 @@ impl Algorithm {
         }
     }
 
-    /// The paced schedule of an on-policy learner (`updates_per_1k_steps`; `crate::pace`), if set.
+    /// The paced schedule of a learner that has one (`updates_per_1k_steps`; `crate::pace`), if set.
     pub fn updates_per_1k_steps(&self) -> Option<f64> {
         match self {
             Algorithm::A2c(c) => c.updates_per_1k_steps,
             Algorithm::Ppo(c) => c.updates_per_1k_steps,
             Algorithm::Hrl(c) => c.updates_per_1k_steps,
             Algorithm::Fcpo(c) => c.ppo.updates_per_1k_steps,
+            Algorithm::Td3(c) => c.updates_per_1k_steps,
             _ => None,
         }
     }
@@ -205,6 +211,10 @@ impl Algorithm {
             }
             Algorithm::Dqn(c) => return c.problems(),
             Algorithm::Sac(c) => return c.problems(),
+            Algorithm::Td3(c) => {
+                problems.extend(c.problems());
+                return problems;
+            }
             Algorithm::Bcq(c) => return c.base.problems("bcq"),
             Algorithm::Cql(c) => return c.base.problems("cql"),
             Algorithm::Crr(c) => return c.base.problems("crr"),
@@ -229,6 +239,7 @@ impl Algorithm {
             Algorithm::Fcpo(c) => Box::new(Fcpo::new(c.clone(), state_dim, world, device)?),
             Algorithm::Dqn(c) => Box::new(Dqn::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Sac(c) => Box::new(Sac::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Td3(c) => Box::new(Td3::new(c.clone(), state_dim, world, device)?),
             Algorithm::Bcq(c) => Box::new(Bcq::new(c.clone(), state_dim, world, device)?),
             Algorithm::Cql(c) => Box::new(Cql::new(c.clone(), state_dim, world, device)?),
             Algorithm::Crr(c) => Box::new(Crr::new(c.clone(), state_dim, world, device)?),

@@ -6,7 +6,8 @@
 //! * [`hrl`]: DSRM-HRL's hierarchical fairness agent (high-level goals every c steps, low-level items).
 //! * [`fcpo`], [`shaping`]: the fairness baselines (constrained PPO; reward shaping around any reward).
 //! * [`a2c`], [`ppo`]: one algorithm per file — hyper-parameters at the top, the update read top to bottom.
-//! * [`dqn`], [`sac`]: off-policy agents trained online in the simulated environment (double DQN; discrete SAC).
+//! * [`dqn`], [`sac`], [`td3`]: off-policy agents trained online in the simulated environment (double DQN;
+//!   discrete SAC; TD3 with a proto-action in item-embedding space).
 //! * [`bcq`], [`cql`], [`crr`], [`sqn`]: offline (batch) agents learned from the logged training data only.
 //! * [`replay`]: the off-policy buffer of whole episodes (filled online, or from the log cut by the quit rule),
 //!   n-step transitions, and collection with any action rule; [`qnet`]: their score networks;
@@ -16,7 +17,8 @@
 //! * [`rollout`]: collecting whole episodes in many parallel training environments, and GAE.
 //! * [`rl_policy`]: a trained agent as a [`dsrm_policy::Policy`], for the evaluation protocol.
 //! * [`learner`]: the trait every algorithm implements for the trainer, and the `[train.algorithm]` registry.
-//! * Shared learning math, in files named for it: [`update_stats`], [`trained_tracker`] (the state encoder an
+//! * Shared learning math, in files named for it: [`update_stats`], [`item_factors`] (normalised MF item
+//!   embeddings of the training log), [`trained_tracker`] (the state encoder an
 //!   agent reads — any `dsrm_state::StateTracker`, the DSRM stage's purified tracker included — with its own
 //!   optimiser, and the joint step), and the crate-private `losses` (log π, entropy, the clipped surrogate),
 //!   `td` (temporal-difference targets), `step_counter` and `ppo_update` (PPO's update, shared by PPO and
@@ -48,6 +50,7 @@ pub mod crr;
 pub mod dqn;
 pub mod fcpo;
 pub mod hrl;
+pub mod item_factors;
 pub mod learner;
 mod losses;
 mod pace;
@@ -63,6 +66,7 @@ pub mod shaping;
 pub mod sqn;
 mod step_counter;
 mod td;
+pub mod td3;
 pub mod trained_tracker;
 pub mod update_stats;
 

@@ -235,7 +235,12 @@ mod tests {
     #[test]
     fn off_policy_and_offline_example_configs_parse() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-        for (file, kind) in [("train/dqn.toml", "dqn"), ("train/sac.toml", "sac"), ("train/offline.toml", "cql")] {
+        for (file, kind) in [
+            ("train/dqn.toml", "dqn"),
+            ("train/sac.toml", "sac"),
+            ("train/td3.toml", "td3"),
+            ("train/offline.toml", "cql"),
+        ] {
             let parsed = TrainFile::load(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));
             assert_eq!(parsed.train.algorithm.name(), kind, "{file}");
             let back = TrainFile::parse(&toml::to_string_pretty(&parsed).unwrap()).unwrap();
