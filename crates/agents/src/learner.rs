@@ -10,6 +10,7 @@ use crate::a2c::{A2c, A2cConfig};
 use crate::bcq::{Bcq, BcqConfig};
 use crate::cql::{Cql, CqlConfig};
 use crate::crr::{Crr, CrrConfig};
+use crate::dnair::{Dnair, DnairConfig};
 use crate::dqn::{Dqn, DqnConfig};
 use crate::fcpo::{Fcpo, FcpoConfig};
 use crate::hrl::{Hrl, HrlConfig};
@@ -105,7 +106,7 @@ pub trait Learner: Send {
 }
 
 /// Which algorithm trains the agent, with its hyper-parameters
-/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "td3" | "bcq" | "cql" | "crr" | "sqn"`).
+/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "td3" | "dnair" | "bcq" | "cql" | "crr" | "sqn"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Algorithm {
@@ -123,6 +124,8 @@ pub enum Algorithm {
     Sac(SacConfig),
     /// TD3 over items: a proto-action in item-embedding space, the best item by dot product.
     Td3(Td3Config),
+    /// DNaIR: a DQN with a diversity-novelty reward term and similarity-restricted candidates.
+    Dnair(DnairConfig),
     /// Offline, from the logged data: discrete batch-constrained Q-learning.
     Bcq(BcqConfig),
     /// Offline: conservative Q-learning.
@@ -150,6 +153,7 @@ impl Algorithm {
             Algorithm::Dqn(_) => "dqn",
             Algorithm::Sac(_) => "sac",
             Algorithm::Td3(_) => "td3",
+            Algorithm::Dnair(_) => "dnair",
             Algorithm::Bcq(_) => "bcq",
             Algorithm::Cql(_) => "cql",
             Algorithm::Crr(_) => "crr",
@@ -167,6 +171,7 @@ impl Algorithm {
             Algorithm::Dqn(c) => c.tracker_lr,
             Algorithm::Sac(c) => c.tracker_lr,
             Algorithm::Td3(c) => c.tracker_lr,
+            Algorithm::Dnair(c) => c.tracker_lr,
             Algorithm::Bcq(c) => c.base.tracker_lr,
             Algorithm::Cql(c) => c.base.tracker_lr,
             Algorithm::Crr(c) => c.base.tracker_lr,
@@ -182,6 +187,7 @@ impl Algorithm {
             Algorithm::Hrl(c) => c.updates_per_1k_steps,
             Algorithm::Fcpo(c) => c.ppo.updates_per_1k_steps,
             Algorithm::Td3(c) => c.updates_per_1k_steps,
+            Algorithm::Dnair(c) => c.updates_per_1k_steps,
             _ => None,
         }
     }
@@ -215,6 +221,10 @@ impl Algorithm {
                 problems.extend(c.problems());
                 return problems;
             }
+            Algorithm::Dnair(c) => {
+                problems.extend(c.problems());
+                return problems;
+            }
             Algorithm::Bcq(c) => return c.base.problems("bcq"),
             Algorithm::Cql(c) => return c.base.problems("cql"),
             Algorithm::Crr(c) => return c.base.problems("crr"),
@@ -240,6 +250,7 @@ impl Algorithm {
             Algorithm::Dqn(c) => Box::new(Dqn::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Sac(c) => Box::new(Sac::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Td3(c) => Box::new(Td3::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Dnair(c) => Box::new(Dnair::new(c.clone(), state_dim, world, device)?),
             Algorithm::Bcq(c) => Box::new(Bcq::new(c.clone(), state_dim, world, device)?),
             Algorithm::Cql(c) => Box::new(Cql::new(c.clone(), state_dim, world, device)?),
             Algorithm::Crr(c) => Box::new(Crr::new(c.clone(), state_dim, world, device)?),

@@ -7,7 +7,8 @@
 //! * [`fcpo`], [`shaping`]: the fairness baselines (constrained PPO; reward shaping around any reward).
 //! * [`a2c`], [`ppo`]: one algorithm per file — hyper-parameters at the top, the update read top to bottom.
 //! * [`dqn`], [`sac`], [`td3`]: off-policy agents trained online in the simulated environment (double DQN;
-//!   discrete SAC; TD3 with a proto-action in item-embedding space).
+//!   discrete SAC; TD3 with a proto-action in item-embedding space); [`dnair`]: DNaIR, a DQN with a
+//!   diversity-novelty reward term and candidates restricted to the last item's neighbours.
 //! * [`bcq`], [`cql`], [`crr`], [`sqn`]: offline (batch) agents learned from the logged training data only.
 //! * [`replay`]: the off-policy buffer of whole episodes (filled online, or from the log cut by the quit rule),
 //!   n-step transitions, and collection with any action rule; [`qnet`]: their score networks;
@@ -47,6 +48,7 @@ pub mod actor_critic;
 pub mod bcq;
 pub mod cql;
 pub mod crr;
+pub mod dnair;
 pub mod dqn;
 pub mod fcpo;
 pub mod hrl;

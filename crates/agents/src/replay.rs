@@ -276,6 +276,20 @@ pub fn collect_episodes(
     rng: &mut ChaCha8Rng,
     mut act: impl FnMut(&Tensor, &mut ChaCha8Rng) -> Result<Vec<u32>>,
 ) -> Result<Rollout> {
+    collect_episodes_after(spec, reward_model, tracker, episodes, device, rng, |states, _, rng| act(states, rng))
+}
+
+/// [`collect_episodes`] for an action rule that also reads each row's last shown item (`None` on an episode's
+/// first step): DNaIR restricts its candidates to the neighbours of that item.
+pub fn collect_episodes_after(
+    spec: &EnvSpec,
+    reward_model: &dyn RewardModel,
+    tracker: &dyn StateTracker,
+    episodes: usize,
+    device: Device,
+    rng: &mut ChaCha8Rng,
+    mut act: impl FnMut(&Tensor, &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
+) -> Result<Rollout> {
     let n = episodes.max(1);
     let n_items = spec.n_items();
     if spec.n_users() == 0 {
@@ -291,7 +305,8 @@ pub fn collect_episodes(
             active.iter().map(|&i| (users[i], env.items(i), rewards[i].as_slice())).collect();
         let batch = HistoryBatch::new(&rows, window, n_items, device);
         let states = tch::no_grad(|| tracker.try_states(&batch))?;
-        let chosen = act(&states, rng)?;
+        let last: Vec<Option<u32>> = active.iter().map(|&i| env.items(i).last().copied()).collect();
+        let chosen = act(&states, &last, rng)?;
         if chosen.len() != active.len() || chosen.iter().any(|&a| a as usize >= n_items) {
             return Err(AgentError::Config(format!(
                 "the action rule returned {} actions for {} episodes (or an item outside the catalogue)",

@@ -19,6 +19,12 @@ use std::sync::{Arc, Mutex};
 pub trait Scorer: Send {
     /// The scores.
     fn scores(&self, states: &Tensor) -> Result<Tensor>;
+
+    /// The scores of a `[1, state_dim]` state whose episode last showed `last` (`None` on the first step); a
+    /// scorer that restricts its candidates to that item's neighbours (DNaIR) overrides it.
+    fn scores_after(&self, states: &Tensor, _last: Option<u32>) -> Result<Tensor> {
+        self.scores(states)
+    }
 }
 
 struct Snapshot {
@@ -69,7 +75,12 @@ impl Snapshot {
             HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), self.n_items, self.device);
         let scores = tch::no_grad(|| -> Result<Tensor> {
             let states = self.tracker.try_states(&batch)?;
-            Ok(self.scorer.scores(&states)?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?)
+            Ok(self
+                .scorer
+                .scores_after(&states, obs.items.last().copied())?
+                .f_to_kind(Kind::Float)?
+                .f_to_device(Device::Cpu)?
+                .f_contiguous()?)
         })?;
         if scores.numel() != self.n_items {
             return Err(crate::AgentError::Config(format!(

@@ -1,4 +1,4 @@
-//! Temporal-difference targets of the Q-learning agents (DQN, BCQ, CQL, SQN).
+//! Temporal-difference targets of the Q-learning agents (DQN, DNaIR, BCQ, CQL, SQN).
 
 use crate::qnet::ScoreNet;
 use crate::replay::Transitions;
@@ -15,9 +15,27 @@ pub(crate) fn double_q_target(
     gamma: f64,
     n_step: usize,
 ) -> Result<Tensor> {
+    double_q_target_within(q, target, tracker, tr, gamma, n_step, None)
+}
+
+/// [`double_q_target`] with the argmax restricted to an allowed set: `offset` (`[B, n_items]`) is added to
+/// Q(s', ·) before the argmax (0 for allowed actions, a large negative number elsewhere).
+pub(crate) fn double_q_target_within(
+    q: &ScoreNet,
+    target: &ScoreNet,
+    tracker: &TrainedTracker,
+    tr: &Transitions,
+    gamma: f64,
+    n_step: usize,
+    offset: Option<&Tensor>,
+) -> Result<Tensor> {
     tch::no_grad(|| -> Result<Tensor> {
         let next = tracker.states(&tr.next)?;
-        let best = q.forward(&next)?.f_argmax(-1, true)?;
+        let q_next_online = q.forward(&next)?;
+        let best = match offset {
+            Some(o) => q_next_online.f_add(o)?.f_argmax(-1, true)?,
+            None => q_next_online.f_argmax(-1, true)?,
+        };
         let q_next = target.forward(&next)?.f_gather(1, &best, false)?.f_squeeze_dim(1)?;
         let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
         Ok(tr.rewards.f_add(&q_next.f_mul(&live)?.f_mul_scalar(gamma.powi(n_step as i32))?)?)

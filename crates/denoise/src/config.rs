@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [denoiser]
-//! kind = "ddpm"          # "identity" | "ddpm" | "ddim" | "distilled" | "vae"; the other keys are its fields
+//! kind = "ddpm"          # "identity" | "ddpm" | "ddim" | "distilled" | "vae" | "flow"; the other keys are its fields
 //! t_prime = 5            # T' (default T)
 //!
 //! [denoiser.schedule]
@@ -17,6 +17,7 @@
 use crate::ddim::{Ddim, DdimConfig};
 use crate::ddpm::{Ddpm, DdpmConfig};
 use crate::distilled::{Distilled, DistilledConfig};
+use crate::flow::{Flow, FlowConfig};
 use crate::identity::{Identity, IdentityConfig};
 use crate::train::{EpochLog, FitReport};
 use crate::vae::{Vae, VaeConfig};
@@ -34,6 +35,7 @@ pub enum DenoiserConfig {
     Ddim(DdimConfig),
     Distilled(DistilledConfig),
     Vae(VaeConfig),
+    Flow(FlowConfig),
 }
 
 impl Default for DenoiserConfig {
@@ -51,6 +53,7 @@ impl DenoiserConfig {
             Self::Ddim(_) => "ddim",
             Self::Distilled(_) => "distilled",
             Self::Vae(_) => "vae",
+            Self::Flow(_) => "flow",
         }
     }
 
@@ -60,6 +63,7 @@ impl DenoiserConfig {
             Self::Ddpm(c)
             | Self::Ddim(DdimConfig { ddpm: c, .. })
             | Self::Distilled(DistilledConfig { teacher: c, .. }) => c.cond_dim,
+            Self::Flow(c) => c.cond_dim,
             Self::Identity(_) | Self::Vae(_) => 0,
         }
     }
@@ -85,7 +89,8 @@ pub fn build(
 
 /// [`build`] towards explicit clean targets (`[N, d]` rows, one per training / validation state): option B of
 /// `docs/design.md` §6 row 3. The diffusion kinds learn it: `ddpm` directly, `ddim` samples the DDPM so trained,
-/// and the `distilled` student matches that teacher's output (which already points at the target).
+/// and the `distilled` student matches that teacher's output (which already points at the target); `flow`
+/// learns the velocity of the straight path to it.
 pub fn build_towards(
     cfg: &DenoiserConfig,
     train: &Tensor,
@@ -96,7 +101,8 @@ pub fn build_towards(
 ) -> Result<Built> {
     if matches!(cfg, DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_)) {
         return Err(DenoiseError::Config(format!(
-            "a clean target other than the observed state needs a diffusion denoiser (ddpm, ddim, distilled), not {}",
+            "a clean target other than the observed state needs a diffusion or flow denoiser (ddpm, ddim, distilled, \
+             flow), not {}",
             cfg.kind()
         )));
     }
@@ -139,6 +145,11 @@ fn build_with(
             let (model, report) = Vae::fit(train, valid, c, progress)?;
             (Box::new(model), vec![report])
         }
+        DenoiserConfig::Flow(c) => {
+            let (model, report) =
+                Flow::fit_towards(train, targets.map(|t| t.0), valid, targets.map(|t| t.1), c, progress)?;
+            (Box::new(model), vec![report])
+        }
     };
     Ok(Built { denoiser, reports })
 }
@@ -160,6 +171,7 @@ pub fn from_checkpoint(tensors: &[(String, Tensor)], meta: &serde_json::Value) -
         Some("ddim") => Ddim::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
         Some("distilled") => Distilled::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
         Some("vae") => Vae::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
+        Some("flow") => Flow::from_checkpoint(tensors, meta).map(|d| Box::new(d) as Box<dyn Denoiser>),
         other => Err(DenoiseError::Config(format!("unknown denoiser kind {other:?}"))),
     }
 }
@@ -225,6 +237,7 @@ mod tests {
             DenoiserConfig::Ddim(DdimConfig::default()),
             DenoiserConfig::Distilled(DistilledConfig::default()),
             DenoiserConfig::Vae(VaeConfig::default()),
+            DenoiserConfig::Flow(FlowConfig::default()),
         ];
         for cfg in all {
             let json = serde_json::to_string(&cfg).unwrap();

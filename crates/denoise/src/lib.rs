@@ -8,6 +8,7 @@
 //! * [`ddim`]: k-step deterministic DDIM on the same trained DSRM (cheaper purification).
 //! * [`distilled`]: a one-step student trained to match the DSRM's purification.
 //! * [`vae`]: a small VAE, the non-diffusion alternative.
+//! * [`flow`]: conditional flow matching (rectified flow), purifying in a few Euler steps or one.
 //! * [`identity`]: the "w/o DSRM" ablation.
 //! * [`joint`]: a trainable copy of a pretrained DSRM, for joint fine-tuning with the RL loss (λ_D).
 //!
@@ -23,6 +24,7 @@ pub mod config;
 pub mod ddim;
 pub mod ddpm;
 pub mod distilled;
+pub mod flow;
 pub mod identity;
 pub mod joint;
 pub mod latency;
@@ -41,6 +43,7 @@ pub use ddim::{Ddim, DdimConfig};
 pub use ddpm::{Ddpm, DdpmConfig, MeanType, TimestepSampling};
 pub use distilled::{Distilled, DistilledConfig, StudentConfig};
 pub use dsrm_nn::mlp::Activation;
+pub use flow::{Flow, FlowConfig, FlowStart};
 pub use identity::{Identity, IdentityConfig};
 pub use joint::JointDdpm;
 pub use latency::{measure_latency, LatencyStats};
@@ -71,7 +74,8 @@ pub trait Denoiser: Send {
     /// Name for logs and benchmark tables, with the settings that matter (e.g. `ddpm(T=10 T'=10 s=0.1 …)`).
     fn name(&self) -> String;
 
-    /// Network evaluations per purification (T' for the DSRM, k for DDIM, 1 distilled, 0 identity).
+    /// Network evaluations per purification (T' for the DSRM, k for DDIM, 1 distilled, K Euler steps for the
+    /// flow, 0 identity).
     fn steps(&self) -> usize;
 
     /// Width of the input: d, or d + cond_dim for a conditioned DSRM.

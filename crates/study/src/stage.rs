@@ -30,6 +30,7 @@ fn epochs(cfg: &DsrmStageConfig) -> usize {
         dsrm_denoise::DenoiserConfig::Ddim(c) => c.ddpm.train.max_epochs,
         dsrm_denoise::DenoiserConfig::Distilled(c) => c.teacher.train.max_epochs + c.student.train.max_epochs,
         dsrm_denoise::DenoiserConfig::Vae(c) => c.train.max_epochs,
+        dsrm_denoise::DenoiserConfig::Flow(c) => c.train.max_epochs,
         dsrm_denoise::DenoiserConfig::Identity(_) => 0,
     }
 }

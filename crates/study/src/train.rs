@@ -239,6 +239,7 @@ mod tests {
             ("train/dqn.toml", "dqn"),
             ("train/sac.toml", "sac"),
             ("train/td3.toml", "td3"),
+            ("train/dnair.toml", "dnair"),
             ("train/offline.toml", "cql"),
         ] {
             let parsed = TrainFile::load(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));

@@ -65,7 +65,7 @@ fn fidelity_variants_change_exactly_what_they_name() {
     let path = configs().join("fidelity/default.toml");
     let base = FidelityFile::load(&path).unwrap();
     let names: Vec<String> = base.variants.iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, ["unconditional", "observed", "paper", "debiased", "condition", "condition-debiased"]);
+    assert_eq!(names, ["unconditional", "observed", "paper", "debiased", "condition", "condition-debiased", "flow"]);
     let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
         DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
         other => panic!("a ddpm stage, not {}", other.kind()),
@@ -93,6 +93,15 @@ fn fidelity_variants_change_exactly_what_they_name() {
             (base.noise_levels.clone(), base.synth_seed, base.ridge)
         );
     }
+    // A variant of another denoiser kind replaces the file's denoiser table instead of merging into it (the
+    // DDPM's `schedule` is no key of the flow); the stage around it is the file's.
+    let flow = FidelityFile::load_variant(&path, Some("flow")).unwrap();
+    let DenoiserConfig::Flow(f) = &flow.dsrm.denoiser else {
+        panic!("a flow stage, not {}", flow.dsrm.denoiser.kind())
+    };
+    assert_eq!((f.ode_steps, f.start), (4, dsrm_denoise::FlowStart::Observed));
+    assert_eq!((flow.dsrm.condition_window(), flow.dsrm.target()), (20, CleanTarget::Clean));
+    assert_eq!((flow.dsrm.holdout_fraction, flow.dsrm.max_states), (base.dsrm.holdout_fraction, base.dsrm.max_states));
     let err = FidelityFile::load_variant(&path, Some("nope")).unwrap_err();
     assert!(format!("{err:#}").contains("condition-debiased"), "{err:#}");
 }

@@ -52,7 +52,8 @@ pub enum BenchCommand {
         out: Option<PathBuf>,
     },
     /// Purification latency of the DSRM denoisers (DDPM with T in {1,5,10,20,50}, DDIM k = 2, the distilled
-    /// one-step student, VAE, identity) at batch 1 and 256, including the &[f32] -> tensor -> Vec<f32> round trip.
+    /// one-step student, VAE, flow with K in {1, 4} Euler steps, identity) at batch 1 and 256, including the
+    /// &[f32] -> tensor -> Vec<f32> round trip.
     /// Latency does not depend on the weights, so the models are fitted for one epoch on random 42-d states.
     Denoise {
         /// libtorch intra-op threads (the serving goal is stated for one core).
@@ -61,8 +62,8 @@ pub enum BenchCommand {
         /// State dimension (42 = KuaiRec's `avg` state).
         #[arg(long, default_value_t = 42)]
         dim: i64,
-        /// Width of the history-summary condition the diffusion denoisers also read (42: the default DSRM's
-        /// 20-step summary of the 42-d state; 0: unconditional). Identity and VAE read the state alone.
+        /// Width of the history-summary condition the diffusion and flow denoisers also read (42: the default
+        /// DSRM's 20-step summary of the 42-d state; 0: unconditional). Identity and VAE read the state alone.
         #[arg(long, default_value_t = 42)]
         cond_dim: i64,
         /// Timed calls at batch 1 (a tenth of that at batch 256).
@@ -159,8 +160,8 @@ fn bench_nn(threads: usize, steps: usize, calls: usize, out: Option<PathBuf>) ->
 
 fn bench_denoise(threads: usize, dim: i64, cond_dim: i64, calls: usize, out: Option<PathBuf>) -> Result<()> {
     use dsrm_denoise::{
-        measure_latency, Ddim, Ddpm, DdpmConfig, Denoiser, Distilled, Identity, ScheduleConfig, StudentConfig,
-        TrainConfig, Vae, VaeConfig,
+        measure_latency, Ddim, Ddpm, DdpmConfig, Denoiser, Distilled, Flow, FlowConfig, Identity, ScheduleConfig,
+        StudentConfig, TrainConfig, Vae, VaeConfig,
     };
     use dsrm_nn::tch::{Device, Kind, Tensor};
     dsrm_nn::runtime::init(threads, 0);
@@ -188,8 +189,15 @@ fn bench_denoise(threads: usize, dim: i64, cond_dim: i64, calls: usize, out: Opt
     denoisers.push(Box::new(Ddim::new(&t10, 2)?));
     let student = StudentConfig { train: quick.clone(), ..Default::default() };
     denoisers.push(Box::new(Distilled::fit(&t10, &data, &data, &student, &mut |_| {})?.0));
-    denoisers
-        .push(Box::new(Vae::fit(&states, &states, &VaeConfig { train: quick, ..Default::default() }, &mut |_| {})?.0));
+    denoisers.push(Box::new(
+        Vae::fit(&states, &states, &VaeConfig { train: quick.clone(), ..Default::default() }, &mut |_| {})?.0,
+    ));
+    // The flow as the stage builds it: its network reads o_t ⊕ h (towards a clean target), K = 1 and the default 4.
+    for ode_steps in [1, 4] {
+        let cfg =
+            FlowConfig { ode_steps, cond_dim, observed_condition: true, train: quick.clone(), ..Default::default() };
+        denoisers.push(Box::new(Flow::fit_towards(&data, Some(&states), &data, Some(&states), &cfg, &mut |_| {})?.0));
+    }
 
     let mut t = output::table(&[
         "denoiser",

@@ -34,7 +34,8 @@
 //! joint_lambda = 0.0         # > 0: fine-tune the DSRM with the agent, L = L_RL + λ_D·L_DSRM (`ddpm` only)
 //! # checkpoint = "dsrm.bin"  # a trained stage (`dsrm dsrm train`) instead of training one
 //! [train.dsrm.denoiser]      # the `[denoiser]` table of dsrm-denoise: kind, t_prime, schedule.steps, ...
-//! kind = "ddpm"              # "identity" = the "w/o DSRM" ablation: the same frozen tracker, no purification
+//! kind = "ddpm"              # "identity" = the "w/o DSRM" ablation: the same frozen tracker, no purification;
+//!                            # "flow" = conditional flow matching on the same target and condition
 //! ```
 //!
 //! The training log is `world.train`: the log rows on catalogue items in (user, time) order (KuaiRec: the big
@@ -128,14 +129,14 @@ pub struct DsrmStageConfig {
     /// (SASRec's positions).
     pub next_positives: usize,
     /// W_c > 0 conditions the denoiser on a history summary: the same frozen tracker over the last W_c steps,
-    /// appended to the state (sets the denoiser's `cond_dim`; `ddpm` / `ddim` / `distilled` only). Unset: 20
-    /// for those kinds, 0 for `identity` / `vae` ([`Self::condition_window`]).
+    /// appended to the state (sets the denoiser's `cond_dim`; `ddpm` / `ddim` / `distilled` / `flow` only).
+    /// Unset: 20 for those kinds, 0 for `identity` / `vae` ([`Self::condition_window`]).
     pub condition_window: Option<usize>,
     /// Train on at most this many replayed states, drawn uniformly without replacement (0 = all, default).
     pub max_states: usize,
     /// The clean target s^(0): `clean` (per state, [`clean`]), or the ablations `debiased` (option B, one
-    /// vector per user) and `observed` (option A, o_t itself). Unset: `clean` for a diffusion denoiser,
-    /// `observed` for `identity` / `vae` ([`Self::target`]).
+    /// vector per user) and `observed` (option A, o_t itself). Unset: `clean` for a diffusion or flow
+    /// denoiser, `observed` for `identity` / `vae` ([`Self::target`]).
     pub target: Option<CleanTarget>,
     /// Seed of the user split and of the subsample (the denoiser's own `train.seed` seeds its training), and
     /// of the joint fine-tuning draws.
@@ -208,10 +209,13 @@ impl DsrmStageConfig {
         }
     }
 
-    /// Whether the denoiser is a diffusion model (`ddpm`, `ddim`, `distilled`): the kinds that can read a
-    /// history condition and learn a clean target other than their input.
+    /// Whether the denoiser is a diffusion model (`ddpm`, `ddim`, `distilled`) or the flow (`flow`): the kinds
+    /// that can read a history condition and learn a clean target other than their input.
     fn diffusion(&self) -> bool {
-        matches!(self.denoiser, DenoiserConfig::Ddpm(_) | DenoiserConfig::Ddim(_) | DenoiserConfig::Distilled(_))
+        matches!(
+            self.denoiser,
+            DenoiserConfig::Ddpm(_) | DenoiserConfig::Ddim(_) | DenoiserConfig::Distilled(_) | DenoiserConfig::Flow(_)
+        )
     }
 
     /// W_c in effect: the configured one, else [`DEFAULT_CONDITION_WINDOW`] for a diffusion denoiser, else 0.
@@ -241,11 +245,15 @@ impl DsrmStageConfig {
         }
         if self.target() != CleanTarget::Observed && !self.diffusion() {
             return bad(format!(
-                "target = {:?} needs a diffusion denoiser (ddpm, ddim, distilled); the {} denoiser reads o_t \
-                 and reproduces it, so it takes target = \"observed\"",
+                "target = {:?} needs a diffusion or flow denoiser (ddpm, ddim, distilled, flow); the {} denoiser \
+                 reads o_t and reproduces it, so it takes target = \"observed\"",
                 self.target(),
                 self.denoiser.kind()
             ));
+        }
+        // The flow's fields need no data to check, so a bad one (e.g. `ode_steps = 0`) fails before the replay.
+        if let DenoiserConfig::Flow(flow) = &self.denoiser {
+            flow.validate().map_err(|e| StageError::Config(format!("[train.dsrm.denoiser] {e}")))?;
         }
         Ok(())
     }

@@ -349,8 +349,12 @@ pub(super) fn with_condition(
         DenoiserConfig::Ddpm(c) => set(c),
         DenoiserConfig::Ddim(c) => set(&mut c.ddpm),
         DenoiserConfig::Distilled(c) => set(&mut c.teacher),
+        DenoiserConfig::Flow(c) => (c.cond_dim, c.observed_condition) = (cond, towards),
         DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) if cond > 0 => {
-            return Err(StageError::Config(format!("condition_window needs a diffusion denoiser, not {}", cfg.kind())))
+            return Err(StageError::Config(format!(
+                "condition_window needs a diffusion or flow denoiser, not {}",
+                cfg.kind()
+            )))
         }
         DenoiserConfig::Identity(_) | DenoiserConfig::Vae(_) => {}
     }

@@ -140,7 +140,7 @@ fn the_defaults_condition_a_diffusion_denoiser_on_history_towards_the_clean_targ
         assert_eq!((cfg.condition_window(), cfg.target()), (0, CleanTarget::Observed));
         assert!(with_condition(&cfg.denoiser, 6, 3, false).is_err());
         let clean = DsrmStageConfig { target: Some(CleanTarget::Clean), ..cfg };
-        assert!(clean.validate().unwrap_err().to_string().contains("needs a diffusion denoiser"));
+        assert!(clean.validate().unwrap_err().to_string().contains("needs a diffusion or flow denoiser"));
     }
     // Towards an explicit target the network reads o_t as its condition; towards o_t it must not.
     let crate::DenoiserConfig::Ddpm(c) = with_condition(&ddpm.denoiser, 6, 20, true).unwrap() else { panic!() };
@@ -400,6 +400,63 @@ fn a_stage_towards_the_clean_target_purifies_towards_it() {
         "held-out MSE to s^(0): reward column {raw:.3e} -> {after:.3e}, all columns {raw_all:.3e} -> {after_all:.3e}"
     );
     assert!(after < raw, "held-out reward column, MSE to s^(0): observed {raw:.3e}, purified {after:.3e}");
+}
+
+#[test]
+fn a_flow_stage_learns_the_same_target_and_condition_and_survives_save_and_load() {
+    let (_dir, world) = synthetic_world();
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let emb = pretrained(world.spec.n_items());
+    let flow = crate::FlowConfig {
+        hidden: vec![64],
+        ode_steps: 2,
+        train: crate::TrainConfig { max_epochs: 60, batch_size: 256, lr: 3e-3, ..Default::default() },
+        ..Default::default()
+    };
+    let cfg = DsrmStageConfig {
+        denoiser: DenoiserConfig::Flow(flow),
+        holdout_fraction: 0.2,
+        condition_window: Some(0),
+        max_states: 0,
+        ..Default::default()
+    };
+    // A flow defaults to what a diffusion denoiser does: the clean target (and the 20-step history condition).
+    assert_eq!(cfg.target(), CleanTarget::Clean);
+    assert_eq!(DsrmStageConfig { condition_window: None, ..cfg.clone() }.condition_window(), DEFAULT_CONDITION_WINDOW);
+    let model = DsrmModel::fit(&cfg, &TrackerConfig::default(), &world, Some(&emb), &mut |_| {}).unwrap();
+    let denoiser = model.denoiser().unwrap();
+    assert_eq!((denoiser.name().as_str(), denoiser.steps()), ("flow(K=2 cond=o)", 2));
+    assert_eq!(model.reports[0].phase, "flow");
+    // On the held-out users, purified states are closer to their clean targets than the observed ones.
+    let r = model.replay(&world).unwrap();
+    let split = model.split.clone().unwrap();
+    let held: Vec<usize> = (0..r.users.len()).filter(|&i| split.side_of(r.users[i]) == 2 && r.steps[i] > 0).collect();
+    let (targets, _, _) = model.clean_targets(&world, &r, &held, 10).unwrap();
+    let x = r.states.index_select(0, &Tensor::from_slice(&held.iter().map(|&i| i as i64).collect::<Vec<_>>()));
+    let purified = denoiser.try_purify(&x).unwrap();
+    let dist = |a: &Tensor, b: &Tensor| f64::try_from(a.mse_loss(b, dsrm_nn::tch::Reduction::Mean)).unwrap();
+    let (raw, after) =
+        (dist(&x.narrow(1, 5, 1), &targets.narrow(1, 5, 1)), dist(&purified.narrow(1, 5, 1), &targets.narrow(1, 5, 1)));
+    assert!(after < raw, "held-out reward column, MSE to s^(0): observed {raw:.3e}, flow {after:.3e}");
+    // Saved and loaded with the stage, it purifies identically.
+    let dir = tempfile::tempdir().unwrap();
+    model.save(&dir.path().join("dsrm.bin")).unwrap();
+    let loaded = DsrmModel::load(&dir.path().join("dsrm.bin")).unwrap();
+    assert!(loaded.denoiser().unwrap().try_purify(&x).unwrap().equal(&purified));
+    let batch = HistoryBatch::new(&[(0, &[1, 2, 3], &[0.5, 1.0, 0.2])], 3, world.spec.n_items(), Device::Cpu);
+    assert!(loaded.tracker().unwrap().states(&batch).equal(&model.tracker().unwrap().states(&batch)));
+}
+
+#[test]
+fn a_bad_ode_steps_is_a_config_error_naming_the_key_before_the_replay() {
+    let toml_text = "[denoiser]\nkind = \"flow\"\node_steps = 0\n";
+    let cfg: DsrmStageConfig = toml::from_str(toml_text).unwrap();
+    let err = cfg.validate().unwrap_err().to_string();
+    assert!(err.contains("[train.dsrm.denoiser]") && err.contains("ode_steps = 0"), "{err}");
+    let ok: DsrmStageConfig = toml::from_str("[denoiser]\nkind = \"flow\"\node_steps = 1\n").unwrap();
+    assert!(ok.validate().is_ok());
+    assert!(toml::from_str::<DsrmStageConfig>("[denoiser]\nkind = \"flow\"\node_step = 1\n").is_err(), "typo");
 }
 
 #[test]

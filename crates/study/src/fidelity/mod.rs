@@ -435,11 +435,17 @@ fn log_user_ids(world: &World, dir: &Path) -> Result<Vec<u32>> {
     Ok(ids)
 }
 
-/// Merges `changes` into `base`, table by table (a value replaces the base's; a table merges into it).
+/// Merges `changes` into `base`, table by table (a value replaces the base's; a table merges into it, unless it
+/// names another `kind`: then it replaces it, since the base's keys belong to the other kind, e.g. a `flow`
+/// denoiser variant over the file's `ddpm` with its `schedule`).
 fn merge(base: &mut toml::Table, changes: toml::Table) {
     for (key, value) in changes {
         match (base.get_mut(&key), value) {
-            (Some(toml::Value::Table(inner)), toml::Value::Table(more)) => merge(inner, more),
+            (Some(toml::Value::Table(inner)), toml::Value::Table(more))
+                if more.get("kind").is_none_or(|kind| inner.get("kind") == Some(kind)) =>
+            {
+                merge(inner, more)
+            }
             (_, value) => {
                 base.insert(key, value);
             }

@@ -7,7 +7,7 @@
 //! |---|---|
 //! | A2C, PPO, FCPO (and reward shaping, a PPO) | `batch_size`; `updates_per_1k_steps` (paced: `dsrm_agents` `pace.rs`) |
 //! | HRL | the same; the paced updates are split evenly between its two levels, both counted |
-//! | TD3 (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced critic steps (its delayed actor steps ride on them) |
+//! | TD3, DNaIR (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced gradient steps (TD3's delayed actor steps ride on its critic steps) |
 //! | BCQ, CQL, CRR, SQN (offline) | the same number of updates per epoch, `batch_size` logged transitions each, no environment step |
 //!
 //! A learner without an equal-compute schedule (DQN, SAC) is refused rather than run on other terms.
@@ -83,14 +83,20 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
             Algorithm::Fcpo(c) if !own => (c.ppo.batch_size, c.ppo.updates_per_1k_steps) = (size, pace),
             Algorithm::Hrl(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::Td3(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::A2c(_) | Algorithm::Ppo(_) | Algorithm::Fcpo(_) | Algorithm::Hrl(_) | Algorithm::Td3(_) => {}
+            Algorithm::Dnair(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
+            Algorithm::A2c(_)
+            | Algorithm::Ppo(_)
+            | Algorithm::Fcpo(_)
+            | Algorithm::Hrl(_)
+            | Algorithm::Td3(_)
+            | Algorithm::Dnair(_) => {}
             Algorithm::Bcq(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Crr(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Sqn(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             other if !own => bail!(
-                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3 and the offline \
-                 learners do); give it `schedule = \"own\"` to run it labelled as such",
+                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR and the \
+                 offline learners do); give it `schedule = \"own\"` to run it labelled as such",
                 other.name()
             ),
             _ => {}
@@ -172,7 +178,7 @@ mod tests {
                 }
             }
         }
-        assert!(learned >= 10, "{learned} learned rows");
+        assert!(learned >= 11, "{learned} learned rows");
         // DQN has no equal schedule yet: refused unless labelled.
         let mut dqn = file.methods[2].clone();
         dqn.train.as_mut().unwrap().algorithm = Algorithm::Dqn(Default::default());
