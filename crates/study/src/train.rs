@@ -1,6 +1,6 @@
-//! `dsrm train`'s run file and run: train an agent (a2c, ppo, hrl, fcpo, dqn, sac, bcq, cql, crr or sqn) in the
-//! simulated environment (world-model reward, the real quit rule), evaluating on the ground truth after every
-//! epoch.
+//! `dsrm train`'s run file and run: train an agent (a2c, ppo, hrl, fcpo, dqn, sac, td3, dnair, bcq, cql, crr or
+//! sqn) in the simulated environment (world-model reward, the real quit rule), evaluating on the ground truth
+//! after every epoch.
 //!
 //! ```toml
 //! [data]                       # as for eval/demo; default: the cached synthetic KuaiRec
@@ -16,7 +16,7 @@
 //! steps_per_epoch = 20000
 //! seed = 0
 //! [train.algorithm]
-//! kind = "a2c"                 # a2c | ppo | hrl | fcpo | dqn | sac | bcq | cql | crr | sqn; the other keys are that algorithm's hyper-parameters
+//! kind = "a2c"                 # a2c | ppo | hrl | fcpo | dqn | sac | td3 | dnair | bcq | cql | crr | sqn; the other keys are that algorithm's hyper-parameters
 //! [train.tracker]
 //! kind = "avg"                 # avg | gru | sasrec
 //! ```
