@@ -40,7 +40,13 @@ pub struct Adam {
 impl Adam {
     /// Tracks every trainable variable of `vs`, in name order.
     pub fn new(vs: &VarStore, cfg: AdamConfig) -> Self {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+        Self::over(vs.variables().into_iter().collect(), cfg)
+    }
+
+    /// Tracks the trainable ones of `vars` (named as in their var store), in name order: one optimiser for a
+    /// part of a var store, e.g. one of two networks that must not step each other.
+    pub fn over(vars: Vec<(String, Tensor)>, cfg: AdamConfig) -> Self {
+        let mut vars: Vec<(String, Tensor)> = vars.into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();

@@ -70,7 +70,10 @@ pub struct Hrl {
     pub nets: HrlNets,
     high_adam: Adam,
     low_adam: Adam,
-    critic_adam: Adam,
+    /// One optimiser per critic: a level's step moves only its own critic (one Adam over both would move the
+    /// other critic on momentum alone, and only where its gradient had been defined — not after a resume).
+    critic_high_adam: Adam,
+    critic_low_adam: Adam,
     facts: Arc<GroupFacts>,
     /// `[n_items]` float, 1 for popular items (for the reweighting inside the update).
     popular_f: Tensor,
@@ -103,10 +106,14 @@ impl Hrl {
         };
         let high_adam = adam(&nets.high_vs, cfg.actor_lr);
         let low_adam = adam(&nets.low_vs, cfg.actor_lr);
-        let critic_adam = adam(&nets.critic_vs, cfg.critic_lr);
+        let critic_adam = |high: bool| {
+            let cfg = AdamConfig { lr: cfg.critic_lr, max_grad_norm: cfg.max_grad_norm, ..Default::default() };
+            Adam::over(nets.critic_vars(high), cfg)
+        };
+        let (critic_high_adam, critic_low_adam) = (critic_adam(true), critic_adam(false));
         let popular: Vec<f32> = facts.popular.iter().map(|&p| f32::from(u8::from(p))).collect();
         let popular_f = Tensor::from_slice(&popular).f_to_device(device)?;
-        Ok(Self { cfg, nets, high_adam, low_adam, critic_adam, facts, popular_f })
+        Ok(Self { cfg, nets, high_adam, low_adam, critic_high_adam, critic_low_adam, facts, popular_f })
     }
 }
 
@@ -130,7 +137,8 @@ impl Learner for Hrl {
         tensors.extend(checkpoint::named("hrl_critic", &self.nets.critic_vs));
         tensors.extend(self.high_adam.state("hrl_high_adam"));
         tensors.extend(self.low_adam.state("hrl_low_adam"));
-        tensors.extend(self.critic_adam.state("hrl_critic_adam"));
+        tensors.extend(self.critic_high_adam.state("hrl_critic_high_adam"));
+        tensors.extend(self.critic_low_adam.state("hrl_critic_low_adam"));
         tensors
     }
 
@@ -140,7 +148,8 @@ impl Learner for Hrl {
         checkpoint::restore("hrl_critic", &mut self.nets.critic_vs, tensors)?;
         self.high_adam.restore("hrl_high_adam", tensors)?;
         self.low_adam.restore("hrl_low_adam", tensors)?;
-        self.critic_adam.restore("hrl_critic_adam", tensors)?;
+        self.critic_high_adam.restore("hrl_critic_high_adam", tensors)?;
+        self.critic_low_adam.restore("hrl_critic_low_adam", tensors)?;
         Ok(())
     }
 

@@ -150,6 +150,12 @@ impl HrlNets {
         })
     }
 
+    /// The variables of V_H (`high`) or V_L, named as in `critic_vs`.
+    pub(super) fn critic_vars(&self, high: bool) -> Vec<(String, Tensor)> {
+        let prefix = if high { "v_high/" } else { "v_low/" };
+        self.critic_vs.variables().into_iter().filter(|(name, _)| name.starts_with(prefix)).collect()
+    }
+
     /// Sets goal type (c)'s per-item exposure cost c̄_i (`[n_items]`).
     pub(super) fn set_item_cost(&mut self, cost: &[f32]) -> Result<()> {
         self.item_cost = Some(Tensor::from_slice(cost).f_to_device(self.low_vs.device())?);

@@ -73,8 +73,8 @@ impl Hrl {
         }
     }
 
-    /// One gradient step of `loss` on `actor` and the critic (and the tracker unless frozen): one backward
-    /// pass; each network's Adam then applies its own update to the gradients it received.
+    /// One gradient step of `loss` on the level's actor and its critic (V_H or V_L; and the tracker unless
+    /// frozen): one backward pass; each network's Adam then applies its own update to the gradients it received.
     pub(super) fn step(&mut self, loss: &Tensor, high: bool, tracker: &mut TrainedTracker) -> Result<()> {
         zero_grads(&self.nets.critic_vs);
         let actor = if high { &mut self.high_adam } else { &mut self.low_adam };
@@ -83,7 +83,9 @@ impl Hrl {
         } else {
             joint_step(loss, actor, tracker)?;
         }
-        step_on_existing_grads(&self.nets.critic_vs.trainable_variables(), &mut self.critic_adam)
+        let critic: Vec<Tensor> = self.nets.critic_vars(high).into_iter().map(|(_, t)| t).collect();
+        let critic_adam = if high { &mut self.critic_high_adam } else { &mut self.critic_low_adam };
+        step_on_existing_grads(&critic, critic_adam)
     }
 
     /// PPO (or A2C) on both levels: low level over steps, then high level over segments, per pass; or, paced
