@@ -14,6 +14,7 @@ use crate::dnair::{Dnair, DnairConfig};
 use crate::dqn::{Dqn, DqnConfig};
 use crate::fcpo::{Fcpo, FcpoConfig};
 use crate::hrl::{Hrl, HrlConfig};
+use crate::mofir::{Mofir, MofirConfig};
 use crate::ppo::{Ppo, PpoConfig};
 use crate::sac::{Sac, SacConfig};
 use crate::sqn::{Sqn, SqnConfig};
@@ -103,10 +104,28 @@ pub trait Learner: Send {
     fn offline_source(&self) -> Option<String> {
         None
     }
+
+    /// For a learner conditioned on a preference (MoFIR's ω), the preferences of its evaluated front, in order
+    /// (empty: none, the default). The trainer evaluates [`snapshot_front`](Self::snapshot_front) at each on the
+    /// test users and writes the selected epoch's as the run's `front.json`.
+    fn front_points(&self) -> Vec<Vec<f64>> {
+        Vec::new()
+    }
+
+    /// A frozen copy acting at front point `point` of [`front_points`](Self::front_points), like
+    /// [`snapshot`](Self::snapshot).
+    fn snapshot_front(
+        &self,
+        point: usize,
+        _tracker: Box<dyn StateTracker>,
+        _reward_range: (f64, f64),
+    ) -> Result<Box<dyn EvalPolicy>> {
+        Err(crate::AgentError::Config(format!("{} has no front (point {point})", self.name())))
+    }
 }
 
 /// Which algorithm trains the agent, with its hyper-parameters
-/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "td3" | "dnair" | "bcq" | "cql" | "crr" | "sqn"`).
+/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "td3" | "dnair" | "mofir" | "bcq" | "cql" | "crr" | "sqn"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Algorithm {
@@ -126,6 +145,8 @@ pub enum Algorithm {
     Td3(Td3Config),
     /// DNaIR: a DQN with a diversity-novelty reward term and similarity-restricted candidates.
     Dnair(DnairConfig),
+    /// MoFIR: a multi-objective actor-critic conditioned on the preference ω over (utility, fairness).
+    Mofir(MofirConfig),
     /// Offline, from the logged data: discrete batch-constrained Q-learning.
     Bcq(BcqConfig),
     /// Offline: conservative Q-learning.
@@ -154,6 +175,7 @@ impl Algorithm {
             Algorithm::Sac(_) => "sac",
             Algorithm::Td3(_) => "td3",
             Algorithm::Dnair(_) => "dnair",
+            Algorithm::Mofir(_) => "mofir",
             Algorithm::Bcq(_) => "bcq",
             Algorithm::Cql(_) => "cql",
             Algorithm::Crr(_) => "crr",
@@ -172,6 +194,7 @@ impl Algorithm {
             Algorithm::Sac(c) => c.tracker_lr,
             Algorithm::Td3(c) => c.tracker_lr,
             Algorithm::Dnair(c) => c.tracker_lr,
+            Algorithm::Mofir(c) => c.tracker_lr,
             Algorithm::Bcq(c) => c.base.tracker_lr,
             Algorithm::Cql(c) => c.base.tracker_lr,
             Algorithm::Crr(c) => c.base.tracker_lr,
@@ -188,6 +211,7 @@ impl Algorithm {
             Algorithm::Fcpo(c) => c.ppo.updates_per_1k_steps,
             Algorithm::Td3(c) => c.updates_per_1k_steps,
             Algorithm::Dnair(c) => c.updates_per_1k_steps,
+            Algorithm::Mofir(c) => c.updates_per_1k_steps,
             _ => None,
         }
     }
@@ -225,6 +249,10 @@ impl Algorithm {
                 problems.extend(c.problems());
                 return problems;
             }
+            Algorithm::Mofir(c) => {
+                problems.extend(c.problems());
+                return problems;
+            }
             Algorithm::Bcq(c) => return c.base.problems("bcq"),
             Algorithm::Cql(c) => return c.base.problems("cql"),
             Algorithm::Crr(c) => return c.base.problems("crr"),
@@ -251,6 +279,7 @@ impl Algorithm {
             Algorithm::Sac(c) => Box::new(Sac::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Td3(c) => Box::new(Td3::new(c.clone(), state_dim, world, device)?),
             Algorithm::Dnair(c) => Box::new(Dnair::new(c.clone(), state_dim, world, device)?),
+            Algorithm::Mofir(c) => Box::new(Mofir::new(c.clone(), state_dim, world, device)?),
             Algorithm::Bcq(c) => Box::new(Bcq::new(c.clone(), state_dim, world, device)?),
             Algorithm::Cql(c) => Box::new(Cql::new(c.clone(), state_dim, world, device)?),
             Algorithm::Crr(c) => Box::new(Crr::new(c.clone(), state_dim, world, device)?),

@@ -9,6 +9,8 @@
 //! * [`dqn`], [`sac`], [`td3`]: off-policy agents trained online in the simulated environment (double DQN;
 //!   discrete SAC; TD3 with a proto-action in item-embedding space); [`dnair`]: DNaIR, a DQN with a
 //!   diversity-novelty reward term and candidates restricted to the last item's neighbours.
+//! * [`mofir`]: MoFIR, a multi-objective actor-critic conditioned on the preference ω over (utility,
+//!   long-tail exposure): one trained model, a front of policies by sweeping ω.
 //! * [`bcq`], [`cql`], [`crr`], [`sqn`]: offline (batch) agents learned from the logged training data only.
 //! * [`replay`]: the off-policy buffer of whole episodes (filled online, or from the log cut by the quit rule),
 //!   n-step transitions, and collection with any action rule; [`qnet`]: their score networks;
@@ -55,6 +57,7 @@ pub mod hrl;
 pub mod item_factors;
 pub mod learner;
 mod losses;
+pub mod mofir;
 mod pace;
 pub mod ppo;
 mod ppo_update;

@@ -290,6 +290,22 @@ pub fn collect_episodes_after(
     rng: &mut ChaCha8Rng,
     mut act: impl FnMut(&Tensor, &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
 ) -> Result<Rollout> {
+    collect_episodes_of(spec, reward_model, tracker, episodes, device, rng, |states, _, last, rng| {
+        act(states, last, rng)
+    })
+}
+
+/// [`collect_episodes_after`] for an action rule that also reads which episode each row belongs to (its index
+/// in `0..episodes`, the rollout's episode order): MoFIR conditions every step on its episode's preference ω.
+pub fn collect_episodes_of(
+    spec: &EnvSpec,
+    reward_model: &dyn RewardModel,
+    tracker: &dyn StateTracker,
+    episodes: usize,
+    device: Device,
+    rng: &mut ChaCha8Rng,
+    mut act: impl FnMut(&Tensor, &[usize], &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
+) -> Result<Rollout> {
     let n = episodes.max(1);
     let n_items = spec.n_items();
     if spec.n_users() == 0 {
@@ -306,7 +322,7 @@ pub fn collect_episodes_after(
         let batch = HistoryBatch::new(&rows, window, n_items, device);
         let states = tch::no_grad(|| tracker.try_states(&batch))?;
         let last: Vec<Option<u32>> = active.iter().map(|&i| env.items(i).last().copied()).collect();
-        let chosen = act(&states, &last, rng)?;
+        let chosen = act(&states, &active, &last, rng)?;
         if chosen.len() != active.len() || chosen.iter().any(|&a| a as usize >= n_items) {
             return Err(AgentError::Config(format!(
                 "the action rule returned {} actions for {} episodes (or an item outside the catalogue)",

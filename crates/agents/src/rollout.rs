@@ -124,7 +124,7 @@ impl Rollout {
 
 /// Draws an index from unnormalised probabilities (`u · Σp`, then a linear scan). Rounding can leave `u` past
 /// the last bucket; then the last item with positive probability is returned.
-fn sample_index(probs: &[f32], rng: &mut ChaCha8Rng) -> usize {
+pub(crate) fn sample_index(probs: &[f32], rng: &mut ChaCha8Rng) -> usize {
     let total: f64 = probs.iter().map(|&p| f64::from(p)).sum();
     let mut u = rng.gen::<f64>() * total;
     let mut last = 0;

@@ -37,6 +37,8 @@ pub use config::{Budget, TrainConfig};
 #[cfg(test)]
 mod hrl_tests;
 #[cfg(test)]
+mod mofir_tests;
+#[cfg(test)]
 mod off_policy_tests;
 #[cfg(test)]
 mod test_support;
@@ -175,6 +177,20 @@ pub struct EpochRecord {
     pub validation: SplitMetrics,
     /// Every selection on the test users.
     pub test: SplitMetrics,
+    /// For a learner with a preference front (MoFIR), the headline selection on the test users at each of its
+    /// preferences (absent for every other learner, whose lines are unchanged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub front: Vec<FrontPoint>,
+}
+
+/// One point of a preference-conditioned learner's front: the preference and the headline selection's test
+/// metrics there, mode (`FB`, `NX_0`, `NX_10`) -> metrics, as in `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FrontPoint {
+    /// The preference (MoFIR: ω over (utility, fairness)).
+    pub omega: Vec<f64>,
+    /// The test metrics at that preference.
+    pub metrics: BTreeMap<String, MetricSet>,
 }
 
 /// What a finished run reports (`summary.json`).
@@ -388,7 +404,7 @@ struct Splits<'a> {
 }
 
 /// Runs the epoch's evaluations: the headline selection on the validation users and every selection on the
-/// test users, each in FB / NX_0 / NX_k. The runs are independent (each has its own user and policy streams
+/// test users, each in FB / NX_0 / NX_k (for a `front_point`, only the headline selection on the test users). The runs are independent (each has its own user and policy streams
 /// and `policies` holds one private snapshot per worker), so they are spread over the workers, each on one
 /// libtorch thread, with results that do not depend on the schedule. Evaluation calls the policy one
 /// decision at a time and is bound by per-operation overhead, not arithmetic, so threads pay off here.
@@ -398,10 +414,17 @@ fn evaluate_epoch(
     inputs: &MetricInputs,
     policies: Vec<Box<dyn EvalPolicy>>,
     users: Splits,
+    front_point: bool,
 ) -> Result<(SplitMetrics, SplitMetrics)> {
     let modes = Mode::standard(cfg.eval.force_length);
     let mut jobs: Vec<(bool, Selection, Mode)> = Vec::new();
-    for (is_test, selections) in [(false, &cfg.eval.selections[..1]), (true, &cfg.eval.selections[..])] {
+    // A front point: the headline selection on the test users only.
+    let rounds = if front_point {
+        vec![(true, &cfg.eval.selections[..1])]
+    } else {
+        vec![(false, &cfg.eval.selections[..1]), (true, &cfg.eval.selections[..])]
+    };
+    for (is_test, selections) in rounds {
         for &selection in selections {
             jobs.extend(modes.iter().map(|&mode| (is_test, selection, mode)));
         }
@@ -699,7 +722,19 @@ pub fn train_with_tracker(
             policies.push(learner.snapshot(eval_tracker, eval_range)?);
         }
         let users = Splits { validation: &validation_users, test: &test_users };
-        let (validation, test) = evaluate_epoch(cfg, world, inputs, policies, users)?;
+        let (validation, test) = evaluate_epoch(cfg, world, inputs, policies, users, false)?;
+        let mut front = Vec::new();
+        for (point, omega) in learner.front_points().into_iter().enumerate() {
+            let mut policies = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let mut eval_tracker = build_tracker()?;
+                eval_tracker.var_store_mut().copy(tracker.tracker.var_store())?;
+                policies.push(learner.snapshot_front(point, eval_tracker, eval_range)?);
+            }
+            let (_, mut at) = evaluate_epoch(cfg, world, inputs, policies, users, true)?;
+            let metrics = at.remove(&headline).unwrap_or_default();
+            front.push(FrontPoint { omega, metrics });
+        }
         dsrm_nn::tch::set_num_threads(cfg.torch_threads as i32);
 
         let record = EpochRecord {
@@ -713,6 +748,7 @@ pub fn train_with_tracker(
             update,
             validation,
             test,
+            front,
         };
         append_line(&run.log(), &record)?;
         best.offer(epoch, nx0_r_tra(&record.validation, &headline));
@@ -774,6 +810,9 @@ pub fn train_with_tracker(
         let file = if i == 0 { "metrics.json".to_string() } else { format!("metrics_{name}.json") };
         let metrics = best.test.get(&name).cloned().unwrap_or_default();
         write_json(&out_dir.join(file), &metrics)?;
+    }
+    if !best.front.is_empty() {
+        write_json(&out_dir.join("front.json"), &best.front)?;
     }
     let summary = TrainSummary {
         algorithm: cfg.algorithm.name().into(),

@@ -5,7 +5,8 @@
 //! * `code_version`: the [`crate::CODE_VERSION`] of the build that made the run (a resume by other code is
 //!   refused, and `dsrm experiment` never reuses such a run).
 //! * `checkpoint.bin`: everything needed to continue after its epoch (atomic, checksummed; `dsrm_nn::checkpoint`).
-//! * `metrics.json`, `metrics_<selection>.json`, `summary.json`: written at the end.
+//! * `metrics.json`, `metrics_<selection>.json`, `summary.json` (and `front.json` for a learner with a preference
+//!   front, MoFIR): written at the end.
 //!
 //! A crash can leave log lines for epochs after the last checkpoint; resuming cuts the logs back to the
 //! checkpoint's epoch, and the recomputed epochs write the same lines again.

@@ -204,8 +204,8 @@ fn parallel_evaluation_equals_serial_evaluation() {
             })
             .collect()
     };
-    let serial = evaluate_epoch(&cfg, world, &inputs, snapshots(1), users).unwrap();
-    let parallel = evaluate_epoch(&cfg, world, &inputs, snapshots(3), users).unwrap();
+    let serial = evaluate_epoch(&cfg, world, &inputs, snapshots(1), users, false).unwrap();
+    let parallel = evaluate_epoch(&cfg, world, &inputs, snapshots(3), users, false).unwrap();
     dsrm_nn::tch::set_num_threads(1);
     assert_eq!(serial, parallel);
     assert_eq!(serial.0["sampled"].len(), 3);
