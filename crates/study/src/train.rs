@@ -1,6 +1,6 @@
-//! `dsrm train`'s run file and run: train an agent (a2c, ppo, hrl, fcpo, dqn, sac, td3, dnair, bcq, cql, crr or
-//! sqn) in the simulated environment (world-model reward, the real quit rule), evaluating on the ground truth
-//! after every epoch.
+//! `dsrm train`'s run file and run: train an agent (a2c, ppo, hrl, fcpo, dqn, sac, td3, dnair, mofir, bcq, cql,
+//! crr or sqn) in the simulated environment (world-model reward, the real quit rule), evaluating on the ground
+//! truth after every epoch.
 //!
 //! ```toml
 //! [data]                       # as for eval/demo; default: the cached synthetic KuaiRec
@@ -16,14 +16,15 @@
 //! steps_per_epoch = 20000
 //! seed = 0
 //! [train.algorithm]
-//! kind = "a2c"                 # a2c | ppo | hrl | fcpo | dqn | sac | td3 | dnair | bcq | cql | crr | sqn; the other keys are that algorithm's hyper-parameters
+//! kind = "a2c"                 # a2c | ppo | hrl | fcpo | dqn | sac | td3 | dnair | mofir | bcq | cql | crr | sqn; the other keys are that algorithm's hyper-parameters
 //! [train.tracker]
 //! kind = "avg"                 # avg | gru | sasrec
 //! ```
 //!
 //! The run directory holds `log.jsonl` (one line per epoch), `timing.jsonl`, `checkpoint.bin`,
 //! `world_model.bin` (the trained ensemble, reused on resume), `metrics.json` (test metrics of the epoch
-//! selected on validation users), `summary.json`, `config.toml` and `provenance.json`.
+//! selected on validation users), `summary.json`, `config.toml` and `provenance.json`; a MoFIR run also
+//! `front.json` (the selected epoch's test metrics at each preference ω of `eval_omegas`).
 
 use crate::config::DataConfig;
 use crate::loading;
@@ -240,6 +241,7 @@ mod tests {
             ("train/sac.toml", "sac"),
             ("train/td3.toml", "td3"),
             ("train/dnair.toml", "dnair"),
+            ("train/mofir.toml", "mofir"),
             ("train/offline.toml", "cql"),
         ] {
             let parsed = TrainFile::load(&dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e:#}"));

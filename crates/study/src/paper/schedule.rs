@@ -84,19 +84,21 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
             Algorithm::Hrl(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::Td3(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::Dnair(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
+            Algorithm::Mofir(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::A2c(_)
             | Algorithm::Ppo(_)
             | Algorithm::Fcpo(_)
             | Algorithm::Hrl(_)
             | Algorithm::Td3(_)
-            | Algorithm::Dnair(_) => {}
+            | Algorithm::Dnair(_)
+            | Algorithm::Mofir(_) => {}
             Algorithm::Bcq(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Crr(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Sqn(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             other if !own => bail!(
-                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR and the \
-                 offline learners do); give it `schedule = \"own\"` to run it labelled as such",
+                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, MoFIR \
+                 and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
                 other.name()
             ),
             _ => {}
