@@ -35,7 +35,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| train::default_out(&file));
     let trained = train::run(&file, &out, args.resume, &output::progress())?;
     print_summary(&trained.summary, &trained.world);
-    eprintln!("wrote {}/{{log.jsonl, metrics.json, summary.json, checkpoint.bin}}", out.display());
+    let front = if out.join("front.json").exists() { ", front.json" } else { "" };
+    eprintln!("wrote {}/{{log.jsonl, metrics.json{front}, summary.json, checkpoint.bin}}", out.display());
     Ok(())
 }
 
