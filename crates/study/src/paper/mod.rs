@@ -60,6 +60,11 @@ pub struct PaperFile {
     pub ablation: Vec<String>,
     /// The family of the diffusion-steps table (the headline row is its default T).
     pub steps_family: String,
+    /// "DSRM on a baseline" (issue 15 item 7; the paper adds the DSRM to DNaIR alone): pairs [row with the
+    /// DSRM stage, the same method without]; each pair's claims (the DSRM raises Len and R_cum and lowers
+    /// AD_share) form their own Holm family, and the rows with the stage stay out of Table 2's claims.
+    #[serde(default)]
+    pub dsrm_on: Vec<[String; 2]>,
     #[serde(default)]
     pub data: DataConfig,
     /// How the data set becomes a world (Coat's window and distance, ...); the environment is the paper's.
@@ -143,7 +148,13 @@ impl PaperFile {
             bail!("max_len = {l}: needs at least 1");
         }
         let names: Vec<&str> = self.methods.iter().map(|m| m.name.as_str()).collect();
-        for wanted in self.ablation.iter().chain([&self.headline, &self.steps_family]).chain(&self.sensitivity.methods)
+        let pairs = self.dsrm_on.iter().flatten();
+        for wanted in self
+            .ablation
+            .iter()
+            .chain([&self.headline, &self.steps_family])
+            .chain(&self.sensitivity.methods)
+            .chain(pairs)
         {
             if !names.contains(&wanted.as_str()) {
                 bail!("{wanted:?} is named in the tables but is no method of the file");

@@ -56,6 +56,8 @@ fn verdicts_hold_reverse_or_stay_unshown_and_holm_counts_the_whole_table() {
         ("random", [25.0, 26.0, 27.0], [0.30, 0.31, 0.32]),
         ("dsrm-ppo", [20.0, 23.0, 19.0], [0.1, 0.2, 0.3]),
         ("dsrm-hrl-T[steps=500]", [5.0, 6.0, 5.5], [0.1, 0.1, 0.1]),
+        ("dnair", [10.0, 11.0, 12.0], [0.40, 0.41, 0.42]),
+        ("dsrm-dnair", [12.0, 13.0, 14.0], [0.10, 0.11, 0.12]),
     ]);
     s.methods.insert(
         "dsrm-hrl-T[steps=500]".into(),
@@ -74,9 +76,13 @@ fn verdicts_hold_reverse_or_stay_unshown_and_holm_counts_the_whole_table() {
     assert_eq!(find("table2", "AD_share", "random"), "holds");
     assert_eq!(find("table3", "Length", "dsrm-ppo"), "not shown");
     assert_eq!(find("steps", "Length", "dsrm-hrl-T[steps=500]"), "holds");
+    // DSRM on a baseline: its own family; the row with the stage is not one of Table 2's baselines.
+    assert_eq!(find("dsrm-on", "AD_share", "dnair"), "holds");
+    assert_eq!(find("dsrm-on", "Length", "dnair"), "not shown");
+    assert!(!v.iter().any(|x| x.table == "table2" && x.worse == "dsrm-dnair"));
     // Holm: every adjusted p is at least its raw p, and a table's family is all its claims.
     assert!(v.iter().all(|x| x.p_holm >= x.p));
-    assert_eq!(v.iter().filter(|x| x.table == "table2").count(), 2 * 3);
+    assert_eq!(v.iter().filter(|x| x.table == "table2").count(), 3 * 3);
     // The same gap on one seed each is untestable, not "holds".
     let one = summary(&[("dsrm-hrl", [20.0; 3], [0.1; 3]), ("flat-ppo", [10.0; 3], [0.1; 3])]);
     let mut one = one;

@@ -11,7 +11,8 @@
 //!
 //! The claims (what the paper reports, `docs/protocol.md` §12.5): the full model has longer sessions (Len),
 //! a higher cumulative reward (R_cum) and a smaller popular/long-tail exposure gap (AD_share) than every
-//! baseline and every ablation; 10–30 diffusion steps beat 100–500 on Len.
+//! baseline and every ablation; 10–30 diffusion steps beat 100–500 on Len; adding the DSRM to a baseline
+//! (DNaIR in the paper) raises its Len and R_cum and lowers its AD_share (`dsrm_on` pairs, table "dsrm-on").
 
 use super::tables::Setting;
 use super::{Part, MODE};
@@ -73,6 +74,7 @@ pub fn judge(setting: &Setting, parts: &[(Part, Summary)]) -> Vec<Verdict> {
             .map(|m| &m.name)
             .filter(|n| summary.rows.contains_key(*n) && !summary.methods.contains_key(*n))
             .filter(|n| **n != f.headline && !f.ablation.contains(n) && !n.starts_with(&format!("{}-", f.headline)))
+            .filter(|n| !f.dsrm_on.iter().any(|[with, _]| with == *n))
             .collect();
         for other in others {
             for (metric, higher) in CLAIMS {
@@ -87,6 +89,16 @@ pub fn judge(setting: &Setting, parts: &[(Part, Summary)]) -> Vec<Verdict> {
         for other in f.ablation.iter().filter(|n| **n != f.headline) {
             for (metric, higher) in CLAIMS {
                 family.extend(pair("table3", part.max_len, summary, &f.headline, other, metric, higher));
+            }
+        }
+    }
+    out.extend(adjust(family));
+    // DSRM on a baseline: each [with, without] pair, the stage's effect on that method.
+    let mut family = Vec::new();
+    for (part, summary) in &mains {
+        for [with, without] in &f.dsrm_on {
+            for (metric, higher) in CLAIMS {
+                family.extend(pair("dsrm-on", part.max_len, summary, with, without, metric, higher));
             }
         }
     }
