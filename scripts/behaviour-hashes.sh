@@ -24,6 +24,9 @@ if [ -z "${DSRM:-}" ]; then
 fi
 export RAYON_NUM_THREADS=1 OMP_NUM_THREADS=1
 WORK="${TMPDIR:-/tmp}/dsrm-behaviour-hashes"
+# One run at a time: the folder is fixed, so a second run would delete the first one's files under it.
+exec 9>"$WORK.lock"
+flock 9
 rm -rf "$WORK"
 mkdir -p "$WORK"
 trap 'rm -rf "$WORK"' EXIT
