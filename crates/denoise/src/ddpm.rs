@@ -304,18 +304,9 @@ impl Network {
     }
 }
 
-/// Splits checked `[B, d + cond_dim]` rows into o_t and the network's condition: the whole row with
-/// `observed_condition`, else the summary h (none when `cond_dim` is 0).
+/// Splits checked rows into o_t and the network's condition ([`crate::condition::split_condition`]).
 fn split_condition(cfg: &DdpmConfig, dim: i64, rows: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-    let observed = rows.f_narrow(1, 0, dim)?;
-    let cond = if cfg.observed_condition {
-        Some(rows.shallow_clone())
-    } else if cfg.cond_dim > 0 {
-        Some(rows.f_narrow(1, dim, cfg.cond_dim)?)
-    } else {
-        None
-    };
-    Ok((observed, cond))
+    Ok(crate::condition::split_condition(cfg.observed_condition, cfg.cond_dim, dim, rows)?)
 }
 
 // ───────────────────────────────────────────── the model ─────────────────────────────────────────────

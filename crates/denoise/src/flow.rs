@@ -210,18 +210,9 @@ impl Network {
     }
 }
 
-/// Splits checked `[B, d + cond_dim]` rows into o_t and the network's condition (the whole row with
-/// `observed_condition`, else h, else none).
+/// Splits checked rows into o_t and the network's condition ([`crate::condition::split_condition`]).
 fn split_condition(cfg: &FlowConfig, dim: i64, rows: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
-    let observed = rows.f_narrow(1, 0, dim)?;
-    let cond = if cfg.observed_condition {
-        Some(rows.shallow_clone())
-    } else if cfg.cond_dim > 0 {
-        Some(rows.f_narrow(1, dim, cfg.cond_dim)?)
-    } else {
-        None
-    };
-    Ok((observed, cond))
+    Ok(crate::condition::split_condition(cfg.observed_condition, cfg.cond_dim, dim, rows)?)
 }
 
 /// The Euler loop with the condition, each step's time embedding and the output bias folded into a few

@@ -20,6 +20,7 @@
 //! inside libtorch.
 
 pub(crate) mod chain;
+mod condition;
 pub mod config;
 pub mod ddim;
 pub mod ddpm;

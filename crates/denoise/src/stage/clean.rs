@@ -377,9 +377,11 @@ pub fn read_table(path: &Path, key: &str, select: impl Fn(&str) -> bool) -> Resu
     for (i, line) in lines.enumerate() {
         let fields = split_quoted(line);
         let at = |c: usize| fields.get(c).copied();
-        let bad = |c: usize| StageError::Log {
+        let bad = |c: usize| StageError::At {
             path: path.to_path_buf(),
-            detail: format!("{}:{}: expected a number", i + 2, c + 1),
+            line: i + 2,
+            column: c + 1,
+            detail: "expected a number".into(),
         };
         let id: u32 = at(key_col).and_then(|f| f.parse().ok()).ok_or_else(|| bad(key_col))?;
         let values = cols

@@ -83,6 +83,18 @@ pub enum StageError {
         #[source]
         source: std::io::Error,
     },
+    /// A field of a file (line and column) that is not of the expected form.
+    #[error("{path}:{line}:{column}: {detail}")]
+    At {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line and column.
+        line: usize,
+        /// 1-based column (a CSV field).
+        column: usize,
+        /// What was expected.
+        detail: String,
+    },
     /// A stage file that does not hold what it should.
     #[error("{path}: {detail}")]
     Log {
