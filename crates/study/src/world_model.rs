@@ -49,6 +49,11 @@ pub struct WorldModelConfig {
     pub lambda_var: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lambda_ent: Option<f64>,
+    /// MOPO and DORL published penalty coefficients for KuaiRec and KuaiRand only. On a data set without them
+    /// (Coat) a run takes those of this data set instead (`"kuairec"`: its rewards share Coat's 0–5 scale) and
+    /// says so; unset, such a run stops with an error. Ignored where coefficients are published or set above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coefficients_fallback: Option<String>,
     /// DORL's entropy windows (the entropy term of the `dorl` reward).
     pub entropy_windows: Vec<usize>,
     /// The user-model ensemble (mbpo / mopo / dorl).
@@ -70,6 +75,7 @@ impl Default for WorldModelConfig {
             reward: RewardKind::default(),
             lambda_var: None,
             lambda_ent: None,
+            coefficients_fallback: None,
             entropy_windows: dsrm_world::entropy::DORL_WINDOWS.to_vec(),
             ensemble: EnsembleConfig::default(),
             seed: 0,
@@ -78,6 +84,33 @@ impl Default for WorldModelConfig {
             mf: MfConfig::default(),
         }
     }
+}
+
+/// The penalty of `preset` on `dataset` under the table's explicit coefficients and fallback, and, when the
+/// fallback was taken, the line that says so.
+fn resolve_penalty(
+    wm: &WorldModelConfig,
+    preset: WorldPenalty,
+    dataset: &str,
+) -> Result<(WorldPenalty, Option<String>)> {
+    Ok(match (wm.lambda_var, wm.lambda_ent, &wm.coefficients_fallback) {
+        (None, None, Some(from)) if preset.lambdas(dataset).is_err() => {
+            let l = preset.lambdas(from).with_context(|| format!("world_model.coefficients_fallback = {from:?}"))?;
+            let line = format!(
+                "no published {} coefficients for {dataset:?}: using {from:?}'s (λ_var {}, λ_ent {}; \
+                 world_model.coefficients_fallback)",
+                preset.name(),
+                l.var,
+                l.ent
+            );
+            (WorldPenalty::Custom { lambda_var: l.var, lambda_ent: l.ent }, Some(line))
+        }
+        (None, None, _) => (preset, None),
+        (var, ent, _) => {
+            let base = preset.lambdas(dataset).unwrap_or(dsrm_world::Lambdas { var: 0.0, ent: 0.0 });
+            (WorldPenalty::Custom { lambda_var: var.unwrap_or(base.var), lambda_ent: ent.unwrap_or(base.ent) }, None)
+        }
+    })
 }
 
 /// The training reward and the tracker's pretrained item embeddings. A trained ensemble is saved as
@@ -92,12 +125,12 @@ pub fn reward_model<'w>(
     mf_embeddings: bool,
     progress: Progress,
 ) -> Result<(Box<dyn RewardModel + 'w>, Option<Tensor>)> {
-    let penalty = |preset: WorldPenalty| match (wm.lambda_var, wm.lambda_ent) {
-        (None, None) => preset,
-        (var, ent) => {
-            let base = preset.lambdas(&world.dataset).unwrap_or(dsrm_world::Lambdas { var: 0.0, ent: 0.0 });
-            WorldPenalty::Custom { lambda_var: var.unwrap_or(base.var), lambda_ent: ent.unwrap_or(base.ent) }
+    let penalty = |preset: WorldPenalty| -> Result<WorldPenalty> {
+        let (penalty, fallback) = resolve_penalty(wm, preset, &world.dataset)?;
+        if let Some(line) = fallback {
+            note(progress, line);
         }
+        Ok(penalty)
     };
     let penalty = match wm.reward {
         RewardKind::GroundTruth => {
@@ -118,10 +151,10 @@ pub fn reward_model<'w>(
             };
             return Ok((Box::new(mf), embeddings));
         }
-        RewardKind::Mbpo => penalty(WorldPenalty::Mbpo),
-        RewardKind::Mopo => penalty(WorldPenalty::Mopo),
-        RewardKind::Dorl => penalty(WorldPenalty::Dorl),
-        RewardKind::Ips => penalty(WorldPenalty::Ips),
+        RewardKind::Mbpo => penalty(WorldPenalty::Mbpo)?,
+        RewardKind::Mopo => penalty(WorldPenalty::Mopo)?,
+        RewardKind::Dorl => penalty(WorldPenalty::Dorl)?,
+        RewardKind::Ips => penalty(WorldPenalty::Ips)?,
     };
     let ensemble_cfg = EnsembleConfig { ips: wm.reward == RewardKind::Ips, ..wm.ensemble.clone() };
     let saved = out.join("world_model.bin");
@@ -181,4 +214,30 @@ pub fn reward_model<'w>(
         .context("building the simulated reward")?;
     let embeddings = wm.pretrained_embeddings.then(|| ensemble.item_embeddings());
     Ok((Box::new(reward), embeddings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsrm_world::Lambdas;
+
+    #[test]
+    fn unpublished_coefficients_fall_back_only_where_asked_and_needed() {
+        let plain = WorldModelConfig::default();
+        let fallback = WorldModelConfig { coefficients_fallback: Some("kuairec".into()), ..plain.clone() };
+        // Published data sets keep their own coefficients, with or without a fallback.
+        for wm in [&plain, &fallback] {
+            assert_eq!(resolve_penalty(wm, WorldPenalty::Dorl, "kuairand-pure").unwrap(), (WorldPenalty::Dorl, None));
+        }
+        // Coat has none: an error naming the remedy without a fallback, KuaiRec's with one (and a line saying so).
+        let (penalty, line) = resolve_penalty(&fallback, WorldPenalty::Dorl, "coat").unwrap();
+        assert_eq!(penalty.lambdas("coat").unwrap(), Lambdas { var: 0.05, ent: 5.0 });
+        assert!(line.unwrap().contains("\"kuairec\"'s"));
+        let (penalty, _) = resolve_penalty(&plain, WorldPenalty::Dorl, "coat").unwrap();
+        assert!(penalty.lambdas("coat").is_err());
+        // A fallback that has no coefficients itself is an error naming the setting.
+        let bad = WorldModelConfig { coefficients_fallback: Some("movielens".into()), ..plain };
+        let err = format!("{:#}", resolve_penalty(&bad, WorldPenalty::Dorl, "coat").unwrap_err());
+        assert!(err.contains("coefficients_fallback"), "{err}");
+    }
 }
