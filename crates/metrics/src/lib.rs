@@ -25,6 +25,7 @@ pub mod dominance;
 pub mod episode;
 pub mod error;
 pub mod exposure;
+pub mod homogenisation;
 pub mod long_tail;
 pub mod novelty;
 pub mod pareto;

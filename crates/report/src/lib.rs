@@ -509,10 +509,16 @@ fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCur
     let sub = labels.subtitle(Some(mode.as_deref().unwrap_or("not recorded")), None, &seeds, 0);
     for (metric, note) in [
         ("Gini", "lower is fairer"),
+        ("LogGini", "of the accumulated log; lower is fairer"),
+        ("Homogenisation", "lower is more diverse"),
         ("LongTailShare", "higher is fairer"),
         ("Coverage", "higher is fairer"),
         ("R_tra", "higher is better"),
+        ("TrueUtility", "per step, current preferences"),
     ] {
+        if curves.iter().all(|c| c.rounds.values().all(|m| !m.contains_key(metric))) {
+            continue;
+        }
         let series: Vec<Series> = curves
             .iter()
             .enumerate()
@@ -545,16 +551,34 @@ fn loop_section(ctx: &Labels, run_dir: &Path, curves: Option<Vec<rounds::LoopCur
                 c.method.clone(),
                 round.to_string(),
                 cell("Gini"),
+                cell("LogGini"),
+                cell("Homogenisation"),
                 cell("LongTailShare"),
                 cell("Coverage"),
                 cell("R_tra"),
+                cell("TrueUtility"),
+                cell("LoggedUtility"),
                 seeds_label(&c.seeds),
             ]);
         }
     }
     s.blocks.push(Block::Table(Table {
         caption: format!("Feedback loop, first and last round; {sub}"),
-        header: ["method", "round", "Gini", "LongTailShare", "Coverage", "R_tra", "seeds"].map(String::from).to_vec(),
+        header: [
+            "method",
+            "round",
+            "Gini",
+            "LogGini",
+            "Homogenisation",
+            "LongTailShare",
+            "Coverage",
+            "R_tra",
+            "TrueUtility",
+            "LoggedUtility",
+            "seeds",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows,
     }));
     Ok(s)

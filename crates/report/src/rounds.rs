@@ -45,17 +45,49 @@ pub struct RoundRecord {
     /// validation users (best validation NX_0 R_tra, ties: the earliest); `null` for a heuristic.
     #[serde(default)]
     pub deployed_epoch: Option<usize>,
+    /// Gini of the accumulated exposure in the log after this round's serving joined it (catalogue items,
+    /// rows per item): what the next round learns from. `null` in files written before loops recorded it.
+    #[serde(default)]
+    pub log_gini: Option<f64>,
+    /// Mean novelty popularity pop(i) of this round's recommended items (the original data's).
+    #[serde(default)]
+    pub mean_popularity: Option<f64>,
+    /// The paper's AD (share reading) of this round's recommendations.
+    #[serde(default)]
+    pub ad: Option<f64>,
+    /// Homogenisation: mean Jaccard overlap of the sets of items the round's users consumed, over user pairs
+    /// (Chaney et al., RecSys 2018).
+    #[serde(default)]
+    pub homogenisation: Option<f64>,
+    /// Mean true reward per served step, against the users' current preferences.
+    #[serde(default)]
+    pub true_utility: Option<f64>,
+    /// Mean logged reward per served step (what the learner sees; above the true one under conformity).
+    #[serde(default)]
+    pub logged_utility: Option<f64>,
 }
 
 impl RoundRecord {
     /// The tracked metrics in report order, with their labels.
-    pub fn metrics(&self) -> [(&'static str, f64); 4] {
+    /// Measures a file may lack (written before loops recorded them) are left out.
+    pub fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let optional = [
+            ("LogGini", self.log_gini),
+            ("Homogenisation", self.homogenisation),
+            ("MeanPopularity", self.mean_popularity),
+            ("AD", self.ad),
+            ("TrueUtility", self.true_utility),
+            ("LoggedUtility", self.logged_utility),
+        ];
         [
             ("Gini", self.gini),
             ("LongTailShare", self.long_tail_share),
             ("Coverage", self.coverage),
             ("R_tra", self.r_tra),
         ]
+        .into_iter()
+        .chain(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))))
+        .collect()
     }
 }
 

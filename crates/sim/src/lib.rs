@@ -14,6 +14,7 @@
 
 pub mod env;
 pub mod ground_truth;
+pub mod mechanisms;
 pub mod preset;
 pub mod quit;
 pub mod reward_model;
@@ -24,6 +25,7 @@ pub mod world;
 
 pub use env::{Env, EnvSpec, Step};
 pub use ground_truth::RewardTable;
+pub use mechanisms::{Mechanisms, Population};
 pub use preset::{EnvConfig, EnvSettings, PopularityRule, Preset};
 pub use quit::{Ending, PopularityQuit, QuitRule};
 pub use reward_model::{GroundTruthReward, RewardModel};

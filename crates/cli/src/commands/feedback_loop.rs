@@ -1,4 +1,4 @@
-//! `dsrm loop --config FILE [--data DIR] [--out DIR]`: the feedback-loop study (`dsrm_study::feedback_loop`, whose docs
+//! `dsrm loop --config FILE [--data DIR] [--out DIR] [--smoke]`: the feedback-loop study (`dsrm_study::feedback_loop`, whose docs
 //! describe the loop, its file and its output).
 
 use crate::output;
@@ -18,10 +18,14 @@ pub struct LoopArgs {
     /// KuaiRec uses the cached synthetic set and any other data set is an error naming this flag.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The file's `[smoke]` version: the tiny synthetic set, fewer seeds, rounds and episodes (minutes).
+    #[arg(long)]
+    pub smoke: bool,
 }
 
 pub fn run(args: LoopArgs) -> Result<()> {
-    let markdown = dsrm_study::feedback_loop::run(&args.config, args.data.as_deref(), &args.out, &output::progress())?;
+    let markdown =
+        dsrm_study::feedback_loop::run(&args.config, args.data.as_deref(), args.smoke, &args.out, &output::progress())?;
     println!("{markdown}");
     eprintln!(
         "wrote {0}/<method>/rounds.jsonl and {0}/summary.{{csv,md}}",

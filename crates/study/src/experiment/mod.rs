@@ -63,6 +63,9 @@ pub struct MethodConfig {
     /// Dotted path into this table -> values; one method per combination (cartesian product).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep: Option<BTreeMap<String, Vec<toml::Value>>>,
+    /// `[methods.loop]`: this method's own feedback-loop settings; read by `dsrm loop` only.
+    #[serde(default, rename = "loop", skip_serializing_if = "Option::is_none")]
+    pub loop_settings: Option<crate::feedback_loop::MethodLoop>,
 }
 
 /// The experiment file. Unknown keys are errors.
@@ -113,6 +116,9 @@ impl ExperimentFile {
             }
             if m.method.heuristic.is_some() && m.method.world_model.is_some() {
                 bail!("{}: method {:?}: `world_model` is for RL methods (`train`)", path.display(), m.method.name);
+            }
+            if m.method.loop_settings.is_some() {
+                bail!("{}: method {:?}: `[methods.loop]` is read by `dsrm loop` only", path.display(), m.method.name);
             }
         }
         Ok(methods)

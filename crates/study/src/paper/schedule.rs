@@ -16,6 +16,7 @@ use super::PaperMethod;
 use crate::experiment::MethodConfig;
 use anyhow::{bail, Context, Result};
 use dsrm_agents::learner::Algorithm;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -110,6 +111,7 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
         train,
         world_model: m.world_model.clone(),
         sweep: m.sweep.clone(),
+        loop_settings: None,
     })
 }
 
@@ -123,9 +125,9 @@ fn offline(base: &mut dsrm_agents::replay::OfflineConfig, steps_per_epoch: &mut 
     *steps_per_epoch = b.updates_per_epoch() * base.batch_size;
 }
 
-/// Sets each dotted path of `set` in `m` where the path's parent table exists (`[smoke] set`); a value the
-/// method's typed config refuses is an error naming the path.
-pub fn set_present(m: &mut PaperMethod, set: &BTreeMap<String, toml::Value>) -> Result<()> {
+/// Sets each dotted path of `set` in `m` (a study or loop method) where the path's parent table exists
+/// (`[smoke] set`); a value the method's typed config refuses is an error naming the path.
+pub fn set_present<M: Serialize + DeserializeOwned>(m: &mut M, set: &BTreeMap<String, toml::Value>) -> Result<()> {
     if set.is_empty() {
         return Ok(());
     }

@@ -1,34 +1,42 @@
 //! `dsrm loop`'s file and run: the feedback-loop study (the rich-get-richer loop).
 //!
-//! For each method and seed, starting from the data set's training log:
+//! For each method and seed, starting from the data set's training log and its users:
 //!
 //! ```text
-//! log_0 = the training log (or a seeded share of it, `initial_log_fraction`)
+//! log_0   = the training log (or a seeded share of it, `initial_log_fraction`)
+//! users_0 = the data set's ground truth under the method's mechanisms (dsrm_sim::mechanisms: conformity,
+//!           interest drift, satiation; all off unless set; the preset's abandonment rule is the environment's)
 //! for round r = 0 .. R-1:
 //!     fit the method on log_r
 //!         heuristic: refit on log_r (most-popular counts, MF factors, ...)
 //!         RL agent:  refit the world model (and the DSRM stage, when configured) on log_r, then train the
 //!                    agent in it; with `warm_start` the agent instead continues from round r-1's checkpoint
 //!                    for `epochs_per_round` more epochs (keeping round 0's DSRM stage)
-//!     deploy it: serve `served_episodes` episodes to users drawn from all users, ground-truth env, NX_0,
-//!                sampled actions; an RL agent deploys its validation-selected epoch, the one `dsrm train`
-//!                reports (best validation NX_0 R_tra, ties: the earliest), not its last
-//!     record Gini, long-tail share, coverage, R_tra and the deployed epoch      -> rounds.jsonl
-//!     log_{r+1} = log_r + the served interactions (user, item, ground-truth reward)
+//!     deploy it: serve `served_episodes` episodes to users drawn from all users, in the environment of users_r
+//!                (their current truth), NX_0, sampled actions (or the method's `[methods.loop] selection`);
+//!                an RL agent deploys its validation-selected epoch, the one `dsrm train` reports (best
+//!                validation NX_0 R_tra, ties: the earliest), not its last
+//!     log_{r+1}   = log_r + the served interactions, each with its *logged* reward: the true one, plus
+//!                   β · z_i under conformity (z_i: the item's standardised log exposure in log_r)
+//!     users_{r+1} = users_r after consuming what was served (drift, satiation)
+//!     record the round's measures (measures.rs)                                   -> rounds.jsonl
 //! ```
 //!
-//! The users' true preferences (the ground truth) never change; only what the recommender learns from does.
 //! Metrics are computed against the original data's inputs (popularity, long-tail split), so rounds are
-//! comparable. Every round of every (method, seed) leaves `round-<r>/served.jsonl` and `round-<r>/round.json`;
-//! rerunning the command reuses finished rounds (replaying their served interactions into the log) and resumes
-//! an interrupted agent from its checkpoint. An agent's round keeps every trained epoch's checkpoint in
+//! comparable; true utility against the users' current truth. Every round of every (method, seed) leaves
+//! `round-<r>/served.jsonl` (true and logged rewards) and `round-<r>/round.json`; rerunning the command reuses
+//! finished rounds (replaying their served interactions into the log and the users) and resumes an
+//! interrupted agent from its checkpoint. An agent's round keeps every trained epoch's checkpoint in
 //! `round-<r>/agent/epochs/<e>/` (the trainer keeps only the last one) and deploys the selected one from
 //! there; with `warm_start` the selection ranges over the continued run's whole log, so a round may redeploy
 //! an earlier round's epoch (its checkpoint is carried forward).
 //!
 //! Output: `OUT/loop/<method>/rounds.jsonl` (one line per seed and round, for `dsrm report`),
 //! `OUT/loop/summary.{csv,md}` (mean ± 95% CI over seeds per method and round), `OUT/loop.toml`,
-//! `OUT/loop/provenance.json`.
+//! `OUT/loop/provenance.json`. `--smoke` runs the file's `[smoke]` version (tiny synthetic set, fewer seeds,
+//! rounds and episodes).
+
+mod measures;
 
 use crate::config::DataConfig;
 use crate::eval::build_heuristic;
@@ -42,8 +50,9 @@ use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_policy::heuristics::HeuristicConfig;
 use dsrm_policy::{Policy, Selection};
 use dsrm_report::RoundRecord;
+use dsrm_sim::mechanisms::conformity;
 use dsrm_sim::world::WorldConfig;
-use dsrm_sim::{EnvConfig, World};
+use dsrm_sim::{EnvConfig, Mechanisms, Population, World};
 use dsrm_train::{ProgressEvent, TrainConfig, TrainSummary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -85,7 +94,40 @@ pub struct LoopFile {
     pub world_model: WorldModelConfig,
     #[serde(default)]
     pub heuristics: HeuristicConfig,
+    /// The loop's mechanisms (all off by default); a method's `[methods.loop] mechanisms` replaces them.
+    #[serde(default)]
+    pub mechanisms: Mechanisms,
+    /// What `--smoke` replaces (a file without it cannot run as a smoke test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<LoopSmoke>,
     pub methods: Vec<MethodConfig>,
+}
+
+/// `[methods.loop]`: one method's own loop settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MethodLoop {
+    /// This method's mechanisms instead of the loop's (`mechanisms = {}`: every mechanism off, the static
+    /// control).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanisms: Option<Mechanisms>,
+    /// How the deployment picks items (`"sampled"`, the default, or `"argmax"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<Selection>,
+}
+
+/// `[smoke]`: what `--smoke` replaces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopSmoke {
+    pub seeds: Vec<u64>,
+    pub rounds: usize,
+    pub served_episodes: usize,
+    pub synthetic_size: String,
+    pub eval_episodes: usize,
+    /// Dotted paths set in every method that has the parent table (e.g. `"train.epochs" = 1`).
+    #[serde(default)]
+    pub set: BTreeMap<String, toml::Value>,
 }
 
 fn one() -> usize {
@@ -107,28 +149,66 @@ impl LoopFile {
         if !(file.initial_log_fraction > 0.0 && file.initial_log_fraction <= 1.0) {
             bail!("{}: initial_log_fraction must lie in (0, 1], got {}", path.display(), file.initial_log_fraction);
         }
+        file.mechanisms.validate().with_context(|| path.display().to_string())?;
         for m in &file.methods {
             if m.heuristic.is_some() == m.train.is_some() {
                 bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.name);
             }
+            if let Some(mechanisms) = m.loop_settings.as_ref().and_then(|l| l.mechanisms.as_ref()) {
+                mechanisms.validate().with_context(|| format!("{}: method {:?}", path.display(), m.name))?;
+            }
         }
         Ok(file)
     }
+
+    /// The `--smoke` version: the `[smoke]` table's data, seeds, rounds, episodes and settings.
+    pub fn smoke(mut self) -> Result<Self> {
+        let s = self.smoke.clone().context("--smoke: the loop file has no [smoke] table")?;
+        self.seeds = s.seeds;
+        self.rounds = s.rounds;
+        self.served_episodes = s.served_episodes;
+        self.data.synthetic_size = s.synthetic_size;
+        self.data.dir = None;
+        self.eval.episodes = s.eval_episodes;
+        for m in &mut self.methods {
+            crate::paper::schedule::set_present(m, &s.set)
+                .with_context(|| format!("[smoke] set, method {:?}", m.name))?;
+        }
+        Ok(self)
+    }
+
+    /// The mechanisms of `method`: its own, else the loop's.
+    pub fn mechanisms_of<'a>(&'a self, method: &'a MethodConfig) -> &'a Mechanisms {
+        method.loop_settings.as_ref().and_then(|l| l.mechanisms.as_ref()).unwrap_or(&self.mechanisms)
+    }
 }
 
-/// A served episode, as stored in `served.jsonl`.
+/// A served episode, as stored in `served.jsonl`: its true rewards and, when they differ (conformity), the
+/// logged ones.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Served {
     user: u32,
     items: Vec<u32>,
     rewards: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    logged: Option<Vec<f64>>,
+}
+
+impl Served {
+    /// The rewards that join the log.
+    fn logged(&self) -> &[f64] {
+        self.logged.as_deref().unwrap_or(&self.rewards)
+    }
 }
 
 /// Runs (or resumes) the loop of the file `config` in `run_dir/loop/`, writing `run_dir/loop.toml`, each
 /// method's `rounds.jsonl`, `summary.{csv,md}` and `provenance.json`; returns the summary as Markdown. `data`
-/// (`--data`) replaces the file's `[data] dir`.
-pub fn run(config: &Path, data: Option<&Path>, run_dir: &Path, progress: Progress) -> Result<String> {
+/// (`--data`) replaces the file's `[data] dir`; `smoke` runs the file's `[smoke]` version.
+pub fn run(config: &Path, data: Option<&Path>, smoke: bool, run_dir: &Path, progress: Progress) -> Result<String> {
     let mut file = LoopFile::load(config)?;
+    if smoke {
+        file = file.smoke().with_context(|| config.display().to_string())?;
+    }
     if let Some(dir) = data {
         file.data.dir = Some(dir.to_path_buf());
     }
@@ -210,7 +290,7 @@ const DEPLOYS: &str = "validation-selected epoch";
 /// deploys ([`DEPLOYS`]) and the loop file without its seeds, round count and other methods (more seeds or rounds
 /// extend a loop), plus the method itself.
 fn method_identity(file: &LoopFile, method: &MethodConfig) -> Result<toml::Value> {
-    let own = LoopFile { seeds: Vec::new(), rounds: 0, methods: vec![method.clone()], ..file.clone() };
+    let own = LoopFile { seeds: Vec::new(), rounds: 0, smoke: None, methods: vec![method.clone()], ..file.clone() };
     let mut identity = toml::Table::new();
     identity.insert("code_version".into(), dsrm_train::CODE_VERSION.into());
     identity.insert("deploys".into(), DEPLOYS.into());
@@ -229,34 +309,68 @@ fn run_method(
     progress: Progress,
 ) -> Result<Vec<RoundRecord>> {
     let mut world = world0.with_log_fraction(file.initial_log_fraction, seed);
+    let mechanisms = file.mechanisms_of(method);
+    mechanisms.apply_abandonment(&mut world.spec).with_context(|| format!("method {:?}", method.name))?;
+    let mut users = Population::new(&world0.spec.rewards, &world0.item_tags, mechanisms, seed)
+        .with_context(|| format!("{}: the loop's users", method.name))?;
+    let selection = method.loop_settings.as_ref().and_then(|l| l.selection).unwrap_or(Selection::Sampled);
     let mut records = Vec::new();
     for round in 0..file.rounds {
+        world.spec.rewards = users.truth().clone();
         let round_dir = dir.join(format!("round-{round}"));
         let record_path = round_dir.join("round.json");
         let served_path = round_dir.join("served.jsonl");
-        let (record, served) = if record_path.exists() && served_path.exists() {
+        let (record, served, next) = if record_path.exists() && served_path.exists() {
             let record: RoundRecord = read_json(&record_path)?;
-            (record, read_served(&served_path)?)
+            let served = read_served(&served_path)?;
+            let next = logged_world(&world, &served);
+            (record, served, next)
         } else {
             let (mut fitted, deployed_epoch) = fit(file, &world, method, seed, round, dir, progress)
                 .with_context(|| format!("{} seed {seed} round {round}", method.name))?;
-            let (mut record, served) = deploy(file, &world, inputs, fitted.policy(), seed, round);
-            record.deployed_epoch = deployed_epoch;
+            let (trajectories, metrics) = deploy(file, &world, inputs, fitted.policy(), selection, seed, round);
             if let Some(e) = fitted.take_error() {
                 bail!("{} seed {seed} round {round}: the agent failed while serving: {e}", method.name);
             }
+            // Conformity: what joins the log is the reward the users report, inflated by the item's exposure in
+            // the log so far; the true reward is kept beside it.
+            let z = match mechanisms.conformity > 0.0 {
+                true => Some(conformity::standardised_log_exposure(&conformity::log_counts(
+                    &world.train.item,
+                    world.spec.n_items(),
+                ))),
+                false => None,
+            };
+            let served: Vec<Served> = trajectories
+                .into_iter()
+                .map(|(user, items, rewards)| Served {
+                    logged: z.as_ref().map(|z| conformity::logged(&items, &rewards, z, mechanisms.conformity)),
+                    user,
+                    items,
+                    rewards,
+                })
+                .collect();
+            let next = logged_world(&world, &served);
+            let mut record = measures::round_record(&world, &next, inputs, &metrics, &served, seed, round);
+            record.deployed_epoch = deployed_epoch;
             let text: String =
                 served.iter().map(|s| serde_json::to_string(s).map(|l| l + "\n")).collect::<Result<_, _>>()?;
             dsrm_files::write_atomic(&served_path, text.as_bytes())?;
             dsrm_files::write_json(&record_path, &record)?;
-            (record, served)
+            (record, served, next)
         };
         progress(Event::Message(format!("{} seed {seed} round {round}: Gini {:.3}", method.name, record.gini)));
         progress(Event::Advance(1));
         records.push(record);
-        world = world.with_logged_episodes(served.iter().map(|s| (s.user, &s.items[..], &s.rewards[..])));
+        users.consume(served.iter().map(|s| (s.user, &s.items[..])));
+        world = next;
     }
     Ok(records)
+}
+
+/// `world` after `served` joined its log with the logged rewards.
+fn logged_world(world: &World, served: &[Served]) -> World {
+    world.with_logged_episodes(served.iter().map(|s| (s.user, &s.items[..], s.logged())))
 }
 
 /// A round's agent folder keeps each trained epoch's checkpoint in `epochs/<e>/`.
@@ -380,72 +494,56 @@ impl Fitted {
     }
 }
 
-/// Serves one round of episodes and measures it.
+/// Serves one round of episodes: each episode's (user, items, true rewards), and the round's metrics.
 fn deploy(
     file: &LoopFile,
     world: &World,
     inputs: &MetricInputs,
     policy: &mut dyn Policy,
+    selection: Selection,
     seed: u64,
     round: usize,
-) -> (RoundRecord, Vec<Served>) {
+) -> (Vec<(u32, Vec<u32>, Vec<f64>)>, dsrm_metrics::MetricSet) {
     let eval = EvalConfig { episodes: file.served_episodes, ..file.eval.clone() };
     let run = EvalRun {
         mode: Mode::NoRepeat,
-        selection: Selection::Sampled,
+        selection,
         seed: seed.wrapping_mul(1_000_003).wrapping_add(round as u64),
         users: None,
     };
     let result = evaluate(&world.spec, inputs, policy, &eval, run);
-    let served: Vec<Served> = result
-        .trajectories
-        .iter()
-        .map(|t| Served { user: t.episode.user, items: t.episode.items.clone(), rewards: t.episode.rewards.clone() })
-        .collect();
-    let n_items = world.spec.n_items();
-    let mut shown = vec![false; n_items];
-    served.iter().flat_map(|s| &s.items).for_each(|&i| shown[i as usize] = true);
-    let m = &result.metrics;
-    let record = RoundRecord {
-        round,
-        seed,
-        gini: m.gini,
-        long_tail_share: m.long_tail_share,
-        coverage: shown.iter().filter(|&&s| s).count() as f64 / n_items.max(1) as f64,
-        r_tra: m.r_tra,
-        length: m.length,
-        log_rows: world.train.len(),
-        deployed_epoch: None,
-    };
-    (record, served)
+    let served =
+        result.trajectories.into_iter().map(|t| (t.episode.user, t.episode.items, t.episode.rewards)).collect();
+    (served, result.metrics)
 }
 
-/// Mean ± 95% CI over seeds per (method, round), as CSV and a Markdown table.
+/// Mean ± 95% CI over seeds per (method, round), as CSV (every measure) and a Markdown table.
 fn summarise(all: &BTreeMap<String, Vec<RoundRecord>>, file: &LoopFile, world: &World) -> (String, String) {
-    type Getter = fn(&RoundRecord) -> f64;
-    let metrics: [(&str, Getter); 4] = [
-        ("gini", |r| r.gini),
-        ("long_tail_share", |r| r.long_tail_share),
-        ("coverage", |r| r.coverage),
-        ("r_tra", |r| r.r_tra),
-    ];
+    const TABLE: [&str; 8] =
+        ["Gini", "LogGini", "Homogenisation", "LongTailShare", "Coverage", "R_tra", "TrueUtility", "LoggedUtility"];
     let mut csv = String::from("method,round,metric,mean,ci95,n\n");
     let label = if world.is_synthetic() { "SYNTHETIC KuaiRec-format data" } else { world.dataset.as_str() };
     let mut md = format!(
-        "# Feedback loop: {label}, seeds {:?}, {} served episodes per round (NX_0, sampled)\n\n\
-         | method | round | Gini | long-tail share | coverage | R_tra |\n|---|---|---|---|---|---|\n",
-        file.seeds, file.served_episodes
+        "# Feedback loop: {label}, seeds {:?}, {} served episodes per round (NX_0)\n\n| method | round | {} |\n|{}\n",
+        file.seeds,
+        file.served_episodes,
+        TABLE.join(" | "),
+        "---|".repeat(TABLE.len() + 2)
     );
     for (method, records) in all {
         for round in 0..file.rounds {
-            let rows: Vec<&RoundRecord> = records.iter().filter(|r| r.round == round).collect();
-            let mut cells = Vec::new();
-            for (name, get) in metrics {
-                let values: Vec<f64> = rows.iter().map(|r| get(r)).collect();
-                let mc = dsrm_metrics::mean_ci95(&values);
-                csv += &format!("{method},{round},{name},{},{},{}\n", mc.mean, mc.half_width, values.len());
-                cells.push(format!("{mc:.4}"));
+            let mut values: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+            for r in records.iter().filter(|r| r.round == round) {
+                r.metrics().into_iter().for_each(|(k, v)| values.entry(k).or_default().push(v));
             }
+            for (name, v) in &values {
+                let mc = dsrm_metrics::mean_ci95(v);
+                csv += &format!("{method},{round},{name},{},{},{}\n", mc.mean, mc.half_width, v.len());
+            }
+            let cells: Vec<String> = TABLE
+                .iter()
+                .map(|k| values.get(k).map(|v| format!("{:.4}", dsrm_metrics::mean_ci95(v))).unwrap_or_default())
+                .collect();
             md += &format!("| {method} | {round} | {} |\n", cells.join(" | "));
         }
     }
@@ -532,7 +630,7 @@ mod tests {
             let text = std::fs::read_to_string(out.join("loop/a2c/rounds.jsonl")).unwrap();
             serde_json::from_str(text.lines().next().unwrap()).unwrap()
         };
-        run(&config, None, &out, &crate::progress::quiet).unwrap();
+        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
         // The deployed epoch is the trainer's selection, and every epoch's checkpoint was kept.
         let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
         assert_eq!(read_record().deployed_epoch, Some(summary.selected_epoch));
@@ -557,7 +655,7 @@ mod tests {
         let round_dir = out.join("loop/a2c/seed-1/round-0");
         std::fs::remove_file(round_dir.join("round.json")).unwrap();
         std::fs::remove_file(round_dir.join("served.jsonl")).unwrap();
-        run(&config, None, &out, &crate::progress::quiet).unwrap();
+        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
         let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
         assert_eq!((summary.selected_epoch, summary.last_epoch), (1, 3));
         assert_eq!(read_record().deployed_epoch, Some(1));
@@ -572,8 +670,8 @@ mod tests {
         train.eval = file.eval.clone();
         let served_by = |run_dir: &Path| -> Vec<Vec<u32>> {
             let mut policy = dsrm_train::load_trained(&train, &world, None, run_dir).unwrap();
-            let (_, served) = deploy(&file, &world, &inputs, policy.as_mut(), 1, 0);
-            served.into_iter().map(|s| s.items).collect()
+            let (served, _) = deploy(&file, &world, &inputs, policy.as_mut(), Selection::Sampled, 1, 0);
+            served.into_iter().map(|(_, items, _)| items).collect()
         };
         let logged: Vec<Vec<u32>> =
             read_served(&round_dir.join("served.jsonl")).unwrap().into_iter().map(|s| s.items).collect();
@@ -590,7 +688,7 @@ mod tests {
         dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
         let config = write_config(dir.path(), &data);
         let out = dir.path().join("run");
-        run(&config, None, &out, &crate::progress::quiet).unwrap();
+        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
         let read = |method: &str| -> Vec<RoundRecord> {
             let text = std::fs::read_to_string(out.join("loop").join(method).join("rounds.jsonl")).unwrap();
             text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -619,7 +717,7 @@ mod tests {
         // Rerunning reuses every finished round and gives the same records.
         let before = read("a2c");
         std::fs::remove_file(out.join("loop/a2c/rounds.jsonl")).unwrap();
-        run(&config, None, &out, &crate::progress::quiet).unwrap();
+        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
         assert_eq!(read("a2c"), before);
         // Rounds made when the loop served the last epoch (a method.toml without `deploys`) are refused.
         let identity = out.join("loop/a2c/method.toml");
@@ -627,13 +725,13 @@ mod tests {
         let old: String = saved.lines().filter(|l| !l.starts_with("deploys")).map(|l| format!("{l}\n")).collect();
         assert_ne!(old, saved);
         std::fs::write(&identity, old).unwrap();
-        let err = format!("{:#}", run(&config, None, &out, &crate::progress::quiet).unwrap_err());
+        let err = format!("{:#}", run(&config, None, false, &out, &crate::progress::quiet).unwrap_err());
         assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
         std::fs::write(&identity, saved).unwrap();
         // Changed settings are refused, naming the folder, rather than reusing rounds made under the old ones.
         let text = std::fs::read_to_string(&config).unwrap().replace("steps_per_epoch = 100", "steps_per_epoch = 120");
         std::fs::write(&config, text).unwrap();
-        let err = format!("{:#}", run(&config, None, &out, &crate::progress::quiet).unwrap_err());
+        let err = format!("{:#}", run(&config, None, false, &out, &crate::progress::quiet).unwrap_err());
         assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
         assert!(out.join("loop/summary.md").exists());
         // `dsrm report` reads what the loop wrote.
