@@ -149,7 +149,7 @@ pub fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>, train_exe: &Path,
     let part = request.out.join("max-len-30");
     note(progress, "study 2/3: feedback loop");
     let config = with_data(LOOP_CONFIG, "demo-loop.toml", true)?;
-    let feedback_loop = crate::feedback_loop::run(&config, None, false, &part, progress)?;
+    let feedback_loop = crate::feedback_loop::run(&config, &Default::default(), &part, progress)?;
     note(progress, "study 3/3: report");
     let report = crate::report::write(&part, None, dsrm_report::Reference::Origin)?;
     Ok(Study { paper, feedback_loop, report })

@@ -1,4 +1,4 @@
-//! `dsrm loop --config FILE [--data DIR] [--out DIR] [--smoke]`: the feedback-loop study (`dsrm_study::feedback_loop`, whose docs
+//! `dsrm loop --config FILE [--data DIR] [--out DIR] [--smoke] [--methods A,B]`: the feedback-loop study (`dsrm_study::feedback_loop`, whose docs
 //! describe the loop, its file and its output).
 
 use crate::output;
@@ -21,11 +21,22 @@ pub struct LoopArgs {
     /// The file's `[smoke]` version: the tiny synthetic set, fewer seeds, rounds and episodes (minutes).
     #[arg(long)]
     pub smoke: bool,
+    /// Only these methods of the file, comma-separated (their rounds are the same as in a run of all).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
 }
 
 pub fn run(args: LoopArgs) -> Result<()> {
-    let markdown =
-        dsrm_study::feedback_loop::run(&args.config, args.data.as_deref(), args.smoke, &args.out, &output::progress())?;
+    let markdown = dsrm_study::feedback_loop::run(
+        &args.config,
+        &dsrm_study::feedback_loop::LoopRequest {
+            data: args.data.as_deref(),
+            smoke: args.smoke,
+            methods: args.methods.as_deref(),
+        },
+        &args.out,
+        &output::progress(),
+    )?;
     println!("{markdown}");
     eprintln!(
         "wrote {0}/<method>/rounds.jsonl and {0}/summary.{{csv,md}}",

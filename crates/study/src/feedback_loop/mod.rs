@@ -203,13 +203,20 @@ impl Served {
 
 /// Runs (or resumes) the loop of the file `config` in `run_dir/loop/`, writing `run_dir/loop.toml`, each
 /// method's `rounds.jsonl`, `summary.{csv,md}` and `provenance.json`; returns the summary as Markdown. `data`
-/// (`--data`) replaces the file's `[data] dir`; `smoke` runs the file's `[smoke]` version.
-pub fn run(config: &Path, data: Option<&Path>, smoke: bool, run_dir: &Path, progress: Progress) -> Result<String> {
+/// (`--data`) replaces the file's `[data] dir`; `smoke` runs the file's `[smoke]` version; `methods` keeps only
+/// the named methods.
+pub fn run(config: &Path, req: &LoopRequest, run_dir: &Path, progress: Progress) -> Result<String> {
     let mut file = LoopFile::load(config)?;
-    if smoke {
+    if req.smoke {
         file = file.smoke().with_context(|| config.display().to_string())?;
     }
-    if let Some(dir) = data {
+    if let Some(names) = req.methods {
+        if let Some(unknown) = names.iter().find(|n| !file.methods.iter().any(|m| &m.name == *n)) {
+            bail!("--methods: {} has no method {unknown:?}", config.display());
+        }
+        file.methods.retain(|m| names.contains(&m.name));
+    }
+    if let Some(dir) = req.data {
         file.data.dir = Some(dir.to_path_buf());
     }
     if file.world_model.reward.uses_ensemble() && file.world_model.checkpoint.is_none() {
@@ -277,6 +284,17 @@ pub fn run(config: &Path, data: Option<&Path>, smoke: bool, run_dir: &Path, prog
     dsrm_files::write_atomic(&out.join("summary.csv"), csv.as_bytes())?;
     dsrm_files::write_atomic(&out.join("summary.md"), markdown.as_bytes())?;
     Ok(markdown)
+}
+
+/// How to run a loop file (the flags of `dsrm loop`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoopRequest<'a> {
+    /// `--data`: the data set's directory, replacing the file's `[data] dir`.
+    pub data: Option<&'a Path>,
+    /// `--smoke`: the file's `[smoke]` version.
+    pub smoke: bool,
+    /// `--methods`: only these methods.
+    pub methods: Option<&'a [String]>,
 }
 
 /// Where a method's loop folder records the settings its rounds were made with.
@@ -494,6 +512,9 @@ impl Fitted {
     }
 }
 
+/// One served episode: (user, items, true rewards).
+type Trajectory = (u32, Vec<u32>, Vec<f64>);
+
 /// Serves one round of episodes: each episode's (user, items, true rewards), and the round's metrics.
 fn deploy(
     file: &LoopFile,
@@ -503,7 +524,7 @@ fn deploy(
     selection: Selection,
     seed: u64,
     round: usize,
-) -> (Vec<(u32, Vec<u32>, Vec<f64>)>, dsrm_metrics::MetricSet) {
+) -> (Vec<Trajectory>, dsrm_metrics::MetricSet) {
     let eval = EvalConfig { episodes: file.served_episodes, ..file.eval.clone() };
     let run = EvalRun {
         mode: Mode::NoRepeat,
@@ -630,7 +651,7 @@ mod tests {
             let text = std::fs::read_to_string(out.join("loop/a2c/rounds.jsonl")).unwrap();
             serde_json::from_str(text.lines().next().unwrap()).unwrap()
         };
-        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         // The deployed epoch is the trainer's selection, and every epoch's checkpoint was kept.
         let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
         assert_eq!(read_record().deployed_epoch, Some(summary.selected_epoch));
@@ -655,7 +676,7 @@ mod tests {
         let round_dir = out.join("loop/a2c/seed-1/round-0");
         std::fs::remove_file(round_dir.join("round.json")).unwrap();
         std::fs::remove_file(round_dir.join("served.jsonl")).unwrap();
-        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         let summary: TrainSummary = read_json(&agent.join("summary.json")).unwrap();
         assert_eq!((summary.selected_epoch, summary.last_epoch), (1, 3));
         assert_eq!(read_record().deployed_epoch, Some(1));
@@ -679,6 +700,48 @@ mod tests {
         assert_ne!(logged, served_by(&agent), "the last epoch (checkpoint.bin) serves other items");
     }
 
+    /// The positive control on tiny data: MF-greedy refitted on its own log concentrates exposure and
+    /// homogenises consumption when the mechanisms are on, and does not when they are off. Removing the
+    /// mechanisms (or their effect on the log or the users) fails this test.
+    #[test]
+    fn the_mechanisms_drive_mf_greedy_to_concentrate_and_their_absence_does_not() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let text = format!(
+            "seeds = [1]\nrounds = 5\nserved_episodes = 300\ninitial_log_fraction = 0.05\n\
+             [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[env]\npreset = \"dsrm-hrl-paper\"\n[eval]\nepisodes = 10\n\
+             [mechanisms]\nconformity = 0.5\ndrift = 0.1\nsatiation = 0.3\n\
+             [[methods]]\nname = \"on\"\nheuristic = \"mf-greedy\"\n[methods.loop]\nselection = \"argmax\"\n\
+             [[methods]]\nname = \"off\"\nheuristic = \"mf-greedy\"\n[methods.loop]\nselection = \"argmax\"\n\
+             mechanisms = {{ abandonment = false }}\n"
+        );
+        let config = dir.path().join("loop.toml");
+        std::fs::write(&config, text).unwrap();
+        let out = dir.path().join("run");
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
+        let read = |method: &str| -> Vec<RoundRecord> {
+            let text = std::fs::read_to_string(out.join("loop").join(method).join("rounds.jsonl")).unwrap();
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        };
+        let (on, off) = (read("on"), read("off"));
+        let last = |r: &[RoundRecord]| *r.last().unwrap();
+        let (on, off) = (last(&on), last(&off));
+        assert!(on.gini > off.gini + 0.01, "round 4 Gini: on {} off {}", on.gini, off.gini);
+        let (h_on, h_off) = (on.homogenisation.unwrap(), off.homogenisation.unwrap());
+        assert!(h_on > h_off + 0.05, "round 4 homogenisation: on {h_on} off {h_off}");
+        // Conformity shows in the log, not in the truth: logged utility above true utility, equal without it.
+        assert!(on.logged_utility.unwrap() > on.true_utility.unwrap() + 0.1);
+        assert_eq!(off.logged_utility, off.true_utility);
+        // Finished rounds replay the users' drift and satiation: a rerun gives the same records.
+        std::fs::remove_file(out.join("loop/on/rounds.jsonl")).unwrap();
+        std::fs::remove_dir_all(out.join("loop/on/seed-1/round-4")).unwrap();
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
+        assert_eq!(last(&read("on")), on);
+    }
+
     #[test]
     fn loop_runs_rounds_grows_the_log_and_resumes() {
         let _torch = dsrm_nn::runtime::exclusive();
@@ -688,7 +751,7 @@ mod tests {
         dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
         let config = write_config(dir.path(), &data);
         let out = dir.path().join("run");
-        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         let read = |method: &str| -> Vec<RoundRecord> {
             let text = std::fs::read_to_string(out.join("loop").join(method).join("rounds.jsonl")).unwrap();
             text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -717,7 +780,7 @@ mod tests {
         // Rerunning reuses every finished round and gives the same records.
         let before = read("a2c");
         std::fs::remove_file(out.join("loop/a2c/rounds.jsonl")).unwrap();
-        run(&config, None, false, &out, &crate::progress::quiet).unwrap();
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         assert_eq!(read("a2c"), before);
         // Rounds made when the loop served the last epoch (a method.toml without `deploys`) are refused.
         let identity = out.join("loop/a2c/method.toml");
@@ -725,13 +788,13 @@ mod tests {
         let old: String = saved.lines().filter(|l| !l.starts_with("deploys")).map(|l| format!("{l}\n")).collect();
         assert_ne!(old, saved);
         std::fs::write(&identity, old).unwrap();
-        let err = format!("{:#}", run(&config, None, false, &out, &crate::progress::quiet).unwrap_err());
+        let err = format!("{:#}", run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap_err());
         assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
         std::fs::write(&identity, saved).unwrap();
         // Changed settings are refused, naming the folder, rather than reusing rounds made under the old ones.
         let text = std::fs::read_to_string(&config).unwrap().replace("steps_per_epoch = 100", "steps_per_epoch = 120");
         std::fs::write(&config, text).unwrap();
-        let err = format!("{:#}", run(&config, None, false, &out, &crate::progress::quiet).unwrap_err());
+        let err = format!("{:#}", run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap_err());
         assert!(err.contains("1 loop folder(s)") && err.contains("a2c") && !err.contains("most-popular"), "{err}");
         assert!(out.join("loop/summary.md").exists());
         // `dsrm report` reads what the loop wrote.
