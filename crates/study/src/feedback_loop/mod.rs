@@ -10,8 +10,9 @@
 //!     fit the method on log_r
 //!         heuristic: refit on log_r (most-popular counts, MF factors, ...)
 //!         RL agent:  refit the world model (and the DSRM stage, when configured) on log_r, then train the
-//!                    agent in it; with `warm_start` the agent instead continues from round r-1's checkpoint
-//!                    for `epochs_per_round` more epochs (keeping round 0's DSRM stage)
+//!                    agent in it; with `warm_start` the agent instead continues from round r-1's deployed
+//!                    (validation-selected) epoch up to `epochs_per_round` more epochs than round r-1 trained
+//!                    (keeping round 0's DSRM stage)
 //!     deploy it: serve `served_episodes` episodes to users drawn from all users, in the environment of users_r
 //!                (their current truth), NX_0, sampled actions (or the method's `[methods.loop] selection`);
 //!                an RL agent deploys its validation-selected epoch, the one `dsrm train` reports (best
@@ -427,22 +428,26 @@ fn fit(
     let resumed = run_dir.join(CHECKPOINT).exists();
     if file.warm_start {
         cfg.epochs += round * file.epochs_per_round;
-        // Continue the previous round's agent (weights, optimiser, log) in the refitted world model; its DSRM
-        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it).
-        if round > 0 && !run_dir.join("checkpoint.bin").exists() {
+        // Continue the previous round's *deployed* agent, its validation-selected epoch (weights, optimiser, and
+        // the log, which the trainer cuts back to that epoch on resuming), in the refitted world model; its DSRM
+        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it). The round then
+        // trains from that epoch up to `train.epochs + round · epochs_per_round`.
+        if round > 0 && !run_dir.join(CHECKPOINT).exists() {
             let previous = dir.join(format!("round-{}", round - 1)).join("agent");
             std::fs::create_dir_all(&run_dir)?;
-            for name in ["checkpoint.bin", "log.jsonl", "timing.jsonl", "dsrm.bin", "code_version"] {
+            let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
+            let epoch = summary.selected_epoch;
+            let selected = previous.join(EPOCHS_DIR).join(epoch.to_string()).join(CHECKPOINT);
+            keep_checkpoint(&selected, &epochs_dir, epoch)?;
+            for name in ["log.jsonl", "timing.jsonl", "dsrm.bin", "code_version"] {
                 let from = previous.join(name);
                 if from.exists() {
                     std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
                 }
             }
-            // The continued run's selection still sees the earlier epochs: carry the previous round's selected
-            // one forward (the best of those epochs, so the only one of them that can still be selected).
-            let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
-            let epoch = summary.selected_epoch;
-            keep_checkpoint(&previous.join(EPOCHS_DIR).join(epoch.to_string()).join(CHECKPOINT), &epochs_dir, epoch)?;
+            // Last, atomically: a run folder with a checkpoint is a run to resume.
+            let bytes = std::fs::read(&selected).with_context(|| format!("reading {}", selected.display()))?;
+            dsrm_files::write_atomic(&run_dir.join(CHECKPOINT), &bytes)?;
         }
     }
     if resumed {
@@ -740,6 +745,41 @@ mod tests {
         std::fs::remove_dir_all(out.join("loop/on/seed-1/round-4")).unwrap();
         run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         assert_eq!(last(&read("on")), on);
+    }
+
+    #[test]
+    fn a_warm_started_round_continues_from_the_previous_rounds_selected_epoch() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let config = dir.path().join("loop.toml");
+        let write = |rounds: usize| {
+            let text = format!(
+                "seeds = [1]\nrounds = {rounds}\nserved_episodes = 40\nwarm_start = true\nepochs_per_round = 1\n\
+                 [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[eval]\nepisodes = 10\n[world_model]\nreward = \"mf\"\n\
+                 [[methods]]\nname = \"a2c\"\n[methods.train]\nepochs = 2\nsteps_per_epoch = 100\nparallel_envs = 10\n"
+            );
+            std::fs::write(&config, text).unwrap();
+        };
+        let out = dir.path().join("run");
+        write(1);
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
+        // Make round 0's selected epoch 1 of 2 (as if its validation had said so).
+        let round0 = out.join("loop/a2c/seed-1/round-0/agent");
+        let mut summary: serde_json::Value = read_json(&round0.join("summary.json")).unwrap();
+        summary["selected_epoch"] = serde_json::json!(1);
+        std::fs::write(round0.join("summary.json"), summary.to_string()).unwrap();
+        write(2);
+        run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
+        let lines = |agent: &Path| -> Vec<String> {
+            std::fs::read_to_string(agent.join("log.jsonl")).unwrap().lines().map(String::from).collect()
+        };
+        let (before, after) = (lines(&round0), lines(&out.join("loop/a2c/seed-1/round-1/agent")));
+        assert_eq!((before.len(), after.len()), (2, 3));
+        assert_eq!(after[0], before[0], "epoch 1 is the one continued from");
+        assert_ne!(after[1], before[1], "epoch 2 was trained again from epoch 1, in round 1's world model");
     }
 
     #[test]
