@@ -11,8 +11,7 @@
 //!         heuristic: refit on log_r (most-popular counts, MF factors, ...)
 //!         RL agent:  refit the world model (and the DSRM stage, when configured) on log_r, then train the
 //!                    agent in it; with `warm_start` the agent instead continues from round r-1's deployed
-//!                    (validation-selected) epoch up to `epochs_per_round` more epochs than round r-1 trained
-//!                    (keeping round 0's DSRM stage)
+//!                    (validation-selected) epoch for `epochs_per_round` epochs (keeping round 0's DSRM stage)
 //!     deploy it: serve `served_episodes` episodes to users drawn from all users, in the environment of users_r
 //!                (their current truth), NX_0, sampled actions (or the method's `[methods.loop] selection`);
 //!                an RL agent deploys its validation-selected epoch, the one `dsrm train` reports (best
@@ -74,7 +73,8 @@ pub struct LoopFile {
     /// round-0 DSRM stage.
     #[serde(default)]
     pub warm_start: bool,
-    /// Extra training epochs per round with `warm_start` (round 0 trains `train.epochs`).
+    /// Training epochs per round with `warm_start`, from the previous round's deployed epoch (round 0 trains
+    /// `train.epochs`).
     #[serde(default = "one")]
     pub epochs_per_round: usize,
     /// Share of the data set's training log the loop starts from ((user, item) pairs kept by a seeded hash).
@@ -426,17 +426,17 @@ fn fit(
     let run_dir = dir.join(format!("round-{round}")).join("agent");
     let epochs_dir = run_dir.join(EPOCHS_DIR);
     let resumed = run_dir.join(CHECKPOINT).exists();
-    if file.warm_start {
-        cfg.epochs += round * file.epochs_per_round;
-        // Continue the previous round's *deployed* agent, its validation-selected epoch (weights, optimiser, and
-        // the log, which the trainer cuts back to that epoch on resuming), in the refitted world model; its DSRM
-        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it). The round then
-        // trains from that epoch up to `train.epochs + round · epochs_per_round`.
-        if round > 0 && !run_dir.join(CHECKPOINT).exists() {
-            let previous = dir.join(format!("round-{}", round - 1)).join("agent");
+    if file.warm_start && round > 0 {
+        // Continue the previous round's *deployed* agent, its validation-selected epoch e (weights, optimiser, and
+        // the log, which the trainer cuts back to e on resuming), in the refitted world model, for exactly
+        // `epochs_per_round` epochs (e + 1 ..= e + epochs_per_round), so every round costs the same; its DSRM
+        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it).
+        let previous = dir.join(format!("round-{}", round - 1)).join("agent");
+        let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
+        let epoch = summary.selected_epoch;
+        cfg.epochs = epoch + file.epochs_per_round;
+        if !run_dir.join(CHECKPOINT).exists() {
             std::fs::create_dir_all(&run_dir)?;
-            let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
-            let epoch = summary.selected_epoch;
             let selected = previous.join(EPOCHS_DIR).join(epoch.to_string()).join(CHECKPOINT);
             keep_checkpoint(&selected, &epochs_dir, epoch)?;
             for name in ["log.jsonl", "timing.jsonl", "dsrm.bin", "code_version"] {
@@ -777,7 +777,8 @@ mod tests {
             std::fs::read_to_string(agent.join("log.jsonl")).unwrap().lines().map(String::from).collect()
         };
         let (before, after) = (lines(&round0), lines(&out.join("loop/a2c/seed-1/round-1/agent")));
-        assert_eq!((before.len(), after.len()), (2, 3));
+        // Round 1 continued from epoch 1 for one epoch (epochs_per_round), whatever round 0's last epoch was.
+        assert_eq!((before.len(), after.len()), (2, 2));
         assert_eq!(after[0], before[0], "epoch 1 is the one continued from");
         assert_ne!(after[1], before[1], "epoch 2 was trained again from epoch 1, in round 1's world model");
     }
