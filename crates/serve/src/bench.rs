@@ -299,3 +299,52 @@ pub fn summary_json(r: &BenchReport) -> serde_json::Value {
         "duration_s": r.duration_s,
     })
 }
+
+/// The decision path in process, without HTTP: `n` recommendations (k = 10) on `engine` from the calling
+/// thread, sessions as in the open-loop run (each recommendation followed by a feedback on its first item,
+/// not timed), `session_length` items per session. Latency is each `Engine::recommend` call: the tracker (and
+/// the DSRM stage), the policy's scores over the whole catalogue, masking and the top k.
+pub fn in_process(engine: &mut crate::Engine, n: u64, session_length: usize, seed: u64) -> Result<BenchReport> {
+    use crate::request::{FeedbackRequest, RecommendRequest};
+    let info = engine.info();
+    if info.sample_user_ids.is_empty() {
+        bail!("the run has no users");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut h = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    let (lo, hi) = info.reward_range;
+    let (mut session, mut consumed, mut user) = (0u64, 0usize, info.sample_user_ids[0]);
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        if consumed >= session_length.max(1) || (consumed == 0 && session == 0) {
+            session += 1;
+            consumed = 0;
+            user = info.sample_user_ids[rng.gen_range(0..info.sample_user_ids.len())];
+        }
+        let req = RecommendRequest { session_id: format!("p{session}"), user_id: user, k: 10 };
+        let t = std::time::Instant::now();
+        let r = engine.recommend(&req).map_err(|e| anyhow::anyhow!("{e}"))?;
+        h.record((t.elapsed().as_micros() as u64).max(1))?;
+        let Some(&video) = r.items.first() else {
+            consumed = session_length;
+            continue;
+        };
+        let reward = lo + (hi - lo) * rng.gen::<f64>();
+        engine
+            .feedback(&FeedbackRequest { session_id: req.session_id, video_id: video, reward })
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        consumed += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(BenchReport {
+        offered_rps: 0.0,
+        rps: n as f64 / elapsed,
+        requests: n,
+        errors: 0,
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        p999_us: h.value_at_quantile(0.999),
+        max_us: h.max(),
+        duration_s: elapsed,
+    })
+}

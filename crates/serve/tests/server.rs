@@ -265,3 +265,17 @@ fn the_load_generator_measures_a_server_with_no_errors() {
     assert!(r.p50_us > 0 && r.p50_us <= r.p99_us && r.p99_us <= r.p999_us && r.p999_us <= r.max_us, "{r:?}");
     assert!(metric(&server, "dsrm_serve_requests_total{endpoint=\"feedback\",status=\"204\"}") >= 90.0);
 }
+
+#[test]
+fn the_in_process_decision_path_is_timed() {
+    let loaded = {
+        let _torch = dsrm_nn::runtime::exclusive();
+        dsrm_serve::loaded::load(&runs().hrl, &[], None, &dsrm_study::progress::quiet).unwrap()
+    };
+    let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new().unwrap());
+    let mut engine = dsrm_serve::Engine::new(loaded, EngineSettings::default(), metrics, None);
+    let r = dsrm_serve::bench::in_process(&mut engine, 60, 7, 0).unwrap();
+    assert_eq!((r.requests, r.errors), (60, 0));
+    assert!(r.p50_us > 0 && r.p99_us >= r.p50_us, "{r:?}");
+    assert_eq!(engine.n_sessions(), 9, "60 recommendations of 7 per session");
+}

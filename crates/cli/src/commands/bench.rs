@@ -83,8 +83,15 @@ pub struct ServeBenchArgs {
     /// The server's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     url: String,
+    /// Instead of a server: load this run and time its decision path in process (no HTTP), one thread,
+    /// libtorch on one core, --requests recommendations.
+    #[arg(long, conflicts_with_all = ["rps", "ramp"])]
+    in_process: Option<PathBuf>,
+    /// Recommendations timed with --in-process.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
     /// Offered requests per second (open loop).
-    #[arg(long, conflicts_with = "ramp", required_unless_present = "ramp")]
+    #[arg(long, conflicts_with = "ramp", required_unless_present_any = ["ramp", "in_process"])]
     rps: Option<f64>,
     /// Raise the rate (from --ramp-start, x --ramp-factor per step) until p99 exceeds --p99-limit-us, an
     /// error occurs or under 95% of the offered rate is achieved; report the highest rate held.
@@ -143,7 +150,17 @@ fn bench_serve(args: ServeBenchArgs) -> Result<()> {
             r.max_us.to_string(),
         ]
     };
-    let record = if args.ramp {
+    let record = if let Some(run) = &args.in_process {
+        let loaded = dsrm_serve::loaded::load(run, &[], None, &output::progress())?;
+        let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new()?);
+        let mut engine = dsrm_serve::Engine::new(loaded, dsrm_serve::EngineSettings::default(), metrics, None);
+        let r = bench::in_process(&mut engine, args.requests, cfg.session_length, args.seed)?;
+        t.add_row(row(&r));
+        println!("{t}");
+        let summary = bench::summary_json(&r);
+        println!("{summary}");
+        json!({"bench": "serve", "run": run, "mode": "in-process", "result": summary})
+    } else if args.ramp {
         let ramp = bench::ramp(&cfg, args.ramp_factor, args.p99_limit_us, args.ramp_steps)?;
         ramp.steps.iter().for_each(|r| {
             t.add_row(row(r));
