@@ -19,7 +19,6 @@ use crate::request::{
 };
 use crate::rowlog::RowLog;
 use crate::sessions::{Session, SessionStore};
-use dsrm_policy::select::select;
 use dsrm_policy::{ItemMask, Observation, PolicyRng, Selection};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -306,24 +305,68 @@ pub fn top_k(scores: &[f64], mask: &ItemMask, k: usize, selection: Selection, rn
             allowed.truncate(k);
             allowed
         }
-        Selection::Sampled => {
-            let mut m = mask.clone();
-            scores.iter().enumerate().filter(|(_, s)| !s.is_finite()).for_each(|(i, _)| m.block(i as u32));
-            (0..k)
-                .map(|_| {
-                    let i = select(scores, &m, Selection::Sampled, rng);
-                    m.block(i);
-                    i
-                })
-                .collect()
-        }
+        Selection::Sampled => sample_without_replacement(scores, &allowed, k, rng),
     }
+}
+
+/// `k` draws without replacement from softmax(`scores`) over `allowed` (ascending ids, finite scores). The
+/// weights exp(s − max) are computed once; each draw is one uniform number and one scan, with the arithmetic
+/// of [`dsrm_policy::select::select`], so the first draw is the item `select` (and the policy's `act`) would
+/// pick from the same generator state.
+fn sample_without_replacement(scores: &[f64], allowed: &[u32], k: usize, rng: &mut PolicyRng) -> Vec<u32> {
+    use rand::Rng;
+    let max = allowed.iter().map(|&i| scores[i as usize]).fold(f64::NEG_INFINITY, f64::max);
+    let mut weights: Vec<f64> = allowed.iter().map(|&i| (scores[i as usize] - max).exp()).collect();
+    let mut total: f64 = weights.iter().sum();
+    let mut out = Vec::with_capacity(k);
+    for _ in 0..k.min(allowed.len()) {
+        let mut u = rng.gen::<f64>() * total;
+        // A drawn item's weight becomes 0 (never chosen again); past the end (rounding), the last item left.
+        let mut at = None;
+        for (j, &w) in weights.iter().enumerate() {
+            if w > 0.0 {
+                if u < w {
+                    at = Some(j);
+                    break;
+                }
+                u -= w;
+                at = Some(j);
+            }
+        }
+        let Some(j) = at else { break };
+        out.push(allowed[j]);
+        total -= weights[j];
+        weights[j] = 0.0;
+    }
+    if out.len() < k.min(allowed.len()) {
+        // The rest have weights that underflow to 0 (scores ~745 below the best): they come by score.
+        let mut rest: Vec<u32> = allowed.iter().zip(&weights).filter(|&(_, &w)| w == 0.0).map(|(&i, _)| i).collect();
+        rest.retain(|i| !out.contains(i));
+        rest.sort_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
+        out.extend(rest.into_iter().take(k - out.len()));
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn the_first_sampled_item_is_the_one_select_draws() {
+        use dsrm_policy::select::select;
+        let mut mask = ItemMask::all(50);
+        [3, 17, 40].iter().for_each(|&i| mask.block(i));
+        let scores: Vec<f64> = (0..50).map(|i| ((i * 37 % 11) as f64).sin() * 3.0).collect();
+        for seed in 0..200 {
+            let (mut a, mut b) = (PolicyRng::seed_from_u64(seed), PolicyRng::seed_from_u64(seed));
+            let top = top_k(&scores, &mask, 5, Selection::Sampled, &mut a);
+            assert_eq!(top[0], select(&scores, &mask, Selection::Sampled, &mut b));
+            let distinct: std::collections::BTreeSet<_> = top.iter().collect();
+            assert!(distinct.len() == 5 && top.iter().all(|&i| mask.allows(i)));
+        }
+    }
 
     #[test]
     fn top_k_masks_ranks_and_samples_without_replacement() {
@@ -333,6 +376,10 @@ mod tests {
         let mut rng = PolicyRng::seed_from_u64(0);
         assert_eq!(top_k(&scores, &mask, 2, Selection::Argmax, &mut rng), vec![4, 0]);
         assert_eq!(top_k(&scores, &mask, 10, Selection::Argmax, &mut rng), vec![4, 0, 2]);
+        let far = [0.0, -2000.0, -3000.0, 1.0];
+        let all = ItemMask::all(4);
+        let got = top_k(&far, &all, 4, Selection::Sampled, &mut rng);
+        assert_eq!(&got[2..], &[1, 2], "underflowed weights come last, by score: {got:?}");
         for _ in 0..50 {
             let mut got = top_k(&scores, &mask, 3, Selection::Sampled, &mut rng);
             got.sort_unstable();
