@@ -7,8 +7,9 @@
 //! `/v1/recommend` (k = 10), then sends `/v1/feedback` for the first item with a uniform reward in the data
 //! set's range, and so on for `session_length` items; every scheduled request belongs to a session not
 //! already waiting. Errors: transport failures and non-2xx answers. The generator runs on one thread (a
-//! current-thread tokio runtime with the hyper client), so against a server on the same machine each gets
-//! about one core of two.
+//! current-thread tokio runtime with the hyper client) that spins for the last 1–2 ms before each due time (the
+//! tokio timer's resolution is 1 ms), so it needs a core of its own: against a server on the same 2-core
+//! machine, pin each to one core (`taskset -c 0 dsrm serve …`, `taskset -c 1 dsrm bench serve …`).
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -86,6 +87,8 @@ struct SimSession {
 struct Shared {
     pool: Vec<SimSession>,
     next_id: u64,
+    /// Distinguishes this measurement's session ids from every earlier one's on the same server.
+    nonce: u128,
     rng: ChaCha8Rng,
 }
 
@@ -140,7 +143,7 @@ async fn session_step(client: &HttpClient, base: &str, target: &Target, shared: 
             None => {
                 g.next_id += 1;
                 let user = target.sample_user_ids[g.rng.gen_range(0..target.sample_user_ids.len())];
-                SimSession { id: format!("bench-{}", g.next_id), user, pending: None, consumed: 0 }
+                SimSession { id: format!("bench-{:x}-{}", g.nonce, g.next_id), user, pending: None, consumed: 0 }
             }
         };
         (s, reward)
@@ -174,6 +177,24 @@ async fn session_step(client: &HttpClient, base: &str, target: &Target, shared: 
     ok
 }
 
+/// Waits until `due` to within microseconds: tokio's timer has 1 ms resolution, which would add up to a
+/// millisecond of the generator's own lateness to every latency; the last stretch yields to the runtime
+/// (answers keep being read) instead of sleeping. The generator's thread spins for it: give it its own core.
+async fn wait_until(due: Instant) {
+    loop {
+        let now = Instant::now();
+        if now >= due {
+            return;
+        }
+        let left = due - now;
+        if left > Duration::from_millis(2) {
+            tokio::time::sleep(left - Duration::from_millis(1)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
 async fn measure(
     client: &HttpClient,
     base: &str,
@@ -188,7 +209,8 @@ async fn measure(
     let interval = Duration::from_secs_f64(1.0 / rps);
     let shared = Arc::new(Mutex::new(Shared {
         pool: Vec::new(),
-        next_id: (rps as u64) << 32,
+        next_id: 0,
+        nonce: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0),
         rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ rps.to_bits()),
     }));
     let histogram = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?));
@@ -198,7 +220,7 @@ async fn measure(
     let start = Instant::now();
     for i in 0..n {
         let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due).await;
+        wait_until(due).await;
         let (client, base, target) = (client.clone(), base.to_string(), Arc::clone(target));
         let (shared, histogram, errors, slots) =
             (Arc::clone(&shared), Arc::clone(&histogram), Arc::clone(&errors), Arc::clone(&slots));
