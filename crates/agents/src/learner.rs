@@ -23,7 +23,7 @@ use crate::trained_tracker::TrainedTracker;
 use crate::update_stats::UpdateStats;
 use crate::Result;
 use dsrm_nn::tch::{Device, Tensor};
-use dsrm_policy::Policy;
+use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
 use dsrm_sim::{EnvSpec, RewardModel, World};
 use dsrm_state::StateTracker;
 use rand_chacha::ChaCha8Rng;
@@ -78,6 +78,40 @@ impl Iteration {
 pub trait EvalPolicy: Policy + Send {
     /// The first error met while acting since the last call, if any.
     fn take_error(&self) -> Option<String>;
+
+    /// The scores [`Policy::act`] selects from for `obs`, one per catalogue item (higher is better; −∞ for the
+    /// items `mask` blocks), so a server can rank the top k (`dsrm-serve`). Like `act`, a hierarchical policy
+    /// sets the goal of a new segment here (drawing it with `rng` under `Sampled`). Unlike `act`, a failure is
+    /// returned, not replaced by a uniform draw.
+    fn score_all(
+        &mut self,
+        obs: &Observation,
+        mask: &ItemMask,
+        selection: Selection,
+        rng: &mut PolicyRng,
+    ) -> Result<Vec<f64>>;
+
+    /// The goal controls of a hierarchical policy (`None` for a flat one, the default).
+    fn hierarchical(&mut self) -> Option<&mut dyn Hierarchical> {
+        None
+    }
+}
+
+/// What a server needs to play many sessions through one hierarchical policy: the goal of the current segment
+/// belongs to the session (set before scoring, read after), and the fairness operating point can be fixed.
+pub trait Hierarchical {
+    /// The goal vector of the current segment (the last one set or drawn).
+    fn goal(&self) -> [f32; 2];
+    /// Sets the current segment's goal. With `hold`, the next scoring keeps it even where a new segment would
+    /// start (the session already drew this segment's goal); without, scoring behaves as in evaluation.
+    fn set_goal(&mut self, goal: [f32; 2], hold: bool);
+    /// The decision interval c: a new segment (and goal) every c consumed items.
+    fn interval(&self) -> usize;
+    /// The fixed target long-tail ratio ρ* the high level emits, if any (`None`: the learned high level).
+    fn fixed_ratio(&self) -> Option<f64>;
+    /// Fixes ρ* ∈ [0, 1] (goal type (b), as `dsrm retune --target-ratio` does), or with `None` returns to the
+    /// trained high level; new segments use it. Refused for the paper's goal type, whose low level reads ω.
+    fn set_fixed_ratio(&mut self, rho: Option<f64>) -> Result<()>;
 }
 
 /// One RL algorithm, as the trainer drives it.

@@ -82,7 +82,7 @@ pub use a2c::{A2c, A2cConfig};
 pub use actor_critic::ActorCritic;
 pub use fcpo::{Fcpo, FcpoConfig};
 pub use hrl::{GoalType, Hrl, HrlConfig};
-pub use learner::{Algorithm, EvalPolicy, Iteration, Learner, TrainingEnv};
+pub use learner::{Algorithm, EvalPolicy, Hierarchical, Iteration, Learner, TrainingEnv};
 pub use ppo::{Ppo, PpoConfig};
 pub use rl_policy::RlPolicy;
 pub use rollout::{collect, Rollout, RolloutConfig};

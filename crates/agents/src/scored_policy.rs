@@ -99,6 +99,22 @@ impl EvalPolicy for ScoredPolicy {
     fn take_error(&self) -> Option<String> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.take()
     }
+
+    fn score_all(
+        &mut self,
+        obs: &Observation,
+        mask: &ItemMask,
+        _selection: Selection,
+        _rng: &mut PolicyRng,
+    ) -> Result<Vec<f64>> {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        s.score(obs)?;
+        Ok(s.scores
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| if mask.allows(i as u32) && v.is_finite() { v } else { f64::NEG_INFINITY })
+            .collect())
+    }
 }
 
 impl Policy for ScoredPolicy {

@@ -50,7 +50,10 @@ enum Command {
         #[command(subcommand)]
         command: commands::dsrm::DsrmCommand,
     },
-    /// Benchmarks: environment steps/s, neural-network speed, denoiser latency.
+    /// Serve a finished `dsrm train` run over HTTP: recommend, feedback, health, Prometheus metrics, live
+    /// fairness changes (docs/serving.md).
+    Serve(commands::serve::ServeArgs),
+    /// Benchmarks: environment steps/s, neural-network speed, denoiser latency, a running server's latency.
     Bench {
         #[command(subcommand)]
         command: commands::bench::BenchCommand,
@@ -71,6 +74,7 @@ fn main() -> Result<()> {
         Command::Report(args) => commands::report::run(args),
         Command::Dsrm { command } => commands::dsrm::run(command),
         Command::Retune(args) => commands::retune::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

@@ -361,6 +361,28 @@ pub fn made_by_other_code(dir: &Path) -> Option<String> {
     }
 }
 
+/// The version of the run directory's layout, written to [`RUN_FORMAT_FILE`] by every run this code makes (and
+/// by retunes): readers of finished runs (`dsrm serve`) refuse a version they do not know. Raise it when the
+/// files a reader needs (`config.toml`, `checkpoint.bin`, `dsrm.bin`) change shape.
+pub const RUN_FORMAT: u32 = 1;
+
+/// The file holding [`RUN_FORMAT`] (its own file, so no byte-compared result file changes).
+pub const RUN_FORMAT_FILE: &str = "run_format";
+
+/// The run format of the run in `dir`: its [`RUN_FORMAT_FILE`], or 1 for a run made before runs recorded one
+/// (the layout has not changed since). Errors name the file when it cannot be read or does not hold a number.
+pub fn run_format(dir: &Path) -> Result<u32> {
+    let path = dir.join(RUN_FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| TrainError::Log { path, detail: format!("{:?} is not a run format number", text.trim()) }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(1),
+        Err(source) => Err(TrainError::Io { path, source }),
+    }
+}
+
 /// Compute spent by this process on a run (a resumed run adds its epochs to the earlier lines of
 /// `timing.jsonl`): environment steps, training episodes, gradient updates (one optimiser step on one minibatch;
 /// both HRL levels count) and seconds. Evaluation episodes and DSRM pretraining are counted apart.
@@ -608,6 +630,9 @@ pub fn train_with_tracker(
     }
     if !run.has_run() {
         run_dir::write_atomic(&out_dir.join(run_dir::CODE_VERSION_FILE), format!("{CODE_VERSION}\n").as_bytes())?;
+    }
+    if !out_dir.join(RUN_FORMAT_FILE).exists() {
+        run_dir::write_atomic(&out_dir.join(RUN_FORMAT_FILE), format!("{RUN_FORMAT}\n").as_bytes())?;
     }
 
     // Construction order is part of the seed contract: the same seed gives the same initial weights.

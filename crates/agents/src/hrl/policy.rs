@@ -4,7 +4,7 @@ use super::config::GoalType;
 use super::networks::{
     aux_tensor, goal_vector, group_weights, ratio_vector, standard_normal, to_vec, GroupFacts, HrlNets,
 };
-use crate::learner::EvalPolicy;
+use crate::learner::{EvalPolicy, Hierarchical};
 use crate::Result;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use dsrm_policy::select::{select, uniform_allowed};
@@ -27,8 +27,12 @@ pub(super) struct HrlSnapshot {
     pub(super) goal_type: GoalType,
     pub(super) interval: usize,
     pub(super) fixed_ratio: Option<f64>,
+    /// The goal type and ρ* the agent was trained with (what [`Hierarchical::set_fixed_ratio`] `None` restores).
+    pub(super) trained: (GoalType, Option<f64>),
     /// The goal of the current segment (episodes are played one at a time).
     pub(super) goal: [f32; 2],
+    /// Keep `goal` at the next scoring even where a new segment would start (a server's session already drew it).
+    pub(super) hold_goal: bool,
     pub(super) logits: Vec<f32>,
     pub(super) scores: Vec<f64>,
     pub(super) error: Option<String>,
@@ -41,7 +45,7 @@ impl HrlSnapshot {
         let n_items = self.logits.len();
         let batch = HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), n_items, device);
         let aux = self.facts.aux(obs.user, obs.items);
-        let new_segment = obs.items.len().is_multiple_of(self.interval);
+        let new_segment = obs.items.len().is_multiple_of(self.interval) && !std::mem::take(&mut self.hold_goal);
         let logits = tch::no_grad(|| -> Result<Tensor> {
             let states = self.tracker.try_states(&batch)?;
             let mean = if new_segment && self.fixed_ratio.is_none() {
@@ -100,6 +104,60 @@ impl HrlSnapshot {
 impl EvalPolicy for HrlPolicy {
     fn take_error(&self) -> Option<String> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.take()
+    }
+
+    fn score_all(
+        &mut self,
+        obs: &Observation,
+        mask: &ItemMask,
+        selection: Selection,
+        rng: &mut PolicyRng,
+    ) -> Result<Vec<f64>> {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        s.score(obs, mask, selection, rng)?;
+        Ok(s.scores.clone())
+    }
+
+    fn hierarchical(&mut self) -> Option<&mut dyn Hierarchical> {
+        Some(self)
+    }
+}
+
+impl Hierarchical for HrlPolicy {
+    fn goal(&self) -> [f32; 2] {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).goal
+    }
+
+    fn set_goal(&mut self, goal: [f32; 2], hold: bool) {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        s.goal = goal;
+        s.hold_goal = hold;
+    }
+
+    fn interval(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).interval
+    }
+
+    fn fixed_ratio(&self) -> Option<f64> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).fixed_ratio
+    }
+
+    fn set_fixed_ratio(&mut self, rho: Option<f64>) -> Result<()> {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match rho {
+            None => (s.goal_type, s.fixed_ratio) = s.trained,
+            Some(rho) if !(0.0..=1.0).contains(&rho) => {
+                return Err(crate::AgentError::Config(format!("a target ratio must lie in [0, 1], got {rho}")));
+            }
+            Some(_) if s.trained.0 == GoalType::Paper => {
+                return Err(crate::AgentError::Config(
+                    "this high level emits the paper's goal (ω_acc, ω_fair), which a target ratio cannot replace"
+                        .into(),
+                ));
+            }
+            Some(rho) => (s.goal_type, s.fixed_ratio) = (GoalType::TargetRatio, Some(rho)),
+        }
+        Ok(())
     }
 }
 

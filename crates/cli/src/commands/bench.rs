@@ -16,6 +16,9 @@ use std::time::Instant;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Open-loop load on a running `dsrm serve` (recommend + feedback sessions): achieved rate, p50 / p99 /
+    /// p99.9 latency from each request's scheduled send time, errors; --ramp finds the highest rate held.
+    Serve(ServeBenchArgs),
     /// Steps/s of the ground-truth environment under a random policy (dorl-paper and easyrl4rec-paper).
     Env {
         /// Real KuaiRec directory; default: the cached full-size synthetic KuaiRec.
@@ -74,8 +77,122 @@ pub enum BenchCommand {
     },
 }
 
+/// `dsrm bench serve`'s flags.
+#[derive(clap::Args)]
+pub struct ServeBenchArgs {
+    /// The server's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Instead of a server: load this run and time its decision path in process (no HTTP), one thread,
+    /// libtorch on one core, --requests recommendations.
+    #[arg(long, conflicts_with_all = ["rps", "ramp"])]
+    in_process: Option<PathBuf>,
+    /// Recommendations timed with --in-process.
+    #[arg(long, default_value_t = 20_000)]
+    requests: u64,
+    /// Offered requests per second (open loop).
+    #[arg(long, conflicts_with = "ramp", required_unless_present_any = ["ramp", "in_process"])]
+    rps: Option<f64>,
+    /// Raise the rate (from --ramp-start, x --ramp-factor per step) until p99 exceeds --p99-limit-us, an
+    /// error occurs or under 95% of the offered rate is achieved; report the highest rate held.
+    #[arg(long)]
+    ramp: bool,
+    #[arg(long, default_value_t = 500.0)]
+    ramp_start: f64,
+    #[arg(long, default_value_t = 1.5)]
+    ramp_factor: f64,
+    /// The p99 a ramp step must keep, microseconds.
+    #[arg(long, default_value_t = 10_000)]
+    p99_limit_us: u64,
+    /// Steps of a ramp at most.
+    #[arg(long, default_value_t = 12)]
+    ramp_steps: usize,
+    /// Seconds per measurement (per ramp step).
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Consumed items per simulated session.
+    #[arg(long, default_value_t = 20)]
+    session_length: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also write the JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn bench_serve(args: ServeBenchArgs) -> Result<()> {
+    use dsrm_serve::bench;
+    if !(args.duration.is_finite() && args.duration > 0.0) {
+        anyhow::bail!("--duration must be a positive number of seconds");
+    }
+    let cfg = bench::BenchConfig {
+        url: args.url.clone(),
+        rps: args.rps.unwrap_or(args.ramp_start),
+        duration: std::time::Duration::from_secs_f64(args.duration),
+        concurrency: args.concurrency,
+        session_length: args.session_length.max(1),
+        seed: args.seed,
+    };
+    let mut t =
+        output::table(&["offered rps", "achieved rps", "requests", "errors", "p50 µs", "p99 µs", "p99.9 µs", "max µs"]);
+    let row = |r: &bench::BenchReport| {
+        vec![
+            format!("{:.0}", r.offered_rps),
+            format!("{:.0}", r.rps),
+            r.requests.to_string(),
+            r.errors.to_string(),
+            r.p50_us.to_string(),
+            r.p99_us.to_string(),
+            r.p999_us.to_string(),
+            r.max_us.to_string(),
+        ]
+    };
+    let record = if let Some(run) = &args.in_process {
+        let loaded = dsrm_serve::loaded::load(run, &[], None, &output::progress())?;
+        let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new()?);
+        let mut engine = dsrm_serve::Engine::new(loaded, dsrm_serve::EngineSettings::default(), metrics, None);
+        let r = bench::in_process(&mut engine, args.requests, cfg.session_length, args.seed)?;
+        t.add_row(row(&r));
+        println!("{t}");
+        let summary = bench::summary_json(&r);
+        println!("{summary}");
+        json!({"bench": "serve", "run": run, "mode": "in-process", "result": summary})
+    } else if args.ramp {
+        let ramp = bench::ramp(&cfg, args.ramp_factor, args.p99_limit_us, args.ramp_steps)?;
+        ramp.steps.iter().for_each(|r| {
+            t.add_row(row(r));
+        });
+        println!("{t}");
+        match &ramp.held {
+            Some(h) => {
+                println!("highest rate held (0 errors, p99 <= {} µs): {:.0} requests/s", ramp.p99_limit_us, h.rps)
+            }
+            None => println!("no rate held (the first step already broke: p99 > {} µs or errors)", ramp.p99_limit_us),
+        }
+        let held = ramp.held.as_ref().map(bench::summary_json).unwrap_or(serde_json::Value::Null);
+        let steps: Vec<_> = ramp.steps.iter().map(bench::summary_json).collect();
+        println!("{held}");
+        json!({"bench": "serve", "url": args.url, "mode": "ramp", "p99_limit_us": ramp.p99_limit_us, "held": held, "steps": steps})
+    } else {
+        let r = bench::run(&cfg)?;
+        t.add_row(row(&r));
+        println!("{t}");
+        let summary = bench::summary_json(&r);
+        println!("{summary}");
+        json!({"bench": "serve", "url": args.url, "mode": "fixed", "result": summary})
+    };
+    if let Some(path) = args.out {
+        dsrm_files::write_json(&path, &record)?;
+    }
+    Ok(())
+}
+
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
+        BenchCommand::Serve(args) => bench_serve(args),
         BenchCommand::Denoise { threads, dim, cond_dim, calls, out } => {
             bench_denoise(threads, dim, cond_dim, calls, out)
         }

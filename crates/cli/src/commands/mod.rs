@@ -9,6 +9,7 @@ pub mod experiment;
 pub mod feedback_loop;
 pub mod report;
 pub mod retune;
+pub mod serve;
 pub mod study;
 pub mod train;
 
