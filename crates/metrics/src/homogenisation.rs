@@ -27,10 +27,28 @@ pub fn mean_pairwise_jaccard(sets: &[Vec<u32>]) -> f64 {
     let mut total = 0.0;
     for a in 0..n {
         for b in a + 1..n {
-            total += crate::jaccard::sorted_jaccard(&sets[a], &sets[b]);
+            let shared = intersection_size(&sets[a], &sets[b]);
+            total += shared as f64 / (sets[a].len() + sets[b].len() - shared) as f64;
         }
     }
     total / (n * (n - 1) / 2) as f64
+}
+
+/// |a ∩ b| of two sorted, deduplicated slices.
+fn intersection_size(a: &[u32], b: &[u32]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
 }
 
 #[cfg(test)]

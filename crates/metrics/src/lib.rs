@@ -26,7 +26,6 @@ pub mod episode;
 pub mod error;
 pub mod exposure;
 pub mod homogenisation;
-pub mod jaccard;
 pub mod long_tail;
 pub mod novelty;
 pub mod pareto;

@@ -50,7 +50,24 @@ impl ItemSimilarity for TagJaccard {
         let (Some(x), Some(y)) = (self.sets.get(a as usize), self.sets.get(b as usize)) else {
             return 0.0;
         };
-        crate::jaccard::sorted_jaccard(x, y)
+        let (mut i, mut j, mut common) = (0, 0, 0usize);
+        while i < x.len() && j < y.len() {
+            match x[i].cmp(&y[j]) {
+                std::cmp::Ordering::Less => i += 1,
+                std::cmp::Ordering::Greater => j += 1,
+                std::cmp::Ordering::Equal => {
+                    common += 1;
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        let union = x.len() + y.len() - common;
+        if union == 0 {
+            0.0
+        } else {
+            common as f64 / union as f64
+        }
     }
 }
 
