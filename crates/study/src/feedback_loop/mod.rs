@@ -42,6 +42,7 @@ use crate::config::DataConfig;
 use crate::eval::build_heuristic;
 use crate::experiment::MethodConfig;
 use crate::loading;
+use crate::paper::schedule::{pace_online, ScheduleKind};
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{Provenance, Seeds, WorldSummary};
 use crate::world_model::{reward_model, WorldModelConfig};
@@ -98,10 +99,26 @@ pub struct LoopFile {
     /// The loop's mechanisms (all off by default); a method's `[methods.loop] mechanisms` replaces them.
     #[serde(default)]
     pub mechanisms: Mechanisms,
+    /// `[schedule]`: equal gradient updates for every learned method (each round already gets the same
+    /// environment steps). Absent: each method keeps its own passes and batch size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<LoopSchedule>,
     /// What `--smoke` replaces (a file without it cannot run as a smoke test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<LoopSmoke>,
     pub methods: Vec<MethodConfig>,
+}
+
+/// `[schedule]` of a loop file: the paper study's equal-update schedule (`paper::schedule`) without its budget of
+/// steps, since a loop's steps are its methods' `steps_per_epoch` per round. Applied to every learned method
+/// when the file is loaded, so `loop.toml` and each method's identity show the settings it trains with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoopSchedule {
+    /// Gradient updates per 1,000 environment steps (HRL: split evenly between its two levels).
+    pub updates_per_1k_steps: f64,
+    /// Minibatch size of every update.
+    pub batch_size: usize,
 }
 
 /// `[methods.loop]`: one method's own loop settings.
@@ -115,6 +132,10 @@ pub struct MethodLoop {
     /// How the deployment picks items (`"sampled"`, the default, or `"argmax"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<Selection>,
+    /// `"own"`: this learned method keeps its own passes and batch under the loop's `[schedule]` (label it so
+    /// in what you report); default: the loop's schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleKind>,
 }
 
 /// `[smoke]`: what `--smoke` replaces.
@@ -140,10 +161,11 @@ fn whole() -> f64 {
 }
 
 impl LoopFile {
-    /// Reads and checks a loop file; errors name the file, line and column.
+    /// Reads and checks a loop file and puts its learned methods on its `[schedule]`; errors name the file,
+    /// line and column.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let file: LoopFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+        let mut file: LoopFile = toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
         if file.seeds.is_empty() || file.methods.is_empty() || file.rounds == 0 || file.served_episodes == 0 {
             bail!("{}: needs seeds, methods, rounds >= 1 and served_episodes >= 1", path.display());
         }
@@ -159,6 +181,7 @@ impl LoopFile {
                 mechanisms.validate().with_context(|| format!("{}: method {:?}", path.display(), m.name))?;
             }
         }
+        file.apply_schedule().with_context(|| path.display().to_string())?;
         Ok(file)
     }
 
@@ -176,6 +199,32 @@ impl LoopFile {
                 .with_context(|| format!("[smoke] set, method {:?}", m.name))?;
         }
         Ok(self)
+    }
+
+    /// Puts every learned method not marked `schedule = "own"` on `[schedule]`; a learner with no equal-update
+    /// schedule is refused rather than run on other terms.
+    fn apply_schedule(&mut self) -> Result<()> {
+        let Some(s) = self.schedule.clone() else { return Ok(()) };
+        if !(s.updates_per_1k_steps.is_finite() && s.updates_per_1k_steps > 0.0) || s.batch_size == 0 {
+            bail!(
+                "[schedule]: needs updates_per_1k_steps > 0 and batch_size >= 1, got {} and {}",
+                s.updates_per_1k_steps,
+                s.batch_size
+            );
+        }
+        for m in &mut self.methods {
+            let own = m.loop_settings.as_ref().and_then(|l| l.schedule) == Some(ScheduleKind::Own);
+            let Some(t) = m.train.as_mut().filter(|_| !own) else { continue };
+            if !pace_online(&mut t.algorithm, s.batch_size, s.updates_per_1k_steps) {
+                bail!(
+                    "[schedule]: method {:?} ({}) has no equal-update schedule in the loop (A2C, PPO, FCPO, HRL, \
+                     TD3, DNaIR and MoFIR do); give it `[methods.loop] schedule = \"own\"` to run it on its own",
+                    m.name,
+                    t.algorithm.name()
+                );
+            }
+        }
+        Ok(())
     }
 
     /// The mechanisms of `method`: its own, else the loop's.
@@ -634,6 +683,41 @@ mod tests {
             std::fs::read_to_string(&path).unwrap().replace("initial_log_fraction = 0.02", "initial_log_fraction = 0");
         std::fs::write(&bad, text).unwrap();
         assert!(format!("{:#}", LoopFile::load(&bad).unwrap_err()).contains("initial_log_fraction"));
+    }
+
+    #[test]
+    fn the_schedule_puts_every_learned_loop_method_on_the_same_updates_or_refuses_it() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/loop");
+        for name in ["drift.toml", "drift-coat.toml"] {
+            let file = LoopFile::load(&root.join(name)).unwrap();
+            let s = file.schedule.clone().expect("the drift loops are paced");
+            let mut learned = 0;
+            for m in &file.methods {
+                let Some(t) = &m.train else { continue };
+                learned += 1;
+                assert_eq!(t.algorithm.updates_per_1k_steps(), Some(s.updates_per_1k_steps), "{name} {}", m.name);
+                let steps: Vec<usize> =
+                    file.methods.iter().filter_map(|m| m.train.as_ref()).map(|t| t.steps_per_epoch).collect();
+                assert!(steps.iter().all(|&n| n == t.steps_per_epoch), "{name}: equal steps per round");
+            }
+            assert!(learned >= 5, "{name}: {learned} learned methods");
+        }
+        // A learner with no equal-update schedule is refused, unless it keeps its own, and then it is untouched.
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(root.join("drift-coat.toml")).unwrap();
+        let dqn = text.replacen("kind = \"ppo\"", "kind = \"dqn\"", 1);
+        let path = dir.path().join("dqn.toml");
+        std::fs::write(&path, &dqn).unwrap();
+        let err = format!("{:#}", LoopFile::load(&path).unwrap_err());
+        assert!(err.contains("[schedule]") && err.contains("flat-ppo") && err.contains("dqn"), "{err}");
+        let own = dqn.replacen("kind = \"dqn\"", "kind = \"dqn\"\n[methods.loop]\nschedule = \"own\"", 1);
+        std::fs::write(&path, own).unwrap();
+        let file = LoopFile::load(&path).unwrap();
+        let m = file.methods.iter().find(|m| m.name == "flat-ppo").unwrap();
+        assert_eq!(m.train.as_ref().unwrap().algorithm.updates_per_1k_steps(), None);
+        let bad = text.replace("batch_size = 256", "batch_size = 0");
+        std::fs::write(&path, bad).unwrap();
+        assert!(format!("{:#}", LoopFile::load(&path).unwrap_err()).contains("batch_size"));
     }
 
     #[test]

@@ -76,33 +76,21 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
         t.episodes = None;
         t.steps_per_epoch = budget.steps_per_epoch();
         let own = m.schedule == Some(ScheduleKind::Own);
-        let pace = Some(budget.updates_per_1k_steps);
-        let size = budget.batch_size;
         match &mut t.algorithm {
-            Algorithm::A2c(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::Ppo(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::Fcpo(c) if !own => (c.ppo.batch_size, c.ppo.updates_per_1k_steps) = (size, pace),
-            Algorithm::Hrl(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::Td3(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::Dnair(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::Mofir(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
-            Algorithm::A2c(_)
-            | Algorithm::Ppo(_)
-            | Algorithm::Fcpo(_)
-            | Algorithm::Hrl(_)
-            | Algorithm::Td3(_)
-            | Algorithm::Dnair(_)
-            | Algorithm::Mofir(_) => {}
             Algorithm::Bcq(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Crr(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Sqn(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
-            other if !own => bail!(
-                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, MoFIR \
-                 and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
-                other.name()
-            ),
-            _ => {}
+            _ if own => {}
+            other => {
+                if !pace_online(other, budget.batch_size, budget.updates_per_1k_steps) {
+                    bail!(
+                        "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, MoFIR \
+                         and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
+                        other.name()
+                    )
+                }
+            }
         }
     }
     Ok(MethodConfig {
@@ -113,6 +101,25 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
         sweep: m.sweep.clone(),
         loop_settings: None,
     })
+}
+
+/// Puts an online learner on the equal-compute schedule: minibatches of `batch_size` and `updates_per_1k_steps`
+/// paced gradient updates per 1,000 environment steps (`dsrm_agents` `pace.rs`; HRL splits them evenly between
+/// its levels). `false` for a learner with no such schedule (the offline learners, DQN, SAC), left unchanged.
+/// The study's rows and the loop's (`[schedule]` of a loop file) both come through here.
+pub fn pace_online(algorithm: &mut Algorithm, batch_size: usize, updates_per_1k_steps: f64) -> bool {
+    let pace = Some(updates_per_1k_steps);
+    match algorithm {
+        Algorithm::A2c(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Ppo(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Fcpo(c) => (c.ppo.batch_size, c.ppo.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Hrl(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Td3(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Dnair(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Mofir(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        _ => return false,
+    }
+    true
 }
 
 /// An offline learner's epoch: the budget's updates per epoch on minibatches of its size, in one iteration
