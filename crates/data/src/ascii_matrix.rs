@@ -20,7 +20,7 @@ pub(crate) struct AsciiMatrix<T> {
 
 /// Reads the whole file (Coat's largest is 2 MB), hashing it, and records it in the provenance.
 fn read_bytes(path: &Path, lines: impl Fn(&[u8]) -> u64, findings: &mut Findings) -> Result<Option<Vec<u8>>> {
-    let file = match std::fs::File::open(path) {
+    let file = match findings.source.open(path) {
         Ok(file) => file,
         Err(e) => return findings.problem(DataError::io(path, e)).map(|()| None),
     };

@@ -43,7 +43,12 @@ pub type FeatureGroups = Vec<(String, Vec<String>)>;
 
 /// Loads Coat from `dir`; the first problem found is the error.
 pub fn load(dir: &Path) -> Result<Coat> {
-    let mut findings = Findings::new(Mode::FailFast, "coat", dir, DuplicatePolicy::KeepAll);
+    load_from(crate::source::disk(), dir)
+}
+
+/// [`load`] from any [`Source`](crate::source::Source) (files in memory, for fuzzing).
+pub fn load_from(source: std::sync::Arc<dyn crate::source::Source>, dir: &Path) -> Result<Coat> {
+    let mut findings = Findings::reading(source, Mode::FailFast, "coat", dir, DuplicatePolicy::KeepAll);
     let parts = scan(dir, &mut findings)?;
     match parts {
         Parts {
@@ -79,7 +84,7 @@ pub(crate) struct Parts {
 
 /// Reads every file of the data set into `findings` (shared by [`load`] and validation).
 pub(crate) fn scan(dir: &Path, findings: &mut Findings) -> Result<Parts> {
-    let search = SearchPath::new(dir, LAYOUTS);
+    let search = SearchPath::new(findings.source.clone(), dir, LAYOUTS);
     let mut require = |name: &str, findings: &mut Findings| -> Result<Option<PathBuf>> {
         match search.require(name) {
             Ok(path) => Ok(Some(path)),

@@ -6,7 +6,7 @@
 //! the last field; for the caption table ([`LineEnd::NewlineOnly`]) a `\r` anywhere is data, because four
 //! official captions contain a bare `\r` (`docs/data.md` §1.3).
 
-use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -14,6 +14,7 @@ use csv::{ByteRecord, ReaderBuilder, Terminator};
 
 use crate::findings::Findings;
 use crate::provenance::{HashingReader, InputFile};
+use crate::source::Source;
 use crate::{DataError, Result};
 
 /// How records end in a file.
@@ -29,7 +30,7 @@ pub(crate) enum LineEnd {
 pub(crate) struct CsvTable {
     path: PathBuf,
     header: &'static [&'static str],
-    reader: csv::Reader<HashingReader<File>>,
+    reader: csv::Reader<HashingReader<Box<dyn Read + Send>>>,
     record: ByteRecord,
     strip_cr: bool,
     rows: u64,
@@ -39,10 +40,15 @@ pub(crate) struct CsvTable {
 }
 
 impl CsvTable {
-    /// Opens `path` and checks that its first line is exactly `header`, in order.
-    pub(crate) fn open(path: &Path, header: &'static [&'static str], line_end: LineEnd) -> Result<Self> {
-        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
-        let unterminated_len = unterminated_length(path).map_err(|e| DataError::io(path, e))?;
+    /// Opens `path` in `source` and checks that its first line is exactly `header`, in order.
+    pub(crate) fn open(
+        source: &dyn Source,
+        path: &Path,
+        header: &'static [&'static str],
+        line_end: LineEnd,
+    ) -> Result<Self> {
+        let file = source.open(path).map_err(|e| DataError::io(path, e))?;
+        let unterminated_len = source.unterminated_length(path).map_err(|e| DataError::io(path, e))?;
         let reader = ReaderBuilder::new()
             .has_headers(false)
             .flexible(true)
@@ -70,7 +76,7 @@ impl CsvTable {
         line_end: LineEnd,
         findings: &mut Findings,
     ) -> Result<Option<Self>> {
-        match CsvTable::open(path, header, line_end) {
+        match CsvTable::open(&*findings.source, path, header, line_end) {
             Ok(table) => Ok(Some(table)),
             Err(e) => findings.problem(e).map(|()| None),
         }
@@ -231,20 +237,6 @@ impl CsvTable {
             bytes
         }
     }
-}
-
-/// The file's length when its last byte is not `\n`, else `None`.
-fn unterminated_length(path: &Path) -> std::io::Result<Option<u64>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    if len == 0 {
-        return Ok(None);
-    }
-    file.seek(SeekFrom::End(-1))?;
-    let mut last = [0u8; 1];
-    file.read_exact(&mut last)?;
-    Ok((last != *b"\n").then_some(len))
 }
 
 /// Removes a UTF-8 byte-order mark from the first header name, which some editors add.
@@ -466,7 +458,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         std::fs::write(&path, content).unwrap();
-        let table = CsvTable::open(&path, HEADER, line_end);
+        let table = CsvTable::open(&crate::source::Disk, &path, HEADER, line_end);
         (dir, table)
     }
 

@@ -6,6 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::source::Source;
 
 use crate::{DataError, DuplicatePolicy, Provenance, Result};
 
@@ -36,11 +39,24 @@ pub(crate) struct Findings {
     pub(crate) counts: Vec<(String, u64)>,
     /// Hashes, warnings and duplicate counts; travels with the loaded data.
     pub(crate) provenance: Provenance,
+    /// Where the files are read from (the disk, or memory when fuzzing).
+    pub(crate) source: Arc<dyn Source>,
 }
 
 impl Findings {
-    /// Starts a run over `dir` for `dataset`.
+    /// Starts a run over `dir` for `dataset`, reading from the disk.
     pub(crate) fn new(mode: Mode, dataset: &str, dir: &Path, policy: DuplicatePolicy) -> Self {
+        Findings::reading(crate::source::disk(), mode, dataset, dir, policy)
+    }
+
+    /// Starts a run over `dir` for `dataset`, reading from `source`.
+    pub(crate) fn reading(
+        source: Arc<dyn Source>,
+        mode: Mode,
+        dataset: &str,
+        dir: &Path,
+        policy: DuplicatePolicy,
+    ) -> Self {
         Findings {
             mode,
             problems: Vec::new(),
@@ -48,6 +64,7 @@ impl Findings {
             file_order: Vec::new(),
             counts: Vec::new(),
             provenance: Provenance::new(dataset, dir, policy),
+            source,
         }
     }
 

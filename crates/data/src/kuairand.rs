@@ -139,7 +139,16 @@ impl Default for LoadOptions {
 
 /// Loads KuaiRand-Pure from `dir`; the first problem found is the error.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<KuaiRandPure> {
-    let mut findings = Findings::new(Mode::FailFast, "kuairand-pure", dir, opts.duplicate_policy);
+    load_from(crate::source::disk(), dir, opts)
+}
+
+/// [`load`] from any [`Source`](crate::source::Source) (files in memory, for fuzzing).
+pub fn load_from(
+    source: std::sync::Arc<dyn crate::source::Source>,
+    dir: &Path,
+    opts: &LoadOptions,
+) -> Result<KuaiRandPure> {
+    let mut findings = Findings::reading(source, Mode::FailFast, "kuairand-pure", dir, opts.duplicate_policy);
     let parts = scan(dir, opts, &mut findings)?;
     match parts {
         Parts { video_tags: Some(video_tags), n_users: Some(n_users), logs, ground_truth } => Ok(KuaiRandPure {
@@ -206,7 +215,7 @@ struct IdBounds {
 
 /// Reads every file of the data set into `findings` (shared by [`load`] and validation).
 pub(crate) fn scan(dir: &Path, opts: &LoadOptions, findings: &mut Findings) -> Result<Parts> {
-    let search = SearchPath::new(dir, LAYOUTS);
+    let search = SearchPath::new(findings.source.clone(), dir, LAYOUTS);
     let n_users = match search.require(USER_FEATURES) {
         Ok(path) => read_user_count(&path, findings)?,
         Err(e) => findings.problem(e).map(|()| None)?,
@@ -305,10 +314,10 @@ fn find_ground_truth(dir: &Path, search: &SearchPath) -> Option<PathBuf> {
         .filter(|name| *name == "data")
         .and_then(|_| dir.parent())
         .map(|parent| parent.join(GROUND_TRUTH))
-        .filter(|p| p.is_file());
+        .filter(|p| search.is_file(p));
     beside_data
         .or_else(|| search.find(GROUND_TRUTH))
-        .or_else(|| Some(dir.join("KuaiRand-Pure").join(GROUND_TRUTH)).filter(|p| p.is_file()))
+        .or_else(|| Some(dir.join("KuaiRand-Pure").join(GROUND_TRUTH)).filter(|p| search.is_file(p)))
 }
 
 /// Reads `video_features_basic_pure.csv` into tag lists indexed by video id.

@@ -180,7 +180,12 @@ impl Default for LoadOptions {
 
 /// Loads KuaiRec from `dir`; the first problem found is the error.
 pub fn load(dir: &Path, opts: &LoadOptions) -> Result<KuaiRec> {
-    let mut findings = Findings::new(Mode::FailFast, "kuairec", dir, opts.duplicate_policy);
+    load_from(crate::source::disk(), dir, opts)
+}
+
+/// [`load`] from any [`Source`](crate::source::Source) (files in memory, for fuzzing).
+pub fn load_from(source: std::sync::Arc<dyn crate::source::Source>, dir: &Path, opts: &LoadOptions) -> Result<KuaiRec> {
+    let mut findings = Findings::reading(source, Mode::FailFast, "kuairec", dir, opts.duplicate_policy);
     let parts = scan(dir, opts, &mut findings)?;
     match parts {
         Parts { small: Some(small), big: Some(big), item_tags: Some(item_tags), n_users: Some(n_feature_users) } => {
@@ -211,7 +216,7 @@ pub(crate) struct Parts {
 
 /// Reads every file of the data set into `findings` (shared by [`load`] and validation).
 pub(crate) fn scan(dir: &Path, opts: &LoadOptions, findings: &mut Findings) -> Result<Parts> {
-    let search = crate::locate::SearchPath::new(dir, LAYOUTS);
+    let search = crate::locate::SearchPath::new(findings.source.clone(), dir, LAYOUTS);
     if let Some(marker) = search.find(SYNTHETIC_MARKER) {
         read_synthetic_marker(&marker, findings)?;
     }
@@ -276,7 +281,7 @@ pub(crate) fn scan(dir: &Path, opts: &LoadOptions, findings: &mut Findings) -> R
 
 /// Copies `synthetic.json` into the provenance, so that every result made from it says "synthetic".
 fn read_synthetic_marker(path: &Path, findings: &mut Findings) -> Result<()> {
-    let file = match std::fs::File::open(path) {
+    let file = match findings.source.open(path) {
         Ok(file) => file,
         Err(e) => return findings.problem(DataError::io(path, e)),
     };

@@ -30,6 +30,7 @@ pub mod kuairand;
 pub mod kuairec;
 mod locate;
 pub mod provenance;
+pub mod source;
 pub mod synth;
 pub mod tags;
 mod user_table;
@@ -38,7 +39,7 @@ pub mod validate;
 pub use error::DataError;
 pub use provenance::{sha256_file, InputFile, Provenance, SyntheticInfo};
 pub use user_table::USER_FEATURES_HEADER;
-pub use validate::{validate, ValidationReport};
+pub use validate::{validate, validate_from, ValidationReport};
 
 #[cfg(test)]
 mod tests {

@@ -36,8 +36,17 @@ impl ValidationReport {
 /// Checks `dir` as `dataset` with the parity settings (keep all rows, check official counts) and reports
 /// every problem, warning and count.
 pub fn validate(dataset: Dataset, dir: &Path) -> ValidationReport {
+    validate_from(crate::source::disk(), dataset, dir)
+}
+
+/// [`validate()`] from any [`Source`](crate::source::Source) (files in memory, for fuzzing).
+pub fn validate_from(
+    source: std::sync::Arc<dyn crate::source::Source>,
+    dataset: Dataset,
+    dir: &Path,
+) -> ValidationReport {
     let policy = DuplicatePolicy::KeepAll;
-    let mut findings = Findings::new(Mode::Collect, dataset.name(), dir, policy);
+    let mut findings = Findings::reading(source, Mode::Collect, dataset.name(), dir, policy);
     // In collect mode the readers record problems instead of returning them; an `Err` here could only come
     // from a fail-fast path, and is recorded the same way.
     let outcome = match dataset {
