@@ -2,8 +2,10 @@
 //! KuaiRand-Pure and Coat ground truths and as the oracle-free user model of the greedy baseline.
 //! (Neural user/world models arrive with the `nn` crate.)
 
+pub mod denoising_loss;
 pub mod mf;
 
+pub use denoising_loss::DenoisingLoss;
 pub use mf::{MatrixFactorization, MfConfig, MfError, MfLoss};
 
 /// A training log in dense ids: one row per observed (user, item, target).
