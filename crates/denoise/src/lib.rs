@@ -10,6 +10,7 @@
 //! * [`vae`]: a small VAE, the non-diffusion alternative.
 //! * [`flow`]: conditional flow matching (rectified flow), purifying in a few Euler steps or one.
 //! * [`identity`]: the "w/o DSRM" ablation.
+//! * [`filter`]: history filters (T-CE, R-CE), the heuristic denoisers of the ablation, in front of a tracker.
 //! * [`joint`]: a trainable copy of a pretrained DSRM, for joint fine-tuning with the RL loss (λ_D).
 //!
 //! [`schedule`] holds the noise schedules, [`train`] the shared training loop, [`config`] the `[denoiser]` table
@@ -25,6 +26,7 @@ pub mod config;
 pub mod ddim;
 pub mod ddpm;
 pub mod distilled;
+pub mod filter;
 pub mod flow;
 pub mod identity;
 pub mod joint;

@@ -1,0 +1,245 @@
+//! History filters: the heuristic denoisers of the paper's ablation (Table 3: "HRL + R-CE", "HRL + T-CE"),
+//! which clean the state by removing interactions from the history the tracker reads, instead of purifying the
+//! state it computes (the DSRM).
+//!
+//! ```text
+//! history h_t = (i_1, r_1) … (i_t, r_t)                         the episode so far
+//! kept        = [(i_j, r_j) in the last `lookback` of h_t : filter.keep(u, i_j, r_j)]
+//! o_t         = tracker(the last W of kept)                      W = the tracker's window
+//! ```
+//!
+//! [`FilteredTracker`] does this in front of any tracker (with or without a DSRM stage behind it), behind the
+//! ordinary `StateTracker` trait, so agents, evaluation and serving are unchanged. It reads `lookback` steps
+//! (default 2·W) so that after dropping there are still up to W to keep; the step count it passes on is the
+//! episode's minus the dropped ones, so DORL's start row appears only while fewer than W interactions are
+//! kept. Dropping rather than down-weighting: the trackers' masks are 0/1 (a GRU or SASRec has no notion of
+//! half a step), so a filter decides keep or drop, and R-CE's reweighting acts in its user model's training.
+//!
+//! * [`loss_based`]: T-CE and R-CE (Wang et al., WSDM 2021) — drop the interactions a denoised user model
+//!   finds least believable.
+//!
+//! BOD (bi-level optimisation of the weights, Wang et al., KDD 2023) is not built.
+
+pub mod loss_based;
+
+pub use loss_based::{LossBasedFilter, LossFilterStats};
+
+use crate::DenoiseError;
+use dsrm_models::MfConfig;
+use dsrm_nn::tch::{Kind, Tensor};
+use dsrm_sim::World;
+use dsrm_state::{HistoryBatch, StateError, StateTracker};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Decides which interactions of a history the state keeps.
+pub trait HistoryFilter: Send + Sync {
+    /// Whether the state keeps `user`'s interaction with `item` (rewarded `reward`). Users or items the
+    /// filter has never seen are kept.
+    fn keep(&self, user: u32, item: u32, reward: f32) -> bool;
+    /// Name for logs and tables (`tce`, `rce`).
+    fn name(&self) -> &'static str;
+}
+
+/// Which heuristic denoiser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilterKind {
+    /// T-CE: the user model trained with the truncated loss.
+    Tce,
+    /// R-CE: the user model trained with the reweighted loss.
+    Rce,
+}
+
+/// `[train.history_filter]`. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryFilterConfig {
+    /// `"tce"` or `"rce"`.
+    pub kind: FilterKind,
+    /// ε: the share of the training log's clicks the user model believes least in — T-CE's ε_max while it
+    /// trains, and for both kinds the cut at state time (a history interaction less believable than this share
+    /// of training clicks is dropped). Wang et al. search 0.05–0.2. Default 0.2.
+    #[serde(default = "default_drop_rate")]
+    pub drop_rate: f64,
+    /// T-CE: epochs over which the training drop rate grows to `drop_rate`. Default 5.
+    #[serde(default = "default_warmup")]
+    pub warmup_epochs: usize,
+    /// R-CE: β of the weights ŷ^β / (1 − ŷ)^β. Default 0.25.
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// Sampled non-clicks per click of the log (uniform over the items the user has no row with). Default 1.
+    #[serde(default = "one")]
+    pub negatives: usize,
+    /// History steps read before filtering (0: twice the tracker's window). Default 0.
+    #[serde(default)]
+    pub lookback: usize,
+    /// The user model (its `loss` is always logistic; the run's seed is added to its `seed`).
+    #[serde(default)]
+    pub mf: MfConfig,
+}
+
+fn default_drop_rate() -> f64 {
+    0.2
+}
+
+fn default_warmup() -> usize {
+    5
+}
+
+fn default_beta() -> f64 {
+    0.25
+}
+
+fn one() -> usize {
+    1
+}
+
+impl HistoryFilterConfig {
+    /// Settings out of their domain, as readable phrases naming the key (empty when valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(self.drop_rate > 0.0 && self.drop_rate < 1.0) {
+            p.push(format!("history_filter.drop_rate must lie in (0, 1), got {}", self.drop_rate));
+        }
+        if !(self.beta.is_finite() && self.beta >= 0.0) {
+            p.push(format!("history_filter.beta must be finite and >= 0, got {}", self.beta));
+        }
+        if self.negatives == 0 {
+            p.push("history_filter.negatives must be >= 1 (the user model needs non-clicks)".into());
+        }
+        if self.mf.epochs == 0 {
+            p.push("history_filter.mf.epochs must be >= 1".into());
+        }
+        p
+    }
+
+    /// Fits the filter on `world`'s training log (deterministic in `seed`).
+    pub fn fit(&self, world: &World, seed: u64) -> Result<LossBasedFilter, DenoiseError> {
+        if let Some(problem) = self.problems().into_iter().next() {
+            return Err(DenoiseError::Config(problem));
+        }
+        LossBasedFilter::fit(self, world, seed)
+    }
+}
+
+/// A tracker that reads a filtered history (module docs).
+pub struct FilteredTracker {
+    inner: Box<dyn StateTracker>,
+    filter: Arc<dyn HistoryFilter>,
+    lookback: usize,
+}
+
+impl FilteredTracker {
+    /// `inner` reading the histories `filter` keeps, from the last `lookback` steps (0: twice its window).
+    pub fn new(inner: Box<dyn StateTracker>, filter: Arc<dyn HistoryFilter>, lookback: usize) -> Self {
+        let lookback = if lookback == 0 { 2 * inner.window() } else { lookback.max(inner.window()) };
+        FilteredTracker { inner, filter, lookback }
+    }
+
+    /// The batch `inner` reads: each row's kept interactions, right-aligned in its window.
+    pub fn filtered(&self, batch: &HistoryBatch) -> Result<HistoryBatch, StateError> {
+        let size = batch.items.size();
+        let (b, wb) = match size[..] {
+            [b, wb] => (b as usize, wb as usize),
+            _ => return Err(StateError::Batch(format!("items must be [B, window], got {size:?}"))),
+        };
+        let device = batch.items.device();
+        let items = Vec::<i64>::try_from(batch.items.f_to_kind(Kind::Int64)?.f_reshape([-1])?)?;
+        let rewards = Vec::<f32>::try_from(batch.rewards.f_to_kind(Kind::Float)?.f_reshape([-1])?)?;
+        let mask = Vec::<f32>::try_from(batch.mask.f_to_kind(Kind::Float)?.f_reshape([-1])?)?;
+        let steps = Vec::<i64>::try_from(batch.steps.f_to_kind(Kind::Int64)?)?;
+        let users = Vec::<i64>::try_from(batch.users.f_to_kind(Kind::Int64)?)?;
+        if [items.len(), rewards.len(), mask.len()].iter().any(|&n| n != b * wb) || steps.len() != b || users.len() != b
+        {
+            return Err(StateError::Batch("items, rewards, mask, steps and users do not fit together".into()));
+        }
+        let w = self.inner.window();
+        let from = wb.saturating_sub(self.lookback);
+        let (mut out_items, mut out_rewards, mut out_mask) =
+            (vec![batch.pad; b * w], vec![0f32; b * w], vec![0f32; b * w]);
+        let mut out_steps = Vec::with_capacity(b);
+        for row in 0..b {
+            let user = u32::try_from(users[row]).ok();
+            let mut kept: Vec<(i64, f32)> = Vec::new();
+            let mut dropped = 0i64;
+            for j in from..wb {
+                let k = row * wb + j;
+                if mask[k] <= 0.5 {
+                    continue;
+                }
+                let keep = match (user, u32::try_from(items[k])) {
+                    (Some(u), Ok(i)) => self.filter.keep(u, i, rewards[k]),
+                    _ => true,
+                };
+                if keep {
+                    kept.push((items[k], rewards[k]));
+                } else {
+                    dropped += 1;
+                }
+            }
+            let last = &kept[kept.len().saturating_sub(w)..];
+            for (n, &(item, reward)) in last.iter().enumerate() {
+                let j = row * w + (w - last.len() + n);
+                (out_items[j], out_rewards[j], out_mask[j]) = (item, reward, 1.0);
+            }
+            out_steps.push((steps[row] - dropped).max(kept.len() as i64));
+        }
+        let shape = [b as i64, w as i64];
+        Ok(HistoryBatch {
+            items: Tensor::from_slice(&out_items).f_reshape(shape)?.f_to_device(device)?,
+            rewards: Tensor::from_slice(&out_rewards).f_reshape(shape)?.f_to_device(device)?,
+            mask: Tensor::from_slice(&out_mask).f_reshape(shape)?.f_to_device(device)?,
+            steps: Tensor::from_slice(&out_steps).f_to_device(device)?,
+            users: batch.users.shallow_clone(),
+            window: w,
+            pad: batch.pad,
+        })
+    }
+}
+
+impl StateTracker for FilteredTracker {
+    fn state_dim(&self) -> i64 {
+        self.inner.state_dim()
+    }
+
+    /// The lookback: callers build batches this long, and the filter keeps up to the inner window of them.
+    fn window(&self) -> usize {
+        self.lookback
+    }
+
+    fn states(&self, batch: &HistoryBatch) -> Tensor {
+        self.try_states(batch).unwrap_or_else(|e| panic!("{} filter: {e}", self.filter.name()))
+    }
+
+    fn try_states(&self, batch: &HistoryBatch) -> Result<Tensor, StateError> {
+        self.inner.try_states(&self.filtered(batch)?)
+    }
+
+    fn auxiliary_loss(&self, batch: &HistoryBatch) -> Result<Option<Tensor>, StateError> {
+        self.inner.auxiliary_loss(&self.filtered(batch)?)
+    }
+
+    fn var_store(&self) -> &dsrm_nn::tch::nn::VarStore {
+        self.inner.var_store()
+    }
+
+    fn var_store_mut(&mut self) -> &mut dsrm_nn::tch::nn::VarStore {
+        self.inner.var_store_mut()
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn set_training(&mut self, training: bool) {
+        self.inner.set_training(training)
+    }
+
+    fn set_reward_range(&mut self, r_min: f64, r_max: f64) -> Result<(), StateError> {
+        self.inner.set_reward_range(r_min, r_max)
+    }
+}
+
+#[cfg(test)]
+mod tests;

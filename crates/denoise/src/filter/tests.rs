@@ -1,0 +1,101 @@
+use super::*;
+use dsrm_nn::tch::Device;
+use dsrm_sim::test_support::tiny_world;
+use dsrm_state::{AvgConfig, TrackerConfig};
+
+/// Drops every interaction with `item`.
+struct DropItem(u32);
+
+impl HistoryFilter for DropItem {
+    fn keep(&self, _user: u32, item: u32, _reward: f32) -> bool {
+        item != self.0
+    }
+    fn name(&self) -> &'static str {
+        "drop-item"
+    }
+}
+
+fn avg(window: usize, n_items: usize) -> Box<dyn StateTracker> {
+    let cfg = TrackerConfig::Avg(AvgConfig { window, ..Default::default() });
+    dsrm_state::build(&cfg, n_items, None, Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    a.f_sub(b).unwrap().abs().max().double_value(&[])
+}
+
+#[test]
+fn the_tracker_reads_the_kept_history_as_if_the_dropped_steps_never_happened() {
+    let _g = crate::test_support::lock();
+    dsrm_nn::tch::manual_seed(1);
+    let n_items = 10;
+    let inner = avg(3, n_items);
+    // The same weights twice: one behind the filter, one reading the hand-filtered history.
+    let mut plain = avg(3, n_items);
+    plain.var_store_mut().copy(inner.var_store()).unwrap();
+    let filtered = FilteredTracker::new(inner, Arc::new(DropItem(3)), 0);
+    assert_eq!(filtered.window(), 6);
+    let histories: [(u32, &[u32], &[f64]); 3] = [
+        (0, &[1, 3, 2, 3, 4], &[0.1, 0.9, 0.2, 0.8, 0.4]),
+        (1, &[3, 3], &[1.0, 1.0]),
+        (2, &[5, 6, 7, 8], &[0.5, 0.6, 0.7, 0.8]),
+    ];
+    let kept: [(u32, &[u32], &[f64]); 3] =
+        [(0, &[1, 2, 4], &[0.1, 0.2, 0.4]), (1, &[], &[]), (2, &[5, 6, 7, 8], &[0.5, 0.6, 0.7, 0.8])];
+    let batch = HistoryBatch::new(&histories, filtered.window(), n_items, Device::Cpu);
+    let by_hand = HistoryBatch::new(&kept, 3, n_items, Device::Cpu);
+    let got = filtered.try_states(&batch).unwrap();
+    let want = plain.try_states(&by_hand).unwrap();
+    assert!(max_diff(&got, &want) < 1e-7, "{got} vs {want}");
+    // Without the filter the states differ (the test can fail).
+    let unfiltered = plain.try_states(&HistoryBatch::new(&histories, 3, n_items, Device::Cpu)).unwrap();
+    assert!(max_diff(&unfiltered, &want) > 1e-3);
+    // The step count passed on is the episode's minus the dropped steps (user 1: nothing kept, so t = 0 and
+    // the tracker sees the start row alone).
+    assert_eq!(Vec::<i64>::try_from(&filtered.filtered(&batch).unwrap().steps).unwrap(), [3, 0, 4]);
+}
+
+#[test]
+fn loss_based_filters_drop_at_most_their_share_of_training_clicks_and_are_deterministic() {
+    let world = tiny_world();
+    for kind in [FilterKind::Tce, FilterKind::Rce] {
+        let cfg = HistoryFilterConfig {
+            kind,
+            drop_rate: 0.2,
+            warmup_epochs: 2,
+            beta: 0.25,
+            negatives: 1,
+            lookback: 0,
+            mf: MfConfig { dim: 8, epochs: 5, ..Default::default() },
+        };
+        let f = cfg.fit(world, 1).unwrap();
+        let s = f.stats().clone();
+        assert!(s.dropped_clicks > 0.1 && s.dropped_clicks <= 0.2, "{kind:?}: {s:?}");
+        assert!(s.negatives == s.clicks && s.min_belief > 0.0 && s.min_belief < 1.0, "{s:?}");
+        // keep() is the belief cut; outside the model everything is kept.
+        let (u, i) = (world.train.user[0], world.train.item[0]);
+        assert_eq!(f.keep(u, i, 0.0), f.belief(u, i).unwrap() >= s.min_belief);
+        assert!(f.keep(u32::MAX, i, 0.0) && f.keep(u, u32::MAX, 0.0));
+        // Same data, config and seed: the same filter; another seed: another user model.
+        let again = cfg.fit(world, 1).unwrap();
+        assert_eq!(again.stats(), &s);
+        assert_ne!(cfg.fit(world, 2).unwrap().stats().min_belief, s.min_belief);
+    }
+}
+
+#[test]
+fn filter_settings_out_of_range_name_their_key() {
+    let cfg: HistoryFilterConfig = toml::from_str("kind = \"tce\"").unwrap();
+    assert!(cfg.problems().is_empty());
+    for (text, key) in [
+        ("kind = \"tce\"\ndrop_rate = 1.0", "history_filter.drop_rate"),
+        ("kind = \"rce\"\nbeta = -1.0", "history_filter.beta"),
+        ("kind = \"rce\"\nnegatives = 0", "history_filter.negatives"),
+    ] {
+        let cfg: HistoryFilterConfig = toml::from_str(text).unwrap();
+        assert!(cfg.problems().iter().any(|p| p.contains(key)), "{text}: {:?}", cfg.problems());
+    }
+    let err = toml::from_str::<HistoryFilterConfig>("kind = \"bod\"").unwrap_err().to_string();
+    assert!(err.contains("tce") && err.contains("rce"), "{err}");
+    assert!(toml::from_str::<HistoryFilterConfig>("kind = \"tce\"\ndrop = 0.1").is_err());
+}
