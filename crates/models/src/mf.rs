@@ -178,7 +178,8 @@ impl MatrixFactorization {
                         .iter()
                         .map(|r| {
                             let (u, i) = (r.user as usize, r.item as usize);
-                            let (pu, qi) = (&user_factors[u * dim..(u + 1) * dim], &item_factors[i * dim..(i + 1) * dim]);
+                            let (pu, qi) =
+                                (&user_factors[u * dim..(u + 1) * dim], &item_factors[i * dim..(i + 1) * dim]);
                             log_loss(r.target, sigmoid(global_mean + user_bias[u] + item_bias[i] + dot(pu, qi)))
                         })
                         .collect();
@@ -509,12 +510,18 @@ mod tests {
     #[test]
     fn denoising_losses_fit_the_clean_labels_better_than_plain_log_loss() {
         let (data, flipped, clean) = noisy_clicks(0.2, 3);
-        let cfg = MfConfig { dim: 16, epochs: 150, learning_rate: 0.05, regularization: 0.001, loss: MfLoss::Logistic, ..MfConfig::default() };
+        let cfg = MfConfig {
+            dim: 16,
+            epochs: 150,
+            learning_rate: 0.05,
+            regularization: 0.001,
+            loss: MfLoss::Logistic,
+            ..MfConfig::default()
+        };
         // Accuracy against the clean labels, over every cell, of the model's 0.5 cut.
         let accuracy = |mf: &MatrixFactorization| {
-            let right = (0..data.len())
-                .filter(|&k| (mf.predict(data.user[k], data.item[k]) > 0.5) == (clean[k] > 0.5))
-                .count();
+            let right =
+                (0..data.len()).filter(|&k| (mf.predict(data.user[k], data.item[k]) > 0.5) == (clean[k] > 0.5)).count();
             right as f64 / data.len() as f64
         };
         let plain = MatrixFactorization::fit(&data, &cfg).unwrap();

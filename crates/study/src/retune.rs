@@ -182,6 +182,11 @@ pub fn run(args: &RetuneRequest, progress: Progress) -> Result<Retuned> {
         Ok(tracker)
     };
 
+    // A history filter (`[train.history_filter]`) stands in front of the frozen tracker as it did in training.
+    let build_tracker: Box<dsrm_train::TrackerBuilder> = match dsrm_train::history_filter(&file.train, &world)? {
+        Some(filtered) => Box::new(filtered.wrap(build_tracker)),
+        None => Box::new(build_tracker),
+    };
     dsrm_files::write_atomic(&out.join("config.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
     let stage_file = from.join(dsrm_denoise::stage::RUN_FILE);
     if stage_file.exists() {

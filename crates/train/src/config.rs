@@ -49,6 +49,13 @@ pub struct TrainConfig {
     /// A fairness term added to the training reward (`crate::shaping`); none by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reward_shaping: Option<RewardShaping>,
+    /// A heuristic denoiser in front of the tracker (`[train.history_filter]`, `dsrm_denoise::filter`: T-CE or
+    /// R-CE drops the history interactions a denoised user model believes least), the alternative to the DSRM
+    /// in the paper's ablation; fitted on the training log before RL. With a DSRM stage as well the filter stands
+    /// in front of the stage's tracker (the stage itself is fitted on unfiltered states), so the ablation's
+    /// "HRL + T-CE" is `hrl-no-dsrm` (identity stage) plus a filter. Absent: the whole history is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_filter: Option<dsrm_denoise::filter::HistoryFilterConfig>,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +75,7 @@ impl Default for TrainConfig {
             seed: 0,
             dsrm: None,
             reward_shaping: None,
+            history_filter: None,
         }
     }
 }
@@ -91,6 +99,7 @@ impl TrainConfig {
         need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
         problems.extend(self.algorithm.problems());
         problems.extend(self.reward_shaping.iter().flat_map(RewardShaping::problems));
+        problems.extend(self.history_filter.iter().flat_map(|f| f.problems()));
         if problems.is_empty() {
             Ok(())
         } else {

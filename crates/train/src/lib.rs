@@ -147,6 +147,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Test (or validation) metrics of one evaluation round: selection (`sampled`, `argmax`) -> mode (`FB`,
@@ -554,10 +555,71 @@ pub fn train(
             write_json(&out_dir.join(DSRM_TIMING_FILE), &timing)?;
         }
         let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
-        return train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress);
+        return train_filtered(cfg, world, inputs, reward_model, builder, out_dir, resume, progress);
     }
     let builder = configured_tracker(cfg, world, pretrained_item_embeddings);
-    train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)
+    train_filtered(cfg, world, inputs, reward_model, builder, out_dir, resume, progress)
+}
+
+/// [`train_with_tracker`] with trackers from `builder`, behind the history filter when the config has one
+/// (then `history_filter.json` records what it was fitted to).
+#[allow(clippy::too_many_arguments)]
+fn train_filtered(
+    cfg: &TrainConfig,
+    world: &World,
+    inputs: &MetricInputs,
+    reward_model: &dyn RewardModel,
+    builder: impl Fn() -> Result<Box<dyn StateTracker>>,
+    out_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(ProgressEvent),
+) -> Result<TrainSummary> {
+    match history_filter(cfg, world)? {
+        Some(filtered) => {
+            let builder = filtered.wrap(builder);
+            let summary = train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)?;
+            write_json(&out_dir.join(HISTORY_FILTER_FILE), filtered.stats())?;
+            Ok(summary)
+        }
+        None => train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress),
+    }
+}
+
+/// What the history filter of a run was fitted to (`[train.history_filter]`): its kind, the clicks and
+/// negatives of its user model, the belief cut and the share of training clicks it drops.
+pub const HISTORY_FILTER_FILE: &str = "history_filter.json";
+
+/// The fitted history filter of `[train.history_filter]` (deterministic in the run's seed, so a resumed or
+/// reloaded run fits the same one), or `None`.
+pub fn history_filter(cfg: &TrainConfig, world: &World) -> Result<Option<FittedFilter>> {
+    let Some(f) = &cfg.history_filter else { return Ok(None) };
+    let filter = f.fit(world, cfg.seed).map_err(|e| TrainError::Config(format!("history_filter: {e}")))?;
+    Ok(Some(FittedFilter { filter: Arc::new(filter), lookback: f.lookback }))
+}
+
+/// A fitted history filter, ready to stand in front of trackers.
+pub struct FittedFilter {
+    filter: Arc<dsrm_denoise::filter::LossBasedFilter>,
+    lookback: usize,
+}
+
+impl FittedFilter {
+    /// What was fitted.
+    pub fn stats(&self) -> &dsrm_denoise::filter::LossFilterStats {
+        self.filter.stats()
+    }
+
+    /// Trackers from `build`, each reading the filtered history.
+    pub fn wrap<'a>(
+        &self,
+        build: impl Fn() -> Result<Box<dyn StateTracker>> + 'a,
+    ) -> impl Fn() -> Result<Box<dyn StateTracker>> + 'a {
+        let (filter, lookback) = (self.filter.clone(), self.lookback);
+        move || -> Result<Box<dyn StateTracker>> {
+            let filter: Arc<dyn dsrm_denoise::filter::HistoryFilter> = filter.clone();
+            Ok(Box::new(dsrm_denoise::filter::FilteredTracker::new(build()?, filter, lookback)))
+        }
+    }
 }
 
 /// Makes trackers of the configured kind (`dsrm_state::build`), with the pretrained item embeddings if any.
@@ -586,10 +648,16 @@ pub fn load_trained(
         let pretrained = pretrained_item_embeddings.as_ref();
         let model = dsrm_denoise::stage::prepare(stage, &cfg.tracker, world, pretrained, out_dir, true, &mut |_| {})?;
         let builder = move || -> Result<Box<dyn StateTracker>> { Ok(Box::new(model.tracker()?)) };
-        return load_trained_policy(cfg, world, &builder, out_dir);
+        return match history_filter(cfg, world)? {
+            Some(filtered) => load_trained_policy(cfg, world, &filtered.wrap(builder), out_dir),
+            None => load_trained_policy(cfg, world, &builder, out_dir),
+        };
     }
     let builder = configured_tracker(cfg, world, pretrained_item_embeddings);
-    load_trained_policy(cfg, world, &builder, out_dir)
+    match history_filter(cfg, world)? {
+        Some(filtered) => load_trained_policy(cfg, world, &filtered.wrap(builder), out_dir),
+        None => load_trained_policy(cfg, world, &builder, out_dir),
+    }
 }
 
 /// Trains an agent in the world's simulated environment (`reward_model` replaces the ground-truth reward),

@@ -279,6 +279,50 @@ fn dsrm_runs_are_reproducible_and_resume_bit_identically() {
 }
 
 #[test]
+fn history_filtered_runs_read_fewer_interactions_and_resume_bit_identically() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    let filter = |kind| dsrm_denoise::filter::HistoryFilterConfig {
+        mf: dsrm_models::MfConfig { dim: 8, epochs: 4, ..Default::default() },
+        ..toml::from_str(&format!("kind = \"{kind}\"")).unwrap()
+    };
+    let cfg = |epochs, kind| TrainConfig {
+        history_filter: Some(filter(kind)),
+        steps_per_epoch: 300,
+        ..tiny_cfg(a2c(1e-3), epochs)
+    };
+    let go = |c: &TrainConfig, dir: &Path, resume: bool| {
+        train(c, world, &inputs, &reward, None, dir, resume, &mut |_| {}).unwrap()
+    };
+    let ((_a, da), (_b, db), (_c, dc), (_p, dp)) = (tmp(), tmp(), tmp(), tmp());
+    go(&cfg(2, "tce"), &da, false);
+    go(&cfg(1, "tce"), &dc, false);
+    go(&cfg(2, "tce"), &dc, true);
+    go(&cfg(2, "rce"), &db, false);
+    go(&TrainConfig { history_filter: None, ..cfg(2, "tce") }, &dp, false);
+    for name in ["log.jsonl", "metrics.json", "summary.json", "history_filter.json"] {
+        assert_eq!(bytes(&da, name), bytes(&dc, name), "resumed: {name}");
+    }
+    // The filter changes what the agent reads, so the results differ from the unfiltered run's and between
+    // the two losses; its record says what it dropped.
+    assert_ne!(bytes(&da, "log.jsonl"), bytes(&dp, "log.jsonl"));
+    assert_ne!(bytes(&da, "history_filter.json"), bytes(&db, "history_filter.json"));
+    let stats: serde_json::Value = serde_json::from_slice(&bytes(&da, "history_filter.json")).unwrap();
+    assert_eq!(stats["kind"], "tce");
+    assert!(stats["dropped_clicks"].as_f64().unwrap() > 0.05, "{stats}");
+    // The run reloads with its filter (the checkpoint's tracker weights fit the filtered tracker).
+    load_trained(&cfg(2, "tce"), world, None, &da).unwrap();
+    // In front of a DSRM stage as well (the ablation's "HRL + T-CE" keeps the identity stage of `hrl-no-dsrm`).
+    let (_s, ds) = tmp();
+    let staged = TrainConfig { dsrm: Some(tiny_dsrm()), ..cfg(1, "tce") };
+    let summary = train(&staged, world, &inputs, &reward, None, &ds, false, &mut |_| {}).unwrap();
+    assert_eq!(summary.tracker, "dsrm-avg");
+    assert!(ds.join("history_filter.json").exists());
+}
+
+#[test]
 fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     let _torch = dsrm_nn::runtime::exclusive();
     let world = tiny_world();

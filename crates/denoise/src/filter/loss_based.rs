@@ -115,7 +115,8 @@ impl LossBasedFilter {
 
     /// The user model's belief that `user` would click `item` (`None` outside the model).
     pub fn belief(&self, user: u32, item: u32) -> Option<f64> {
-        ((user as usize) < self.mf.n_users() && (item as usize) < self.mf.n_items()).then(|| self.mf.predict(user, item))
+        ((user as usize) < self.mf.n_users() && (item as usize) < self.mf.n_items())
+            .then(|| self.mf.predict(user, item))
     }
 }
 
