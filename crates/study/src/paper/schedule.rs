@@ -7,7 +7,7 @@
 //! |---|---|
 //! | A2C, PPO, FCPO (and reward shaping, a PPO) | `batch_size`; `updates_per_1k_steps` (paced: `dsrm_agents` `pace.rs`) |
 //! | HRL | the same; the paced updates are split evenly between its two levels, both counted |
-//! | TD3, DNaIR (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced gradient steps (TD3's delayed actor steps ride on its critic steps) |
+//! | TD3, DNaIR, SAC4IR (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced gradient steps (TD3's delayed actor steps ride on its critic steps; each SAC4IR step updates actor, temperature and critics) |
 //! | BCQ, CQL, CRR, SQN (offline) | the same number of updates per epoch, `batch_size` logged transitions each, no environment step |
 //!
 //! A learner without an equal-compute schedule (DQN, SAC) is refused rather than run on other terms.
@@ -85,6 +85,7 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
             Algorithm::Hrl(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::Td3(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::Dnair(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
+            Algorithm::Sac4ir(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::Mofir(c) if !own => (c.batch_size, c.updates_per_1k_steps) = (size, pace),
             Algorithm::A2c(_)
             | Algorithm::Ppo(_)
@@ -92,14 +93,15 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
             | Algorithm::Hrl(_)
             | Algorithm::Td3(_)
             | Algorithm::Dnair(_)
+            | Algorithm::Sac4ir(_)
             | Algorithm::Mofir(_) => {}
             Algorithm::Bcq(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Crr(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Sqn(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             other if !own => bail!(
-                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, MoFIR \
-                 and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
+                "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, SAC4IR, \
+                 MoFIR and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
                 other.name()
             ),
             _ => {}
@@ -183,6 +185,10 @@ mod tests {
             }
         }
         assert!(learned >= 11, "{learned} learned rows");
+        // SAC4IR is on the paced arm: the budget's batch and pace.
+        let sac4ir = methods.iter().find(|m| m.name == "sac4ir").expect("the sac4ir row");
+        let Algorithm::Sac4ir(c) = &sac4ir.train.as_ref().unwrap().algorithm else { panic!("{sac4ir:?}") };
+        assert_eq!((c.batch_size, c.updates_per_1k_steps), (b.batch_size, Some(b.updates_per_1k_steps)));
         // DQN has no equal schedule yet: refused unless labelled.
         let mut dqn = file.methods[2].clone();
         dqn.train.as_mut().unwrap().algorithm = Algorithm::Dqn(Default::default());
