@@ -17,6 +17,7 @@ use crate::hrl::{Hrl, HrlConfig};
 use crate::mofir::{Mofir, MofirConfig};
 use crate::ppo::{Ppo, PpoConfig};
 use crate::sac::{Sac, SacConfig};
+use crate::sac4ir::{Sac4ir, Sac4irConfig};
 use crate::sqn::{Sqn, SqnConfig};
 use crate::td3::{Td3, Td3Config};
 use crate::trained_tracker::TrainedTracker;
@@ -159,7 +160,8 @@ pub trait Learner: Send {
 }
 
 /// Which algorithm trains the agent, with its hyper-parameters
-/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "td3" | "dnair" | "mofir" | "bcq" | "cql" | "crr" | "sqn"`).
+/// (`kind = "a2c" | "ppo" | "hrl" | "fcpo" | "dqn" | "sac" | "sac4ir" | "td3" | "dnair" | "mofir" | "bcq" | "cql"
+/// | "crr" | "sqn"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Algorithm {
@@ -175,6 +177,8 @@ pub enum Algorithm {
     Dqn(DqnConfig),
     /// Discrete soft actor-critic with twin critics and a tuned temperature.
     Sac(SacConfig),
+    /// SAC4IR: discrete SAC whose fairness device is maximum entropy, with its attention state encoder.
+    Sac4ir(Sac4irConfig),
     /// TD3 over items: a proto-action in item-embedding space, the best item by dot product.
     Td3(Td3Config),
     /// DNaIR: a DQN with a diversity-novelty reward term and similarity-restricted candidates.
@@ -207,6 +211,7 @@ impl Algorithm {
             Algorithm::Fcpo(_) => "fcpo",
             Algorithm::Dqn(_) => "dqn",
             Algorithm::Sac(_) => "sac",
+            Algorithm::Sac4ir(_) => "sac4ir",
             Algorithm::Td3(_) => "td3",
             Algorithm::Dnair(_) => "dnair",
             Algorithm::Mofir(_) => "mofir",
@@ -226,6 +231,7 @@ impl Algorithm {
             Algorithm::Fcpo(c) => c.ppo.tracker_lr,
             Algorithm::Dqn(c) => c.tracker_lr,
             Algorithm::Sac(c) => c.tracker_lr,
+            Algorithm::Sac4ir(c) => c.tracker_lr,
             Algorithm::Td3(c) => c.tracker_lr,
             Algorithm::Dnair(c) => c.tracker_lr,
             Algorithm::Mofir(c) => c.tracker_lr,
@@ -243,9 +249,19 @@ impl Algorithm {
             Algorithm::Ppo(c) => c.updates_per_1k_steps,
             Algorithm::Hrl(c) => c.updates_per_1k_steps,
             Algorithm::Fcpo(c) => c.ppo.updates_per_1k_steps,
+            Algorithm::Sac4ir(c) => c.updates_per_1k_steps,
             Algorithm::Td3(c) => c.updates_per_1k_steps,
             Algorithm::Dnair(c) => c.updates_per_1k_steps,
             Algorithm::Mofir(c) => c.updates_per_1k_steps,
+            _ => None,
+        }
+    }
+
+    /// The state encoder a learner adds of its own beside the tracker every row reads (SAC4IR's attention
+    /// encoder), if any: studies label such a row.
+    pub fn own_encoder(&self) -> Option<&'static str> {
+        match self {
+            Algorithm::Sac4ir(c) if c.encoder == crate::sac4ir::Sac4irEncoder::Attention => Some("attention"),
             _ => None,
         }
     }
@@ -275,6 +291,10 @@ impl Algorithm {
             }
             Algorithm::Dqn(c) => return c.problems(),
             Algorithm::Sac(c) => return c.problems(),
+            Algorithm::Sac4ir(c) => {
+                problems.extend(c.problems());
+                return problems;
+            }
             Algorithm::Td3(c) => {
                 problems.extend(c.problems());
                 return problems;
@@ -311,6 +331,7 @@ impl Algorithm {
             Algorithm::Fcpo(c) => Box::new(Fcpo::new(c.clone(), state_dim, world, device)?),
             Algorithm::Dqn(c) => Box::new(Dqn::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Sac(c) => Box::new(Sac::new(c.clone(), state_dim, n_items, device)?),
+            Algorithm::Sac4ir(c) => Box::new(Sac4ir::new(c.clone(), state_dim, n_items, device)?),
             Algorithm::Td3(c) => Box::new(Td3::new(c.clone(), state_dim, world, device)?),
             Algorithm::Dnair(c) => Box::new(Dnair::new(c.clone(), state_dim, world, device)?),
             Algorithm::Mofir(c) => Box::new(Mofir::new(c.clone(), state_dim, world, device)?),

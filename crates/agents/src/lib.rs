@@ -8,7 +8,8 @@
 //! * [`a2c`], [`ppo`]: one algorithm per file — hyper-parameters at the top, the update read top to bottom.
 //! * [`dqn`], [`sac`], [`td3`]: off-policy agents trained online in the simulated environment (double DQN;
 //!   discrete SAC; TD3 with a proto-action in item-embedding space); [`dnair`]: DNaIR, a DQN with a
-//!   diversity-novelty reward term and candidates restricted to the last item's neighbours.
+//!   diversity-novelty reward term and candidates restricted to the last item's neighbours; [`sac4ir`]:
+//!   SAC4IR, a discrete SAC whose fairness device is maximum entropy, with its own attention state encoder.
 //! * [`mofir`]: MoFIR, a multi-objective actor-critic conditioned on the preference ω over (utility,
 //!   long-tail exposure): one trained model, a front of policies by sweeping ω.
 //! * [`bcq`], [`cql`], [`crr`], [`sqn`]: offline (batch) agents learned from the logged training data only.
@@ -24,7 +25,8 @@
 //!   embeddings of the training log), [`trained_tracker`] (the state encoder an
 //!   agent reads — any `dsrm_state::StateTracker`, the DSRM stage's purified tracker included — with its own
 //!   optimiser, and the joint step), and the crate-private `losses` (log π, entropy, the clipped surrogate),
-//!   `td` (temporal-difference targets), `step_counter` and `ppo_update` (PPO's update, shared by PPO and
+//!   `td` (temporal-difference targets), `soft_q` (discrete soft actor-critic: soft value, policy and
+//!   temperature losses), `step_counter` and `ppo_update` (PPO's update, shared by PPO and
 //!   FCPO). No algorithm file imports another algorithm file.
 //!
 //! Pipeline position: data -> sim -> state -> denoise -> **agents** -> train (`dsrm-train`: epochs,
@@ -66,8 +68,10 @@ pub mod replay;
 pub mod rl_policy;
 pub mod rollout;
 pub mod sac;
+pub mod sac4ir;
 pub mod scored_policy;
 pub mod shaping;
+mod soft_q;
 pub mod sqn;
 mod step_counter;
 mod td;

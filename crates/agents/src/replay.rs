@@ -306,6 +306,44 @@ pub fn collect_episodes_of(
     rng: &mut ChaCha8Rng,
     mut act: impl FnMut(&Tensor, &[usize], &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
 ) -> Result<Rollout> {
+    collect_core(spec, reward_model, tracker, episodes, device, None, rng, |states, _, active, last, rng| {
+        act(states, active, last, rng)
+    })
+}
+
+/// [`collect_episodes`] for an action rule that also reads the histories themselves, as a batch of their last
+/// `window` steps (the tracker still reads its own window): SAC4IR's attention encoder reads the items of a
+/// window of its own beside the tracker's state.
+#[allow(clippy::too_many_arguments)]
+pub fn collect_episodes_reading(
+    spec: &EnvSpec,
+    reward_model: &dyn RewardModel,
+    tracker: &dyn StateTracker,
+    episodes: usize,
+    device: Device,
+    window: usize,
+    rng: &mut ChaCha8Rng,
+    mut act: impl FnMut(&Tensor, &HistoryBatch, &mut ChaCha8Rng) -> Result<Vec<u32>>,
+) -> Result<Rollout> {
+    collect_core(spec, reward_model, tracker, episodes, device, Some(window), rng, |states, own, _, _, rng| {
+        let own = own.ok_or_else(|| AgentError::Config("no history batch for the action rule".into()))?;
+        act(states, own, rng)
+    })
+}
+
+/// The collection loop behind the `collect_episodes*` functions; with `own_window`, the action rule also gets
+/// a batch of each row's last `own_window` steps.
+#[allow(clippy::too_many_arguments)]
+fn collect_core(
+    spec: &EnvSpec,
+    reward_model: &dyn RewardModel,
+    tracker: &dyn StateTracker,
+    episodes: usize,
+    device: Device,
+    own_window: Option<usize>,
+    rng: &mut ChaCha8Rng,
+    mut act: impl FnMut(&Tensor, Option<&HistoryBatch>, &[usize], &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
+) -> Result<Rollout> {
     let n = episodes.max(1);
     let n_items = spec.n_items();
     if spec.n_users() == 0 {
@@ -322,7 +360,8 @@ pub fn collect_episodes_of(
         let batch = HistoryBatch::new(&rows, window, n_items, device);
         let states = tch::no_grad(|| tracker.try_states(&batch))?;
         let last: Vec<Option<u32>> = active.iter().map(|&i| env.items(i).last().copied()).collect();
-        let chosen = act(&states, &active, &last, rng)?;
+        let own = own_window.map(|w| HistoryBatch::new(&rows, w, n_items, device));
+        let chosen = act(&states, own.as_ref(), &active, &last, rng)?;
         if chosen.len() != active.len() || chosen.iter().any(|&a| a as usize >= n_items) {
             return Err(AgentError::Config(format!(
                 "the action rule returned {} actions for {} episodes (or an item outside the catalogue)",

@@ -28,8 +28,8 @@ enum Command {
     /// Every heuristic baseline over several seeds (mean ± 95% CI), then a small study (a short `dsrm study paper`
     /// at Max Len 30, the feedback loop, the report) unless --baselines-only; synthetic KuaiRec unless --data.
     Demo(commands::demo::DemoArgs),
-    /// Train an agent (a2c, ppo, hrl, fcpo, dqn, sac, td3, dnair, mofir, bcq, cql, crr or sqn) in the simulated
-    /// environment, evaluating on the ground truth every epoch.
+    /// Train an agent (a2c, ppo, hrl, fcpo, dqn, sac, sac4ir, td3, dnair, mofir, bcq, cql, crr or sqn) in the
+    /// simulated environment, evaluating on the ground truth every epoch.
     Train(commands::train::TrainArgs),
     /// Retrain only the high level of a finished HRL run with a new λ_f (or a fixed target ratio).
     Retune(commands::retune::RetuneArgs),

@@ -1,5 +1,5 @@
-//! `dsrm train`'s run file and run: train an agent (a2c, ppo, hrl, fcpo, dqn, sac, td3, dnair, mofir, bcq, cql,
-//! crr or sqn) in the simulated environment (world-model reward, the real quit rule), evaluating on the ground
+//! `dsrm train`'s run file and run: train an agent (a2c, ppo, hrl, fcpo, dqn, sac, sac4ir, td3, dnair, mofir, bcq,
+//! cql, crr or sqn) in the simulated environment (world-model reward, the real quit rule), evaluating on the ground
 //! truth after every epoch.
 //!
 //! ```toml
@@ -16,7 +16,7 @@
 //! steps_per_epoch = 20000
 //! seed = 0
 //! [train.algorithm]
-//! kind = "a2c"                 # a2c | ppo | hrl | fcpo | dqn | sac | td3 | dnair | mofir | bcq | cql | crr | sqn; the other keys are that algorithm's hyper-parameters
+//! kind = "a2c"                 # a2c | ppo | hrl | fcpo | dqn | sac | sac4ir | td3 | dnair | mofir | bcq | cql | crr | sqn; the other keys are that algorithm's hyper-parameters
 //! [train.tracker]
 //! kind = "avg"                 # avg | gru | sasrec
 //! ```
@@ -239,6 +239,7 @@ mod tests {
         for (file, kind) in [
             ("train/dqn.toml", "dqn"),
             ("train/sac.toml", "sac"),
+            ("train/sac4ir.toml", "sac4ir"),
             ("train/td3.toml", "td3"),
             ("train/dnair.toml", "dnair"),
             ("train/mofir.toml", "mofir"),

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct TrainArgs {
     /// TOML config (sections data, env, world, eval, world_model, train; `[train.algorithm] kind` is one of
-    /// a2c, ppo, hrl, fcpo, dqn, sac, td3, dnair, mofir, bcq, cql, crr, sqn).
+    /// a2c, ppo, hrl, fcpo, dqn, sac, sac4ir, td3, dnair, mofir, bcq, cql, crr, sqn).
     #[arg(long)]
     pub config: PathBuf,
     /// Continue the run in --out from its checkpoint (the config must match).

@@ -218,7 +218,7 @@ impl LoopFile {
             if !pace_online(&mut t.algorithm, s.batch_size, s.updates_per_1k_steps) {
                 bail!(
                     "[schedule]: method {:?} ({}) has no equal-update schedule in the loop (A2C, PPO, FCPO, HRL, \
-                     TD3, DNaIR and MoFIR do); give it `[methods.loop] schedule = \"own\"` to run it on its own",
+                     TD3, DNaIR, SAC4IR and MoFIR do); give it `[methods.loop] schedule = \"own\"` to run it on its own",
                     m.name,
                     t.algorithm.name()
                 );
@@ -683,6 +683,13 @@ mod tests {
             std::fs::read_to_string(&path).unwrap().replace("initial_log_fraction = 0.02", "initial_log_fraction = 0");
         std::fs::write(&bad, text).unwrap();
         assert!(format!("{:#}", LoopFile::load(&bad).unwrap_err()).contains("initial_log_fraction"));
+        // The drift studies (issue 16) run SAC4IR beside DNaIR.
+        for name in ["drift.toml", "drift-coat.toml"] {
+            let file = LoopFile::load(&path.with_file_name(name)).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            let kinds: Vec<&str> =
+                file.methods.iter().filter_map(|m| m.train.as_ref()).map(|t| t.algorithm.name()).collect();
+            assert!(kinds.contains(&"dnair") && kinds.contains(&"sac4ir"), "{name}: {kinds:?}");
+        }
     }
 
     #[test]

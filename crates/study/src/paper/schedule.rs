@@ -7,7 +7,7 @@
 //! |---|---|
 //! | A2C, PPO, FCPO (and reward shaping, a PPO) | `batch_size`; `updates_per_1k_steps` (paced: `dsrm_agents` `pace.rs`) |
 //! | HRL | the same; the paced updates are split evenly between its two levels, both counted |
-//! | TD3, DNaIR (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced gradient steps (TD3's delayed actor steps ride on its critic steps) |
+//! | TD3, DNaIR, SAC4IR (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced gradient steps (TD3's delayed actor steps ride on its critic steps; each SAC4IR step updates actor, temperature and critics) |
 //! | BCQ, CQL, CRR, SQN (offline) | the same number of updates per epoch, `batch_size` logged transitions each, no environment step |
 //!
 //! A learner without an equal-compute schedule (DQN, SAC) is refused rather than run on other terms.
@@ -85,8 +85,8 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
             other => {
                 if !pace_online(other, budget.batch_size, budget.updates_per_1k_steps) {
                     bail!(
-                        "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, MoFIR \
-                         and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
+                        "{} has no equal-compute schedule in the study yet (A2C, PPO, FCPO, HRL, TD3, DNaIR, \
+                         SAC4IR, MoFIR and the offline learners do); give it `schedule = \"own\"` to run it labelled as such",
                         other.name()
                     )
                 }
@@ -116,6 +116,7 @@ pub fn pace_online(algorithm: &mut Algorithm, batch_size: usize, updates_per_1k_
         Algorithm::Hrl(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
         Algorithm::Td3(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
         Algorithm::Dnair(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
+        Algorithm::Sac4ir(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
         Algorithm::Mofir(c) => (c.batch_size, c.updates_per_1k_steps) = (batch_size, pace),
         _ => return false,
     }
@@ -190,6 +191,10 @@ mod tests {
             }
         }
         assert!(learned >= 11, "{learned} learned rows");
+        // SAC4IR is on the paced arm: the budget's batch and pace.
+        let sac4ir = methods.iter().find(|m| m.name == "sac4ir").expect("the sac4ir row");
+        let Algorithm::Sac4ir(c) = &sac4ir.train.as_ref().unwrap().algorithm else { panic!("{sac4ir:?}") };
+        assert_eq!((c.batch_size, c.updates_per_1k_steps), (b.batch_size, Some(b.updates_per_1k_steps)));
         // DQN has no equal schedule yet: refused unless labelled.
         let mut dqn = file.methods[2].clone();
         dqn.train.as_mut().unwrap().algorithm = Algorithm::Dqn(Default::default());

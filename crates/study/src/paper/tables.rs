@@ -76,12 +76,16 @@ impl Setting {
         })
     }
 
-    /// The schedule label of a row: "equal", "own" or "—" (no training).
-    fn schedule(&self, family: &str) -> &'static str {
-        match self.file.methods.iter().find(|m| m.name == family) {
-            Some(m) if m.train.is_none() => "—",
-            Some(m) if m.schedule == Some(ScheduleKind::Own) => "own schedule",
-            _ => "equal",
+    /// The schedule label of a row: "equal", "own schedule" or "—" (no training); a row whose learner adds a
+    /// state encoder of its own beside the tracker every row reads (SAC4IR's) says so, e.g. "equal; own
+    /// attention encoder".
+    fn schedule(&self, family: &str) -> String {
+        let Some(m) = self.file.methods.iter().find(|m| m.name == family) else { return "equal".into() };
+        let Some(train) = &m.train else { return "—".into() };
+        let schedule = if m.schedule == Some(ScheduleKind::Own) { "own schedule" } else { "equal" };
+        match train.algorithm.own_encoder() {
+            Some(encoder) => format!("{schedule}; own {encoder} encoder"),
+            None => schedule.into(),
         }
     }
 
@@ -266,11 +270,8 @@ fn main_table(
             None => plain_rows(setting, summary),
         };
         for row in names {
-            let mut cells = vec![
-                Cell::Num(part.max_len as f64),
-                Cell::Text(row.clone()),
-                Cell::Text(setting.schedule(&row).into()),
-            ];
+            let mut cells =
+                vec![Cell::Num(part.max_len as f64), Cell::Text(row.clone()), Cell::Text(setting.schedule(&row))];
             cells.extend(METRICS.iter().map(|(m, _)| metric(summary, &row, m)));
             cells.extend(compute_cells(compute, &part_name(part), &row));
             for m in ["Length", "R_tra", "R_each", "AD"] {
@@ -374,7 +375,7 @@ fn cost_table(setting: &Setting, parts: &[&(Part, Summary)], compute: &Compute) 
             rows.push(vec![
                 Cell::Num(part.max_len as f64),
                 Cell::Text(row.clone()),
-                Cell::Text(setting.schedule(&row).into()),
+                Cell::Text(setting.schedule(&row)),
                 Cell::Num(m.train_episodes.round()),
                 Cell::Num((m.train_s * 100.0).round() / 100.0),
                 if m.train_s > 0.0 && m.env_steps > 0.0 {
@@ -459,7 +460,8 @@ pub fn write_report(out: &Path, setting: &Setting, tables: &[Table], verdicts: &
     s += &format!(
         "- Seeds {:?}; Max Len {:?}; mode {MODE}; test users (the validation users choose each run's epoch).\n\
          - Budget per learned row: {} environment steps in {} epochs, {} gradient updates per 1,000 steps on \
-         minibatches of {} (paced; rows marked \"own schedule\" keep their own passes and batch).\n\
+         minibatches of {} (paced; rows marked \"own schedule\" keep their own passes and batch). Every learned row \
+         reads the same state tracker; rows marked \"own … encoder\" add an encoder of their own beside it.\n\
          - Code version {}; study file `study.toml`; each part's experiment file in `configs/`.\n\n",
         setting.seeds,
         setting.file.max_len,

@@ -41,8 +41,7 @@ fn the_shipped_study_parses_and_bad_files_name_line_and_column() {
     let err =
         format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("headline = ", "headlines = "), "x.toml").unwrap_err());
     assert!(err.contains("x.toml") && err.contains("line"), "{err}");
-    let err =
-        format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("\"hrl-rce\"]", "\"nope\"]"), "x").unwrap_err());
+    let err = format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("\"hrl-rce\"]", "\"nope\"]"), "x").unwrap_err());
     assert!(err.contains("\"nope\" is named in the tables"), "{err}");
 }
 
@@ -129,4 +128,16 @@ fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
     for name in ["table2", "table3", "steps", "table4"] {
         assert!(dir.path().join(format!("tables/{name}.md")).is_file(), "{name}");
     }
+}
+
+#[test]
+fn a_row_with_an_encoder_of_its_own_is_labelled_in_the_tables() {
+    let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let part = Part { dir: dir.path().join("max-len-30"), max_len: 30, threshold: None };
+    let s = summary(&[("sac4ir", [20.0, 21.0, 22.0], [0.1, 0.2, 0.3]), ("dnair", [5.0, 6.0, 7.0], [0.1; 3])]);
+    let tables = tables::write_all(dir.path(), &setting(&file), &[(part, s)], &accounting::Compute::new()).unwrap();
+    let md = tables[0].markdown();
+    assert!(md.contains("| 30 | sac4ir | equal; own attention encoder | 21.000"), "{md}");
+    assert!(md.contains("| 30 | dnair | equal | 6.000"), "{md}");
 }
