@@ -274,7 +274,7 @@ pub struct AbTestReport {
     pub provenance: serde_json::Value,
 }
 
-/// Files `run` writes in its output directory.
+/// The file `run` writes its [`AbTestReport`] to, in its output directory (`dsrm report` reads it).
 pub const REPORT_FILE: &str = "abtest.json";
 
 fn check_settings(cfg: &AbTestConfig) -> Result<Traffic> {
@@ -350,6 +350,8 @@ struct Shared {
     world: World,
     /// The data set's video id -> dense item.
     items: HashMap<u64, u32>,
+    /// Per dense item: in the popular group (the fairness metrics' split).
+    popular: Vec<bool>,
     k: u64,
 }
 
@@ -367,7 +369,6 @@ async fn play(
     let user_id = u64::from(world.user_ids[user as usize]);
     let mut env = Env::new(&world.spec);
     env.reset_to(user, None);
-    let split = world.popular();
     let mut items = Vec::new();
     let ending = loop {
         let body = serde_json::json!({"session_id": session_id, "user_id": user_id, "k": shared.k}).to_string();
@@ -412,7 +413,7 @@ async fn play(
         length: items.len(),
         reward: env.cumulative_reward(),
         rewards: env.rewards().to_vec(),
-        popular_items: dense.iter().filter(|&&d| split.get(d as usize).copied().unwrap_or(false)).count(),
+        popular_items: dense.iter().filter(|&&d| shared.popular.get(d as usize).copied().unwrap_or(false)).count(),
         items,
         ending,
         dense,
@@ -511,11 +512,13 @@ pub fn run(cfg: &AbTestConfig, out: Option<&Path>, progress: &dyn Fn(String)) ->
         })
         .collect();
     let items: HashMap<u64, u32> = world.item_ids.iter().enumerate().map(|(d, &v)| (u64::from(v), d as u32)).collect();
-    let shared = Arc::new(Shared { world, items, k: cfg.k });
+    let popular = world.popular();
+    let shared = Arc::new(Shared { world, items, popular, k: cfg.k });
 
     let names: Vec<String> = cfg.arms.iter().map(|a| a.name.clone()).collect();
-    let mut tests = [Primary::SessionLength, Primary::CumulativeReward]
-        .map(|_| MixtureSprt::new(cfg.alpha, cfg.mixture_sd, cfg.min_per_arm).expect("checked above"));
+    // [session length, cumulative reward]; the settings were checked by `check_settings`.
+    let mut tests: [MixtureSprt; 2] =
+        std::array::from_fn(|_| MixtureSprt::new(cfg.alpha, cfg.mixture_sd, cfg.min_per_arm).expect("checked above"));
     let trace_every = (cfg.users / 100).max(1);
     let mut traces: [Vec<(usize, f64)>; 2] = [Vec::new(), Vec::new()];
     let report_every = (cfg.users / 10).max(1);
@@ -568,7 +571,7 @@ pub fn run(cfg: &AbTestConfig, out: Option<&Path>, progress: &dyn Fn(String)) ->
 
     let world = &shared.world;
     let preset = file.env.preset.name();
-    let report = summarise(cfg, &traffic, world, preset, &sessions, &healths, &tests, traces, notes)?;
+    let report = summarise(cfg, &traffic, world, &shared.popular, preset, &sessions, &healths, &tests, traces, notes)?;
     if let Some(dir) = out {
         write(dir, &report, &sessions)?;
     }
@@ -580,6 +583,7 @@ fn summarise(
     cfg: &AbTestConfig,
     traffic: &Traffic,
     world: &World,
+    popular: &[bool],
     preset: &'static str,
     sessions: &[SessionRecord],
     healths: &[Health],
@@ -610,7 +614,7 @@ fn summarise(
     outcomes.extend(outcome::exposure(
         [(names[0], &dense[0]), (names[1], &dense[1])],
         world.item_ids.len(),
-        &world.popular(),
+        popular,
         cfg.bootstrap,
         cfg.seed,
     ));
@@ -744,4 +748,52 @@ fn write(dir: &Path, report: &AbTestReport, sessions: &[SessionRecord]) -> Resul
     }
     dsrm_files::write_atomic(&dir.join("sessions.jsonl"), lines.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arm_flags_parse_and_bad_ones_name_the_flag() {
+        let arms = arms_from_flags("A=runs/a, B=runs/b", Some("B=http://127.0.0.1:9/")).unwrap();
+        assert_eq!(arms[0], ArmSpec { name: "A".into(), run: "runs/a".into(), url: None });
+        assert_eq!(arms[1].url.as_deref(), Some("http://127.0.0.1:9/"));
+        let err = |arms: &str, urls: Option<&str>| format!("{:#}", arms_from_flags(arms, urls).unwrap_err());
+        assert!(err("A:runs/a,B=runs/b", None).contains("--arms: \"A:runs/a\" is not NAME=VALUE"));
+        assert!(err("A b=runs/a,B=runs/b", None).contains("NAME of 1 to 32 letters"));
+        assert!(err("A=runs/a", None).contains("exactly two arms"));
+        assert!(err("A=runs/a,B=runs/b,C=runs/c", None).contains("exactly two arms"));
+        assert!(err("A=runs/a,A=runs/b", None).contains("named twice"));
+        assert!(err("A=,B=runs/b", None).contains("empty value"));
+        assert!(err("A=runs/a,B=runs/b", Some("C=http://x:1")).contains("no arm named C"));
+        assert!(err("A=runs/a,B=runs/b", Some("A=ftp://x")).contains("--url A=ftp://x"));
+    }
+
+    #[test]
+    fn the_decision_line_names_the_winner_or_says_none_yet() {
+        let mut t = SequentialResult {
+            metric: "session_length".into(),
+            primary: true,
+            method: String::new(),
+            alpha: 0.05,
+            mixture_sd: 0.25,
+            min_per_arm: 10,
+            p: 0.003,
+            decided_after: Some(312),
+            direction: Some(Direction::BGreater),
+            trace: Vec::new(),
+        };
+        assert_eq!(
+            decision_line(&t, ["A", "B"], "session length", 1000),
+            "B > A on session length (always-valid p = 0.0030 <= 0.05, first reached after 312 of 1000 sessions)"
+        );
+        t.direction = Some(Direction::AGreater);
+        assert!(decision_line(&t, ["A", "B"], "session length", 1000).starts_with("A > B"));
+        (t.decided_after, t.direction, t.p) = (None, None, 0.41);
+        assert_eq!(
+            decision_line(&t, ["A", "B"], "session length", 1000),
+            "no decision yet on session length: always-valid p = 0.4100 > 0.05 after 1000 sessions"
+        );
+    }
 }
