@@ -134,6 +134,28 @@ fn abtest_between_two_tiny_runs_over_loopback() {
         assert_eq!(report[key], again[key], "{key}");
     }
 
+    // k items per recommendation (the user consumes the first), unequal traffic, the reward as primary outcome.
+    let (ok, stdout, err) = dsrm(
+        &["abtest", "--arms", "A=runs/hrl,B=runs/a2c", "--users", "12", "--k", "5", "--traffic", "30,70"]
+            .into_iter()
+            .chain(["--primary", "reward", "--seed", "3", "--out", "ab-k5"])
+            .collect::<Vec<_>>(),
+        root,
+    );
+    assert!(ok, "abtest --k 5: {err}");
+    assert!(stdout.contains("cumulative_reward (primary)"), "{stdout}");
+    let k5 = read_json(&root.join("ab-k5/abtest.json"));
+    assert_eq!(k5["k"], 5);
+    assert_eq!(k5["arms"][1]["traffic_percent"], 70.0);
+    let split = dsrm_serve::abtest::assign::Traffic::new(&[30.0, 70.0], 2).unwrap();
+    for line in std::fs::read_to_string(root.join("ab-k5/sessions.jsonl")).unwrap().lines() {
+        let s: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(s["arm"], ["A", "B"][split.arm(3, s["user_id"].as_u64().unwrap())]);
+        let items: Vec<u64> = s["items"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+        let distinct: std::collections::HashSet<u64> = items.iter().copied().collect();
+        assert_eq!(distinct.len(), items.len(), "a session consumed an item twice");
+    }
+
     // Its report joins `dsrm report`.
     let (ok, _, err) = dsrm(&["report", "ab1"], root);
     assert!(ok, "report: {err}");
