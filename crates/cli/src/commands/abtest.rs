@@ -54,8 +54,8 @@ pub struct AbTestArgs {
     /// Scale τ of the mSPRT's normal mixture, in pooled standard deviations (the effect size it is tuned for).
     #[arg(long, default_value_t = 0.25)]
     pub mixture_sd: f64,
-    /// Sessions per arm before the sequential test reports a p-value.
-    #[arg(long, default_value_t = 10)]
+    /// Sessions per arm before the sequential test reports a p-value (a burn-in: variances are estimated).
+    #[arg(long, default_value_t = abtest::mixture_sprt::DEFAULT_MIN_PER_ARM)]
     pub min_per_arm: usize,
     /// Bootstrap resamples for the exposure outcomes' intervals.
     #[arg(long, default_value_t = 200)]

@@ -32,6 +32,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The default burn-in, sessions per arm before a p-value is computed. With 10, the A/A test below measured a
+/// false-positive rate of 0.049 at 30/70 traffic (0.025 at 50/50), at the edge of α = 0.05: the plug-in
+/// variances of a few dozen unequal sessions are noisy. With 30 it measured 0.038 (0.025), at no loss of power
+/// on the planted difference (0.98 both).
+pub const DEFAULT_MIN_PER_ARM: usize = 30;
+
 /// Running mean and variance (Welford), numerically stable in one pass.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Running {
@@ -187,7 +193,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (mut crossed, mut said_b) = (0, 0);
         for _ in 0..reps {
-            let mut t = MixtureSprt::new(0.05, 0.25, 10).unwrap();
+            let mut t = MixtureSprt::new(0.05, 0.25, DEFAULT_MIN_PER_ARM).unwrap();
             for _ in 0..n {
                 let second = rng.gen::<f64>() < share_b;
                 let x = length(&mut rng, if second { q_b } else { q_a });
@@ -232,18 +238,19 @@ mod tests {
         assert!(MixtureSprt::new(0.05, 0.25, 1).unwrap_err().contains("burn-in"));
     }
 
-    /// The property the test exists for: under A/A, looking after every one of 1,000 sessions, it crosses α in
-    /// at most α of the experiments (1,000 experiments, balanced and 30/70 traffic).
+    /// The property the test exists for: under A/A, looking after every one of 1,000 sessions (from the default
+    /// burn-in on), it crosses α in at most α of the experiments (1,000 experiments, balanced and 30/70 traffic).
     #[test]
     fn aa_false_positive_rate_stays_below_alpha_when_peeking_after_every_session() {
         for (share_b, seed) in [(0.5, 1), (0.7, 2)] {
             let (rate, _, _) = simulate(1000, 1000, share_b, 0.12, 0.12, seed);
+            eprintln!("A/A, share of B {share_b}: false-positive rate {rate}");
             assert!(rate <= 0.05, "A/A false-positive rate {rate} > 0.05 (share of B {share_b})");
         }
     }
 
-    /// The check above can fail: a fixed-horizon z-test read at every look after the same burn-in rejects a
-    /// true null several times more often than α on the same data.
+    /// The check above can fail: a fixed-horizon z-test read at every look after a burn-in of 10 per arm rejects
+    /// a true null several times more often than α on the same data (0.43 measured).
     #[test]
     fn a_naive_test_read_at_every_look_exceeds_alpha() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -266,6 +273,7 @@ mod tests {
             }
             crossed += usize::from(rejected);
         }
+        eprintln!("naive z-test read at every look: false-positive rate {}", crossed as f64 / 1000.0);
         assert!(crossed as f64 / 1000.0 > 0.15, "the naive test crossed in only {crossed} of 1000");
     }
 
@@ -274,6 +282,7 @@ mod tests {
     #[test]
     fn detects_a_planted_difference_in_the_right_direction() {
         let (power, crossed, said_b) = simulate(200, 1000, 0.5, 0.12, 0.09, 3);
+        eprintln!("planted difference: power {power}");
         assert!(power >= 0.8, "power {power}");
         assert_eq!(said_b, crossed, "a crossing said A > B");
         // And the other way round.

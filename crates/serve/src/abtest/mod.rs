@@ -178,7 +178,7 @@ impl Default for AbTestConfig {
             concurrency: 4,
             alpha: 0.05,
             mixture_sd: 0.25,
-            min_per_arm: 10,
+            min_per_arm: mixture_sprt::DEFAULT_MIN_PER_ARM,
             primary: Primary::SessionLength,
             bootstrap: 200,
             serve_binary: None,
