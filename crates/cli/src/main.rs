@@ -53,6 +53,9 @@ enum Command {
     /// Serve a finished `dsrm train` run over HTTP: recommend, feedback, health, Prometheus metrics, live
     /// fairness changes (docs/serving.md).
     Serve(commands::serve::ServeArgs),
+    /// A simulated A/B test of two trained runs, each served live by `dsrm serve` and driven over HTTP by the
+    /// simulator's users: outcomes per arm with 95% CIs, B − A, and a sequential test valid under peeking.
+    Abtest(commands::abtest::AbTestArgs),
     /// Benchmarks: environment steps/s, neural-network speed, denoiser latency, a running server's latency.
     Bench {
         #[command(subcommand)]
@@ -75,6 +78,7 @@ fn main() -> Result<()> {
         Command::Dsrm { command } => commands::dsrm::run(command),
         Command::Retune(args) => commands::retune::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Abtest(args) => commands::abtest::run(args),
         Command::Bench { command } => commands::bench::run(command),
         Command::Presets => commands::presets(),
     }

@@ -10,6 +10,7 @@
 //! Plots are drawn with plotters ([`chart`]) as SVG (inlined in the HTML, scales for print) and PNG (for
 //! slides and Markdown), from the same drawing code, with a bundled font so they look alike everywhere.
 
+pub mod abtest;
 pub mod chart;
 pub mod document;
 pub mod error;
@@ -72,7 +73,15 @@ pub fn build(run_dir: &Path, options: &Options) -> Result<Report> {
 
     let mut sections = Vec::new();
     let mut pareto = Vec::new();
-    if results.is_empty() {
+    // A `dsrm abtest` directory: its A/B section, and no notes about the experiment inputs it never has.
+    let abtest = abtest::section(run_dir)?;
+    let abtest_only = abtest.is_some() && results.is_empty() && loop_curves.is_none();
+    if let Some(section) = abtest {
+        sections.push(section);
+    }
+    if abtest_only {
+        // Nothing else to say: the directory is an A/B test's.
+    } else if results.is_empty() {
         let mut s = Section { title: "Results".into(), ..Section::default() };
         s.notes.push(format!(
             "No results.json in {}: the results table, Pareto frontier, ablation bars and T-sensitivity are omitted \
@@ -88,7 +97,9 @@ pub fn build(run_dir: &Path, options: &Options) -> Result<Report> {
         sections.push(ablation_section(&ctx, &results)?);
         sections.push(sensitivity_section(&ctx, &results)?);
     }
-    sections.push(loop_section(&ctx, run_dir, loop_curves)?);
+    if !abtest_only {
+        sections.push(loop_section(&ctx, run_dir, loop_curves)?);
+    }
 
     let name =
         run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| run_dir.display().to_string());
@@ -105,13 +116,15 @@ pub fn build(run_dir: &Path, options: &Options) -> Result<Report> {
     if let Some(p) = &info.preset {
         intro.push(format!("Environment preset: {p}."));
     }
-    if !info.seeds.is_empty() {
+    if !info.seeds.is_empty() && !abtest_only {
         intro.push(format!(
             "{}; every value is the mean ± 95% CI (Student t) over seeds.",
             capitalise(&seeds_label(&info.seeds))
         ));
     }
-    intro.push(format!("Hypervolume reference: {}.", options.reference));
+    if !abtest_only {
+        intro.push(format!("Hypervolume reference: {}.", options.reference));
+    }
 
     let mut report = Report::default();
     for s in &sections {

@@ -305,3 +305,43 @@ fn pooled_hypervolumes_are_ranked_only_among_families_of_the_same_size() {
     let sweep = a.families.iter().find(|f| f.family == "s").unwrap();
     assert!((sweep.best_point_hypervolume - 4.5).abs() < 1e-9);
 }
+
+/// An `abtest.json` as `dsrm abtest` writes it (the fields the section reads), alone in its directory.
+#[test]
+fn an_abtest_directory_gets_its_section_and_no_experiment_notes() {
+    let dir = tempfile::tempdir().unwrap();
+    let iv = |m: f64| serde_json::json!({"mean": m, "lo": m - 0.5, "hi": m + 0.5});
+    let arm = |name: &str, m: f64| serde_json::json!({"arm": name, "n": 20, "mean": m, "lo": m - 0.5, "hi": m + 0.5});
+    let record = serde_json::json!({
+        "kind": "abtest", "dataset": "kuairec", "synthetic": true, "preset": "dorl-paper", "users": 40, "seed": 7,
+        "k": 1,
+        "arms": [
+            {"name": "A", "run": "runs/a", "policy": "hrl", "selection": "sampled", "traffic_percent": 50.0, "sessions": 20},
+            {"name": "B", "run": "runs/b", "policy": "a2c", "selection": "sampled", "traffic_percent": 50.0, "sessions": 20}
+        ],
+        "outcomes": [
+            {"metric": "session_length", "label": "session length (items)", "better": "higher", "interval": "t",
+             "arms": [arm("A", 3.0), arm("B", 4.25)], "difference": iv(1.25)}
+        ],
+        "sequential": [
+            {"metric": "session_length", "primary": true, "p": 0.01, "alpha": 0.05, "decided_after": 31,
+             "direction": "b_greater", "trace": [[10, 1.0], [20, 0.2], [40, 0.01]]}
+        ],
+        "decision": "B > A on session length (always-valid p = 0.0100 <= 0.05, first reached after 31 of 40 sessions)",
+        "return_rate": null, "return_rate_note": "not measured: no returning users",
+        "model_notes": ["one session per user"]
+    });
+    std::fs::write(dir.path().join("abtest.json"), record.to_string()).unwrap();
+    let r = build(dir.path(), &Options::default()).unwrap();
+    let md = file(&r, "tables.md");
+    assert!(md.contains("A/B test"), "{md}");
+    assert!(md.contains("4.2500 [3.7500, 4.7500]") && md.contains("1.2500 [0.7500, 1.7500]"), "{md}");
+    assert!(md.contains("B > A on session length"), "{md}");
+    assert!(md.contains("kuairec — SYNTHETIC data"), "{md}");
+    assert!(r.notes.is_empty(), "no experiment notes for an A/B directory: {:?}", r.notes);
+    assert!(r.files.iter().any(|(n, _)| n == "plots/abtest_p_value.svg"));
+    // A malformed file is an error naming it, not a panic.
+    std::fs::write(dir.path().join("abtest.json"), "{\"arms\": []}").unwrap();
+    let e = build(dir.path(), &Options::default()).unwrap_err().to_string();
+    assert!(e.contains("abtest.json"), "{e}");
+}

@@ -26,7 +26,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The HTTP client of the load generator and the A/B harness (hyper's pooled client).
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -92,7 +93,8 @@ struct Shared {
     rng: ChaCha8Rng,
 }
 
-fn base(url: &str) -> Result<String> {
+/// Checks a server URL (`http://HOST:PORT`) and drops a trailing slash.
+pub(crate) fn base_url(url: &str) -> Result<String> {
     let uri: Uri = url.parse().with_context(|| format!("--url {url:?} is not a URL"))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
         bail!("--url {url:?}: give http://HOST:PORT (the server speaks plain HTTP/1.1)");
@@ -100,13 +102,15 @@ fn base(url: &str) -> Result<String> {
     Ok(url.trim_end_matches('/').to_string())
 }
 
-fn client(concurrency: usize) -> HttpClient {
+/// A pooled client keeping up to `concurrency` idle connections, with TCP_NODELAY.
+pub(crate) fn http_client(concurrency: usize) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     Client::builder(TokioExecutor::new()).pool_max_idle_per_host(concurrency.max(1)).build(connector)
 }
 
-async fn call(client: &HttpClient, method: Method, url: &str, body: Option<String>) -> Result<(u16, Bytes)> {
+/// One request; the status and the body.
+pub(crate) async fn call(client: &HttpClient, method: Method, url: &str, body: Option<String>) -> Result<(u16, Bytes)> {
     let mut req = Request::builder().method(method).uri(url);
     if body.is_some() {
         req = req.header("content-type", "application/json");
@@ -273,9 +277,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// One measurement at `cfg.rps`.
 pub fn run(cfg: &BenchConfig) -> Result<BenchReport> {
-    let base = base(&cfg.url)?;
+    let base = base_url(&cfg.url)?;
     runtime()?.block_on(async {
-        let client = client(cfg.concurrency);
+        let client = http_client(cfg.concurrency);
         let target = Arc::new(target(&client, &base).await?);
         measure(&client, &base, &target, cfg, cfg.rps).await
     })
@@ -287,9 +291,9 @@ pub fn ramp(cfg: &BenchConfig, factor: f64, p99_limit_us: u64, max_steps: usize)
     if factor.is_nan() || factor <= 1.0 {
         bail!("the ramp factor must exceed 1, got {factor}");
     }
-    let base = base(&cfg.url)?;
+    let base = base_url(&cfg.url)?;
     runtime()?.block_on(async {
-        let client = client(cfg.concurrency);
+        let client = http_client(cfg.concurrency);
         let target = Arc::new(target(&client, &base).await?);
         let (mut steps, mut held) = (Vec::new(), None);
         let mut rps = cfg.rps;

@@ -13,8 +13,11 @@
 //! * [`error`]: the JSON error answer;
 //! * [`metrics`]: the Prometheus metrics;
 //! * [`rowlog`]: `--log-dir`'s served and consumed rows;
-//! * [`bench`]: `dsrm bench serve`, the open-loop load generator.
+//! * [`bench`]: `dsrm bench serve`, the open-loop load generator;
+//! * [`abtest`]: `dsrm abtest`, a simulated A/B test of two runs, each served live and driven over HTTP by the
+//!   simulator's users, with a sequential test valid under peeking.
 
+pub mod abtest;
 pub mod bench;
 pub mod engine;
 pub mod error;

@@ -1,5 +1,6 @@
 //! One module per sub-command.
 
+pub mod abtest;
 pub mod bench;
 pub mod data;
 pub mod demo;
