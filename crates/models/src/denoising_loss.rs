@@ -141,7 +141,7 @@ mod tests {
         // 20% of 10 rows: the two largest (5.0 and 2.0) go.
         let th = truncation_threshold(&losses, 0.2);
         assert_eq!(losses.iter().filter(|&&l| l <= th).count(), 8);
-        assert!(th < 2.0 && th >= 0.8);
+        assert!((0.8..2.0).contains(&th));
         // A tie at the cut is kept.
         let tied = [1.0, 1.0, 1.0, 0.5];
         assert_eq!(truncation_threshold(&tied, 0.5), 1.0);
