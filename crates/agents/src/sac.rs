@@ -23,6 +23,7 @@ use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
 use crate::replay::{collect_episodes, sample_rows, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::soft_q::{mean_entropy, soft_policy_loss, soft_value, temperature_loss};
 use crate::step_counter::{counter_tensor, restore_counter};
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{Result, UpdateStats};
@@ -187,14 +188,13 @@ impl Sac {
         let steps = self.buffer.sample(self.cfg.batch_size, rng);
         let tr = self.buffer.transitions(&steps, n_step, gamma, window, n_items, device)?;
         let alpha = self.alpha()?;
-        let sum_items = |x: Tensor| x.f_sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
 
         // Critics (and the tracker) on the soft TD target.
         let y = tch::no_grad(|| -> Result<Tensor> {
             let next = tracker.states(&tr.next)?;
             let log_p = self.actor.forward(&next)?.f_log_softmax(-1, Kind::Float)?;
             let q_min = self.target[0].forward(&next)?.f_minimum(&self.target[1].forward(&next)?)?;
-            let v = sum_items(log_p.f_exp()?.f_mul(&q_min.f_sub(&log_p.f_mul_scalar(alpha)?)?)?)?;
+            let v = soft_value(&log_p, &q_min, alpha)?;
             let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
             Ok(tr.rewards.f_add(&v.f_mul(&live)?.f_mul_scalar(gamma.powi(n_step as i32))?)?)
         })?;
@@ -212,15 +212,13 @@ impl Sac {
         let states = states.f_detach()?;
         let q_min = q_all[0].f_minimum(&q_all[1])?.f_detach()?;
         let log_p = self.actor.forward(&states)?.f_log_softmax(-1, Kind::Float)?;
-        let p = log_p.f_exp()?;
-        let actor_loss = sum_items(p.f_mul(&log_p.f_mul_scalar(alpha)?.f_sub(&q_min)?)?)?.f_mean(Kind::Float)?;
+        let actor_loss = soft_policy_loss(&log_p, &q_min, alpha)?;
         let actor_value = finite("sac actor", &actor_loss, self.grad_steps)?;
         self.actor_adam.backward_step(&actor_loss)?;
 
         // Temperature towards the target entropy.
-        let entropy = sum_items(p.f_mul(&log_p)?.f_detach()?)?.f_neg()?.f_mean(Kind::Float)?;
-        let gap = entropy.f_neg()?.f_add_scalar(self.target_entropy)?;
-        let alpha_loss = self.log_alpha.f_mul(&gap)?.f_neg()?.f_mean(Kind::Float)?;
+        let entropy = mean_entropy(&log_p)?;
+        let alpha_loss = temperature_loss(&self.log_alpha, &entropy, self.target_entropy)?;
         self.alpha_adam.backward_step(&alpha_loss)?;
 
         soft_update(&self.target_vs, &self.critic_vs, self.cfg.tau)?;

@@ -8,9 +8,8 @@
 //! L_α    = −log α · (H_target − H(π))                          # α rises while the entropy is below target
 //! ```
 //!
-//! SAC4IR reads it from here. `sac.rs` keeps its own inline copy of the same lines, so that its results stay
-//! byte-identical to those the behaviour hashes (`scripts/behaviour-hashes.sh`) recorded; moving it onto this
-//! file is a refactor to be checked with that script.
+//! SAC (`sac.rs`) and SAC4IR (`sac4ir.rs`) both read it from here. SAC's results are byte-identical to those it
+//! gave with its own inline copy of these lines (checked with `scripts/behaviour-hashes.sh`).
 
 use crate::Result;
 use dsrm_nn::tch::{Kind, Tensor};
