@@ -174,6 +174,16 @@ fn td3_learns_beyond_random_on_the_ground_truth() {
     }
 }
 
+/// Trains `alg` (paced at 40 updates per 1,000 steps) for 2 epochs in `dir` and checks it made exactly
+/// ⌊steps · 40 / 1000⌋ gradient steps (TD3: critic steps; its delayed actor steps ride on them).
+fn assert_paced_at_40_per_1k(alg: &Algorithm, dir: &Path) {
+    run(&tiny_cfg(alg.clone(), 2), dir, false).unwrap();
+    let log = records(dir);
+    let steps: u64 = log.iter().map(|r| r.env_steps).sum();
+    let updates: usize = log.iter().map(|r| r.update.grad_steps).sum();
+    assert_eq!(updates as u64, steps * 40 / 1000, "{}: paced ⌊steps · u / 1000⌋ gradient steps", alg.name());
+}
+
 #[test]
 fn td3_paced_makes_exactly_the_budgets_updates_and_resumes_bit_identically() {
     let _torch = dsrm_nn::runtime::exclusive();
@@ -182,11 +192,7 @@ fn td3_paced_makes_exactly_the_budgets_updates_and_resumes_bit_identically() {
     if let Algorithm::Td3(c) = &mut alg {
         c.updates_per_1k_steps = Some(40.0);
     }
-    run(&tiny_cfg(alg.clone(), 2), &dir, false).unwrap();
-    let log = records(&dir);
-    let steps: u64 = log.iter().map(|r| r.env_steps).sum();
-    let updates: usize = log.iter().map(|r| r.update.grad_steps).sum();
-    assert_eq!(updates as u64, steps * 40 / 1000, "paced: ⌊steps · u / 1000⌋ critic steps");
+    assert_paced_at_40_per_1k(&alg, &dir);
     for alg in [td3(1e-3), alg] {
         assert_resume_is_identical(alg, 2, 3);
     }
@@ -240,11 +246,7 @@ fn dnair_paced_makes_exactly_the_budgets_updates_and_resumes_bit_identically() {
     if let Algorithm::Dnair(c) = &mut alg {
         c.updates_per_1k_steps = Some(40.0);
     }
-    run(&tiny_cfg(alg.clone(), 2), &dir, false).unwrap();
-    let log = records(&dir);
-    let steps: u64 = log.iter().map(|r| r.env_steps).sum();
-    let updates: usize = log.iter().map(|r| r.update.grad_steps).sum();
-    assert_eq!(updates as u64, steps * 40 / 1000, "paced: ⌊steps · u / 1000⌋ gradient steps");
+    assert_paced_at_40_per_1k(&alg, &dir);
     for alg in [dnair(1e-3, 0.4), alg] {
         assert_resume_is_identical(alg, 2, 3);
     }
@@ -287,11 +289,7 @@ fn sac4ir_paced_makes_exactly_the_budgets_updates_and_resumes_bit_identically() 
     if let Algorithm::Sac4ir(c) = &mut alg {
         c.updates_per_1k_steps = Some(40.0);
     }
-    run(&tiny_cfg(alg.clone(), 2), &dir, false).unwrap();
-    let log = records(&dir);
-    let steps: u64 = log.iter().map(|r| r.env_steps).sum();
-    let updates: usize = log.iter().map(|r| r.update.grad_steps).sum();
-    assert_eq!(updates as u64, steps * 40 / 1000, "paced: ⌊steps · u / 1000⌋ gradient steps");
+    assert_paced_at_40_per_1k(&alg, &dir);
     for alg in [sac4ir(1e-3, Sac4irEncoder::Tracker), alg] {
         assert_resume_is_identical(alg, 2, 3);
     }
