@@ -2,12 +2,14 @@
 //!
 //! * [`runtime`]: thread count, seeds and device, set once per process so runs are repeatable.
 //! * [`mlp`]: the multi-layer perceptrons every agent head and denoiser is made of.
+//! * [`frozen_mlp`]: a frozen copy of one, evaluated one input at a time without libtorch (serving).
 //! * [`checkpoint`]: atomic, checksummed save/load of variable stores, so a killed run never loses
 //!   finished work.
 //!
 //! Shapes that come from data go through tch's fallible `f_*` calls; a wrong shape is an error, not a panic.
 
 pub mod checkpoint;
+pub mod frozen_mlp;
 pub mod mlp;
 pub mod optim;
 pub mod runtime;

@@ -216,6 +216,11 @@ impl Mlp {
     pub fn activation(&self) -> Activation {
         self.activation
     }
+
+    /// Whether the activation also follows the last layer ([`Mlp::hidden_stack`]).
+    pub fn activates_last(&self) -> bool {
+        self.activate_last
+    }
 }
 
 /// PyTorch's default initialisation, layer by layer (tch's `nn::linear`, which creates each layer's variables).
