@@ -177,6 +177,11 @@ impl Denoiser for Distilled {
         format!("distilled(from {})", self.teacher)
     }
 
+    fn batch_one(&self) -> Result<Option<Box<dyn crate::batch_one::BatchOneDenoiser>>> {
+        let net = dsrm_nn::frozen_mlp::FrozenMlp::of(&self.net)?;
+        Ok(Some(Box::new(crate::batch_one::OneNetwork::new(net))))
+    }
+
     fn steps(&self) -> usize {
         1
     }

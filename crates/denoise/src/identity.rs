@@ -43,6 +43,10 @@ impl Denoiser for Identity {
         "identity".into()
     }
 
+    fn batch_one(&self) -> Result<Option<Box<dyn crate::batch_one::BatchOneDenoiser>>> {
+        Ok(Some(Box::new(crate::batch_one::Unchanged { dim: self.dim as usize })))
+    }
+
     fn steps(&self) -> usize {
         0
     }

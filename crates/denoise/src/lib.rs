@@ -20,6 +20,7 @@
 //! Shapes come from data: a malformed input is a [`DenoiseError`] from [`Denoiser::try_purify`], never a panic
 //! inside libtorch.
 
+pub mod batch_one;
 pub(crate) mod chain;
 mod condition;
 pub mod config;
@@ -90,6 +91,12 @@ pub trait Denoiser: Send {
     /// Width of the condition the caller appends to the state (0: none).
     fn cond_dim(&self) -> i64 {
         self.input_dim() - self.output_dim()
+    }
+
+    /// A copy that purifies one state at a time without libtorch ([`batch_one`]), for a server; `None` (the
+    /// default) where the denoiser has none.
+    fn batch_one(&self) -> Result<Option<Box<dyn batch_one::BatchOneDenoiser>>> {
+        Ok(None)
     }
 
     /// The denoiser as checkpoint parts: named weights and metadata (kind, settings, training report).

@@ -11,6 +11,7 @@
 //! (`freeze_embeddings = false`), DSRM-HRL freezes them so the states DSRM was trained on keep their
 //! distribution (`docs/design.md` §4.2).
 
+use crate::batch_one::{check_width, BatchOneTracker};
 use crate::embedding::ItemTable;
 use crate::window::{window_rows, ResetReward, RewardRange};
 use crate::{HistoryBatch, StateError, StateTracker};
@@ -128,8 +129,63 @@ impl StateTracker for AvgTracker {
         "avg"
     }
 
+    fn batch_one(&self) -> Result<Option<Box<dyn BatchOneTracker>>, StateError> {
+        let table = dsrm_nn::frozen_mlp::to_f32(self.table.weight()).map_err(|e| StateError::Batch(e.to_string()))?;
+        let dim = self.table.dim() as usize;
+        let n_items = self.table.n_items() as usize;
+        Ok(Some(Box::new(AvgBatchOne { table, dim, n_items, window: self.window, range: self.range })))
+    }
+
     fn set_reward_range(&mut self, r_min: f64, r_max: f64) -> Result<(), StateError> {
         self.range = RewardRange::new(r_min, r_max)?;
+        Ok(())
+    }
+}
+
+/// The `avg` tracker without libtorch (`StateTracker::batch_one`): the same rows as [`crate::window`] for one
+/// history, summed and divided by their count.
+struct AvgBatchOne {
+    /// The `[n_items + 2, d]` item table, row-major (row n_items + 1 is the start vector).
+    table: Vec<f32>,
+    dim: usize,
+    n_items: usize,
+    window: usize,
+    range: RewardRange,
+}
+
+impl BatchOneTracker for AvgBatchOne {
+    fn state_dim(&self) -> usize {
+        self.dim + 1
+    }
+
+    fn state(&mut self, items: &[u32], rewards: &[f64], out: &mut [f32]) -> Result<(), StateError> {
+        check_width(out, self.dim + 1)?;
+        if items.len() != rewards.len() {
+            return Err(StateError::Batch(format!("{} items but {} rewards", items.len(), rewards.len())));
+        }
+        let (t, d) = (items.len(), self.dim);
+        let keep = t.min(self.window);
+        out.fill(0.0);
+        let (r_min, r_max) = self.range.bounds();
+        // r̂ in f32, as the libtorch rows compute it from the batch's f32 rewards.
+        let r_hat = |r: f32| ((r - r_min as f32) / (r_max - r_min) as f32).min(1.0);
+        let mut add = |row: usize, r: f32| {
+            let e = &self.table[row * d..(row + 1) * d];
+            out[..d].iter_mut().zip(e).for_each(|(o, &x)| *o += x);
+            out[d] += r;
+        };
+        for (&item, &r) in items[t - keep..].iter().zip(&rewards[t - keep..]) {
+            if item as usize >= self.n_items {
+                return Err(StateError::Batch(format!("item id {item} outside the catalogue 0..{}", self.n_items)));
+            }
+            add(item as usize, r_hat(r as f32));
+        }
+        if t < self.window {
+            // DORL's start row; at t = 0 with the raw reward 1 (`ResetReward::Raw`).
+            add(self.n_items + 1, if t == 0 { 1.0 } else { r_hat(1.0) });
+        }
+        let count = (keep + usize::from(t < self.window)).max(1) as f32;
+        out.iter_mut().for_each(|o| *o /= count);
         Ok(())
     }
 }
@@ -177,6 +233,27 @@ mod tests {
         for (row, (t, want)) in expected.iter().enumerate() {
             assert_close(&states.get(row as i64), want, &format!("t = {t}"));
         }
+    }
+
+    #[test]
+    fn the_batch_one_form_gives_the_same_states_and_refuses_bad_histories() {
+        let _rng = seeded(3);
+        let mut tracker = hand_tracker();
+        tracker.set_reward_range(-1.0, 4.0).unwrap();
+        let mut one = tracker.batch_one().unwrap().expect("avg has a batch-one form");
+        assert_eq!(one.state_dim(), 3);
+        let items = [0u32, 1, 2, 3, 0, 2];
+        let rewards = [2.0, 5.0, 10.0, -1.0, 1.0, 0.3];
+        let mut out = [0f32; 3];
+        for t in 0..=items.len() {
+            let batch = HistoryBatch::new(&[(0, &items[..t], &rewards[..t])], 3, 4, Device::Cpu);
+            let want = Vec::<f32>::try_from(tracker.states(&batch).flatten(0, -1)).unwrap();
+            one.state(&items[..t], &rewards[..t], &mut out).unwrap();
+            assert!(out.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-6), "t = {t}: {out:?} vs {want:?}");
+        }
+        assert!(one.state(&[4], &[1.0], &mut out).is_err(), "outside the catalogue");
+        assert!(one.state(&[1], &[1.0], &mut [0f32; 2]).is_err(), "a wrong buffer width");
+        assert!(one.state(&[1, 2], &[1.0], &mut out).is_err(), "rewards missing");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! and the tracker) and checkpoint it by name.
 
 pub mod avg;
+pub mod batch_one;
 pub mod config;
 pub mod embedding;
 pub mod gru;
@@ -26,6 +27,7 @@ mod test_support;
 mod tracker_tests;
 
 pub use avg::{AvgConfig, AvgTracker};
+pub use batch_one::BatchOneTracker;
 pub use config::{build, TrackerConfig};
 pub use embedding::ItemTable;
 pub use gru::{GruConfig, GruTracker};
@@ -163,6 +165,12 @@ pub trait StateTracker: Send {
     /// switches between them. Trackers that do not read rewards ignore it.
     fn set_reward_range(&mut self, _r_min: f64, _r_max: f64) -> Result<(), StateError> {
         Ok(())
+    }
+
+    /// A copy of the tracker as it is now (weights and reward range) that computes one history's state
+    /// without libtorch ([`batch_one`]), for a server; `None` (the default) where the tracker has none.
+    fn batch_one(&self) -> Result<Option<Box<dyn BatchOneTracker>>, StateError> {
+        Ok(None)
     }
 }
 

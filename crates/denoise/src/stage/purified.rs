@@ -1,9 +1,10 @@
 //! Step 3: the purified tracker every agent reads, behind the ordinary `StateTracker` trait.
 
 use super::frozen::FrozenTracker;
+use crate::batch_one::BatchOneDenoiser;
 use crate::Denoiser;
 use dsrm_nn::tch::Tensor;
-use dsrm_state::{HistoryBatch, StateError, StateTracker};
+use dsrm_state::{BatchOneTracker, HistoryBatch, StateError, StateTracker};
 
 // ─────────────────────────────────────── 3. the purified tracker ───────────────────────────────────────
 
@@ -95,5 +96,54 @@ impl StateTracker for PurifiedTracker {
 
     fn set_reward_range(&mut self, r_min: f64, r_max: f64) -> std::result::Result<(), StateError> {
         self.frozen.set_reward_range(r_min, r_max)
+    }
+
+    /// Where the tracker, the summary and the denoiser all have one (not under joint fine-tuning).
+    fn batch_one(&self) -> std::result::Result<Option<Box<dyn BatchOneTracker>>, StateError> {
+        if self.joint.is_some() {
+            return Ok(None);
+        }
+        let Some(tracker) = self.frozen.tracker.batch_one()? else { return Ok(None) };
+        let summary = match &self.frozen.summary {
+            None => None,
+            Some(s) => match s.batch_one()? {
+                Some(s) => Some(s),
+                None => return Ok(None),
+            },
+        };
+        let denoiser = self.denoiser.batch_one().map_err(|e| StateError::Batch(format!("{}: {e}", self.name)))?;
+        let Some(denoiser) = denoiser else { return Ok(None) };
+        let width = tracker.state_dim() + summary.as_ref().map_or(0, |s| s.state_dim());
+        if width != denoiser.input_dim() {
+            return Err(StateError::Batch(format!(
+                "{}: the denoiser reads {} values, the tracker gives {width}",
+                self.name,
+                denoiser.input_dim()
+            )));
+        }
+        Ok(Some(Box::new(PurifiedBatchOne { tracker, summary, denoiser, observed: vec![0.0; width] })))
+    }
+}
+
+/// [`PurifiedTracker`] one state at a time without libtorch: o_t (⊕ the summary), then the denoiser.
+struct PurifiedBatchOne {
+    tracker: Box<dyn BatchOneTracker>,
+    summary: Option<Box<dyn BatchOneTracker>>,
+    denoiser: Box<dyn BatchOneDenoiser>,
+    observed: Vec<f32>,
+}
+
+impl BatchOneTracker for PurifiedBatchOne {
+    fn state_dim(&self) -> usize {
+        self.denoiser.output_dim()
+    }
+
+    fn state(&mut self, items: &[u32], rewards: &[f64], out: &mut [f32]) -> std::result::Result<(), StateError> {
+        let d = self.tracker.state_dim();
+        self.tracker.state(items, rewards, &mut self.observed[..d])?;
+        if let Some(s) = &mut self.summary {
+            s.state(items, rewards, &mut self.observed[d..])?;
+        }
+        self.denoiser.purify(&self.observed, out).map_err(|e| StateError::Batch(e.to_string()))
     }
 }

@@ -478,3 +478,42 @@ fn config_parses_with_defaults_and_rejects_unknown_keys() {
     let back: DsrmStageConfig = serde_json::from_str(&serde_json::to_string(&joint).unwrap()).unwrap();
     assert_eq!(back.joint_lambda, 0.5);
 }
+
+#[test]
+fn the_batch_one_purified_state_is_the_libtorch_one() {
+    // Distilled with a history-summary condition, and the identity: the same states to rounding; a chain
+    // (DDPM) has no batch-one form, so a server keeps libtorch for it.
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let n = world.spec.n_items();
+    let emb = pretrained(n);
+    let DenoiserConfig::Ddpm(teacher) = &tiny_stage().denoiser else { unreachable!() };
+    let quick = crate::TrainConfig { max_epochs: 2, batch_size: 256, lr: 1e-3, ..Default::default() };
+    let distilled = DenoiserConfig::Distilled(crate::DistilledConfig {
+        teacher: teacher.clone(),
+        student: crate::StudentConfig { train: quick, ..Default::default() },
+    });
+    let items = [1u32, 2, 3, 4, 0, 5, 2];
+    let rewards = [0.5, 1.0, 0.2, 2.0, -0.4, 0.9, 0.1];
+    for (denoiser, condition) in [(distilled, 6), (DenoiserConfig::Identity(Default::default()), 0)] {
+        let cfg = DsrmStageConfig { denoiser, condition_window: Some(condition), ..tiny_stage() };
+        let model = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+        let mut tracker = model.tracker().unwrap();
+        tracker.set_reward_range(-1.0, 2.0).unwrap();
+        let mut one = tracker.batch_one().unwrap().expect("a batch-one form");
+        let mut out = vec![0f32; one.state_dim()];
+        for t in 0..=items.len() {
+            let batch = HistoryBatch::new(&[(0, &items[..t], &rewards[..t])], tracker.window(), n, Device::Cpu);
+            let want = Vec::<f32>::try_from(tracker.states(&batch).flatten(0, -1)).unwrap();
+            one.state(&items[..t], &rewards[..t], &mut out).unwrap();
+            assert!(
+                out.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5 * (1.0 + b.abs())),
+                "{} t = {t}: {out:?} vs {want:?}",
+                cfg.denoiser.kind()
+            );
+        }
+    }
+    let chain = DsrmModel::fit(&tiny_stage(), &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+    assert!(chain.tracker().unwrap().batch_one().unwrap().is_none());
+}
