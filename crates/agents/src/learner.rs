@@ -80,7 +80,7 @@ pub trait EvalPolicy: Policy + Send {
     /// The first error met while acting since the last call, if any.
     fn take_error(&self) -> Option<String>;
 
-    /// The scores [`Policy::act`] selects from for `obs`, one per catalogue item (higher is better; −∞ for the
+    /// Fills `scores` with the scores [`Policy::act`] selects from for `obs`, one per catalogue item (higher is better; −∞ for the
     /// items `mask` blocks), so a server can rank the top k (`dsrm-serve`). Like `act`, a hierarchical policy
     /// sets the goal of a new segment here (drawing it with `rng` under `Sampled`). Unlike `act`, a failure is
     /// returned, not replaced by a uniform draw.
@@ -90,7 +90,16 @@ pub trait EvalPolicy: Policy + Send {
         mask: &ItemMask,
         selection: Selection,
         rng: &mut PolicyRng,
-    ) -> Result<Vec<f64>>;
+        scores: &mut Vec<f64>,
+    ) -> Result<()>;
+
+    /// Makes later scoring fast at batch one for a server: a policy that can copies its networks into a form
+    /// evaluated without libtorch (`dsrm_nn::frozen_mlp`), whose scores equal the libtorch ones to rounding,
+    /// and returns `true`; the default keeps libtorch and returns `false`. Evaluation never calls it, so
+    /// simulated results stay bit-identical.
+    fn prepare_serving(&mut self) -> Result<bool> {
+        Ok(false)
+    }
 
     /// The goal controls of a hierarchical policy (`None` for a flat one, the default).
     fn hierarchical(&mut self) -> Option<&mut dyn Hierarchical> {

@@ -106,14 +106,19 @@ impl EvalPolicy for ScoredPolicy {
         mask: &ItemMask,
         _selection: Selection,
         _rng: &mut PolicyRng,
-    ) -> Result<Vec<f64>> {
+        scores: &mut Vec<f64>,
+    ) -> Result<()> {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.score(obs)?;
-        Ok(s.scores
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| if mask.allows(i as u32) && v.is_finite() { v } else { f64::NEG_INFINITY })
-            .collect())
+        scores.clear();
+        scores.extend(s.scores.iter().enumerate().map(|(i, &v)| {
+            if mask.allows(i as u32) && v.is_finite() {
+                v
+            } else {
+                f64::NEG_INFINITY
+            }
+        }));
+        Ok(())
     }
 }
 

@@ -35,6 +35,10 @@ pub struct EngineSettings {
     pub session_capacity: NonZeroUsize,
     /// A session idle for longer is dropped.
     pub session_idle: Duration,
+    /// Keep the policy's networks on libtorch (scores bit-identical to evaluation's) instead of their frozen
+    /// batch-one copies (`EvalPolicy::prepare_serving`: the same scores to rounding, several times fewer
+    /// libtorch calls per decision).
+    pub libtorch_heads: bool,
 }
 
 impl Default for EngineSettings {
@@ -44,6 +48,7 @@ impl Default for EngineSettings {
             max_k: 100,
             session_capacity: NonZeroUsize::new(100_000).unwrap_or(NonZeroUsize::MIN),
             session_idle: Duration::from_secs(30 * 60),
+            libtorch_heads: false,
         }
     }
 }
@@ -74,17 +79,31 @@ pub struct Engine {
     metrics: Arc<Metrics>,
     log: Option<RowLog>,
     mask: ItemMask,
+    scores: Vec<f64>,
+    top: TopK,
 }
 
 impl Engine {
     /// An engine serving `run` with the run's own high level active.
-    pub fn new(run: LoadedRun, settings: EngineSettings, metrics: Arc<Metrics>, log: Option<RowLog>) -> Self {
+    /// Unless `settings.libtorch_heads`, every loaded policy is prepared for serving first.
+    pub fn new(
+        mut run: LoadedRun,
+        settings: EngineSettings,
+        metrics: Arc<Metrics>,
+        log: Option<RowLog>,
+    ) -> anyhow::Result<Self> {
+        if !settings.libtorch_heads {
+            for level in &mut run.levels {
+                level.policy.prepare_serving().map_err(|e| anyhow::anyhow!("preparing the policy to serve: {e}"))?;
+            }
+        }
         let mask = ItemMask::all(run.item_ids.len());
         let sessions = SessionStore::new(settings.session_capacity, settings.session_idle);
-        let mut engine = Self { run, active: 0, settings, sessions, metrics, log, mask };
+        let (scores, top) = (Vec::with_capacity(run.item_ids.len()), TopK::default());
+        let mut engine = Self { run, active: 0, settings, sessions, metrics, log, mask, scores, top };
         let f = engine.fairness(None);
         engine.metrics.set_fairness(f.lambda_f, f.target_ratio);
-        engine
+        Ok(engine)
     }
 
     /// The run's facts for `/healthz`.
@@ -168,8 +187,9 @@ impl Engine {
         if let Some(h) = policy.hierarchical() {
             h.set_goal(s.goal, held);
         }
-        let scores = policy
-            .score_all(&obs, &self.mask, selection, &mut s.rng)
+        let scores = &mut self.scores;
+        policy
+            .score_all(&obs, &self.mask, selection, &mut s.rng, scores)
             .map_err(|e| ApiError::internal(format!("the policy failed: {e}")))?;
         let mut goal = None;
         if let Some(h) = policy.hierarchical() {
@@ -179,7 +199,7 @@ impl Engine {
             }
             goal = Some(s.goal);
         }
-        let chosen = top_k(&scores, &self.mask, req.k as usize, selection, &mut s.rng);
+        let chosen = self.top.choose(scores, &self.mask, req.k as usize, selection, &mut s.rng);
         let items: Vec<u64> = chosen.iter().map(|&i| u64::from(self.run.item_ids[i as usize])).collect();
         let item_scores: Vec<f64> = chosen.iter().map(|&i| scores[i as usize]).collect();
         for &i in &chosen {
@@ -291,61 +311,125 @@ impl Engine {
 /// The top `k` allowed items of `scores` (finite ones only): the highest (ties: the smallest id) under
 /// `Argmax`, or draws without replacement from their softmax under `Sampled`. Fewer when fewer are allowed.
 pub fn top_k(scores: &[f64], mask: &ItemMask, k: usize, selection: Selection, rng: &mut PolicyRng) -> Vec<u32> {
-    let mut allowed: Vec<u32> =
-        (0..scores.len() as u32).filter(|&i| mask.allows(i) && scores[i as usize].is_finite()).collect();
-    let k = k.min(allowed.len());
-    match selection {
-        Selection::Argmax => {
-            let order = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
-            if k > 0 && k < allowed.len() {
-                allowed.select_nth_unstable_by(k - 1, order);
-                allowed.truncate(k);
-            }
-            allowed.sort_unstable_by(order);
-            allowed.truncate(k);
-            allowed
-        }
-        Selection::Sampled => sample_without_replacement(scores, &allowed, k, rng),
-    }
+    TopK::default().choose(scores, mask, k, selection, rng)
 }
 
-/// `k` draws without replacement from softmax(`scores`) over `allowed` (ascending ids, finite scores). The
-/// weights exp(s − max) are computed once; each draw is one uniform number and one scan, with the arithmetic
-/// of [`dsrm_policy::select::select`], so the first draw is the item `select` (and the policy's `act`) would
-/// pick from the same generator state.
-fn sample_without_replacement(scores: &[f64], allowed: &[u32], k: usize, rng: &mut PolicyRng) -> Vec<u32> {
-    use rand::Rng;
-    let max = allowed.iter().map(|&i| scores[i as usize]).fold(f64::NEG_INFINITY, f64::max);
-    let mut weights: Vec<f64> = allowed.iter().map(|&i| (scores[i as usize] - max).exp()).collect();
-    let mut total: f64 = weights.iter().sum();
-    let mut out = Vec::with_capacity(k);
-    for _ in 0..k.min(allowed.len()) {
+/// [`top_k`] with its buffers kept between decisions.
+///
+/// Sampled: the weights exp(s − max) are computed once, with the arithmetic of [`dsrm_policy::select::select`],
+/// and the first draw is its scan, so it is the item `select` (and the policy's `act`) would pick from the same
+/// generator state. The later draws (weights of drawn items set to 0) walk sums over blocks of
+/// [`TopK::BLOCK`] weights, then one block: O(n / BLOCK + BLOCK) each instead of a scan of the catalogue.
+#[derive(Debug, Default)]
+pub struct TopK {
+    allowed: Vec<u32>,
+    weights: Vec<f64>,
+    blocks: Vec<f64>,
+}
+
+impl TopK {
+    /// Weights per block sum of the later draws.
+    pub const BLOCK: usize = 64;
+
+    /// See [`top_k`].
+    pub fn choose(
+        &mut self,
+        scores: &[f64],
+        mask: &ItemMask,
+        k: usize,
+        selection: Selection,
+        rng: &mut PolicyRng,
+    ) -> Vec<u32> {
+        let allowed = &mut self.allowed;
+        allowed.clear();
+        allowed.extend((0..scores.len() as u32).filter(|&i| mask.allows(i) && scores[i as usize].is_finite()));
+        let k = k.min(allowed.len());
+        match selection {
+            Selection::Argmax => {
+                let order = |a: &u32, b: &u32| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b));
+                if k > 0 && k < allowed.len() {
+                    allowed.select_nth_unstable_by(k - 1, order);
+                }
+                let mut top = allowed[..k].to_vec();
+                top.sort_unstable_by(order);
+                top
+            }
+            Selection::Sampled => self.sample(scores, k, rng),
+        }
+    }
+
+    /// `k` draws without replacement from softmax(`scores`) over `self.allowed` (ascending ids, finite scores).
+    fn sample(&mut self, scores: &[f64], k: usize, rng: &mut PolicyRng) -> Vec<u32> {
+        use rand::Rng;
+        let (allowed, weights, blocks) = (&self.allowed, &mut self.weights, &mut self.blocks);
+        let max = allowed.iter().map(|&i| scores[i as usize]).fold(f64::NEG_INFINITY, f64::max);
+        weights.clear();
+        weights.extend(allowed.iter().map(|&i| (scores[i as usize] - max).exp()));
+        let mut total: f64 = weights.iter().sum();
+        let mut out = Vec::with_capacity(k);
+        if k == 0 {
+            return out;
+        }
+        // The first draw: `select`'s scan (past the end by rounding: the last item).
         let mut u = rng.gen::<f64>() * total;
-        // A drawn item's weight becomes 0 (never chosen again); past the end (rounding), the last item left.
-        let mut at = None;
+        let mut first = weights.len() - 1;
         for (j, &w) in weights.iter().enumerate() {
-            if w > 0.0 {
-                if u < w {
-                    at = Some(j);
+            if u < w {
+                first = j;
+                break;
+            }
+            u -= w;
+        }
+        out.push(allowed[first]);
+        total -= weights[first];
+        weights[first] = 0.0;
+        blocks.clear();
+        blocks.extend(weights.chunks(Self::BLOCK).map(|c| c.iter().sum::<f64>()));
+        while out.len() < k && total > 0.0 {
+            let mut u = rng.gen::<f64>() * total;
+            // The block holding u, then the item; rounding past the end: the last item still weighted.
+            let mut at = None;
+            for (b, &sum) in blocks.iter().enumerate() {
+                if sum <= 0.0 {
+                    continue;
+                }
+                if u < sum {
+                    at = Some(b);
                     break;
                 }
-                u -= w;
-                at = Some(j);
+                u -= sum;
+                at = Some(b);
             }
+            let Some(b) = at else { break };
+            let start = b * Self::BLOCK;
+            let end = (start + Self::BLOCK).min(weights.len());
+            let mut pick = None;
+            for (j, &w) in weights[start..end].iter().enumerate() {
+                if w > 0.0 {
+                    pick = Some(start + j);
+                    if u < w {
+                        break;
+                    }
+                    u -= w;
+                }
+            }
+            let Some(j) = pick else { break };
+            out.push(allowed[j]);
+            total -= weights[j];
+            weights[j] = 0.0;
+            // Summed again, not decremented: no rounding residue can leave an empty block looking weighted.
+            blocks[b] = weights[start..end].iter().sum();
         }
-        let Some(j) = at else { break };
-        out.push(allowed[j]);
-        total -= weights[j];
-        weights[j] = 0.0;
+        if out.len() < k {
+            // The rest have weights that underflow to 0 (scores ~745 below the best): they come by score.
+            let mut rest: Vec<u32> =
+                allowed.iter().zip(weights.iter()).filter(|&(_, &w)| w == 0.0).map(|(&i, _)| i).collect();
+            rest.retain(|i| !out.contains(i));
+            rest.sort_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
+            out.extend(rest.into_iter().take(k - out.len()));
+        }
+        out
     }
-    if out.len() < k.min(allowed.len()) {
-        // The rest have weights that underflow to 0 (scores ~745 below the best): they come by score.
-        let mut rest: Vec<u32> = allowed.iter().zip(&weights).filter(|&(_, &w)| w == 0.0).map(|(&i, _)| i).collect();
-        rest.retain(|i| !out.contains(i));
-        rest.sort_by(|a, b| scores[*b as usize].total_cmp(&scores[*a as usize]).then(a.cmp(b)));
-        out.extend(rest.into_iter().take(k - out.len()));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -366,6 +450,35 @@ mod tests {
             let distinct: std::collections::BTreeSet<_> = top.iter().collect();
             assert!(distinct.len() == 5 && top.iter().all(|&i| mask.allows(i)));
         }
+    }
+
+    #[test]
+    fn the_later_sampled_draws_follow_the_softmax_of_what_is_left() {
+        // Over three blocks of weights: P(i among 2 draws) = p_i + Σ_{j≠i} p_j p_i / (1 − p_j).
+        let n = 150;
+        let scores: Vec<f64> =
+            (0..n).map(|i| ((i * 7 % 13) as f64) * 0.35 - if i % 50 == 3 { 0.0 } else { 1.0 }).collect();
+        let mut mask = ItemMask::all(n);
+        [0u32, 64, 65, 149].iter().for_each(|&i| mask.block(i));
+        let allowed: Vec<usize> = (0..n).filter(|&i| mask.allows(i as u32)).collect();
+        let z: f64 = allowed.iter().map(|&i| scores[i].exp()).sum();
+        let p = |i: usize| scores[i].exp() / z;
+        let mut top = TopK::default();
+        let mut rng = PolicyRng::seed_from_u64(11);
+        let trials = 40_000;
+        let mut hits = vec![0u32; n];
+        for _ in 0..trials {
+            let got = top.choose(&scores, &mask, 2, Selection::Sampled, &mut rng);
+            assert!(got.len() == 2 && got[0] != got[1] && got.iter().all(|&i| mask.allows(i)));
+            got.iter().for_each(|&i| hits[i as usize] += 1);
+        }
+        for &i in &allowed {
+            let want = p(i) + allowed.iter().filter(|&&j| j != i).map(|&j| p(j) * p(i) / (1.0 - p(j))).sum::<f64>();
+            let sd = (want * (1.0 - want) / trials as f64).sqrt();
+            let got = f64::from(hits[i]) / trials as f64;
+            assert!((got - want).abs() < 5.0 * sd + 1e-4, "item {i}: {got} vs {want}");
+        }
+        assert!(mask.n_items() - mask.n_allowed() == 4 && [0, 64, 65, 149].iter().all(|&i| hits[i] == 0));
     }
 
     #[test]

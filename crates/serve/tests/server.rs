@@ -268,16 +268,46 @@ fn the_load_generator_measures_a_server_with_no_errors() {
 
 #[test]
 fn the_in_process_decision_path_is_timed() {
+    let run = &runs().hrl; // trained before the lock below is taken (training takes it too)
     let loaded = {
         let _torch = dsrm_nn::runtime::exclusive();
-        dsrm_serve::loaded::load(&runs().hrl, &[], None, &dsrm_study::progress::quiet).unwrap()
+        dsrm_serve::loaded::load(run, &[], None, &dsrm_study::progress::quiet).unwrap()
     };
     let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new().unwrap());
-    let mut engine = dsrm_serve::Engine::new(loaded, EngineSettings::default(), metrics, None);
+    let mut engine = dsrm_serve::Engine::new(loaded, EngineSettings::default(), metrics, None).unwrap();
     let r = dsrm_serve::bench::in_process(&mut engine, 60, 7, 0).unwrap();
     assert_eq!((r.requests, r.errors), (60, 0));
     assert!(r.p50_us > 0 && r.p99_us >= r.p50_us, "{r:?}");
     assert_eq!(engine.n_sessions(), 9, "60 recommendations of 7 per session");
+}
+
+#[test]
+fn the_frozen_decision_path_recommends_what_the_libtorch_one_does() {
+    // The default engine scores with the policy's batch-one copies; `libtorch_heads` keeps libtorch. Under
+    // argmax both rank the same items with the same scores (to rounding) through a whole session.
+    use dsrm_serve::request::{FeedbackRequest, RecommendRequest};
+    let run = &runs().hrl; // trained before the lock below is taken (training takes it too)
+    let engine = |libtorch_heads| {
+        let loaded = {
+            let _torch = dsrm_nn::runtime::exclusive();
+            let argmax = Some(dsrm_policy::Selection::Argmax);
+            dsrm_serve::loaded::load(run, &[], argmax, &dsrm_study::progress::quiet).unwrap()
+        };
+        let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new().unwrap());
+        let settings = EngineSettings { libtorch_heads, ..EngineSettings::default() };
+        dsrm_serve::Engine::new(loaded, settings, metrics, None).unwrap()
+    };
+    let (mut torch, mut frozen) = (engine(true), engine(false));
+    let user_id = torch.info().sample_user_ids[0];
+    for step in 0..12 {
+        let req = RecommendRequest { session_id: "s".into(), user_id, k: 5 };
+        let (a, b) = (torch.recommend(&req).unwrap(), frozen.recommend(&req).unwrap());
+        assert_eq!(a.items, b.items, "step {step}");
+        assert!(a.scores.iter().zip(&b.scores).all(|(x, y)| (x - y).abs() < 1e-3 * (1.0 + x.abs())), "step {step}");
+        let feedback = FeedbackRequest { session_id: "s".into(), video_id: a.items[step % 5], reward: 0.5 };
+        torch.feedback(&feedback).unwrap();
+        frozen.feedback(&feedback).unwrap();
+    }
 }
 
 #[test]

@@ -40,6 +40,7 @@ mod collect;
 mod config;
 mod networks;
 mod policy;
+mod serving;
 mod update;
 
 pub use collect::HierRollout;
@@ -177,6 +178,7 @@ impl Learner for Hrl {
             logits: vec![0.0; n_items],
             scores: vec![0.0; n_items],
             error: None,
+            cpu: None,
         };
         Ok(Box::new(HrlPolicy { inner: Arc::new(Mutex::new(snapshot)) }))
     }

@@ -4,6 +4,7 @@ use super::config::GoalType;
 use super::networks::{
     aux_tensor, goal_vector, group_weights, ratio_vector, standard_normal, to_vec, GroupFacts, HrlNets,
 };
+use super::serving::CpuHeads;
 use crate::learner::{EvalPolicy, Hierarchical};
 use crate::Result;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
@@ -36,6 +37,8 @@ pub(super) struct HrlSnapshot {
     pub(super) logits: Vec<f32>,
     pub(super) scores: Vec<f64>,
     pub(super) error: Option<String>,
+    /// The actors without libtorch, once a server asked for them ([`EvalPolicy::prepare_serving`]).
+    pub(super) cpu: Option<CpuHeads>,
 }
 
 impl HrlSnapshot {
@@ -43,49 +46,54 @@ impl HrlSnapshot {
     fn score(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> Result<()> {
         let device = self.nets.low_vs.device();
         let n_items = self.logits.len();
-        let batch = HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), n_items, device);
+        let batch = || HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), n_items, device);
         let aux = self.facts.aux(obs.user, obs.items);
         let new_segment = obs.items.len().is_multiple_of(self.interval) && !std::mem::take(&mut self.hold_goal);
-        let logits = tch::no_grad(|| -> Result<Tensor> {
-            let states = self.tracker.try_states(&batch)?;
-            let mean = if new_segment && self.fixed_ratio.is_none() {
-                let x_high = Tensor::f_cat(&[&states, &aux_tensor(&[aux], device)?], 1)?;
-                to_vec(&self.nets.goal_mean(&x_high)?.f_flatten(0, -1)?)?
-            } else {
-                Vec::new()
-            };
-            if new_segment {
-                self.goal = match self.fixed_ratio {
-                    Some(rho) => ratio_vector(rho),
-                    None => {
-                        let std = self.nets.std()?;
-                        let z: Vec<f64> = mean
-                            .iter()
-                            .zip(&std)
-                            .map(|(&m, &s)| match selection {
-                                Selection::Argmax => f64::from(m),
-                                Selection::Sampled => f64::from(m) + s * standard_normal(rng),
-                            })
-                            .collect();
-                        goal_vector(self.goal_type, &z)
-                    }
-                };
+        let draws_goal = new_segment && self.fixed_ratio.is_none();
+        if let Some(cpu) = &mut self.cpu {
+            // Serving: the actors without libtorch, and the tracker too where it has a batch-one form
+            // (`serving.rs`).
+            if !cpu.track(obs.items, obs.rewards)? {
+                let states = tch::no_grad(|| self.tracker.try_states(&batch()))?;
+                cpu.read_state(&states)?;
             }
-            let logits = self.nets.low_logits(&states, &aux_tensor(&[self.goal], device)?)?;
-            Ok(logits.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?)
-        })?;
-        logits.f_copy_data(&mut self.logits, n_items)?;
+            let mean = if draws_goal { cpu.goal_mean(aux)? } else { Vec::new() };
+            if new_segment {
+                self.goal = next_goal(self.goal_type, self.fixed_ratio, &mean, cpu.std(), selection, rng);
+            }
+            cpu.low_logits(self.goal, &mut self.logits)?;
+        } else {
+            let logits = tch::no_grad(|| -> Result<Tensor> {
+                let states = self.tracker.try_states(&batch())?;
+                let mean = if draws_goal {
+                    let x_high = Tensor::f_cat(&[&states, &aux_tensor(&[aux], device)?], 1)?;
+                    to_vec(&self.nets.goal_mean(&x_high)?.f_flatten(0, -1)?)?
+                } else {
+                    Vec::new()
+                };
+                if new_segment {
+                    let std = if draws_goal { self.nets.std()? } else { Vec::new() };
+                    self.goal = next_goal(self.goal_type, self.fixed_ratio, &mean, &std, selection, rng);
+                }
+                let logits = self.nets.low_logits(&states, &aux_tensor(&[self.goal], device)?)?;
+                Ok(logits.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?)
+            })?;
+            logits.f_copy_data(&mut self.logits, n_items)?;
+        }
         // m over the allowed items (masking first, as §4.4 says), then log p̃ + log w.
         let max = (0..n_items)
             .filter(|&i| mask.allows(i as u32))
             .map(|i| f64::from(self.logits[i]))
             .fold(f64::NEG_INFINITY, f64::max);
+        // m, the long-tail mass of p̃: only a target ratio reads it.
         let (mut total, mut tail) = (0.0, 0.0);
-        for i in (0..n_items).filter(|&i| mask.allows(i as u32)) {
-            let e = (f64::from(self.logits[i]) - max).exp();
-            total += e;
-            if !self.facts.popular[i] {
-                tail += e;
+        if self.goal_type == GoalType::TargetRatio {
+            for i in (0..n_items).filter(|&i| mask.allows(i as u32)) {
+                let e = (f64::from(self.logits[i]) - max).exp();
+                total += e;
+                if !self.facts.popular[i] {
+                    tail += e;
+                }
             }
         }
         let (w_pop, w_lt) = group_weights(self.goal_type, self.goal, if total > 0.0 { tail / total } else { 0.0 });
@@ -101,6 +109,31 @@ impl HrlSnapshot {
     }
 }
 
+/// The goal of a new segment: ρ* when fixed, else a draw from N(`mean`, `std`²) (its mean under argmax).
+fn next_goal(
+    goal_type: GoalType,
+    fixed_ratio: Option<f64>,
+    mean: &[f32],
+    std: &[f64],
+    selection: Selection,
+    rng: &mut PolicyRng,
+) -> [f32; 2] {
+    match fixed_ratio {
+        Some(rho) => ratio_vector(rho),
+        None => {
+            let z: Vec<f64> = mean
+                .iter()
+                .zip(std)
+                .map(|(&m, &s)| match selection {
+                    Selection::Argmax => f64::from(m),
+                    Selection::Sampled => f64::from(m) + s * standard_normal(rng),
+                })
+                .collect();
+            goal_vector(goal_type, &z)
+        }
+    }
+}
+
 impl EvalPolicy for HrlPolicy {
     fn take_error(&self) -> Option<String> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).error.take()
@@ -112,10 +145,19 @@ impl EvalPolicy for HrlPolicy {
         mask: &ItemMask,
         selection: Selection,
         rng: &mut PolicyRng,
-    ) -> Result<Vec<f64>> {
+        scores: &mut Vec<f64>,
+    ) -> Result<()> {
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.score(obs, mask, selection, rng)?;
-        Ok(s.scores.clone())
+        scores.clear();
+        scores.extend_from_slice(&s.scores);
+        Ok(())
+    }
+
+    fn prepare_serving(&mut self) -> Result<bool> {
+        let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        s.cpu = Some(CpuHeads::of(&s.nets, s.tracker.batch_one()?)?);
+        Ok(true)
     }
 
     fn hierarchical(&mut self) -> Option<&mut dyn Hierarchical> {

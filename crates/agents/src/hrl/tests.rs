@@ -221,3 +221,55 @@ fn the_papers_goal_with_a_larger_lambda_raises_the_fairness_weight_the_high_leve
     eprintln!("paper goal, mean ω_fair of the last 10 collections: λ 0 -> {plain:.3}, λ 20 -> {fair:.3}");
     assert!(fair > 2.0 * plain, "λ 20 gave ω_fair {fair:.3}, λ 0 gave {plain:.3}");
 }
+
+#[test]
+fn a_served_policy_scores_what_the_evaluated_one_does() {
+    // `prepare_serving` swaps libtorch for the frozen batch-one actors: the same goals and scores to rounding,
+    // for every goal type, with goals held across a segment and drawn at its start, sampled or by the mean.
+    use dsrm_policy::{ItemMask, Observation, PolicyRng, Selection};
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let n = world.spec.n_items();
+    // The test tracker has no batch-one form (the actors alone are frozen); `avg` has one (all of it is).
+    let cases = [(GoalType::Weights, 1, false), (GoalType::TargetRatio, 2, true), (GoalType::Paper, 3, true)];
+    for (goal, interval, avg) in cases {
+        let cfg = HrlConfig { goal, interval, ..Default::default() };
+        let policy = || {
+            dsrm_nn::runtime::seed(1);
+            let tracker: Box<dyn StateTracker> = if avg {
+                let avg = dsrm_state::AvgConfig { use_pretrained: false, embedding_dim: 8, ..Default::default() };
+                Box::new(dsrm_state::AvgTracker::new(&avg, n, None, Device::Cpu).unwrap())
+            } else {
+                Box::new(MeanTracker::new(n, 8, 3))
+            };
+            let hrl = Hrl::new(cfg.clone(), tracker.state_dim(), world, Device::Cpu).unwrap();
+            assert_eq!(tracker.batch_one().unwrap().is_some(), avg);
+            hrl.snapshot(tracker, (0.0, 2.0)).unwrap()
+        };
+        let (mut torch, mut served) = (policy(), policy());
+        assert!(served.prepare_serving().unwrap(), "the HRL policy has a serving form");
+        for selection in [Selection::Sampled, Selection::Argmax] {
+            let (mut ra, mut rb) = (PolicyRng::seed_from_u64(5), PolicyRng::seed_from_u64(5));
+            let (mut items, mut rewards) = (Vec::new(), Vec::new());
+            let mut mask = ItemMask::all(n);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for step in 0..7u32 {
+                let obs = Observation { user: step % 3, items: &items, rewards: &rewards, initial_item: None };
+                torch.score_all(&obs, &mask, selection, &mut ra, &mut a).unwrap();
+                served.score_all(&obs, &mask, selection, &mut rb, &mut b).unwrap();
+                let (ga, gb) = (torch.hierarchical().unwrap().goal(), served.hierarchical().unwrap().goal());
+                assert!(ga.iter().zip(&gb).all(|(x, y)| (x - y).abs() < 1e-4), "{goal:?} step {step}: {ga:?} {gb:?}");
+                for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+                    assert_eq!(x.is_finite(), y.is_finite(), "{goal:?} item {i}");
+                    if x.is_finite() {
+                        assert!((x - y).abs() < 1e-3 * (1.0 + x.abs()), "{goal:?} step {step} item {i}: {x} vs {y}");
+                    }
+                }
+                let pick = (0..n as u32).filter(|&i| mask.allows(i)).nth(step as usize * 2).unwrap();
+                mask.block(pick);
+                items.push(pick);
+                rewards.push(f64::from(step % 2));
+            }
+        }
+    }
+}

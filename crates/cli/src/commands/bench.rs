@@ -87,6 +87,9 @@ pub struct ServeBenchArgs {
     /// libtorch on one core, --requests recommendations.
     #[arg(long, conflicts_with_all = ["rps", "ramp"])]
     in_process: Option<PathBuf>,
+    /// With --in-process: the policy's networks on libtorch, as `dsrm serve --libtorch-heads`.
+    #[arg(long, requires = "in_process")]
+    libtorch_heads: bool,
     /// Recommendations timed with --in-process.
     #[arg(long, default_value_t = 20_000)]
     requests: u64,
@@ -153,13 +156,14 @@ fn bench_serve(args: ServeBenchArgs) -> Result<()> {
     let record = if let Some(run) = &args.in_process {
         let loaded = dsrm_serve::loaded::load(run, &[], None, &output::progress())?;
         let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new()?);
-        let mut engine = dsrm_serve::Engine::new(loaded, dsrm_serve::EngineSettings::default(), metrics, None);
+        let settings = dsrm_serve::EngineSettings { libtorch_heads: args.libtorch_heads, ..Default::default() };
+        let mut engine = dsrm_serve::Engine::new(loaded, settings, metrics, None)?;
         let r = bench::in_process(&mut engine, args.requests, cfg.session_length, args.seed)?;
         t.add_row(row(&r));
         println!("{t}");
         let summary = bench::summary_json(&r);
         println!("{summary}");
-        json!({"bench": "serve", "run": run, "mode": "in-process", "result": summary})
+        json!({"bench": "serve", "run": run, "mode": "in-process", "libtorch_heads": args.libtorch_heads, "result": summary})
     } else if args.ramp {
         let ramp = bench::ramp(&cfg, args.ramp_factor, args.p99_limit_us, args.ramp_steps)?;
         ramp.steps.iter().for_each(|r| {

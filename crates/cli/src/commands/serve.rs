@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// The largest request body accepted, bytes.
     #[arg(long, default_value_t = 4096)]
     pub max_body: usize,
+    /// Score with the policy's networks on libtorch (scores bit-identical to evaluation's) instead of their
+    /// frozen batch-one copies (the same scores to rounding, faster).
+    #[arg(long)]
+    pub libtorch_heads: bool,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -92,8 +96,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_k: args.max_k,
         session_capacity: capacity,
         session_idle: Duration::from_secs(args.session_idle_s),
+        libtorch_heads: args.libtorch_heads,
     };
-    let engine = Engine::new(loaded, settings, Arc::clone(&metrics), log);
+    let engine = Engine::new(loaded, settings, Arc::clone(&metrics), log)?;
     let info = engine.info();
     let listener = std::net::TcpListener::bind(args.addr).with_context(|| format!("binding {}", args.addr))?;
     listener.set_nonblocking(true)?;

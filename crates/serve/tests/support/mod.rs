@@ -53,7 +53,7 @@ pub fn start(run: &Path, engine: EngineSettings, log_dir: Option<&Path>) -> Serv
     };
     let log = log_dir.map(|d| dsrm_serve::rowlog::RowLog::open(d, &loaded.dataset).unwrap());
     let metrics = Arc::new(Metrics::new().unwrap());
-    let engine = Engine::new(loaded, engine, Arc::clone(&metrics), log);
+    let engine = Engine::new(loaded, engine, Arc::clone(&metrics), log).unwrap();
     let settings = ServeSettings { max_body: 1024, admin_token: Some(TOKEN.into()), ..ServeSettings::default() };
     Server::start(engine, metrics, settings, "127.0.0.1:0".parse().unwrap()).unwrap()
 }
