@@ -317,7 +317,10 @@ fn history_filtered_runs_read_fewer_interactions_and_resume_bit_identically() {
     go(&cfg(2, "bod"), &dbod, false);
     let stats: serde_json::Value = serde_json::from_slice(&bytes(&dbod, "history_filter.json")).unwrap();
     assert_eq!(stats["kind"], "bod");
-    assert!(stats["dropped_clicks"].as_f64().unwrap() > 0.05 && stats["min_weight"].as_f64().is_some(), "{stats}");
+    assert!(
+        stats["dropped_clicks"].as_f64().unwrap() > 0.05 && stats["mean_click_weight"].as_f64().is_some(),
+        "{stats}"
+    );
     assert_ne!(bytes(&dbod, "log.jsonl"), bytes(&dp, "log.jsonl"));
     load_trained(&cfg(2, "bod"), world, None, &dbod).unwrap();
     // The run reloads with its filter (the checkpoint's tracker weights fit the filtered tracker).

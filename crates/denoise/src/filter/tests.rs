@@ -88,7 +88,7 @@ fn loss_based_filters_drop_at_most_their_share_of_training_clicks_and_are_determ
 }
 
 #[test]
-fn the_bod_filter_drops_its_least_weighted_share_of_training_clicks_and_is_deterministic() {
+fn the_bod_filter_drops_its_share_of_training_clicks_its_model_believes_least_and_is_deterministic() {
     let world = tiny_world();
     let cfg: HistoryFilterConfig =
         toml::from_str("kind = \"bod\"\ndrop_rate = 0.2\nbatch_size = 64\n[mf]\ndim = 8\nepochs = 5").unwrap();
@@ -96,28 +96,28 @@ fn the_bod_filter_drops_its_least_weighted_share_of_training_clicks_and_is_deter
     let f = BodFilter::fit(&cfg, world, 1).unwrap();
     let s = f.stats().clone();
     assert!(s.dropped_clicks > 0.1 && s.dropped_clicks <= 0.2, "{s:?}");
-    assert!(s.negatives == s.clicks && s.min_weight > 0.0 && s.min_weight < s.mean_click_weight, "{s:?}");
+    assert!(s.negatives == s.clicks && s.min_belief > 0.0 && s.min_belief < 1.0, "{s:?}");
     // The weights are learned: not the uniform 0.5 of a generator without its outer step.
     let (u, i) = (world.train.user[0], world.train.item[0]);
-    assert_ne!(f.weight(u, i).unwrap(), 0.5);
-    // keep() is the weight cut; outside the model everything is kept.
-    assert_eq!(f.keep(u, i, 0.0), f.weight(u, i).unwrap() >= s.min_weight);
+    assert!(s.mean_click_weight != 0.5 && f.weight(u, i).unwrap() != 0.5, "{s:?}");
+    // keep() is the belief cut; outside the model everything is kept.
+    assert_eq!(f.keep(u, i, 0.0), f.belief(u, i).unwrap() >= s.min_belief);
     assert!(f.keep(u32::MAX, i, 0.0) && f.keep(u, u32::MAX, 0.0));
     let kept = (0..world.train.user.len()).filter(|&k| f.keep(world.train.user[k], world.train.item[k], 0.0)).count();
     assert!(kept < world.train.user.len() && kept > 0);
     // Same data, config and seed: the same filter; another seed: another fit.
     assert_eq!(BodFilter::fit(&cfg, world, 1).unwrap().stats(), &s);
-    assert_ne!(BodFilter::fit(&cfg, world, 2).unwrap().stats().min_weight, s.min_weight);
+    assert_ne!(BodFilter::fit(&cfg, world, 2).unwrap().stats().min_belief, s.min_belief);
     // Through the config: the same filter, named bod, and its record says so.
     let fitted = cfg.fit(world, 1).unwrap();
     assert_eq!(fitted.name(), "bod");
     let json = serde_json::to_value(fitted.stats()).unwrap();
-    assert_eq!(json["kind"], "bod");
-    assert_eq!(json["min_weight"], s.min_weight);
-    // Without the outer step every weight is 0.5, so the cut cannot separate anything and keeps every tie.
-    let frozen = HistoryFilterConfig { generator_learning_rate: 0.0, ..cfg.clone() };
-    let flat = BodFilter::fit(&frozen, world, 1).unwrap();
-    assert_eq!((flat.stats().min_weight, flat.stats().dropped_clicks), (0.5, 0.0));
+    assert_eq!((json["kind"].as_str(), json["min_belief"].as_f64()), (Some("bod"), Some(s.min_belief)));
+    // Without the outer step the weights stay 0.5 and the user model is another one.
+    let frozen =
+        BodFilter::fit(&HistoryFilterConfig { generator_learning_rate: 0.0, ..cfg.clone() }, world, 1).unwrap();
+    assert_eq!(frozen.stats().mean_click_weight, 0.5);
+    assert_ne!(frozen.stats().min_belief, s.min_belief);
 }
 
 #[test]
