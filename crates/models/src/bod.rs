@@ -145,7 +145,11 @@ impl Bod {
             let mut loss_sum = 0.0;
             for batch in rows.chunks(m) {
                 // Gradients and weights at θ.
-                (dz.clear(), w.clear(), feats.clear(), p_at.clear(), q_at.clear());
+                dz.clear();
+                w.clear();
+                feats.clear();
+                p_at.clear();
+                q_at.clear();
                 for row in batch {
                     let (u, i) = (row.user as usize, row.item as usize);
                     let (pu, qi) = (&mf.user_factors[u * dim..(u + 1) * dim], &mf.item_factors[i * dim..(i + 1) * dim]);
@@ -294,7 +298,8 @@ impl OuterGradient {
             self.item_bias[i] = 0.0;
             self.item_factors[i * d..(i + 1) * d].fill(0.0);
         }
-        (self.users.clear(), self.items.clear());
+        self.users.clear();
+        self.items.clear();
     }
 
     /// Adds ∇ℓ_r at the model's current parameters.
@@ -302,7 +307,8 @@ impl OuterGradient {
         let (u, i, d) = (row.user as usize, row.item as usize, self.dim);
         let (pu, qi) = (mf.user_factors(u), mf.item_factors(i));
         let g = sigmoid(mf.global_mean + mf.user_bias[u] + mf.item_bias[i] + dot(pu, qi)) - row.target;
-        (self.users.push(u), self.items.push(i));
+        self.users.push(u);
+        self.items.push(i);
         self.user_bias[u] += g;
         self.item_bias[i] += g;
         for (acc, q) in self.user_factors[u * d..(u + 1) * d].iter_mut().zip(qi) {
