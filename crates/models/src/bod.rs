@@ -341,6 +341,9 @@ mod tests {
 
     /// The planted noisy clicks of the denoising-loss test (every cell of a 60 × 50 rank-2 click matrix, 20% of
     /// the labels flipped) with its user-model settings, under which plain log-loss ends up fitting the flips.
+    /// The weights separate the flipped rows on seeds 3, 1, 2 (and 5), not on seed 4 (about equal); the model's
+    /// clean-label accuracy is printed, not asserted: it does not beat plain log-loss on these data (seed 3:
+    /// 0.792 against 0.796; the uniform-weight fit on the same 90% of rows, 0.779).
     #[test]
     fn bod_weighs_the_flipped_rows_down() {
         let cfg = MfConfig {
