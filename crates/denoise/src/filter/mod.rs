@@ -17,8 +17,8 @@
 //!
 //! * [`loss_based`]: T-CE and R-CE (Wang et al., WSDM 2021) — drop the interactions a denoised user model
 //!   finds least believable.
-//! * [`bod`]: BOD (Wang et al., KDD 2023) — drop the interactions whose weight, learned by bi-level
-//!   optimisation alongside the user model, is lowest.
+//! * [`bod`]: BOD (Wang et al., KDD 2023) — the same cut, on a user model trained with per-interaction
+//!   weights learned by bi-level optimisation.
 //!
 //! Both fit their user model on the same implicit-feedback rows and calibrate their cut the same way
 //! (`implicit`).
@@ -78,8 +78,7 @@ pub struct HistoryFilterConfig {
     pub kind: FilterKind,
     /// ε: the share of the training log's clicks the user model believes least in — T-CE's ε_max while it
     /// trains, and for every kind the cut at state time (a history interaction less believable than this share
-    /// of training clicks is dropped; for BOD, "believable" is its learned weight). Wang et al. search
-    /// 0.05–0.2. Default 0.2.
+    /// of training clicks is dropped). Wang et al. search 0.05–0.2. Default 0.2.
     #[serde(default = "default_drop_rate")]
     pub drop_rate: f64,
     /// T-CE: epochs over which the training drop rate grows to `drop_rate`. Default 5.
