@@ -16,6 +16,7 @@
 //! `MatrixFactorization::fit_denoised` applies either; the history filters of the DSRM ablation
 //! (`dsrm_denoise::filter`) train their user model with it.
 
+pub use crate::truncation::truncation_threshold;
 use serde::{Deserialize, Serialize};
 
 /// Which denoising loss, with its settings.
@@ -102,27 +103,6 @@ impl DenoisingLoss {
     }
 }
 
-/// The largest loss a row may have and still be kept when the `drop` share of `losses` with the largest
-/// values is dropped: the ⌊drop · n⌋-th largest loss is the first one cut. Rows tied with the cut are kept, so
-/// at most that share is dropped. `f64::INFINITY` when nothing is dropped.
-pub fn truncation_threshold(losses: &[f64], drop: f64) -> f64 {
-    let n_drop = (drop * losses.len() as f64).floor() as usize;
-    if n_drop == 0 || losses.is_empty() {
-        return f64::INFINITY;
-    }
-    let mut sorted = losses.to_vec();
-    sorted.sort_by(|a, b| b.total_cmp(a));
-    // Keep strictly below the smallest dropped loss... unless it equals the largest kept one (a tie): then
-    // keep the tie, dropping fewer.
-    let cut = sorted[n_drop - 1];
-    let largest_kept = sorted.get(n_drop).copied().unwrap_or(f64::NEG_INFINITY);
-    if largest_kept >= cut {
-        cut
-    } else {
-        largest_kept
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,19 +113,6 @@ mod tests {
         let rates: Vec<f64> = (0..6).map(|e| t.drop_rate_at(e)).collect();
         assert_eq!(rates, [0.0, 0.05, 0.1, 0.15000000000000002, 0.2, 0.2]);
         assert_eq!(DenoisingLoss::reweighted().drop_rate_at(9), 0.0);
-    }
-
-    #[test]
-    fn the_threshold_drops_the_largest_losses_and_keeps_ties() {
-        let losses = [0.1, 5.0, 0.3, 2.0, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8];
-        // 20% of 10 rows: the two largest (5.0 and 2.0) go.
-        let th = truncation_threshold(&losses, 0.2);
-        assert_eq!(losses.iter().filter(|&&l| l <= th).count(), 8);
-        assert!((0.8..2.0).contains(&th));
-        // A tie at the cut is kept.
-        let tied = [1.0, 1.0, 1.0, 0.5];
-        assert_eq!(truncation_threshold(&tied, 0.5), 1.0);
-        assert_eq!(truncation_threshold(&losses, 0.05), f64::INFINITY);
     }
 
     #[test]

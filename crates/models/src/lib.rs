@@ -2,9 +2,14 @@
 //! KuaiRand-Pure and Coat ground truths and as the oracle-free user model of the greedy baseline.
 //! (Neural user/world models arrive with the `nn` crate.)
 
+pub mod bod;
 pub mod denoising_loss;
 pub mod mf;
+#[cfg(test)]
+mod planted;
+pub mod truncation;
 
+pub use bod::{Bod, BodConfig};
 pub use denoising_loss::DenoisingLoss;
 pub use mf::{MatrixFactorization, MfConfig, MfError, MfLoss};
 

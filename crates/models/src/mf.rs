@@ -15,7 +15,8 @@
 //! Speed: one epoch is one shuffle of a packed copy of the rows plus one sequential SGD pass, about
 //! `O(rows · dim)`; the factor tables of the KuaiRec big matrix (7k users, 10k items, dim 32) fit in cache.
 
-use crate::denoising_loss::{truncation_threshold, DenoisingLoss};
+use crate::denoising_loss::DenoisingLoss;
+use crate::truncation::truncation_threshold;
 use crate::Interactions;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -104,24 +105,24 @@ pub enum MfError {
 /// offset (unseen user: `μ + b_i`, the item's popularity-like baseline) instead of random noise.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MatrixFactorization {
-    loss: MfLoss,
-    dim: usize,
-    n_users: usize,
-    n_items: usize,
-    global_mean: f64,
-    user_bias: Vec<f64>,
-    item_bias: Vec<f64>,
-    user_factors: Vec<f64>,
-    item_factors: Vec<f64>,
-    history: Vec<f64>,
+    pub(crate) loss: MfLoss,
+    pub(crate) dim: usize,
+    pub(crate) n_users: usize,
+    pub(crate) n_items: usize,
+    pub(crate) global_mean: f64,
+    pub(crate) user_bias: Vec<f64>,
+    pub(crate) item_bias: Vec<f64>,
+    pub(crate) user_factors: Vec<f64>,
+    pub(crate) item_factors: Vec<f64>,
+    pub(crate) history: Vec<f64>,
 }
 
 /// One training row, packed so the per-epoch shuffle moves 16 bytes and the SGD pass reads sequentially.
 #[derive(Clone, Copy)]
-struct Row {
-    user: u32,
-    item: u32,
-    target: f64,
+pub(crate) struct Row {
+    pub(crate) user: u32,
+    pub(crate) item: u32,
+    pub(crate) target: f64,
 }
 
 impl MatrixFactorization {
@@ -150,21 +151,8 @@ impl MatrixFactorization {
         validate_config(cfg)?;
         let mut rows = validate_and_pack(data, cfg.loss)?;
         let (n_users, n_items, dim) = (data.n_users, data.n_items, cfg.dim);
-
-        // Global offset: the base rate, in link space.
-        let mean = rows.iter().map(|r| r.target).sum::<f64>() / rows.len() as f64;
-        let global_mean = match cfg.loss {
-            MfLoss::Squared => mean,
-            MfLoss::Logistic => logit(mean.clamp(1e-6, 1.0 - 1e-6)),
-        };
-
-        // Initialisation: biases 0, factors N(0, init_std²), users first then items.
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let normal = Normal::new(0.0, cfg.init_std).map_err(|e| MfError::InvalidConfig(e.to_string()))?;
-        let mut user_factors: Vec<f64> = (0..n_users * dim).map(|_| normal.sample(&mut rng)).collect();
-        let mut item_factors: Vec<f64> = (0..n_items * dim).map(|_| normal.sample(&mut rng)).collect();
-        let mut user_bias = vec![0.0; n_users];
-        let mut item_bias = vec![0.0; n_items];
+        let (init, mut rng) = Self::initialised(&rows, n_users, n_items, cfg)?;
+        let Self { global_mean, mut user_bias, mut item_bias, mut user_factors, mut item_factors, .. } = init;
 
         // SGD epochs.
         let (lr, reg) = (cfg.learning_rate, cfg.regularization);
@@ -231,17 +219,7 @@ impl MatrixFactorization {
             history.push(epoch_loss);
         }
 
-        // Entities never seen in training keep the neutral zero parameters, not their random init.
-        let mut user_seen = vec![false; n_users];
-        let mut item_seen = vec![false; n_items];
-        for row in &rows {
-            user_seen[row.user as usize] = true;
-            item_seen[row.item as usize] = true;
-        }
-        zero_unseen(&mut user_factors, &user_seen, dim);
-        zero_unseen(&mut item_factors, &item_seen, dim);
-
-        Ok(Self {
+        let mut model = Self {
             loss: cfg.loss,
             dim,
             n_users,
@@ -252,7 +230,56 @@ impl MatrixFactorization {
             user_factors,
             item_factors,
             history,
-        })
+        };
+        // Entities never seen in training keep the neutral zero parameters, not their random init.
+        model.zero_unseen_in(&rows);
+        Ok(model)
+    }
+
+    /// The untrained model of [`fit`](Self::fit) on `rows` and the generator that initialised it (seeded with
+    /// `cfg.seed`; the epochs' shuffles continue from it): the global offset is the base rate in link space,
+    /// biases are 0, factors N(0, init_std²), users first then items.
+    pub(crate) fn initialised(
+        rows: &[Row],
+        n_users: usize,
+        n_items: usize,
+        cfg: &MfConfig,
+    ) -> Result<(Self, ChaCha8Rng), MfError> {
+        let dim = cfg.dim;
+        let mean = rows.iter().map(|r| r.target).sum::<f64>() / rows.len() as f64;
+        let global_mean = match cfg.loss {
+            MfLoss::Squared => mean,
+            MfLoss::Logistic => logit(mean.clamp(1e-6, 1.0 - 1e-6)),
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let normal = Normal::new(0.0, cfg.init_std).map_err(|e| MfError::InvalidConfig(e.to_string()))?;
+        let user_factors: Vec<f64> = (0..n_users * dim).map(|_| normal.sample(&mut rng)).collect();
+        let item_factors: Vec<f64> = (0..n_items * dim).map(|_| normal.sample(&mut rng)).collect();
+        let model = Self {
+            loss: cfg.loss,
+            dim,
+            n_users,
+            n_items,
+            global_mean,
+            user_bias: vec![0.0; n_users],
+            item_bias: vec![0.0; n_items],
+            user_factors,
+            item_factors,
+            history: Vec::with_capacity(cfg.epochs),
+        };
+        Ok((model, rng))
+    }
+
+    /// Entities never seen in `rows` get the neutral zero factors, not their random initialisation.
+    pub(crate) fn zero_unseen_in(&mut self, rows: &[Row]) {
+        let mut user_seen = vec![false; self.n_users];
+        let mut item_seen = vec![false; self.n_items];
+        for row in rows {
+            user_seen[row.user as usize] = true;
+            item_seen[row.item as usize] = true;
+        }
+        zero_unseen(&mut self.user_factors, &user_seen, self.dim);
+        zero_unseen(&mut self.item_factors, &item_seen, self.dim);
     }
 
     /// Predicted target of `(user, item)`: a value on the target scale (in (0, 1) for the logistic loss).
@@ -369,7 +396,7 @@ impl MatrixFactorization {
     }
 }
 
-fn validate_config(cfg: &MfConfig) -> Result<(), MfError> {
+pub(crate) fn validate_config(cfg: &MfConfig) -> Result<(), MfError> {
     let bad = |what: &str, v: f64| MfError::InvalidConfig(format!("{what} = {v}"));
     if !(cfg.learning_rate.is_finite() && cfg.learning_rate > 0.0) {
         return Err(bad("learning_rate must be finite and > 0, got", cfg.learning_rate));
@@ -384,7 +411,7 @@ fn validate_config(cfg: &MfConfig) -> Result<(), MfError> {
 }
 
 /// Check the training data and copy it into packed rows.
-fn validate_and_pack(data: &Interactions, loss: MfLoss) -> Result<Vec<Row>, MfError> {
+pub(crate) fn validate_and_pack(data: &Interactions, loss: MfLoss) -> Result<Vec<Row>, MfError> {
     let rows = validate_and_pack_for(data, data.n_users, data.n_items)?;
     if loss == MfLoss::Logistic {
         if let Some((row, r)) = rows.iter().enumerate().find(|(_, r)| !(0.0..=1.0).contains(&r.target)) {
@@ -431,7 +458,7 @@ fn zero_unseen(factors: &mut [f64], seen: &[bool], dim: usize) {
 /// floating-point add latency, which dominates the SGD step at dim 32. The summation order is fixed, so
 /// results stay deterministic.
 #[inline]
-fn dot(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn dot(a: &[f64], b: &[f64]) -> f64 {
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
     let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
     let mut acc = [0.0f64; 4];
@@ -444,17 +471,17 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 #[inline]
-fn sigmoid(z: f64) -> f64 {
+pub(crate) fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-fn logit(p: f64) -> f64 {
+pub(crate) fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
 /// Log-loss of prediction `p` for a target in [0, 1], with `p` kept away from 0 and 1.
 #[inline]
-fn log_loss(target: f64, p: f64) -> f64 {
+pub(crate) fn log_loss(target: f64, p: f64) -> f64 {
     let p = p.clamp(1e-12, 1.0 - 1e-12);
     -(target * p.ln() + (1.0 - target) * (1.0 - p).ln())
 }
@@ -462,50 +489,8 @@ fn log_loss(target: f64, p: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::planted::{noisy_clicks, planted};
     use rand::Rng;
-
-    /// A planted rank-2 matrix with biases, `n_users × n_items`, and a random split of its cells.
-    fn planted(n_users: usize, n_items: usize, train_frac: f64, seed: u64) -> (Interactions, Interactions, Vec<f64>) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let u: Vec<[f64; 2]> = (0..n_users).map(|_| [rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)]).collect();
-        let v: Vec<[f64; 2]> = (0..n_items).map(|_| [rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)]).collect();
-        let bu: Vec<f64> = (0..n_users).map(|_| rng.gen_range(-0.3..0.3)).collect();
-        let bi: Vec<f64> = (0..n_items).map(|_| rng.gen_range(-0.3..0.3)).collect();
-        let mut truth = vec![0.0; n_users * n_items];
-        let empty = || Interactions { n_users, n_items, ..Default::default() };
-        let (mut train, mut test) = (empty(), empty());
-        for a in 0..n_users {
-            for b in 0..n_items {
-                let y = 1.0 + bu[a] + bi[b] + u[a][0] * v[b][0] + u[a][1] * v[b][1];
-                truth[a * n_items + b] = y;
-                let part = if rng.gen::<f64>() < train_frac { &mut train } else { &mut test };
-                part.user.push(a as u32);
-                part.item.push(b as u32);
-                part.target.push(y);
-            }
-        }
-        (train, test, truth)
-    }
-
-    /// 0/1 labels of a planted rank-2 matrix (positive where the score is above the median), every cell
-    /// observed, with a `flip` share of labels flipped (the noise), and which cells were flipped.
-    fn noisy_clicks(flip: f64, seed: u64) -> (Interactions, Vec<bool>, Vec<f64>) {
-        let (all, _, truth) = planted(60, 50, 1.0, seed);
-        let mut sorted = truth.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
-        let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
-        let mut flipped = Vec::new();
-        let mut data = all.clone();
-        for (k, t) in data.target.iter_mut().enumerate() {
-            let clean = f64::from(u8::from(truth[all.user[k] as usize * 50 + all.item[k] as usize] > median));
-            let f = rng.gen::<f64>() < flip;
-            flipped.push(f);
-            *t = if f { 1.0 - clean } else { clean };
-        }
-        let clean: Vec<f64> = data.target.iter().zip(&flipped).map(|(&t, &f)| if f { 1.0 - t } else { t }).collect();
-        (data, flipped, clean)
-    }
 
     #[test]
     fn denoising_losses_fit_the_clean_labels_better_than_plain_log_loss() {

@@ -578,7 +578,7 @@ fn train_filtered(
         Some(filtered) => {
             let builder = filtered.wrap(builder);
             let summary = train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)?;
-            write_json(&out_dir.join(HISTORY_FILTER_FILE), filtered.stats())?;
+            write_json(&out_dir.join(HISTORY_FILTER_FILE), &filtered.stats())?;
             Ok(summary)
         }
         None => train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress),
@@ -599,13 +599,13 @@ pub fn history_filter(cfg: &TrainConfig, world: &World) -> Result<Option<FittedF
 
 /// A fitted history filter, ready to stand in front of trackers.
 pub struct FittedFilter {
-    filter: Arc<dsrm_denoise::filter::LossBasedFilter>,
+    filter: Arc<dsrm_denoise::filter::FittedHistoryFilter>,
     lookback: usize,
 }
 
 impl FittedFilter {
     /// What was fitted.
-    pub fn stats(&self) -> &dsrm_denoise::filter::LossFilterStats {
+    pub fn stats(&self) -> dsrm_denoise::filter::FilterStats {
         self.filter.stats()
     }
 

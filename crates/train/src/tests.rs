@@ -312,6 +312,17 @@ fn history_filtered_runs_read_fewer_interactions_and_resume_bit_identically() {
     let stats: serde_json::Value = serde_json::from_slice(&bytes(&da, "history_filter.json")).unwrap();
     assert_eq!(stats["kind"], "tce");
     assert!(stats["dropped_clicks"].as_f64().unwrap() > 0.05, "{stats}");
+    // BOD's filter goes the same way: its record is its own, and the agent reads other histories.
+    let (_o, dbod) = tmp();
+    go(&cfg(2, "bod"), &dbod, false);
+    let stats: serde_json::Value = serde_json::from_slice(&bytes(&dbod, "history_filter.json")).unwrap();
+    assert_eq!(stats["kind"], "bod");
+    assert!(
+        stats["dropped_clicks"].as_f64().unwrap() > 0.05 && stats["mean_click_weight"].as_f64().is_some(),
+        "{stats}"
+    );
+    assert_ne!(bytes(&dbod, "log.jsonl"), bytes(&dp, "log.jsonl"));
+    load_trained(&cfg(2, "bod"), world, None, &dbod).unwrap();
     // The run reloads with its filter (the checkpoint's tracker weights fit the filtered tracker).
     load_trained(&cfg(2, "tce"), world, None, &da).unwrap();
     // In front of a DSRM stage as well (the ablation's "HRL + T-CE" keeps the identity stage of `hrl-no-dsrm`).

@@ -3,9 +3,7 @@
 //! believe the noisy ones, so the interactions it believes least are the likeliest noise; the state drops them.
 //!
 //! ```text
-//! clicks    = the distinct (u, i) pairs of the training log     (implicit feedback: a row is a click)
-//! negatives = `negatives` items per click, uniform over the catalogue, redrawn while u has a row with the
-//!             item (seeded; up to 32 draws, then the last one is kept)
+//! clicks, negatives                                              (super::implicit)
 //! f         = logistic MF fitted on clicks (1) and negatives (0) with
 //!               T-CE: the ε(e) share of rows with the largest loss sits epoch e out, ε(e) = ε · min(e / e_warm, 1)
 //!               R-CE: each row's gradient weighted by f^β (click) or (1 − f)^β (negative)
@@ -20,15 +18,12 @@
 //! heuristic helps the state as the DSRM does (the paper reports it does not: "HRL + R-CE" Len 15.2 against
 //! HRL's 23.2 on KuaiRec).
 
+use super::implicit::{belief_cut, implicit_feedback};
 use super::{FilterKind, HistoryFilter, HistoryFilterConfig};
 use crate::DenoiseError;
-use dsrm_models::denoising_loss::truncation_threshold;
-use dsrm_models::{DenoisingLoss, Interactions, MatrixFactorization, MfConfig, MfLoss};
+use dsrm_models::{DenoisingLoss, MatrixFactorization, MfConfig, MfLoss};
 use dsrm_sim::World;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::HashSet;
 
 /// What the fitted filter is, for the run's logs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -58,51 +53,25 @@ pub struct LossBasedFilter {
 impl LossBasedFilter {
     /// Fits the user model on `world.train` and sets the cut (module docs).
     pub fn fit(cfg: &HistoryFilterConfig, world: &World, seed: u64) -> Result<Self, DenoiseError> {
-        let log = &world.train;
-        let mut pairs: Vec<(u32, u32)> = log.user.iter().copied().zip(log.item.iter().copied()).collect();
-        pairs.sort_unstable();
-        pairs.dedup();
-        if pairs.is_empty() {
-            return Err(DenoiseError::Data("history_filter: the training log has no rows".into()));
-        }
-        let seen: HashSet<(u32, u32)> = pairs.iter().copied().collect();
-        let n_items = log.n_items as u32;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_f117);
-        let mut data = Interactions { n_users: log.n_users, n_items: log.n_items, ..Default::default() };
-        for &(u, i) in &pairs {
-            data.user.push(u);
-            data.item.push(i);
-            data.target.push(1.0);
-            for _ in 0..cfg.negatives {
-                let mut j = rng.gen_range(0..n_items);
-                for _ in 0..32 {
-                    if !seen.contains(&(u, j)) {
-                        break;
-                    }
-                    j = rng.gen_range(0..n_items);
-                }
-                data.user.push(u);
-                data.item.push(j);
-                data.target.push(0.0);
-            }
-        }
+        let (pairs, data) = implicit_feedback(world, cfg.negatives, seed)?;
         let loss = match cfg.kind {
             FilterKind::Tce => DenoisingLoss::Truncated { drop_rate: cfg.drop_rate, warmup_epochs: cfg.warmup_epochs },
             FilterKind::Rce => DenoisingLoss::Reweighted { beta: cfg.beta },
+            FilterKind::Bod => {
+                return Err(DenoiseError::Config("history_filter: kind \"bod\" is not loss-based (filter::bod)".into()))
+            }
         };
         let mf_cfg = MfConfig { loss: MfLoss::Logistic, seed: cfg.mf.seed.wrapping_add(seed), ..cfg.mf.clone() };
         let mf = MatrixFactorization::fit_denoised(&data, &mf_cfg, &loss)
             .map_err(|e| DenoiseError::Data(format!("history_filter user model: {e}")))?;
-        let losses: Vec<f64> = pairs.iter().map(|&(u, i)| -mf.predict(u, i).max(f64::MIN_POSITIVE).ln()).collect();
-        let tau = truncation_threshold(&losses, cfg.drop_rate);
-        let min_belief = (-tau).exp();
-        let dropped = losses.iter().filter(|&&l| l > tau).count();
+        let beliefs: Vec<f64> = pairs.iter().map(|&(u, i)| mf.predict(u, i)).collect();
+        let (min_belief, dropped_clicks) = belief_cut(&beliefs, cfg.drop_rate);
         let stats = LossFilterStats {
-            kind: kind_name(cfg.kind),
+            kind: cfg.kind.name(),
             clicks: pairs.len(),
             negatives: data.len() - pairs.len(),
             min_belief,
-            dropped_clicks: dropped as f64 / pairs.len() as f64,
+            dropped_clicks,
             final_loss: mf.history().last().copied().unwrap_or(f64::NAN),
         };
         Ok(LossBasedFilter { kind: cfg.kind, mf, min_belief, stats })
@@ -120,19 +89,12 @@ impl LossBasedFilter {
     }
 }
 
-fn kind_name(kind: FilterKind) -> &'static str {
-    match kind {
-        FilterKind::Tce => "tce",
-        FilterKind::Rce => "rce",
-    }
-}
-
 impl HistoryFilter for LossBasedFilter {
     fn keep(&self, user: u32, item: u32, _reward: f32) -> bool {
         self.belief(user, item).is_none_or(|f| f >= self.min_belief)
     }
 
     fn name(&self) -> &'static str {
-        kind_name(self.kind)
+        self.kind.name()
     }
 }

@@ -17,15 +17,21 @@
 //!
 //! * [`loss_based`]: T-CE and R-CE (Wang et al., WSDM 2021) — drop the interactions a denoised user model
 //!   finds least believable.
+//! * [`bod`]: BOD (Wang et al., KDD 2023) — the same cut, on a user model trained with per-interaction
+//!   weights learned by bi-level optimisation.
 //!
-//! BOD (bi-level optimisation of the weights, Wang et al., KDD 2023) is not built.
+//! Both fit their user model on the same implicit-feedback rows and calibrate their cut the same way
+//! (`implicit`).
 
+pub mod bod;
+mod implicit;
 pub mod loss_based;
 
+pub use bod::{BodFilter, BodFilterStats};
 pub use loss_based::{LossBasedFilter, LossFilterStats};
 
 use crate::DenoiseError;
-use dsrm_models::MfConfig;
+use dsrm_models::{BodConfig, MfConfig};
 use dsrm_nn::tch::{Kind, Tensor};
 use dsrm_sim::World;
 use dsrm_state::{HistoryBatch, StateError, StateTracker};
@@ -37,7 +43,7 @@ pub trait HistoryFilter: Send + Sync {
     /// Whether the state keeps `user`'s interaction with `item` (rewarded `reward`). Users or items the
     /// filter has never seen are kept.
     fn keep(&self, user: u32, item: u32, reward: f32) -> bool;
-    /// Name for logs and tables (`tce`, `rce`).
+    /// Name for logs and tables (`tce`, `rce`, `bod`).
     fn name(&self) -> &'static str;
 }
 
@@ -49,16 +55,29 @@ pub enum FilterKind {
     Tce,
     /// R-CE: the user model trained with the reweighted loss.
     Rce,
+    /// BOD: the user model trained with weights learned by bi-level optimisation.
+    Bod,
+}
+
+impl FilterKind {
+    /// The name in configs, logs and `history_filter.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterKind::Tce => "tce",
+            FilterKind::Rce => "rce",
+            FilterKind::Bod => "bod",
+        }
+    }
 }
 
 /// `[train.history_filter]`. Unknown keys are errors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryFilterConfig {
-    /// `"tce"` or `"rce"`.
+    /// `"tce"`, `"rce"` or `"bod"`.
     pub kind: FilterKind,
     /// ε: the share of the training log's clicks the user model believes least in — T-CE's ε_max while it
-    /// trains, and for both kinds the cut at state time (a history interaction less believable than this share
+    /// trains, and for every kind the cut at state time (a history interaction less believable than this share
     /// of training clicks is dropped). Wang et al. search 0.05–0.2. Default 0.2.
     #[serde(default = "default_drop_rate")]
     pub drop_rate: f64,
@@ -68,6 +87,16 @@ pub struct HistoryFilterConfig {
     /// R-CE: β of the weights ŷ^β / (1 − ŷ)^β. Default 0.25.
     #[serde(default = "default_beta")]
     pub beta: f64,
+    /// BOD: Adam step size of the weight generator (0: no outer step, uniform weights). Default 0.01.
+    #[serde(default = "default_generator_lr")]
+    pub generator_learning_rate: f64,
+    /// BOD: rows per inner step and per outer batch. Default 256.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// BOD: share of the user model's rows held out of its training, whose unweighted loss is the outer
+    /// objective. Default 0.1.
+    #[serde(default = "default_holdout")]
+    pub holdout: f64,
     /// Sampled non-clicks per click of the log (uniform over the items the user has no row with). Default 1.
     #[serde(default = "one")]
     pub negatives: usize,
@@ -91,6 +120,18 @@ fn default_beta() -> f64 {
     0.25
 }
 
+fn default_generator_lr() -> f64 {
+    BodConfig::default().generator_learning_rate
+}
+
+fn default_batch_size() -> usize {
+    BodConfig::default().batch_size
+}
+
+fn default_holdout() -> f64 {
+    BodConfig::default().holdout
+}
+
 fn one() -> usize {
     1
 }
@@ -111,15 +152,73 @@ impl HistoryFilterConfig {
         if self.mf.epochs == 0 {
             p.push("history_filter.mf.epochs must be >= 1".into());
         }
+        p.extend(self.bod().problems().into_iter().map(|q| format!("history_filter.{q}")));
         p
     }
 
+    /// BOD's settings.
+    pub fn bod(&self) -> BodConfig {
+        BodConfig {
+            batch_size: self.batch_size,
+            generator_learning_rate: self.generator_learning_rate,
+            holdout: self.holdout,
+        }
+    }
+
     /// Fits the filter on `world`'s training log (deterministic in `seed`).
-    pub fn fit(&self, world: &World, seed: u64) -> Result<LossBasedFilter, DenoiseError> {
+    pub fn fit(&self, world: &World, seed: u64) -> Result<FittedHistoryFilter, DenoiseError> {
         if let Some(problem) = self.problems().into_iter().next() {
             return Err(DenoiseError::Config(problem));
         }
-        LossBasedFilter::fit(self, world, seed)
+        Ok(match self.kind {
+            FilterKind::Tce | FilterKind::Rce => {
+                FittedHistoryFilter::LossBased(LossBasedFilter::fit(self, world, seed)?)
+            }
+            FilterKind::Bod => FittedHistoryFilter::Bod(BodFilter::fit(self, world, seed)?),
+        })
+    }
+}
+
+/// A fitted history filter of any kind.
+#[derive(Debug, Clone)]
+pub enum FittedHistoryFilter {
+    /// T-CE or R-CE.
+    LossBased(LossBasedFilter),
+    /// BOD.
+    Bod(BodFilter),
+}
+
+/// What a fitted filter is (`RUN/history_filter.json`): the kind's own record, written as it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FilterStats {
+    LossBased(LossFilterStats),
+    Bod(BodFilterStats),
+}
+
+impl FittedHistoryFilter {
+    /// What was fitted.
+    pub fn stats(&self) -> FilterStats {
+        match self {
+            FittedHistoryFilter::LossBased(f) => FilterStats::LossBased(f.stats().clone()),
+            FittedHistoryFilter::Bod(f) => FilterStats::Bod(f.stats().clone()),
+        }
+    }
+}
+
+impl HistoryFilter for FittedHistoryFilter {
+    fn keep(&self, user: u32, item: u32, reward: f32) -> bool {
+        match self {
+            FittedHistoryFilter::LossBased(f) => f.keep(user, item, reward),
+            FittedHistoryFilter::Bod(f) => f.keep(user, item, reward),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            FittedHistoryFilter::LossBased(f) => f.name(),
+            FittedHistoryFilter::Bod(f) => f.name(),
+        }
     }
 }
 

@@ -65,10 +65,10 @@ fn loss_based_filters_drop_at_most_their_share_of_training_clicks_and_are_determ
             warmup_epochs: 2,
             beta: 0.25,
             negatives: 1,
-            lookback: 0,
             mf: MfConfig { dim: 8, epochs: 5, ..Default::default() },
+            ..toml::from_str("kind = \"tce\"").unwrap()
         };
-        let f = cfg.fit(world, 1).unwrap();
+        let f = LossBasedFilter::fit(&cfg, world, 1).unwrap();
         let s = f.stats().clone();
         assert!(s.dropped_clicks > 0.1 && s.dropped_clicks <= 0.2, "{kind:?}: {s:?}");
         assert!(s.negatives == s.clicks && s.min_belief > 0.0 && s.min_belief < 1.0, "{s:?}");
@@ -77,10 +77,47 @@ fn loss_based_filters_drop_at_most_their_share_of_training_clicks_and_are_determ
         assert_eq!(f.keep(u, i, 0.0), f.belief(u, i).unwrap() >= s.min_belief);
         assert!(f.keep(u32::MAX, i, 0.0) && f.keep(u, u32::MAX, 0.0));
         // Same data, config and seed: the same filter; another seed: another user model.
-        let again = cfg.fit(world, 1).unwrap();
+        let again = LossBasedFilter::fit(&cfg, world, 1).unwrap();
         assert_eq!(again.stats(), &s);
-        assert_ne!(cfg.fit(world, 2).unwrap().stats().min_belief, s.min_belief);
+        assert_ne!(LossBasedFilter::fit(&cfg, world, 2).unwrap().stats().min_belief, s.min_belief);
+        // Through the config: the same filter, and its record is the loss-based one.
+        let fitted = cfg.fit(world, 1).unwrap();
+        assert_eq!(fitted.stats(), FilterStats::LossBased(s));
+        assert_eq!(fitted.name(), kind.name());
     }
+}
+
+#[test]
+fn the_bod_filter_drops_its_share_of_training_clicks_its_model_believes_least_and_is_deterministic() {
+    let world = tiny_world();
+    let cfg: HistoryFilterConfig =
+        toml::from_str("kind = \"bod\"\ndrop_rate = 0.2\nbatch_size = 64\n[mf]\ndim = 8\nepochs = 5").unwrap();
+    assert_eq!(cfg.kind, FilterKind::Bod);
+    let f = BodFilter::fit(&cfg, world, 1).unwrap();
+    let s = f.stats().clone();
+    assert!(s.dropped_clicks > 0.1 && s.dropped_clicks <= 0.2, "{s:?}");
+    assert!(s.negatives == s.clicks && s.min_belief > 0.0 && s.min_belief < 1.0, "{s:?}");
+    // The weights are learned: not the uniform 0.5 of a generator without its outer step.
+    let (u, i) = (world.train.user[0], world.train.item[0]);
+    assert!(s.mean_click_weight != 0.5 && f.weight(u, i).unwrap() != 0.5, "{s:?}");
+    // keep() is the belief cut; outside the model everything is kept.
+    assert_eq!(f.keep(u, i, 0.0), f.belief(u, i).unwrap() >= s.min_belief);
+    assert!(f.keep(u32::MAX, i, 0.0) && f.keep(u, u32::MAX, 0.0));
+    let kept = (0..world.train.user.len()).filter(|&k| f.keep(world.train.user[k], world.train.item[k], 0.0)).count();
+    assert!(kept < world.train.user.len() && kept > 0);
+    // Same data, config and seed: the same filter; another seed: another fit.
+    assert_eq!(BodFilter::fit(&cfg, world, 1).unwrap().stats(), &s);
+    assert_ne!(BodFilter::fit(&cfg, world, 2).unwrap().stats().min_belief, s.min_belief);
+    // Through the config: the same filter, named bod, and its record says so.
+    let fitted = cfg.fit(world, 1).unwrap();
+    assert_eq!(fitted.name(), "bod");
+    let json = serde_json::to_value(fitted.stats()).unwrap();
+    assert_eq!((json["kind"].as_str(), json["min_belief"].as_f64()), (Some("bod"), Some(s.min_belief)));
+    // Without the outer step the weights stay 0.5 and the user model is another one.
+    let frozen =
+        BodFilter::fit(&HistoryFilterConfig { generator_learning_rate: 0.0, ..cfg.clone() }, world, 1).unwrap();
+    assert_eq!(frozen.stats().mean_click_weight, 0.5);
+    assert_ne!(frozen.stats().min_belief, s.min_belief);
 }
 
 #[test]
@@ -95,7 +132,21 @@ fn filter_settings_out_of_range_name_their_key() {
         let cfg: HistoryFilterConfig = toml::from_str(text).unwrap();
         assert!(cfg.problems().iter().any(|p| p.contains(key)), "{text}: {:?}", cfg.problems());
     }
-    let err = toml::from_str::<HistoryFilterConfig>("kind = \"bod\"").unwrap_err().to_string();
-    assert!(err.contains("tce") && err.contains("rce"), "{err}");
+    for (text, key) in [
+        ("kind = \"bod\"\nbatch_size = 0", "history_filter.batch_size"),
+        ("kind = \"bod\"\ngenerator_learning_rate = -0.1", "history_filter.generator_learning_rate"),
+        ("kind = \"bod\"\nholdout = 1.0", "history_filter.holdout"),
+    ] {
+        let cfg: HistoryFilterConfig = toml::from_str(text).unwrap();
+        assert!(cfg.problems().iter().any(|p| p.contains(key)), "{text}: {:?}", cfg.problems());
+        assert!(cfg.fit(tiny_world(), 1).is_err());
+    }
+    // BOD's defaults are the user model's (dsrm_models::BodConfig).
+    let bod: HistoryFilterConfig = toml::from_str("kind = \"bod\"").unwrap();
+    assert!(bod.problems().is_empty());
+    assert_eq!(bod.bod(), dsrm_models::BodConfig::default());
+    let err = toml::from_str::<HistoryFilterConfig>("kind = \"nope\"").unwrap_err().to_string();
+    assert!(err.contains("tce") && err.contains("rce") && err.contains("bod"), "{err}");
     assert!(toml::from_str::<HistoryFilterConfig>("kind = \"tce\"\ndrop = 0.1").is_err());
+    assert!(toml::from_str::<HistoryFilterConfig>("kind = \"bod\"\nbatch = 64").is_err());
 }

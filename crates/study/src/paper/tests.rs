@@ -41,7 +41,7 @@ fn the_shipped_study_parses_and_bad_files_name_line_and_column() {
     let err =
         format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("headline = ", "headlines = "), "x.toml").unwrap_err());
     assert!(err.contains("x.toml") && err.contains("line"), "{err}");
-    let err = format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("\"hrl-rce\"]", "\"nope\"]"), "x").unwrap_err());
+    let err = format!("{:#}", PaperFile::parse(&PAPER_CONFIG.replace("\"hrl-bod\"]", "\"nope\"]"), "x").unwrap_err());
     assert!(err.contains("\"nope\" is named in the tables"), "{err}");
 }
 
