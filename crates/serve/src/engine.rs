@@ -5,7 +5,9 @@
 //! catalogue for the session's history (`EvalPolicy::score_all`, with the session's goal for a hierarchical
 //! policy); the top k are the k highest allowed scores (`Argmax`) or k draws without replacement from the
 //! softmax of the allowed scores (`Sampled`; the first is exactly what `act` would choose), with the session's
-//! random stream.
+//! random stream. Unless `EngineSettings::libtorch_heads`, the policies are first asked for their batch-one
+//! forms (`EvalPolicy::prepare_serving`; `docs/serving.md` "The batch-one decision path"), and the score and
+//! sampling buffers are kept between decisions.
 //!
 //! Cold start: a user id the run does not know gets an empty history and the dense user one past the known
 //! users, which the trackers ignore (they read the history only) and for which the HRL high level's popularity
