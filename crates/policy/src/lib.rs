@@ -92,6 +92,14 @@ pub trait Policy: Send + PolicyClone {
 
     /// Feedback after the step, for policies that learn online (bandits). Default: ignore.
     fn observe(&mut self, _user: u32, _item: u32, _reward: f64) {}
+
+    /// For a server's top k: fills `out` with one score per catalogue item such that [`act`](Self::act)'s
+    /// choice is the argmax (under `Argmax`) or a draw from the softmax (under `Sampled`) of the allowed
+    /// items' scores, and returns `true`; `false` (the default) for a policy whose choice is not of that form
+    /// (its own exploration, a per-session cycle).
+    fn scores(&mut self, _obs: &Observation, _selection: Selection, _rng: &mut PolicyRng, _out: &mut Vec<f64>) -> bool {
+        false
+    }
 }
 
 /// Cloning a boxed [`Policy`]; implemented for every `Policy + Clone`.

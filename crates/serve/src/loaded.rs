@@ -1,10 +1,16 @@
 //! Loading a finished `dsrm train` run for serving: its config, world (for the catalogue, the user ids and
 //! the popular / long-tail split), tracker (with `[train.dsrm]` its DSRM stage, `dsrm.bin`) and policy, plus
-//! the high levels of `dsrm retune` runs made from it (`--retuned`), each as a whole frozen policy.
+//! the high levels of `dsrm retune` runs made from it (`--retuned`), each as a whole frozen policy; or a
+//! heuristic baseline fitted on a data set ([`load_heuristic`]).
 
 use anyhow::{bail, Context, Result};
-use dsrm_agents::{Algorithm, EvalPolicy};
+use dsrm_agents::{Algorithm, EvalPolicy, HeuristicPolicy};
+use dsrm_policy::heuristics::{HeuristicConfig, HeuristicKind};
 use dsrm_policy::Selection;
+use dsrm_sim::world::WorldConfig;
+use dsrm_sim::EnvConfig;
+use dsrm_sim::World;
+use dsrm_study::config::DataConfig;
 use dsrm_study::progress::Progress;
 use dsrm_study::train::TrainFile;
 use std::collections::HashMap;
@@ -133,13 +139,37 @@ pub fn load(dir: &Path, retuned: &[PathBuf], selection: Option<Selection>, progr
         levels.push(Level { lambda_f: Some(h.lambda_f), dir: r.clone(), policy });
     }
     dsrm_nn::tch::set_num_threads(1);
+    Ok(loaded_run(&world, dir.to_path_buf(), levels, selection.unwrap_or(file.eval.selections[0])))
+}
+
+/// A heuristic baseline fitted on a data set's training log, to serve (`dsrm serve --heuristic`): random,
+/// most-popular or mf-greedy (the others choose by their own exploration, not from a score vector, and are
+/// refused). `seed` seeds mf-greedy's user model; its other settings are the defaults (`HeuristicConfig`).
+pub fn load_heuristic(
+    kind: HeuristicKind,
+    data: &DataConfig,
+    env: &EnvConfig,
+    seed: u64,
+    selection: Selection,
+    progress: Progress,
+) -> Result<LoadedRun> {
+    dsrm_nn::runtime::init(1, seed);
+    let world = dsrm_study::loading::load_world_from(data, env, &WorldConfig::default(), progress)?;
+    let policy = dsrm_study::eval::build_heuristic(&world, kind, &HeuristicConfig::default(), seed)?;
+    let policy = HeuristicPolicy::new(policy)?;
+    let dir = PathBuf::from(format!("heuristic:{}", kind.name()));
+    let levels = vec![Level { lambda_f: None, dir: dir.clone(), policy: Box::new(policy) }];
+    Ok(loaded_run(&world, dir, levels, selection))
+}
+
+fn loaded_run(world: &World, dir: PathBuf, levels: Vec<Level>, selection: Selection) -> LoadedRun {
     let users: HashMap<u64, u32> = world.user_ids.iter().enumerate().map(|(d, &u)| (u64::from(u), d as u32)).collect();
     let items: HashMap<u64, u32> = world.item_ids.iter().enumerate().map(|(d, &i)| (u64::from(i), d as u32)).collect();
-    Ok(LoadedRun {
-        dir: dir.to_path_buf(),
+    LoadedRun {
+        dir,
         dataset: world.dataset.clone(),
         policy_name: levels[0].policy.name(),
-        selection: selection.unwrap_or(file.eval.selections[0]),
+        selection,
         sample_user_ids: world.user_ids.iter().take(100).map(|&u| u64::from(u)).collect(),
         users,
         item_ids: world.item_ids.clone(),
@@ -147,5 +177,5 @@ pub fn load(dir: &Path, retuned: &[PathBuf], selection: Option<Selection>, progr
         popular: world.popular(),
         reward_range: world.spec.rewards.range(),
         levels,
-    })
+    }
 }

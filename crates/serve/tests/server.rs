@@ -311,6 +311,52 @@ fn the_frozen_decision_path_recommends_what_the_libtorch_one_does() {
 }
 
 #[test]
+fn a_heuristic_serves_its_top_k_and_one_without_a_score_vector_is_refused() {
+    use dsrm_policy::heuristics::HeuristicKind;
+    use dsrm_serve::request::{FeedbackRequest, RecommendRequest};
+    let data = dsrm_study::config::DataConfig { dir: Some(runs().data.clone()), ..Default::default() };
+    let env = dsrm_sim::EnvConfig::default();
+    let load = |kind, selection| {
+        let _torch = dsrm_nn::runtime::exclusive();
+        dsrm_serve::loaded::load_heuristic(kind, &data, &env, 3, selection, &dsrm_study::progress::quiet)
+    };
+    let argmax = dsrm_policy::Selection::Argmax;
+    let loaded = load(HeuristicKind::MostPopular, argmax).unwrap();
+    // The training log's row counts, for the expected order (ties: the smallest dense id).
+    let world =
+        dsrm_study::loading::load_world_from(&data, &env, &Default::default(), &dsrm_study::progress::quiet).unwrap();
+    let n = world.spec.n_items();
+    let mut count = vec![0usize; n];
+    world.train.item.iter().filter(|&&i| (i as usize) < n).for_each(|&i| count[i as usize] += 1);
+    let mut order: Vec<usize> = (0..count.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(count[i]), i));
+    let id = |i: usize| u64::from(world.item_ids[i]);
+    let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new().unwrap());
+    let mut engine = dsrm_serve::Engine::new(loaded, EngineSettings::default(), metrics, None).unwrap();
+    assert_eq!(engine.info().policy, "most-popular");
+    let user_id = engine.info().sample_user_ids[0];
+    let req = RecommendRequest { session_id: "h".into(), user_id, k: 4 };
+    let first = engine.recommend(&req).unwrap();
+    assert_eq!(first.items, order[..4].iter().map(|&i| id(i)).collect::<Vec<_>>());
+    assert!(!first.fairness.hierarchical);
+    // Consuming the most popular item masks it: the next top 4 starts one further down.
+    engine.feedback(&FeedbackRequest { session_id: "h".into(), video_id: id(order[0]), reward: 0.5 }).unwrap();
+    assert_eq!(engine.recommend(&req).unwrap().items, order[1..5].iter().map(|&i| id(i)).collect::<Vec<_>>());
+    // Random and mf-greedy serve too (sampled: k distinct items); the bandits and the cycle are refused.
+    for kind in [HeuristicKind::Random, HeuristicKind::MfGreedy] {
+        let loaded = load(kind, dsrm_policy::Selection::Sampled).unwrap();
+        let metrics = std::sync::Arc::new(dsrm_serve::metrics::Metrics::new().unwrap());
+        let mut engine = dsrm_serve::Engine::new(loaded, EngineSettings::default(), metrics, None).unwrap();
+        let got = engine.recommend(&RecommendRequest { session_id: "r".into(), user_id, k: 6 }).unwrap().items;
+        assert_eq!(got.iter().collect::<std::collections::BTreeSet<_>>().len(), 6, "{kind}");
+    }
+    for kind in [HeuristicKind::CategoryCycling, HeuristicKind::EpsilonGreedy, HeuristicKind::Ucb] {
+        let err = format!("{:#}", load(kind, argmax).err().unwrap());
+        assert!(err.contains("cannot rank a top k"), "{kind}: {err}");
+    }
+}
+
+#[test]
 fn stopping_answers_the_requests_in_flight_and_never_a_5xx() {
     use http_body_util::Full;
     let server = start(&runs().hrl, EngineSettings::default(), None);

@@ -45,7 +45,7 @@ pub fn random_nx0(cfg: &TrainConfig) -> f64 {
     let world = tiny_world();
     let inputs = MetricInputs::new(world, Default::default());
     let (_, test_users) = split_users(world.spec.n_users(), cfg.validation_fraction, cfg.seed).unwrap();
-    let mut policy = dsrm_policy::heuristics::random::Random;
+    let mut policy = dsrm_policy::heuristics::random::Random::default();
     let run = EvalRun { mode: Mode::NoRepeat, selection: Selection::Sampled, seed: cfg.seed, users: Some(&test_users) };
     evaluate(&world.spec, &inputs, &mut policy, &cfg.eval, run).metrics.r_tra
 }

@@ -1,10 +1,13 @@
 //! `dsrm serve --run RUN [--addr 127.0.0.1:8080] [--admin-token-file F] [--retuned DIR…] [--seed S]
-//! [--log-dir D]`: serve a finished `dsrm train` run over HTTP until SIGTERM or ctrl-c (`dsrm_serve`;
+//! [--log-dir D]` (or `--heuristic KIND [--data DIR --dataset D]`): serve a finished `dsrm train` run (or a
+//! heuristic baseline) over HTTP until SIGTERM or ctrl-c (`dsrm_serve`;
 //! `docs/serving.md` describes the endpoints and settings).
 
 use crate::output;
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use dsrm_data::Dataset;
+use dsrm_policy::heuristics::HeuristicKind;
 use dsrm_policy::Selection;
 use dsrm_serve::metrics::Metrics;
 use dsrm_serve::rowlog::RowLog;
@@ -25,8 +28,22 @@ pub enum SelectionArg {
 #[derive(Args)]
 pub struct ServeArgs {
     /// A finished `dsrm train` run directory (config.toml, checkpoint.bin; dsrm.bin with [train.dsrm]).
-    #[arg(long)]
-    pub run: PathBuf,
+    #[arg(long, required_unless_present = "heuristic", conflicts_with = "heuristic")]
+    pub run: Option<PathBuf>,
+    /// Instead of a run: serve this heuristic baseline fitted on --data's training log (random, most-popular,
+    /// mf-greedy; --seed seeds mf-greedy's user model). Default selection: sampled.
+    #[arg(long, value_parser = parse_heuristic)]
+    pub heuristic: Option<HeuristicKind>,
+    /// With --heuristic: the data directory (default: the cached synthetic KuaiRec).
+    #[arg(long, requires = "heuristic")]
+    pub data: Option<PathBuf>,
+    /// With --heuristic: kuairec | kuairand-pure | coat.
+    #[arg(long, requires = "heuristic", value_parser = crate::commands::data::parse_dataset)]
+    pub dataset: Option<Dataset>,
+    /// With --heuristic: the environment preset (default dorl-paper; serving reads the catalogue, users and the
+    /// popular split from it).
+    #[arg(long, requires = "heuristic")]
+    pub preset: Option<dsrm_sim::Preset>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
@@ -63,6 +80,10 @@ pub struct ServeArgs {
     pub libtorch_heads: bool,
 }
 
+fn parse_heuristic(s: &str) -> std::result::Result<HeuristicKind, String> {
+    s.parse()
+}
+
 pub fn run(args: ServeArgs) -> Result<()> {
     let admin_token = match &args.admin_token_file {
         Some(path) => {
@@ -83,7 +104,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
         SelectionArg::Sampled => Selection::Sampled,
         SelectionArg::Argmax => Selection::Argmax,
     });
-    let loaded = dsrm_serve::loaded::load(&args.run, &args.retuned, selection, &output::progress())?;
+    let loaded = match (&args.run, args.heuristic) {
+        (Some(run), _) => dsrm_serve::loaded::load(run, &args.retuned, selection, &output::progress())?,
+        (None, Some(kind)) => {
+            if !args.retuned.is_empty() {
+                bail!("--retuned needs a hierarchical --run, not a heuristic");
+            }
+            let mut data = dsrm_study::config::DataConfig::default();
+            data.dir = args.data.clone();
+            if let Some(dataset) = args.dataset {
+                data.dataset = dataset;
+            }
+            let env = args.preset.map(dsrm_sim::EnvConfig::from).unwrap_or_default();
+            let selection = selection.unwrap_or(Selection::Sampled);
+            dsrm_serve::loaded::load_heuristic(kind, &data, &env, args.seed, selection, &output::progress())?
+        }
+        (None, None) => bail!("give --run RUN or --heuristic KIND"),
+    };
     let log = match &args.log_dir {
         Some(dir) => {
             Some(RowLog::open(dir, &loaded.dataset).with_context(|| format!("opening the logs in {}", dir.display()))?)

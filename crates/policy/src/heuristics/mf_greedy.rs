@@ -98,6 +98,17 @@ impl Policy for MfGreedy {
             Selection::Sampled => select::select(&self.logits, mask, Selection::Sampled, rng),
         }
     }
+
+    /// The user's predicted targets (`Argmax`) or their standardised logits (`Sampled`).
+    fn scores(&mut self, obs: &Observation, selection: Selection, _rng: &mut PolicyRng, out: &mut Vec<f64>) -> bool {
+        self.cache_user(obs.user);
+        out.clear();
+        out.extend_from_slice(match selection {
+            Selection::Argmax => &self.scores,
+            Selection::Sampled => &self.logits,
+        });
+        true
+    }
 }
 
 #[cfg(test)]

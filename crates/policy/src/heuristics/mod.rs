@@ -461,4 +461,49 @@ mod tests {
         assert!((s.shrunk_mean[0] - (10.0 + 10.0 * g) / 11.0).abs() < 1e-12);
         assert!((s.shrunk_mean[2] - g).abs() < 1e-12);
     }
+
+    #[test]
+    fn a_score_vector_selects_what_act_does_and_the_others_have_none() {
+        use crate::select::select;
+        use crate::{ItemMask, Observation, PolicyRng, Selection};
+        use rand::SeedableRng;
+        let f = testkit::fixture(4, 12, 3, |i| (i * 5) % 7, |i| (i % 4) as f64 * 0.3);
+        let ctx = f.ctx();
+        let cfg = HeuristicConfig::default();
+        let mut mask = ItemMask::all(12);
+        [2u32, 9].iter().for_each(|&i| mask.block(i));
+        let (items, rewards) = ([2u32, 9], [0.5, 1.0]);
+        let obs = Observation { user: 1, items: &items, rewards: &rewards, initial_item: None };
+        for kind in [HeuristicKind::MostPopular, HeuristicKind::MfGreedy] {
+            let mut policy = build(kind, &ctx, &cfg).unwrap();
+            for selection in [Selection::Argmax, Selection::Sampled] {
+                for seed in 0..100 {
+                    let (mut a, mut b) = (PolicyRng::seed_from_u64(seed), PolicyRng::seed_from_u64(seed));
+                    let mut scores = Vec::new();
+                    assert!(policy.scores(&obs, selection, &mut a, &mut scores), "{kind}");
+                    assert_eq!(scores.len(), 12);
+                    let from_scores = select(&scores, &mask, selection, &mut a);
+                    assert_eq!(from_scores, policy.act(&obs, &mask, selection, &mut b), "{kind} {selection:?} {seed}");
+                }
+            }
+        }
+        // Random: independent keys, so the argmax of the allowed ones is uniform over them.
+        let mut random = build(HeuristicKind::Random, &ctx, &cfg).unwrap();
+        let mut rng = PolicyRng::seed_from_u64(1);
+        let mut hits = [0u32; 12];
+        let mut scores = Vec::new();
+        for _ in 0..10_000 {
+            assert!(random.scores(&obs, Selection::Argmax, &mut rng, &mut scores));
+            hits[select(&scores, &mask, Selection::Argmax, &mut rng) as usize] += 1;
+        }
+        assert!(hits[2] == 0 && hits[9] == 0);
+        assert!(
+            hits.iter().enumerate().filter(|(i, _)| ![2, 9].contains(i)).all(|(_, &h)| (850..1150).contains(&h)),
+            "{hits:?}"
+        );
+        for kind in [HeuristicKind::CategoryCycling, HeuristicKind::EpsilonGreedy, HeuristicKind::Ucb] {
+            let mut policy = build(kind, &ctx, &cfg).unwrap();
+            assert!(!policy.scores(&obs, Selection::Argmax, &mut rng, &mut scores), "{kind}");
+        }
+    }
 }

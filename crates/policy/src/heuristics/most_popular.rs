@@ -51,6 +51,13 @@ impl Policy for MostPopular {
             Selection::Sampled => select::select(&self.scores, mask, Selection::Sampled, rng),
         }
     }
+
+    /// ln(1 + count): its softmax is ∝ 1 + count, and its argmax (ties: the smallest id) is `order`'s first.
+    fn scores(&mut self, _obs: &Observation, _selection: Selection, _rng: &mut PolicyRng, out: &mut Vec<f64>) -> bool {
+        out.clear();
+        out.extend_from_slice(&self.scores);
+        true
+    }
 }
 
 #[cfg(test)]

@@ -9,13 +9,16 @@ use crate::{select, ItemMask, Observation, Policy, PolicyRng, Selection};
 /// Recommends an allowed item uniformly at random. Learns nothing; `Selection` makes no difference (the
 /// policy's distribution is uniform, so sampling and "argmax" coincide). O(1) expected per step.
 #[derive(Debug, Clone, Default)]
-pub struct Random;
+pub struct Random {
+    /// Catalogue size (for a server's score vector).
+    n_items: usize,
+}
 
 impl Random {
     /// Check the context (non-empty catalogue) for symmetry with the other heuristics; nothing is learned.
     pub fn new(ctx: &TrainingContext) -> Result<Self, PolicyError> {
         ctx.validate()?;
-        Ok(Self)
+        Ok(Self { n_items: ctx.n_items() })
     }
 }
 
@@ -26,6 +29,15 @@ impl Policy for Random {
 
     fn act(&mut self, _obs: &Observation, mask: &ItemMask, _selection: Selection, rng: &mut PolicyRng) -> u32 {
         select::uniform_allowed(mask, rng)
+    }
+
+    /// Independent uniform keys: exchangeable, so the top k by argmax or by softmax draws is a uniform random
+    /// k-subset of the allowed items, as `act` is uniform under either selection.
+    fn scores(&mut self, _obs: &Observation, _selection: Selection, rng: &mut PolicyRng, out: &mut Vec<f64>) -> bool {
+        use rand::Rng;
+        out.clear();
+        out.extend((0..self.n_items).map(|_| rng.gen::<f64>()));
+        true
     }
 }
 

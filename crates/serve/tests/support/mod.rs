@@ -13,6 +13,8 @@ use std::sync::{Arc, OnceLock};
 
 pub struct Runs {
     _dir: tempfile::TempDir,
+    /// The tiny synthetic data set the runs were trained on.
+    pub data: PathBuf,
     pub hrl: PathBuf,
     pub a2c: PathBuf,
 }
@@ -39,7 +41,7 @@ pub fn runs() -> &'static Runs {
         let (hrl, a2c) = (dir.path().join("hrl"), dir.path().join("a2c"));
         train(&data, &hrl, "kind = \"hrl\"\nbatch_size = 64");
         train(&data, &a2c, "kind = \"a2c\"\nbatch_size = 64");
-        Runs { _dir: dir, hrl, a2c }
+        Runs { _dir: dir, data, hrl, a2c }
     })
 }
 
