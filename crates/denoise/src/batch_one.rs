@@ -1,7 +1,8 @@
-//! A denoiser applied to one state at a time, without libtorch, for a server (`Denoiser::batch_one`). Only
-//! the one-evaluation purifiers have one: the distilled student (a frozen copy of its MLP,
-//! `dsrm_nn::frozen_mlp`) and the identity; the multi-step chains (DDPM, DDIM, flow) keep libtorch. Outputs
-//! equal `try_purify`'s to rounding (tests in each denoiser's file).
+//! A denoiser applied to one state at a time, without libtorch, for a server (`Denoiser::batch_one`): the
+//! distilled student (a frozen copy of its MLP, `dsrm_nn::frozen_mlp`), the identity, and the compiled DDPM and
+//! DDIM chains (`crate::chain`) where they are deterministic and read the caller's row as it is. The flow, a
+//! chain that draws purification noise, a noise start or an observed-state condition keep libtorch. Outputs
+//! equal `try_purify`'s to rounding (`the_batch_one_purified_state_is_the_libtorch_one`).
 
 use crate::{DenoiseError, Result};
 use dsrm_nn::frozen_mlp::{FrozenMlp, Scratch};

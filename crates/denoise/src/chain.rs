@@ -26,7 +26,9 @@
 //! [`crate::ddpm::Ddpm::purify_reference`] and [`crate::ddim::Ddim::purify_reference`] spell the same samplers
 //! out step by step; tests hold the two within float rounding.
 
+use crate::batch_one::BatchOneDenoiser;
 use crate::{DenoiseError, Result};
+use dsrm_nn::frozen_mlp::{activate, to_f32, FrozenLayer};
 use dsrm_nn::mlp::{Activation, Layer};
 use dsrm_nn::tch::{Kind, Tensor};
 
@@ -239,6 +241,119 @@ impl CompiledChain {
         let (p, o) = self.finish.as_ref().expect("a chain that does not end on an x̂_0 step keeps (P, o)");
         let y = if self.cond_dim > 0 { z.f_narrow(1, 0, self.dim)? } else { z };
         Ok(y.f_mul_scalar(*p)?.f_add(o)?)
+    }
+}
+
+impl CompiledChain {
+    /// The chain one state at a time without libtorch (`Denoiser::batch_one`), for a deterministic chain;
+    /// `None` for a stochastic one (the caller keeps libtorch). The caller's row is the chain's input as it is,
+    /// or, with `observed_condition`, its first d values (the start y = o_t) followed by the whole row (the
+    /// network's condition), as `Ddpm::chain_input` builds it for the observed start.
+    pub fn batch_one(&self, observed_condition: bool) -> Result<Option<ChainBatchOne>> {
+        if self.is_stochastic() {
+            return Ok(None);
+        }
+        let steps = self
+            .steps
+            .iter()
+            .map(|s| {
+                let bias_out = s.bias_out.as_ref().map(to_f32).transpose()?;
+                Ok((
+                    FrozenLayer::from_columns(&s.m1, Some(&s.bias1))?,
+                    FrozenLayer::from_columns(&s.m_out, None)?,
+                    bias_out,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let middle = self
+            .middle
+            .iter()
+            .map(|(wt, b)| FrozenLayer::from_columns(wt, Some(b)))
+            .collect::<std::result::Result<_, _>>()?;
+        let finish = match &self.finish {
+            Some((p, o)) => Some((*p as f32, to_f32(o)?)),
+            None => None,
+        };
+        let (dim, width) = (self.dim as usize, (self.dim + self.cond_dim) as usize);
+        let row = if observed_condition { width - dim } else { width };
+        Ok(Some(ChainBatchOne {
+            dim,
+            row,
+            width,
+            steps,
+            middle,
+            activation: self.activation,
+            finish,
+            z: vec![],
+            h: vec![],
+            h2: vec![],
+        }))
+    }
+}
+
+/// [`CompiledChain::run`] on one state, in `f32` without libtorch (the same steps; rounding differs).
+pub(crate) struct ChainBatchOne {
+    dim: usize,
+    /// Width of the caller's row: `width`, or `width − dim` when the chain reads [o_t | row].
+    row: usize,
+    /// Width of the chain's input.
+    width: usize,
+    /// Per step: `pre = bias1 + z · m1`, the output map `m_out`, and the output bias of a final x̂_0 step.
+    steps: Vec<(FrozenLayer, FrozenLayer, Option<Vec<f32>>)>,
+    middle: Vec<FrozenLayer>,
+    activation: Activation,
+    finish: Option<(f32, Vec<f32>)>,
+    z: Vec<f32>,
+    h: Vec<f32>,
+    h2: Vec<f32>,
+}
+
+impl BatchOneDenoiser for ChainBatchOne {
+    fn input_dim(&self) -> usize {
+        self.row
+    }
+
+    fn output_dim(&self) -> usize {
+        self.dim
+    }
+
+    fn purify(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
+        if input.len() != self.row || out.len() != self.dim {
+            return Err(DenoiseError::Shape(format!(
+                "the chain reads {} values and writes {}: got {} and {}",
+                self.row,
+                self.dim,
+                input.len(),
+                out.len()
+            )));
+        }
+        self.z.clear();
+        if self.row < self.width {
+            self.z.extend_from_slice(&input[..self.dim]);
+        }
+        self.z.extend_from_slice(input);
+        for (first, m_out, bias_out) in &self.steps {
+            self.h.resize(first.n_out(), 0.0);
+            first.apply(&self.z, &mut self.h);
+            activate(self.activation, &mut self.h);
+            for layer in &self.middle {
+                self.h2.resize(layer.n_out(), 0.0);
+                layer.apply(&self.h, &mut self.h2);
+                activate(self.activation, &mut self.h2);
+                std::mem::swap(&mut self.h, &mut self.h2);
+            }
+            if let Some(bias) = bias_out {
+                out.copy_from_slice(bias);
+                m_out.accumulate(&self.h, out);
+                return Ok(());
+            }
+            m_out.accumulate(&self.h, &mut self.z);
+        }
+        let (p, o) = self.finish.as_ref().ok_or_else(|| DenoiseError::Config("a chain without an end".into()))?;
+        for ((x, &y), &b) in out.iter_mut().zip(&self.z[..self.dim]).zip(o) {
+            *x = y * p + b;
+        }
+        Ok(())
     }
 }
 

@@ -140,6 +140,17 @@ impl Denoiser for Ddim {
         format!("ddim(k={} τ={:?} on {})", self.k, self.timesteps, self.model.name())
     }
 
+    /// The compiled chain, for the observed start and a chain that draws no noise.
+    fn batch_one(&self) -> Result<Option<Box<dyn crate::batch_one::BatchOneDenoiser>>> {
+        if !self.model.observed_start() {
+            return Ok(None);
+        }
+        Ok(self
+            .chain
+            .batch_one(self.model.observed_condition())?
+            .map(|c| Box::new(c) as Box<dyn crate::batch_one::BatchOneDenoiser>))
+    }
+
     fn steps(&self) -> usize {
         self.chain.len()
     }

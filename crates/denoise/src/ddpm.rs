@@ -569,6 +569,16 @@ impl Ddpm {
         }
     }
 
+    /// Whether the chain starts from the observed state (not from noise).
+    pub(crate) fn observed_start(&self) -> bool {
+        self.cfg.start == Start::Observed
+    }
+
+    /// Whether the network's condition is the caller's whole row (then the chain reads [o_t | row]).
+    pub(crate) fn observed_condition(&self) -> bool {
+        self.cfg.observed_condition
+    }
+
     /// The compiled chain's input `[y | c]` for checked caller rows `[B, d + cond_dim]`: y = o_t (observed
     /// start) or 0 (noise start), then the network's condition.
     pub(crate) fn chain_input(&self, states: &Tensor) -> Result<Tensor> {
@@ -854,6 +864,17 @@ impl Denoiser for Ddpm {
             s.noise_scale,
             s.kind.name()
         )
+    }
+
+    /// The compiled chain, for the observed start and a chain that draws no noise.
+    fn batch_one(&self) -> Result<Option<Box<dyn crate::batch_one::BatchOneDenoiser>>> {
+        if !self.observed_start() {
+            return Ok(None);
+        }
+        Ok(self
+            .chain
+            .batch_one(self.observed_condition())?
+            .map(|c| Box::new(c) as Box<dyn crate::batch_one::BatchOneDenoiser>))
     }
 
     fn steps(&self) -> usize {

@@ -45,6 +45,25 @@ impl FrozenLayer {
         Ok(Self { columns, bias, n_in: n_in as usize })
     }
 
+    /// A layer from its weight stored by input, `[in, out]` (as `addmm(b, x, m)` takes it), and bias.
+    pub fn from_columns(columns: &Tensor, bias: Option<&Tensor>) -> Result<Self> {
+        Self::new(&columns.f_transpose(0, 1)?, bias)
+    }
+
+    /// `out += W x` (no bias).
+    pub fn accumulate(&self, x: &[f32], out: &mut [f32]) {
+        debug_assert!(x.len() == self.n_in && out.len() == self.n_out());
+        if self.bias.is_empty() {
+            return;
+        }
+        let axpy = axpy_fn();
+        for (&a, column) in x.iter().zip(self.columns.chunks_exact(self.bias.len())) {
+            if a != 0.0 {
+                axpy(a, column, out);
+            }
+        }
+    }
+
     /// Input width.
     pub fn n_in(&self) -> usize {
         self.n_in
@@ -57,17 +76,8 @@ impl FrozenLayer {
 
     /// `out = W x + b`.
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
-        debug_assert!(x.len() == self.n_in && out.len() == self.n_out());
         out.copy_from_slice(&self.bias);
-        if self.bias.is_empty() {
-            return;
-        }
-        let axpy = axpy_fn();
-        for (&a, column) in x.iter().zip(self.columns.chunks_exact(self.bias.len())) {
-            if a != 0.0 {
-                axpy(a, column, out);
-            }
-        }
+        self.accumulate(x, out);
     }
 }
 
@@ -148,7 +158,8 @@ pub fn to_f32(t: &Tensor) -> Result<Vec<f32>> {
     Ok(Vec::<f32>::try_from(&flat)?)
 }
 
-fn activate(activation: Activation, x: &mut [f32]) {
+/// The activation of every entry of `x`, in place.
+pub fn activate(activation: Activation, x: &mut [f32]) {
     match activation {
         Activation::Tanh => x.iter_mut().for_each(|v| *v = v.tanh()),
         Activation::Relu => x.iter_mut().for_each(|v| *v = v.max(0.0)),

@@ -481,8 +481,8 @@ fn config_parses_with_defaults_and_rejects_unknown_keys() {
 
 #[test]
 fn the_batch_one_purified_state_is_the_libtorch_one() {
-    // Distilled with a history-summary condition, and the identity: the same states to rounding; a chain
-    // (DDPM) has no batch-one form, so a server keeps libtorch for it.
+    // Distilled with a history-summary condition, the identity, and the compiled DDPM and DDIM chains: the same
+    // states to rounding; a chain that draws purification noise has no batch-one form (libtorch stays).
     let _torch = dsrm_nn::runtime::exclusive();
     dsrm_nn::tch::set_num_threads(1);
     let world = tiny_world();
@@ -496,8 +496,20 @@ fn the_batch_one_purified_state_is_the_libtorch_one() {
     });
     let items = [1u32, 2, 3, 4, 0, 5, 2];
     let rewards = [0.5, 1.0, 0.2, 2.0, -0.4, 0.9, 0.1];
-    for (denoiser, condition) in [(distilled, 6), (DenoiserConfig::Identity(Default::default()), 0)] {
-        let cfg = DsrmStageConfig { denoiser, condition_window: Some(condition), ..tiny_stage() };
+    let ddim = DenoiserConfig::Ddim(crate::DdimConfig { ddpm: teacher.clone(), k: 2 });
+    // (denoiser, condition window, towards the clean target: the chain then reads [o_t | o_t ⊕ h]).
+    let cases = [
+        (distilled, 6, false),
+        (DenoiserConfig::Identity(Default::default()), 0, false),
+        (tiny_stage().denoiser, 0, false),
+        (tiny_stage().denoiser, 5, false),
+        (tiny_stage().denoiser, 5, true),
+        (ddim.clone(), 0, false),
+        (ddim, 4, true),
+    ];
+    for (denoiser, condition, clean) in cases {
+        let target = if clean { Some(CleanTarget::Debiased) } else { tiny_stage().target };
+        let cfg = DsrmStageConfig { denoiser, condition_window: Some(condition), target, ..tiny_stage() };
         let model = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
         let mut tracker = model.tracker().unwrap();
         tracker.set_reward_range(-1.0, 2.0).unwrap();
@@ -514,6 +526,8 @@ fn the_batch_one_purified_state_is_the_libtorch_one() {
             );
         }
     }
-    let chain = DsrmModel::fit(&tiny_stage(), &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+    let noisy = DenoiserConfig::Ddpm(crate::DdpmConfig { purify_noise: 0.5, ..teacher.clone() });
+    let cfg = DsrmStageConfig { denoiser: noisy, ..tiny_stage() };
+    let chain = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
     assert!(chain.tracker().unwrap().batch_one().unwrap().is_none());
 }
