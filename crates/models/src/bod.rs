@@ -346,14 +346,7 @@ mod tests {
     /// 0.792 against 0.796; the uniform-weight fit on the same 90% of rows, 0.779).
     #[test]
     fn bod_weighs_the_flipped_rows_down() {
-        let cfg = MfConfig {
-            dim: 16,
-            epochs: 150,
-            learning_rate: 0.05,
-            regularization: 0.001,
-            loss: MfLoss::Logistic,
-            ..MfConfig::default()
-        };
+        let cfg = crate::planted::noisy_clicks_mf();
         let frozen = BodConfig { generator_learning_rate: 0.0, ..BodConfig::default() };
         for seed in [3, 1, 2] {
             let (data, flipped, clean) = noisy_clicks(0.2, seed);

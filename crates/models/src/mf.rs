@@ -495,14 +495,7 @@ mod tests {
     #[test]
     fn denoising_losses_fit_the_clean_labels_better_than_plain_log_loss() {
         let (data, flipped, clean) = noisy_clicks(0.2, 3);
-        let cfg = MfConfig {
-            dim: 16,
-            epochs: 150,
-            learning_rate: 0.05,
-            regularization: 0.001,
-            loss: MfLoss::Logistic,
-            ..MfConfig::default()
-        };
+        let cfg = crate::planted::noisy_clicks_mf();
         // Accuracy against the clean labels, over every cell, of the model's 0.5 cut.
         let accuracy = |mf: &MatrixFactorization| {
             let right =

@@ -1,7 +1,7 @@
 //! Planted test data shared by the user models' tests: a low-rank matrix with biases, and 0/1 labels of one
 //! with a share of them flipped (the noise the denoising losses and BOD are tested against).
 
-use crate::Interactions;
+use crate::{Interactions, MfConfig, MfLoss};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -51,4 +51,16 @@ pub(crate) fn noisy_clicks(flip: f64, seed: u64) -> (Interactions, Vec<bool>, Ve
     }
     let clean: Vec<f64> = data.target.iter().zip(&flipped).map(|(&t, &f)| if f { 1.0 - t } else { t }).collect();
     (data, flipped, clean)
+}
+
+/// The logistic MF the denoising-loss and BOD tests fit to [`noisy_clicks`].
+pub(crate) fn noisy_clicks_mf() -> MfConfig {
+    MfConfig {
+        dim: 16,
+        epochs: 150,
+        learning_rate: 0.05,
+        regularization: 0.001,
+        loss: MfLoss::Logistic,
+        ..MfConfig::default()
+    }
 }
