@@ -80,14 +80,14 @@ impl HrlSnapshot {
             })?;
             logits.f_copy_data(&mut self.logits, n_items)?;
         }
-        // m over the allowed items (masking first, as §4.4 says), then log p̃ + log w.
-        let max = (0..n_items)
-            .filter(|&i| mask.allows(i as u32))
-            .map(|i| f64::from(self.logits[i]))
-            .fold(f64::NEG_INFINITY, f64::max);
-        // m, the long-tail mass of p̃: only a target ratio reads it.
+        // m, the long-tail mass of p̃ over the allowed items (masking first, as §4.4 says): only a target ratio
+        // reads it. Then log p̃ + log w.
         let (mut total, mut tail) = (0.0, 0.0);
         if self.goal_type == GoalType::TargetRatio {
+            let max = (0..n_items)
+                .filter(|&i| mask.allows(i as u32))
+                .map(|i| f64::from(self.logits[i]))
+                .fold(f64::NEG_INFINITY, f64::max);
             for i in (0..n_items).filter(|&i| mask.allows(i as u32)) {
                 let e = (f64::from(self.logits[i]) - max).exp();
                 total += e;
