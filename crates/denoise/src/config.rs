@@ -45,6 +45,22 @@ impl Default for DenoiserConfig {
 }
 
 impl DenoiserConfig {
+    /// This config with its network trained for `max_epochs` epochs from the training seed `seed` (the DDPM of
+    /// ddim, the teacher of distilled; identity has no training): what a per-round [`refit`] runs.
+    pub fn with_training(&self, max_epochs: usize, seed: u64) -> Self {
+        let mut cfg = self.clone();
+        let train = match &mut cfg {
+            Self::Identity(_) => return cfg,
+            Self::Ddpm(c) => &mut c.train,
+            Self::Ddim(c) => &mut c.ddpm.train,
+            Self::Distilled(c) => &mut c.teacher.train,
+            Self::Vae(c) => &mut c.train,
+            Self::Flow(c) => &mut c.train,
+        };
+        (train.max_epochs, train.seed) = (max_epochs, seed);
+        cfg
+    }
+
     /// The `kind` tag.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -84,7 +100,7 @@ pub fn build(
     valid: &Tensor,
     progress: &mut dyn FnMut(&EpochLog),
 ) -> Result<Built> {
-    build_with(cfg, train, valid, None, progress)
+    build_with(cfg, train, valid, None, None, progress)
 }
 
 /// [`build`] towards explicit clean targets (`[N, d]` rows, one per training / validation state): option B of
@@ -106,19 +122,55 @@ pub fn build_towards(
             cfg.kind()
         )));
     }
-    build_with(cfg, train, valid, Some((train_targets, valid_targets)), progress)
+    build_with(cfg, train, valid, Some((train_targets, valid_targets)), None, progress)
 }
 
-/// The one place each kind is assembled; `targets` (train, valid) replace the observed states as the DDPM's x_0.
-fn build_with(
+/// [`build`] / [`build_towards`] (`targets`: training and validation rows of s^(0), or `None` for the observed
+/// state) continuing from a trained denoiser (`init`: its [`Denoiser::checkpoint`]) instead of a fresh
+/// initialisation: the same kind and shapes, trained for `cfg`'s epochs on new data (the feedback loop's
+/// per-round refit of the DSRM stage). The kinds whose whole trained state is one network carry it over: ddpm,
+/// ddim (its DDPM) and flow; `identity` has nothing to refit; `distilled` (its checkpoint holds the student, not
+/// the teacher it was distilled from) and `vae` are refused.
+pub fn refit(
     cfg: &DenoiserConfig,
+    init: (&[(String, Tensor)], &serde_json::Value),
     train: &Tensor,
     valid: &Tensor,
     targets: Option<(&Tensor, &Tensor)>,
     progress: &mut dyn FnMut(&EpochLog),
 ) -> Result<Built> {
+    let (tensors, meta) = init;
+    if meta["kind"].as_str() != Some(cfg.kind()) {
+        return Err(DenoiseError::Config(format!(
+            "refit: the trained denoiser is {}, the config asks for {}",
+            meta["kind"],
+            cfg.kind()
+        )));
+    }
+    match cfg {
+        DenoiserConfig::Ddpm(_) | DenoiserConfig::Ddim(_) | DenoiserConfig::Flow(_) => {
+            build_with(cfg, train, valid, targets, Some(tensors), progress)
+        }
+        DenoiserConfig::Identity(_) => build_with(cfg, train, valid, targets, None, progress),
+        DenoiserConfig::Distilled(_) | DenoiserConfig::Vae(_) => Err(DenoiseError::Config(format!(
+            "refit: a {} denoiser cannot continue from its checkpoint (ddpm, ddim, flow and identity can)",
+            cfg.kind()
+        ))),
+    }
+}
+
+/// The one place each kind is assembled; `targets` (train, valid) replace the observed states as the DDPM's x_0;
+/// `init` (ddpm, ddim, flow) is the network training starts from.
+fn build_with(
+    cfg: &DenoiserConfig,
+    train: &Tensor,
+    valid: &Tensor,
+    targets: Option<(&Tensor, &Tensor)>,
+    init: Option<&[(String, Tensor)]>,
+    progress: &mut dyn FnMut(&EpochLog),
+) -> Result<Built> {
     let ddpm = |c: &DdpmConfig, progress: &mut dyn FnMut(&EpochLog)| {
-        Ddpm::fit_towards(train, targets.map(|t| t.0), valid, targets.map(|t| t.1), c, progress)
+        Ddpm::fit_from(train, targets.map(|t| t.0), valid, targets.map(|t| t.1), c, init, progress)
     };
     let (denoiser, reports): (Box<dyn Denoiser>, Vec<FitReport>) = match cfg {
         DenoiserConfig::Identity(_) => {
@@ -147,7 +199,7 @@ fn build_with(
         }
         DenoiserConfig::Flow(c) => {
             let (model, report) =
-                Flow::fit_towards(train, targets.map(|t| t.0), valid, targets.map(|t| t.1), c, progress)?;
+                Flow::fit_from(train, targets.map(|t| t.0), valid, targets.map(|t| t.1), c, init, progress)?;
             (Box::new(model), vec![report])
         }
     };

@@ -350,6 +350,20 @@ impl Ddpm {
         cfg: &DdpmConfig,
         progress: &mut dyn FnMut(&EpochLog),
     ) -> Result<(Self, FitReport)> {
+        Self::fit_from(train, train_targets, valid, valid_targets, cfg, None, progress)
+    }
+
+    /// [`fit_towards`](Self::fit_towards) starting from the network of `init` (the tensors of a trained DDPM's
+    /// [`Denoiser::checkpoint`], same shapes) instead of a fresh initialisation: a warm refit on new data.
+    pub(crate) fn fit_from(
+        train: &Tensor,
+        train_targets: Option<&Tensor>,
+        valid: &Tensor,
+        valid_targets: Option<&Tensor>,
+        cfg: &DdpmConfig,
+        init: Option<&[(String, Tensor)]>,
+        progress: &mut dyn FnMut(&EpochLog),
+    ) -> Result<(Self, FitReport)> {
         let schedule = cfg.validate()?;
         let width = data_width("train", train)?;
         let dim = width - cfg.cond_dim;
@@ -387,7 +401,10 @@ impl Ddpm {
 
         tch::manual_seed(cfg.train.seed as i64);
         let mut vs = VarStore::new(device);
-        let net = Network::new(&vs, cfg, dim)?;
+        let net = match init {
+            None => Network::new(&vs, cfg, dim)?,
+            Some(tensors) => Network::from_named(tensors, cfg, dim)?.trainable_copy(&vs)?,
+        };
 
         // Per-level constants of the loss, indexed by t = 0..=T.
         let per_level = |f: &dyn Fn(usize) -> f64| -> Result<Tensor> {

@@ -196,6 +196,16 @@ impl Network {
         out
     }
 
+    /// A trainable copy of the weights, registered in `vs` under the names of [`named`](Self::named).
+    fn trainable_copy(&self, vs: &VarStore) -> Result<Self> {
+        let root = vs.root();
+        Ok(Self {
+            emb: self.emb.trainable_copy(&root.sub("emb"))?,
+            mlp: self.mlp.trainable_copy(&root.sub("mlp"))?,
+            emb_dim: self.emb_dim,
+        })
+    }
+
     /// The learned time embedding of times `tau` (`[B]`).
     fn embed(&self, tau: &Tensor) -> Result<Tensor> {
         Ok(self.emb.try_forward(&time_features(tau, self.emb_dim)?)?)
@@ -315,6 +325,20 @@ impl Flow {
         cfg: &FlowConfig,
         progress: &mut dyn FnMut(&EpochLog),
     ) -> Result<(Self, FitReport)> {
+        Self::fit_from(train, train_targets, valid, valid_targets, cfg, None, progress)
+    }
+
+    /// [`fit_towards`](Self::fit_towards) starting from the network of `init` (the tensors of a trained flow's
+    /// [`Denoiser::checkpoint`], same shapes) instead of a fresh initialisation: a warm refit on new data.
+    pub(crate) fn fit_from(
+        train: &Tensor,
+        train_targets: Option<&Tensor>,
+        valid: &Tensor,
+        valid_targets: Option<&Tensor>,
+        cfg: &FlowConfig,
+        init: Option<&[(String, Tensor)]>,
+        progress: &mut dyn FnMut(&EpochLog),
+    ) -> Result<(Self, FitReport)> {
         cfg.validate()?;
         let width = data_width("train", train)?;
         let dim = width - cfg.cond_dim;
@@ -366,7 +390,10 @@ impl Flow {
 
         tch::manual_seed(cfg.train.seed as i64);
         let mut vs = VarStore::new(device);
-        let net = Network::new(&vs, cfg, dim)?;
+        let net = match init {
+            None => Network::new(&vs, cfg, dim)?,
+            Some(tensors) => Network::from_named(tensors, cfg, dim)?.trainable_copy(&vs)?,
+        };
 
         // The flow-matching loss of rows `rows` (conditions), `target` (s^(0)), times `tau` and noise `eps`.
         let loss = |rows: &Tensor, target: Option<Tensor>, tau: &Tensor, eps: &Tensor| -> Result<Tensor> {

@@ -42,7 +42,7 @@ mod test_support;
 #[cfg(test)]
 mod tests;
 
-pub use config::{build, build_towards, from_checkpoint, load, Built, DenoiserConfig};
+pub use config::{build, build_towards, from_checkpoint, load, refit, Built, DenoiserConfig};
 pub use ddim::{Ddim, DdimConfig};
 pub use ddpm::{Ddpm, DdpmConfig, MeanType, TimestepSampling};
 pub use distilled::{Distilled, DistilledConfig, StudentConfig};

@@ -60,8 +60,62 @@ impl DsrmModel {
         let n_items = world.spec.n_items();
         // The tracker's random start row comes from this seed, so the stage is a function of its config.
         dsrm_nn::runtime::seed(cfg.seed);
-        let mut frozen =
+        let frozen =
             FrozenTracker::build(tracker_cfg, cfg.condition_window(), n_items, pretrained, dsrm_nn::runtime::device())?;
+        Self::train_on(cfg, tracker_cfg, frozen, pretrained, world, None, progress)
+    }
+
+    /// This stage refitted on `world`'s log (the feedback loop's round r, `docs/feedback-loop.md`): the same
+    /// frozen tracker and item table (so a state keeps its meaning for the agent reading it), the rows replayed
+    /// from the new log, new clean targets and user split as [`Self::fit`] makes them, and the denoiser trained
+    /// for `cfg`'s epochs *from this stage's weights* ([`crate::refit`]: ddpm, ddim, flow; identity is rebuilt).
+    /// `cfg` must describe this stage (same tracker window, target and denoiser kind).
+    pub fn refit(&self, cfg: &DsrmStageConfig, world: &World, progress: &mut dyn FnMut(StageEvent)) -> Result<Self> {
+        cfg.validate()?;
+        if cfg.condition_window() != self.condition_window || cfg.target() != self.target {
+            return Err(StageError::Config(format!(
+                "refit: the stage was trained with condition_window {} towards {:?}, the config gives {} and {:?}",
+                self.condition_window,
+                self.target,
+                cfg.condition_window(),
+                cfg.target()
+            )));
+        }
+        if world.spec.n_items() != self.n_items {
+            return Err(StageError::Config(format!(
+                "refit: the stage was trained for {} items, the world has {}",
+                self.n_items,
+                world.spec.n_items()
+            )));
+        }
+        dsrm_nn::runtime::seed(cfg.seed);
+        let mut frozen = FrozenTracker::build(
+            &self.tracker_cfg,
+            self.condition_window,
+            self.n_items,
+            self.pretrained.as_ref(),
+            dsrm_nn::runtime::device(),
+        )?;
+        checkpoint::restore("tracker", frozen.tracker.var_store_mut(), &self.tracker_tensors)?;
+        frozen.sync_summary()?;
+        let init = (&self.denoiser_tensors[..], &self.denoiser_meta);
+        let mut refitted =
+            Self::train_on(cfg, &self.tracker_cfg, frozen, self.pretrained.as_ref(), world, Some(init), progress)?;
+        refitted.provenance = self.provenance.clone();
+        Ok(refitted)
+    }
+
+    /// Steps 1–4 of [`Self::fit`] with a built tracker; `init` is the denoiser training continues from.
+    fn train_on(
+        cfg: &DsrmStageConfig,
+        tracker_cfg: &TrackerConfig,
+        mut frozen: FrozenTracker,
+        pretrained: Option<&Tensor>,
+        world: &World,
+        init: Option<(&[(String, Tensor)], &serde_json::Value)>,
+        progress: &mut dyn FnMut(StageEvent),
+    ) -> Result<Self> {
+        let n_items = world.spec.n_items();
         let range = world.spec.rewards.range();
         frozen.set_reward_range(range.0, range.1)?;
 
@@ -123,11 +177,18 @@ impl DsrmModel {
         //    built).
         let denoiser_cfg = with_condition(&cfg.denoiser, d, cfg.condition_window(), targets.is_some())?;
         let mut report_epoch = |e: &EpochLog| progress(StageEvent::Epoch(e.clone()));
-        let built = match &targets {
-            None => crate::build(&denoiser_cfg, &train, &valid, &mut report_epoch)?,
-            Some(t) => {
-                let (train_t, valid_t) = (pick(t, &train_rows)?, pick(t, &valid_rows)?);
-                crate::build_towards(&denoiser_cfg, &train, &train_t, &valid, &valid_t, &mut report_epoch)?
+        let split_targets = match &targets {
+            None => None,
+            Some(t) => Some((pick(t, &train_rows)?, pick(t, &valid_rows)?)),
+        };
+        let built = match (&split_targets, init) {
+            (None, None) => crate::build(&denoiser_cfg, &train, &valid, &mut report_epoch)?,
+            (Some((train_t, valid_t)), None) => {
+                crate::build_towards(&denoiser_cfg, &train, train_t, &valid, valid_t, &mut report_epoch)?
+            }
+            (t, Some(init)) => {
+                let t = t.as_ref().map(|(a, b)| (a, b));
+                crate::refit(&denoiser_cfg, init, &train, &valid, t, &mut report_epoch)?
             }
         };
         let (denoiser_tensors, denoiser_meta) = built.denoiser.checkpoint();

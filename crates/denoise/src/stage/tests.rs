@@ -531,3 +531,41 @@ fn the_batch_one_purified_state_is_the_libtorch_one() {
     let chain = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
     assert!(chain.tracker().unwrap().batch_one().unwrap().is_none());
 }
+
+#[test]
+fn a_refit_continues_from_the_stages_denoiser_on_a_new_log() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let n = world.spec.n_items();
+    let emb = pretrained(n);
+    let cfg = DsrmStageConfig { max_states: 0, ..tiny_stage() };
+    let epochs = |e: usize| {
+        let DenoiserConfig::Ddpm(mut d) = cfg.denoiser.clone() else { unreachable!() };
+        d.train.max_epochs = e;
+        DsrmStageConfig { denoiser: DenoiserConfig::Ddpm(d), ..cfg.clone() }
+    };
+    let trained = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+    let batch = HistoryBatch::new(&[(0, &[1, 2, 3, 4], &[0.5, 1.0, 0.2, 2.0]), (1, &[7], &[1.5])], 3, n, Device::Cpu);
+    let purified = |m: &DsrmModel| m.tracker().unwrap().states(&batch);
+
+    // The round's log: half of the old one.
+    let smaller = world.with_log_fraction(0.5, 1);
+    // Zero epochs: the refitted stage is the trained one (tracker and denoiser), not a fresh network.
+    let kept = trained.refit(&epochs(0), &smaller, &mut |_| {}).unwrap();
+    assert!(purified(&kept).equal(&purified(&trained)), "a 0-epoch refit keeps the weights it starts from");
+    let fresh = DsrmModel::fit(&epochs(0), &TrackerConfig::default(), &smaller, Some(&emb), &mut |_| {}).unwrap();
+    assert!(!purified(&fresh).equal(&purified(&trained)));
+    assert!(kept.rows.0 < trained.rows.0, "the refit replays the new log: {:?} vs {:?}", kept.rows, trained.rows);
+
+    // With epochs it trains on from there: its first validation loss is the trained network's, below a fresh one's.
+    let refitted = trained.refit(&cfg, &smaller, &mut |_| {}).unwrap();
+    let start = |m: &DsrmModel| m.reports[0].history[0].valid_loss;
+    assert!(start(&refitted) < 0.5 * start(&fresh), "refit starts at {} vs fresh {}", start(&refitted), start(&fresh));
+    assert!(!purified(&refitted).equal(&purified(&trained)), "and moves on the new log");
+
+    // A config that does not describe the stage is refused, as is a kind that cannot continue from a checkpoint.
+    let other = DsrmStageConfig { condition_window: Some(2), ..cfg.clone() };
+    let err = trained.refit(&other, &smaller, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("condition_window"), "{err}");
+}

@@ -11,7 +11,8 @@
 //!         heuristic: refit on log_r (most-popular counts, MF factors, ...)
 //!         RL agent:  refit the world model (and the DSRM stage, when configured) on log_r, then train the
 //!                    agent in it; with `warm_start` the agent instead continues from round r-1's deployed
-//!                    (validation-selected) epoch for `epochs_per_round` epochs (keeping round 0's DSRM stage)
+//!                    (validation-selected) epoch for `epochs_per_round` epochs, and its DSRM stage continues
+//!                    from round r-1's for `stage_refit_epochs` denoiser epochs on log_r (same tracker)
 //!     deploy it: serve `served_episodes` episodes to users drawn from all users, in the environment of users_r
 //!                (their current truth), NX_0, sampled actions (or the method's `[methods.loop] selection`);
 //!                an RL agent deploys its validation-selected epoch, the one `dsrm train` reports (best
@@ -78,6 +79,12 @@ pub struct LoopFile {
     /// `train.epochs`).
     #[serde(default = "one")]
     pub epochs_per_round: usize,
+    /// With `warm_start`: the DSRM stage of an agent that has one is refitted every round on the round's log,
+    /// continuing from the previous round's stage for this many denoiser epochs (its tracker and item table stay
+    /// round 0's, so the states the agent learned on keep their meaning; `DsrmModel::refit`). 0 keeps round 0's
+    /// stage for every round.
+    #[serde(default = "two")]
+    pub stage_refit_epochs: usize,
     /// Share of the data set's training log the loop starts from ((user, item) pairs kept by a seeded hash).
     /// With the whole log (1.0) a round's served interactions are a drop in a large log; a smaller start lets
     /// the loop's own data weigh in, as on a young platform or a fresh catalogue.
@@ -156,6 +163,10 @@ fn one() -> usize {
     1
 }
 
+fn two() -> usize {
+    2
+}
+
 fn whole() -> f64 {
     1.0
 }
@@ -227,6 +238,12 @@ impl LoopFile {
         Ok(())
     }
 
+    /// The world model an RL `method` trains in, refitted every round: its own `[methods.world_model]` (DORL's
+    /// ensemble), else the loop's.
+    pub fn world_model_of<'a>(&'a self, method: &'a MethodConfig) -> &'a WorldModelConfig {
+        method.world_model.as_ref().unwrap_or(&self.world_model)
+    }
+
     /// The mechanisms of `method`: its own, else the loop's.
     pub fn mechanisms_of<'a>(&'a self, method: &'a MethodConfig) -> &'a Mechanisms {
         method.loop_settings.as_ref().and_then(|l| l.mechanisms.as_ref()).unwrap_or(&self.mechanisms)
@@ -269,10 +286,20 @@ pub fn run(config: &Path, req: &LoopRequest, run_dir: &Path, progress: Progress)
     if let Some(dir) = req.data {
         file.data.dir = Some(dir.to_path_buf());
     }
-    if file.world_model.reward.uses_ensemble() && file.world_model.checkpoint.is_none() {
+    let ensembles: Vec<&str> = file
+        .methods
+        .iter()
+        .filter(|m| m.train.is_some() && file.world_model_of(m).reward.uses_ensemble())
+        .map(|m| m.name.as_str())
+        .collect();
+    if !ensembles.is_empty() {
         note(
             progress,
-            "note: the loop refits the world model every round; a DeepFM ensemble takes long, `reward = \"mf\"` is quick",
+            format!(
+                "note: the loop refits the world model every round; a DeepFM ensemble ({}) takes long, \
+                 `reward = \"mf\"` is quick",
+                ensembles.join(", ")
+            ),
         );
     }
     let out = run_dir.join(dsrm_report::LOOP_DIR);
@@ -479,7 +506,8 @@ fn fit(
         // Continue the previous round's *deployed* agent, its validation-selected epoch e (weights, optimiser, and
         // the log, which the trainer cuts back to e on resuming), in the refitted world model, for exactly
         // `epochs_per_round` epochs (e + 1 ..= e + epochs_per_round), so every round costs the same; its DSRM
-        // stage, if any, stays the one of round 0 (the agent's inputs must not change under it).
+        // stage, if any, continues from the previous round's on this round's log (`stage_refit_epochs`; 0 keeps
+        // round 0's).
         let previous = dir.join(format!("round-{}", round - 1)).join("agent");
         let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
         let epoch = summary.selected_epoch;
@@ -493,6 +521,10 @@ fn fit(
                 if from.exists() {
                     std::fs::copy(&from, run_dir.join(name)).with_context(|| format!("copying {}", from.display()))?;
                 }
+            }
+            if let Some(stage) = cfg.dsrm.as_ref().filter(|_| file.stage_refit_epochs > 0) {
+                let label = format!("{} seed {seed} round {round}", method.name);
+                refit_stage(stage, file.stage_refit_epochs, world, round, &run_dir, &label, progress)?;
             }
             // Last, atomically: a run folder with a checkpoint is a run to resume.
             let bytes = std::fs::read(&selected).with_context(|| format!("reading {}", selected.display()))?;
@@ -508,7 +540,7 @@ fn fit(
         keep_checkpoint(&path, &epochs_dir, epoch as usize)?;
     }
     // The world model is refitted on this round's log (never reloaded from an earlier round).
-    let world_model = WorldModelConfig { checkpoint: None, ..file.world_model.clone() };
+    let world_model = WorldModelConfig { checkpoint: None, ..file.world_model_of(method).clone() };
     let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some(), progress)?;
     let inputs = MetricInputs::new(world, file.eval.mcd_dominant);
     let pretrained = || embeddings.as_ref().map(|e| e.shallow_clone());
@@ -542,6 +574,44 @@ fn fit(
     }
     let policy = dsrm_train::load_trained(&cfg, world, pretrained(), &deployed)?;
     Ok((Fitted::Agent(policy), Some(epoch)))
+}
+
+/// Replaces `run_dir`'s DSRM stage (the previous round's) by the same stage refitted on `world`'s log for `epochs`
+/// denoiser epochs, continuing from its weights (`DsrmModel::refit`; training seed: the stage's plus the round).
+fn refit_stage(
+    stage: &dsrm_denoise::stage::DsrmStageConfig,
+    epochs: usize,
+    world: &World,
+    round: usize,
+    run_dir: &Path,
+    label: &str,
+    progress: Progress,
+) -> Result<()> {
+    use dsrm_denoise::stage::{DsrmModel, RUN_FILE};
+    if stage.joint_lambda != 0.0 || stage.checkpoint.is_some() {
+        bail!(
+            "stage_refit_epochs = {epochs}: a DSRM stage fine-tuned jointly (joint_lambda) or read from a checkpoint              is not refitted per round; set stage_refit_epochs = 0 in the loop file to keep round 0's stage"
+        );
+    }
+    let path = run_dir.join(RUN_FILE);
+    let previous = DsrmModel::load(&path).with_context(|| format!("reading {}", path.display()))?;
+    let denoiser_seed = match &stage.denoiser {
+        dsrm_denoise::DenoiserConfig::Ddpm(c) => c.train.seed,
+        dsrm_denoise::DenoiserConfig::Ddim(c) => c.ddpm.train.seed,
+        dsrm_denoise::DenoiserConfig::Flow(c) => c.train.seed,
+        _ => 0,
+    };
+    let cfg = dsrm_denoise::stage::DsrmStageConfig {
+        denoiser: stage.denoiser.with_training(epochs, denoiser_seed.wrapping_add(round as u64)),
+        ..stage.clone()
+    };
+    let refitted = previous
+        .refit(&cfg, world, &mut |_| {})
+        .with_context(|| format!("refitting the DSRM stage of {}", run_dir.display()))?;
+    let best = refitted.reports.first().map(|r| r.best_valid_loss).unwrap_or(f64::NAN);
+    note(progress, format!("{label}: DSRM stage refitted on the round's log ({epochs} epochs, valid loss {best:.4})"));
+    refitted.save(&path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// A method fitted for one round.
@@ -836,6 +906,47 @@ mod tests {
         std::fs::remove_dir_all(out.join("loop/on/seed-1/round-4")).unwrap();
         run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         assert_eq!(last(&read("on")), on);
+    }
+
+    #[test]
+    fn a_warm_loop_refits_the_dsrm_stage_each_round_and_reads_a_methods_own_world_model() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let run_with = |refit: usize| -> PathBuf {
+            let config = dir.path().join(format!("loop-{refit}.toml"));
+            let text = format!(
+                "seeds = [1]\nrounds = 2\nserved_episodes = 20\nwarm_start = true\nstage_refit_epochs = {refit}\n\
+                 [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[eval]\nepisodes = 10\n[world_model]\nreward = \"mf\"\n\
+                 [[methods]]\nname = \"dsrm-a2c\"\n[methods.train]\nepochs = 1\nsteps_per_epoch = 60\nparallel_envs = 10\n\
+                 [methods.train.dsrm]\nmax_states = 400\n[methods.train.dsrm.denoiser]\nkind = \"ddpm\"\nhidden = [8]\n\
+                 [methods.train.dsrm.denoiser.train]\nmax_epochs = 1\n\
+                 [[methods]]\nname = \"dorl\"\n[methods.train]\nepochs = 1\nsteps_per_epoch = 60\nparallel_envs = 10\n\
+                 [methods.world_model]\nreward = \"dorl\"\n[methods.world_model.ensemble]\nn_models = 2\n\
+                 [methods.world_model.ensemble.model]\nepochs = 1\n"
+            );
+            std::fs::write(&config, text).unwrap();
+            let out = dir.path().join(format!("run-{refit}"));
+            run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
+            out
+        };
+        let stage = |out: &Path, round: usize| {
+            std::fs::read(out.join(format!("loop/dsrm-a2c/seed-1/round-{round}/agent/dsrm.bin"))).unwrap()
+        };
+        let refitted = run_with(2);
+        assert_ne!(stage(&refitted, 1), stage(&refitted, 0), "round 1's stage was refitted on round 1's log");
+        let kept = run_with(0);
+        assert_eq!(stage(&kept, 0), stage(&refitted, 0), "round 0 is the same in both");
+        assert_eq!(stage(&kept, 1), stage(&kept, 0), "stage_refit_epochs = 0 keeps round 0's stage");
+        // DORL's own [methods.world_model] (its ensemble), not the loop's MF, refitted in every round.
+        for round in 0..2 {
+            let agent = refitted.join(format!("loop/dorl/seed-1/round-{round}/agent"));
+            assert!(agent.join("world_model.bin").exists(), "round {round}: no ensemble in {}", agent.display());
+            let mf = refitted.join(format!("loop/dsrm-a2c/seed-1/round-{round}/agent/world_model.bin"));
+            assert!(!mf.exists(), "the MF world model is not saved as an ensemble");
+        }
     }
 
     #[test]
