@@ -520,6 +520,9 @@ impl StateTracker for EncodedTracker {
     fn set_reward_range(&mut self, r_min: f64, r_max: f64) -> std::result::Result<(), StateError> {
         self.inner.set_reward_range(r_min, r_max)
     }
+    fn clear_cache(&self) {
+        self.inner.clear_cache()
+    }
 }
 
 #[cfg(test)]

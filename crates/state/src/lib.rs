@@ -167,6 +167,11 @@ pub trait StateTracker: Send {
         Ok(())
     }
 
+    /// Forgets the states a tracker remembers between calls (the frozen DSRM stage's memo of purified rows);
+    /// the trainer calls it at every epoch start, so an epoch's states depend on that epoch alone and a resumed
+    /// run computes what an uninterrupted one did. Trackers that remember nothing ignore it.
+    fn clear_cache(&self) {}
+
     /// A copy of the tracker as it is now (weights and reward range) that computes one history's state
     /// without libtorch ([`batch_one`]), for a server; `None` (the default) where the tracker has none.
     fn batch_one(&self) -> Result<Option<Box<dyn BatchOneTracker>>, StateError> {

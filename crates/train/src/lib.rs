@@ -777,6 +777,7 @@ pub fn train_with_tracker(
         dsrm_nn::runtime::seed(mix(cfg.seed ^ mix(epoch as u64)));
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         rng.set_stream(epoch as u64);
+        tracker.tracker.clear_cache();
 
         // Collect whole episodes and update, until the epoch's budget is in.
         let budget = cfg.epoch_budget(epoch);

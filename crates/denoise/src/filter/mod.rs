@@ -338,6 +338,10 @@ impl StateTracker for FilteredTracker {
     fn set_reward_range(&mut self, r_min: f64, r_max: f64) -> Result<(), StateError> {
         self.inner.set_reward_range(r_min, r_max)
     }
+
+    fn clear_cache(&self) {
+        self.inner.clear_cache()
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::clean::{clean_targets, TargetReport};
 use super::frozen::{debiased_targets, replay, split_users, FrozenTracker, ReplayedStates, UserSplit};
-use super::purified::PurifiedTracker;
+use super::purified::{Memo, PurifiedTracker};
 use super::{CleanTarget, DsrmStageConfig, Result, StageError, StageEvent, FORMAT};
 use crate::{Denoiser, DenoiserConfig, EpochLog, FitReport};
 use dsrm_nn::checkpoint;
@@ -14,6 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
+use std::sync::Mutex;
 
 // ─────────────────────────────────── 2. pretrain, freeze, save ───────────────────────────────────
 
@@ -382,7 +383,8 @@ impl DsrmModel {
             }
             None => None,
         };
-        Ok(PurifiedTracker { frozen, denoiser, joint, name })
+        let memo = Mutex::new(Memo::new(denoiser.as_ref())?);
+        Ok(PurifiedTracker { frozen, denoiser, joint, name, memo })
     }
 }
 

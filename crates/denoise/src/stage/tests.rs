@@ -569,3 +569,42 @@ fn a_refit_continues_from_the_stages_denoiser_on_a_new_log() {
     let err = trained.refit(&other, &smaller, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("condition_window"), "{err}");
 }
+
+#[test]
+fn the_memo_returns_each_rows_purified_state_and_forgets_it_on_clear() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let n = world.spec.n_items();
+    let emb = pretrained(n);
+    let cfg = DsrmStageConfig { condition_window: Some(4), target: Some(CleanTarget::Debiased), ..tiny_stage() };
+    let model = DsrmModel::fit(&cfg, &TrackerConfig::default(), world, Some(&emb), &mut |_| {}).unwrap();
+    let tracker = model.tracker().unwrap();
+    // 40 histories, each twice in the batch (a duplicate is purified once), then a batch of 1 and one of 3.
+    let rows: Vec<(u32, Vec<u32>, Vec<f64>)> = (0..80u32)
+        .map(|i| {
+            let (j, len) = (i % 40, (i % 40 % 6) as usize);
+            let items = (0..len).map(|k| (j * 7 + k as u32 * 13) % n as u32).collect();
+            (j % 9, items, (0..len).map(|k| (j as f64 * 0.37 + k as f64).sin()).collect())
+        })
+        .collect();
+    let batch = |r: &[(u32, Vec<u32>, Vec<f64>)]| {
+        let refs: Vec<(u32, &[u32], &[f64])> = r.iter().map(|(u, i, w)| (*u, &i[..], &w[..])).collect();
+        HistoryBatch::new(&refs, tracker.window(), n, Device::Cpu)
+    };
+    let direct =
+        |r: &[(u32, Vec<u32>, Vec<f64>)]| model.denoiser().unwrap().purify(&tracker.observed(&batch(r)).unwrap());
+    let close = |a: &Tensor, b: &Tensor| (a - b).abs().max().double_value(&[]) < 1e-5;
+    let first = tracker.states(&batch(&rows));
+    assert!(close(&first, &direct(&rows)), "the memo's states are the denoiser's");
+    assert!(first.narrow(0, 0, 40).equal(&first.narrow(0, 40, 40)), "a duplicate row gets the same state");
+    // Remembered rows come back bit for bit, whatever batch they are in (libtorch alone is not batch-invariant).
+    assert!(tracker.states(&batch(&rows[7..8])).equal(&first.narrow(0, 7, 1)));
+    assert!(tracker.states(&batch(&rows[10..13])).equal(&first.narrow(0, 10, 3)));
+    // After clear_cache, rows are computed afresh: a few rows by the batch-one form, to rounding.
+    tracker.clear_cache();
+    let alone = tracker.states(&batch(&rows[7..8]));
+    assert!(close(&alone, &first.narrow(0, 7, 1)));
+    let again = tracker.states(&batch(&rows));
+    assert!(again.narrow(0, 7, 1).equal(&alone), "the row computed first after the clear is the one remembered");
+}
