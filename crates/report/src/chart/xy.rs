@@ -184,8 +184,7 @@ impl Chart for XyChart<'_> {
         let mut markers = Vec::new();
         for (s, pts) in pairs().filter(|(s, _)| s.markers) {
             for (_, p) in pts {
-                area.draw(&Circle::new((p.x, p.y), MARKER, color(s.color).filled())).map_err(message)?;
-                area.draw(&Circle::new((p.x, p.y), MARKER, WHITE.stroke_width(1))).map_err(message)?;
+                draw_marker(&area, (p.x, p.y), s.color, true)?;
                 markers.push(chart.backend_coord(&(p.x, p.y)));
             }
         }
@@ -252,7 +251,7 @@ impl Chart for XyChart<'_> {
                 legend.draw(&PathElement::new(vec![(4, y), (4 + SWATCH, y)], c.stroke_width(2))).map_err(message)?;
             }
             if s.markers {
-                legend.draw(&Circle::new((4 + SWATCH / 2, y), MARKER, c.filled())).map_err(message)?;
+                draw_marker(&legend, (4 + SWATCH / 2, y), s.color, false)?;
             }
             let name = fit(&s.name, SMALL_PX, text_px)?;
             let style = text_style(SMALL_PX, INK).pos(Pos::new(HPos::Left, VPos::Center));
@@ -270,7 +269,7 @@ impl Chart for XyChart<'_> {
                 y += ROW;
                 let (si, p) = owner[i];
                 let entry = format!("{} ({:.3}, {:.3})", wanted[i].text, p.x, p.y);
-                legend.draw(&Circle::new((8, y), MARKER, color(self.series[si].color).filled())).map_err(message)?;
+                draw_marker(&legend, (8, y), self.series[si].color, false)?;
                 let style = text_style(SMALL_PX, INK).pos(Pos::new(HPos::Left, VPos::Center));
                 legend
                     .draw(&Text::new(fit(&entry, SMALL_PX, self.legend_px - 24)?, (18, y), style))
@@ -286,6 +285,44 @@ impl Chart for XyChart<'_> {
     }
 }
 
+/// The marker of series colour `index` at `at`: the palette's colour, in the next shape after every full turn of
+/// the palette (circle, square, triangle, diamond), so up to 40 series stay apart; `outline` rings it in white.
+fn draw_marker<DB: DrawingBackend, CT: CoordTranslate>(
+    area: &DrawingArea<DB, CT>,
+    at: CT::From,
+    index: usize,
+    outline: bool,
+) -> std::result::Result<(), String>
+where
+    CT::From: Clone,
+{
+    let (fill, ring) = (color(index).filled(), WHITE.stroke_width(1));
+    let m = MARKER + 1;
+    let corners: Vec<(i32, i32)> = match marker_shape(index) {
+        0 => {
+            area.draw(&(EmptyElement::at(at.clone()) + Circle::new((0, 0), MARKER, fill))).map_err(message)?;
+            if outline {
+                area.draw(&(EmptyElement::at(at) + Circle::new((0, 0), MARKER, ring))).map_err(message)?;
+            }
+            return Ok(());
+        }
+        1 => vec![(-MARKER, -MARKER), (MARKER, -MARKER), (MARKER, MARKER), (-MARKER, MARKER)],
+        2 => vec![(0, -m), (m, MARKER), (-m, MARKER)],
+        _ => vec![(0, -m), (m, 0), (0, m), (-m, 0)],
+    };
+    area.draw(&(EmptyElement::at(at.clone()) + Polygon::new(corners.clone(), fill))).map_err(message)?;
+    if outline {
+        let closed: Vec<(i32, i32)> = corners.iter().chain(corners.first()).copied().collect();
+        area.draw(&(EmptyElement::at(at) + PathElement::new(closed, ring))).map_err(message)?;
+    }
+    Ok(())
+}
+
+/// Which marker shape a series colour index gets: 0 (circle) for the first ten, then 1, 2, 3 and round again.
+fn marker_shape(index: usize) -> usize {
+    (index / super::PALETTE.len()) % 4
+}
+
 /// A series colour dark enough for text on white (the palette's light yellow and pink included).
 fn text_color(c: RGBColor) -> RGBColor {
     let dark = |v: u8| (f64::from(v) * 0.6) as u8;
@@ -295,6 +332,27 @@ fn text_color(c: RGBColor) -> RGBColor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn series_past_the_palette_get_other_marker_shapes() {
+        assert_eq!((0..40).step_by(10).map(marker_shape).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(marker_shape(9), 0);
+        let frame = super::super::Frame {
+            title: "t".into(),
+            subtitle: String::new(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+        };
+        let series = |n: usize| -> Vec<Series> {
+            let at = |i: usize| Xy { x: i as f64, y: (i * i) as f64, ..Xy::default() };
+            (0..n).map(|i| Series::scatter(&format!("s{i}"), i, vec![at(i)])).collect()
+        };
+        let polygons = |n: usize| super::super::xy_chart(&frame, &series(n)).unwrap().svg.matches("<polygon").count();
+        assert_eq!(polygons(10), 0, "ten series: ten colours, all circles");
+        // Series 10 (a square) and 11 (a triangle) share colours 0 and 1 with the circles: a shape on the chart and
+        // one in the legend each.
+        assert_eq!(polygons(12), 4);
+    }
 
     #[test]
     fn a_step_line_goes_down_then_across() {
