@@ -184,7 +184,7 @@ impl Chart for XyChart<'_> {
         let mut markers = Vec::new();
         for (s, pts) in pairs().filter(|(s, _)| s.markers) {
             for (_, p) in pts {
-                draw_marker(&area, (p.x, p.y), s.color, true)?;
+                draw_marker(area, (p.x, p.y), s.color, true)?;
                 markers.push(chart.backend_coord(&(p.x, p.y)));
             }
         }
