@@ -526,6 +526,19 @@ fn study_paper_writes_its_tables_with_the_compute_of_every_row_and_resumes() {
     let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.join("tables/table2.csv")).unwrap(), csv);
+    // A part still training (no results.json; HRL's seed 2 not finished): --tables-only reads the finished runs
+    // and says so in the tables' report, the verdicts and on the terminal.
+    std::fs::remove_file(out.join("max-len-30/results.json")).unwrap();
+    std::fs::remove_file(out.join("max-len-30/hrl/seed-2/summary.json")).unwrap();
+    let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
+    assert!(ok, "{err}");
+    assert!(err.contains("PARTIAL: part max-len-30") && err.contains("the 5 of 6 runs"), "{err}");
+    for file in ["report.md", "verdicts.md"] {
+        assert!(std::fs::read_to_string(out.join(file)).unwrap().contains("PARTIAL"), "{file}");
+    }
+    let partial = std::fs::read_to_string(out.join("tables/table2.csv")).unwrap();
+    let hrl = partial.lines().find(|l| l.split(',').nth(1) == Some("hrl")).expect("the hrl row, from seed 1");
+    assert_ne!(partial, csv, "hrl's row now has one seed: {hrl}");
     // A bad study file names itself and the line.
     std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap().replace("headline", "head_line")).unwrap();
     let (ok, _, err) = dsrm(&args, root.path());

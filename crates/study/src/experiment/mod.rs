@@ -330,6 +330,53 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
     Ok(tables)
 }
 
+/// The runs of a started experiment in `out` that have finished, as its headline selection's summary, for reading
+/// a long experiment before it ends (`dsrm study paper --tables-only` on an unfinished part). A heuristic counts
+/// when its `metrics.json` is there, an RL run when its `summary.json` has every epoch of its saved `config.toml`
+/// and its metrics are written. Returns the summary with the finished and planned run counts; `None` when no run
+/// has finished. Nothing is trained or written.
+pub fn finished_summary(out: &Path) -> Result<Option<(Summary, usize, usize)>> {
+    let path = out.join("experiment.toml");
+    let file = ExperimentFile::load(&path)?;
+    let expanded = file.expanded_methods(&path)?;
+    let sel = selection_name(file.eval.selections.first().copied().unwrap_or(dsrm_policy::Selection::Sampled));
+    let mut results: Vec<(String, JobMetrics)> = Vec::new();
+    let mut planned = 0;
+    for e in &expanded {
+        for &seed in &file.seeds {
+            planned += 1;
+            let dir = out.join(&e.method.name).join(format!("seed-{seed}"));
+            let metrics = dir.join("metrics.json");
+            if e.method.heuristic.is_some() && metrics.is_file() {
+                let text =
+                    std::fs::read_to_string(&metrics).with_context(|| format!("reading {}", metrics.display()))?;
+                let job: JobMetrics =
+                    serde_json::from_str(&text).with_context(|| format!("reading {}", metrics.display()))?;
+                results.push((e.method.name.clone(), job));
+            } else if e.method.train.is_some() && runs::completed(&dir) {
+                results.push((e.method.name.clone(), read_train_metrics(&dir)?));
+            }
+        }
+    }
+    if results.is_empty() {
+        return Ok(None);
+    }
+    let mut summary = Summary::from_runs(results.iter().flat_map(|(method, m)| {
+        m.get(sel)
+            .into_iter()
+            .flat_map(move |modes| modes.iter().map(move |(mode, ms)| (method.as_str(), mode.as_str(), ms)))
+    }));
+    summary.methods = expanded
+        .iter()
+        .filter(|e| !e.params.is_empty())
+        .map(|e| {
+            let params = e.params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()));
+            (e.method.name.clone(), MethodInfo { family: e.family.clone(), params: params.collect() })
+        })
+        .collect();
+    Ok(Some((summary, results.len(), planned)))
+}
+
 /// What the experiment ran on, for `dsrm report`'s labels: data (synthetic or real, with hashes), seeds,
 /// versions, and each swept method's family and parameters.
 fn provenance<'a>(

@@ -90,6 +90,18 @@ pub fn finished_run(dir: &Path, job: &TrainFile) -> bool {
     same_config && all_epochs && dir.join("metrics.json").exists() && dsrm_train::made_by_other_code(dir).is_none()
 }
 
+/// Whether `dir` holds a finished run, judged by its own saved config (every epoch in `summary.json`, metrics
+/// written), whatever config an experiment would now give it: what a partial table may read.
+pub fn completed(dir: &Path) -> bool {
+    let Ok(saved) = TrainFile::load(&dir.join("config.toml")) else { return false };
+    let all_epochs = std::fs::read_to_string(dir.join("summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|summary| summary["epochs"].as_u64())
+        .is_some_and(|epochs| epochs == saved.train.epochs as u64);
+    all_epochs && dir.join("metrics.json").exists()
+}
+
 /// Whether `dir` holds a run whose saved config differs from `job` in more than the budget (`epochs`,
 /// `checkpoint_every`, which a resume may change): `dsrm train --resume` would refuse it, so the experiment
 /// names every such folder before it starts any training.

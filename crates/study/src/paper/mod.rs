@@ -337,26 +337,39 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
         };
         experiment::run(&request, progress).with_context(|| format!("the study's part {name}"))?;
     }
-    let read: Vec<(Part, Summary)> = parts
-        .into_iter()
-        .filter(|(p, _)| !req.tables_only || p.dir.join("results.json").is_file())
-        .map(|(p, _)| Ok((p.clone(), read_summary(&p.dir)?)))
-        .collect::<Result<_>>()?;
+    // --tables-only reads a finished part's results.json and, for a part still training, its finished runs
+    // (labelled partial everywhere the tables go).
+    let mut read: Vec<(Part, Summary)> = Vec::new();
+    let mut partial: Vec<String> = Vec::new();
+    for (p, _) in parts {
+        if !req.tables_only || p.dir.join("results.json").is_file() {
+            let summary = read_summary(&p.dir)?;
+            read.push((p, summary));
+        } else if p.dir.join("experiment.toml").is_file() {
+            if let Some((summary, done, planned)) = experiment::finished_summary(&p.dir)? {
+                let name = p.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                partial.push(format!(
+                    "PARTIAL: part {name} is still training; its rows come from the {done} of {planned} runs that had                      finished (a row's n is its finished seeds; a missing row has none yet)"
+                ));
+                read.push((p, summary));
+            }
+        }
+    }
     if read.is_empty() {
-        bail!("{}: no finished part (results.json) to build tables from", out.display());
+        bail!("{}: no part has a finished run to build tables from", out.display());
     }
     let setting = tables::Setting::of(&file, jobs, &read)?;
     let compute = accounting::collect(&read)?;
     let written = tables::write_all(out, &setting, &read, &compute)?;
     let verdicts = verdicts::judge(&setting, &read);
-    verdicts::write(out, &verdicts)?;
+    verdicts::write(out, &verdicts, &partial)?;
     let notes = plots::write(out, &setting, &read)?;
-    for (part, _) in &read {
-        // Each part's full report (every metric and mode); its own notes stay in it.
+    for (part, _) in read.iter().filter(|(p, _)| p.dir.join("results.json").is_file()) {
+        // Each finished part's full report (every metric and mode); its own notes stay in it.
         crate::report::write(&part.dir, None, dsrm_report::Reference::Origin)?;
     }
-    tables::write_report(out, &setting, &written, &verdicts)?;
-    Ok(PaperOutcome { out: out.clone(), tables: written, verdicts, notes })
+    tables::write_report(out, &setting, &written, &verdicts, &partial)?;
+    Ok(PaperOutcome { out: out.clone(), tables: written, verdicts, notes: [partial, notes].concat() })
 }
 
 /// An experiment's `results.json`.

@@ -450,9 +450,18 @@ fn sensitivity_table(setting: &Setting, parts: &[(Part, Summary)]) -> Option<Tab
 }
 
 /// `out/report.md`: the setting, every table, the verdicts and the plots, in one page.
-pub fn write_report(out: &Path, setting: &Setting, tables: &[Table], verdicts: &[Verdict]) -> Result<()> {
+pub fn write_report(
+    out: &Path,
+    setting: &Setting,
+    tables: &[Table],
+    verdicts: &[Verdict],
+    partial: &[String],
+) -> Result<()> {
     let b = &setting.file.budget;
     let mut s = format!("# dsrm study paper — {}\n\n", setting.label);
+    for line in partial {
+        s += &format!("**{line}.**\n\n");
+    }
     if setting.synthetic {
         s += "**These results are on SYNTHETIC data in KuaiRec format, not KuaiRec results.** The paper's figures \
               beside them are KuaiRec's and are not comparable.\n\n";

@@ -216,8 +216,9 @@ pub fn markdown(verdicts: &[Verdict]) -> String {
 }
 
 /// `out/verdicts.md` and `out/verdicts.csv`.
-pub fn write(out: &Path, verdicts: &[Verdict]) -> Result<()> {
-    dsrm_files::write_atomic(&out.join("verdicts.md"), markdown(verdicts).as_bytes())?;
+pub fn write(out: &Path, verdicts: &[Verdict], partial: &[String]) -> Result<()> {
+    let head: String = partial.iter().map(|line| format!("**{line}.**\n\n")).collect();
+    dsrm_files::write_atomic(&out.join("verdicts.md"), (head + &markdown(verdicts)).as_bytes())?;
     let mut csv = "table,max_len,metric,better,worse,better_mean,better_ci95,worse_mean,worse_ci95,p,p_holm,\
                    p_reverse_holm,verdict\n"
         .to_string();
