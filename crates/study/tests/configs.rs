@@ -105,3 +105,28 @@ fn fidelity_variants_change_exactly_what_they_name() {
     let err = FidelityFile::load_variant(&path, Some("nope")).unwrap_err();
     assert!(format!("{err:#}").contains("condition-debiased"), "{err:#}");
 }
+
+#[test]
+fn the_selection_file_is_the_reports_stage_scored_on_validation_users_one_setting_at_a_time() {
+    let report = FidelityFile::load(&configs().join("fidelity/default.toml")).unwrap();
+    let path = configs().join("fidelity/select.toml");
+    let base = FidelityFile::load(&path).unwrap();
+    assert_eq!(base.score_on, dsrm_study::fidelity::ScoreOn::Validation);
+    assert_eq!(report.score_on, dsrm_study::fidelity::ScoreOn::HeldOut);
+    // The same stage, data and split as the report's (so its validation users are the report's), at level 1.
+    assert_eq!(
+        (&base.dsrm, &base.synth, &base.tracker, base.synth_seed),
+        (&report.dsrm, &report.synth, &report.tracker, report.synth_seed)
+    );
+    assert_eq!(base.noise_levels, [1.0]);
+    let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
+        DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
+        other => panic!("a ddpm stage, not {}", other.kind()),
+    };
+    for (name, window, s) in
+        [("default", 20, 0.1), ("w0", 0, 0.1), ("w5", 5, 0.1), ("w50", 50, 0.1), ("s0.5", 20, 0.5), ("s1", 20, 1.0)]
+    {
+        let v = FidelityFile::load_variant(&path, Some(name)).unwrap();
+        assert_eq!((v.dsrm.condition_window(), noise(&v), v.score_on), (window, s, base.score_on), "{name}");
+    }
+}

@@ -76,6 +76,10 @@ pub struct FidelityFile {
     pub tracker: TrackerConfig,
     /// The stage (denoiser, its training, condition).
     pub dsrm: DsrmStageConfig,
+    /// Whose states score the representations: `"held-out"` (default: the report; probes fit on the train and
+    /// validation users) or `"validation"` (for choosing a setting: probes fit on the train users, scored on
+    /// the validation users, and the held-out users' states are never read).
+    pub score_on: ScoreOn,
     /// `[[variants]]`: named stages measured with the same file, each a `name` and the tables and keys it
     /// changes (merged over the file), e.g. `{ name = "unconditional", dsrm = { condition_window = 0 } }`.
     /// Chosen with `--variant NAME`; never written to the results.
@@ -95,6 +99,7 @@ impl Default for FidelityFile {
             mf: MfConfig::default(),
             tracker: TrackerConfig::default(),
             dsrm: DsrmStageConfig::default(),
+            score_on: ScoreOn::HeldOut,
             variants: Vec::new(),
         }
     }
@@ -277,17 +282,13 @@ fn fidelity_level(
         pref_rows.push(pref.clone());
         pop_values.push(pop / items.len() as f64);
     }
-    // The probes fit on the users the denoiser trained or early-stopped on, and score on the held-out ones.
+    // The probes fit on the users below the scored side and score on it (`score_on`: held-out or validation users).
     let users: Vec<u32> = keep.iter().map(|&n| replayed.users[n as usize]).collect();
-    let (fit_rows, test_rows) = probe_rows(&users, &split);
+    let (fit_rows, test_rows) = probe_rows(&users, &split, file.score_on);
     if fit_rows.is_empty() || test_rows.is_empty() {
-        bail!(
-            "the probes need states on both sides of the split ({} fit, {} held out)",
-            fit_rows.len(),
-            test_rows.len()
-        );
+        bail!("the probes need states on both sides of the split ({} fit, {} scored)", fit_rows.len(), test_rows.len());
     }
-    // The clean targets of the held-out states (the truth's re-encoding; no state of a synthetic log lacks one).
+    // The clean targets of the scored states (the truth's re-encoding; no state of a synthetic log lacks one).
     let held: Vec<usize> = test_rows.iter().map(|&r| keep[r as usize] as usize).collect();
     let (clean, kept, target_report) = model.clean_targets(&world, &replayed, &held, file.dsrm.next_positives)?;
     if kept != held {
@@ -341,7 +342,8 @@ fn fidelity_level(
             "validation_fraction": split.validation_fraction,
             "holdout_fraction": split.holdout_fraction,
             "users": { "train": split.train.len(), "valid": split.valid.len(), "held_out": split.held_out.len() },
-            "probes": "fit on the train and validation users' states, scored on the held-out users' states",
+            "score_on": file.score_on,
+            "probes": file.score_on.describe(),
         },
         "target": model.target,
         "target_report": model.target_report,
@@ -351,14 +353,46 @@ fn fidelity_level(
     Ok((rows, info))
 }
 
-/// Probe rows (indices into `users`): those of users the denoiser trained or early-stopped on fit the probes,
-/// those of its held-out users score them.
-fn probe_rows(users: &[u32], split: &dsrm_denoise::stage::UserSplit) -> (Vec<i64>, Vec<i64>) {
+/// Which users' states score the representations (`score_on`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScoreOn {
+    /// The stage's held-out users (the denoiser never saw them): what a report states.
+    HeldOut,
+    /// The stage's validation users (they early-stopped the denoiser): what a setting is chosen on.
+    Validation,
+}
+
+impl ScoreOn {
+    /// The split side (0 train, 1 validation, 2 held out) whose states are scored.
+    fn side(self) -> u8 {
+        match self {
+            ScoreOn::HeldOut => 2,
+            ScoreOn::Validation => 1,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            ScoreOn::HeldOut => "fit on the train and validation users' states, scored on the held-out users' states",
+            ScoreOn::Validation => {
+                "fit on the train users' states, scored on the validation users' states (held-out users not read)"
+            }
+        }
+    }
+}
+
+/// Probe rows (indices into `users`): the states of the scored side's users score the probes; those of the users
+/// below it (train, or train and validation) fit them; with `score_on = "validation"` the held-out users' states
+/// are in neither.
+fn probe_rows(users: &[u32], split: &dsrm_denoise::stage::UserSplit, score_on: ScoreOn) -> (Vec<i64>, Vec<i64>) {
     let (mut fit, mut test) = (Vec::new(), Vec::new());
+    let scored = score_on.side();
     for (r, &u) in users.iter().enumerate() {
-        if split.side_of(u) == 2 {
+        let side = split.side_of(u);
+        if side == scored {
             test.push(r as i64)
-        } else {
+        } else if side < scored {
             fit.push(r as i64)
         }
     }
@@ -526,10 +560,15 @@ mod tests {
     fn probes_fit_on_seen_users_and_score_on_held_out_ones_and_the_verdict_names_a_copy_of_history() {
         let split = dsrm_denoise::stage::split_users(&(0..20).collect::<Vec<u32>>(), 0.1, 0.3, 4).unwrap();
         let users: Vec<u32> = (0..20u32).flat_map(|u| [u, u]).collect();
-        let (fit, test) = probe_rows(&users, &split);
+        let (fit, test) = probe_rows(&users, &split, ScoreOn::HeldOut);
         assert_eq!((fit.len(), test.len()), (28, 12));
         assert!(test.iter().all(|&r| split.held_out.contains(&users[r as usize])));
         assert!(fit.iter().all(|&r| !split.held_out.contains(&users[r as usize])));
+        // Choosing a setting: the validation users score, the train users fit, the held-out users are not read.
+        let (fit, test) = probe_rows(&users, &split, ScoreOn::Validation);
+        assert!(!test.is_empty() && test.iter().all(|&r| split.valid.contains(&users[r as usize])));
+        assert!(fit.iter().all(|&r| split.train.contains(&users[r as usize])));
+        assert_eq!(fit.len() + test.len(), 28);
         let row = |name: &str, cos: f64, r2: f64, pop: f64| FidelityRow {
             noise_level: 1.0,
             representation: name.into(),
