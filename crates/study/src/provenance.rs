@@ -13,13 +13,33 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The label of KuaiRand-Pure results whose training log is not the official one ([`data_label`]).
+pub const KUAIRAND_SAMPLE_LABEL: &str = "real data, KuaiRand-Pure WITHOUT its official training log: the standard \
+     log read is another file (the shipped sample is one day, 2022-04-25, from inside the official test period \
+     04-22..05-08), so these are not results of the paper's KuaiRand-Pure setting";
+
 /// The label of results on synthetic data (every artefact must say so) or on real data.
 pub fn data_label(world: &World) -> &'static str {
     if world.is_synthetic() {
         "SYNTHETIC data in KuaiRec format, not KuaiRec results"
+    } else if kuairand_without_its_training_log(world) {
+        // The shipped sample (../shared/data) is one day of the standard log from inside the test period.
+        KUAIRAND_SAMPLE_LABEL
     } else {
         "real data"
     }
+}
+
+/// A KuaiRand-Pure world whose standard training log is not the official `log_standard_4_08_to_4_21_pure.csv`
+/// (the loader then reads the other `log_standard_*.csv` files beside the features, and warns).
+fn kuairand_without_its_training_log(world: &World) -> bool {
+    without_official_log(&world.dataset, world.provenance.files.iter().map(|f| f.path.as_str()))
+}
+
+/// [`kuairand_without_its_training_log`] on the data set's name and the paths of the files it read.
+pub(crate) fn without_official_log<'p>(dataset: &str, mut paths: impl Iterator<Item = &'p str>) -> bool {
+    let official = dsrm_data::kuairand::STANDARD_TRAIN;
+    dataset == "kuairand-pure" && !paths.any(|p| Path::new(p).file_name().is_some_and(|n| n == official))
 }
 
 /// The provenance record. Build it with [`Provenance::new`] and struct-update syntax.
@@ -226,5 +246,20 @@ impl<'a> Provenance<'a> {
 impl Default for Provenance<'_> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_official_log;
+
+    #[test]
+    fn kuairand_results_without_the_official_training_log_are_labelled() {
+        let sample =
+            ["d/user_features_pure.csv", "d/video_features_basic_pure.csv", "d/log_standard_2022-04-25_sample.csv"];
+        assert!(without_official_log("kuairand-pure", sample.into_iter()));
+        let official = ["d/user_features_pure.csv", "d/log_standard_4_08_to_4_21_pure.csv"];
+        assert!(!without_official_log("kuairand-pure", official.into_iter()));
+        assert!(!without_official_log("coat", ["d/train.ascii"].into_iter()), "only KuaiRand-Pure has the rule");
     }
 }

@@ -55,7 +55,14 @@ impl Setting {
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .unwrap_or_default();
         let synthetic = provenance["synthetic"].as_bool().unwrap_or(file.data.dir.is_none());
+        let files = provenance["data"]["files"].as_array().map(Vec::as_slice).unwrap_or_default();
+        let read = files.iter().filter_map(|f| f["path"].as_str());
+        let dataset = provenance["data"]["dataset"].as_str().unwrap_or_default();
         let label = match provenance["label"].as_str() {
+            // Parts run before the label existed say "real data": the files they read decide.
+            Some(_) if crate::provenance::without_official_log(dataset, read) => {
+                crate::provenance::KUAIRAND_SAMPLE_LABEL.to_string()
+            }
             Some(l) => l.to_string(),
             None if synthetic => "SYNTHETIC KuaiRec-format data".into(),
             None => format!("{:?}", file.data.dataset),
