@@ -274,19 +274,40 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
     }
     match &args.executor {
         Executor::Local => {
-            for chunk in pending.chunks(jobs) {
-                let children: Vec<_> = chunk
-                    .iter()
-                    .map(|(_, _, dir, job)| spawn_training(&args.train_exe, dir, job))
-                    .collect::<Result<_>>()?;
-                for (mut child, (m, seed, dir, _)) in children.into_iter().zip(chunk) {
-                    let status = child.wait()?;
-                    if !status.success() {
-                        bail!("training {} seed {seed} failed; see {}", m.name, dir.join("train.log").display());
-                    }
-                    results.push((m.name.clone(), *seed, read_train_metrics(dir)?));
-                    progress(Event::Advance(1));
+            // A pool of `jobs` children: the next run starts as soon as any finishes (runs of one study differ
+            // by 20x in length, so waiting for a whole batch would idle cores).
+            let mut queue = pending.iter();
+            let mut running: Vec<(std::process::Child, &PendingRun)> = Vec::new();
+            loop {
+                while running.len() < jobs {
+                    let Some(run) = queue.next() else { break };
+                    running.push((spawn_training(&args.train_exe, &run.2, &run.3)?, run));
                 }
+                if running.is_empty() {
+                    break;
+                }
+                let mut done = None;
+                for (i, (child, _)) in running.iter_mut().enumerate() {
+                    if let Some(status) = child.try_wait()? {
+                        done = Some((i, status));
+                        break;
+                    }
+                }
+                let Some((i, status)) = done else {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    continue;
+                };
+                let (_, (m, seed, dir, _)) = running.swap_remove(i);
+                if !status.success() {
+                    // The others stop too (each resumes from its last checkpoint on a rerun).
+                    for (mut child, _) in running {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                    bail!("training {} seed {seed} failed; see {}", m.name, dir.join("train.log").display());
+                }
+                results.push((m.name.clone(), *seed, read_train_metrics(dir)?));
+                progress(Event::Advance(1));
             }
         }
         Executor::Ray { address, python } => {
@@ -298,6 +319,9 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
         }
     }
     progress(Event::End);
+    // One order whatever finished first or was read back: the file's methods, then seeds.
+    let position = |name: &str| methods.iter().position(|m| m.name == name).unwrap_or(usize::MAX);
+    results.sort_by_key(|(name, seed, _)| (position(name), *seed));
 
     let label = if world.is_synthetic() { "SYNTHETIC KuaiRec-format data" } else { world.dataset.as_str() };
     let mut markdown = format!(
@@ -376,6 +400,9 @@ pub fn finished_summary(out: &Path) -> Result<Option<(Summary, usize, usize)>> {
         .collect();
     Ok(Some((summary, results.len(), planned)))
 }
+
+/// A run still to train: its method, seed, folder and job.
+type PendingRun<'a> = (&'a MethodConfig, u64, PathBuf, TrainFile);
 
 /// What the experiment ran on, for `dsrm report`'s labels: data (synthetic or real, with hashes), seeds,
 /// versions, and each swept method's family and parameters.
