@@ -49,16 +49,32 @@ impl DenoiserConfig {
     /// ddim, the teacher of distilled; identity has no training): what a per-round [`refit`] runs.
     pub fn with_training(&self, max_epochs: usize, seed: u64) -> Self {
         let mut cfg = self.clone();
-        let train = match &mut cfg {
-            Self::Identity(_) => return cfg,
-            Self::Ddpm(c) => &mut c.train,
-            Self::Ddim(c) => &mut c.ddpm.train,
-            Self::Distilled(c) => &mut c.teacher.train,
-            Self::Vae(c) => &mut c.train,
-            Self::Flow(c) => &mut c.train,
-        };
-        (train.max_epochs, train.seed) = (max_epochs, seed);
+        if let Some(train) = cfg.train_mut() {
+            (train.max_epochs, train.seed) = (max_epochs, seed);
+        }
         cfg
+    }
+
+    /// This config with its network's training seed `seed` (initialisation, minibatch order and training noise;
+    /// the DDPM of ddim, the teacher of distilled): to repeat a denoiser's training over seeds.
+    pub fn with_seed(&self, seed: u64) -> Self {
+        let mut cfg = self.clone();
+        if let Some(train) = cfg.train_mut() {
+            train.seed = seed;
+        }
+        cfg
+    }
+
+    /// The training settings of the network this kind trains first (none for identity).
+    fn train_mut(&mut self) -> Option<&mut crate::TrainConfig> {
+        match self {
+            Self::Identity(_) => None,
+            Self::Ddpm(c) => Some(&mut c.train),
+            Self::Ddim(c) => Some(&mut c.ddpm.train),
+            Self::Distilled(c) => Some(&mut c.teacher.train),
+            Self::Vae(c) => Some(&mut c.train),
+            Self::Flow(c) => Some(&mut c.train),
+        }
     }
 
     /// The `kind` tag.
@@ -246,6 +262,27 @@ mod tests {
         assert_eq!((c.train.lr, c.train.batch_size, c.train.max_epochs, c.train.patience), (1e-4, 400, 100, 10));
         assert_eq!((c.purify_noise, c.diffrec_compat, c.reweight), (0.0, false, false));
         assert_eq!(DdimConfig::default().k, 2);
+    }
+
+    #[test]
+    fn a_seed_or_a_training_length_lands_in_the_network_each_kind_trains_first() {
+        let seed_of = |c: &DenoiserConfig| -> Option<(u64, usize)> {
+            let mut c = c.clone();
+            c.train_mut().map(|t| (t.seed, t.max_epochs))
+        };
+        let kinds = [
+            DenoiserConfig::Ddpm(DdpmConfig::default()),
+            DenoiserConfig::Ddim(DdimConfig::default()),
+            DenoiserConfig::Distilled(DistilledConfig::default()),
+            DenoiserConfig::Flow(FlowConfig::default()),
+        ];
+        for c in kinds {
+            let epochs = seed_of(&c).unwrap().1;
+            assert_eq!(seed_of(&c.with_seed(7)), Some((7, epochs)), "{}", c.kind());
+            assert_eq!(seed_of(&c.with_training(3, 9)), Some((9, 3)), "{}", c.kind());
+        }
+        let identity = DenoiserConfig::Identity(IdentityConfig::default());
+        assert_eq!(identity.with_seed(7), identity, "identity trains nothing");
     }
 
     #[test]

@@ -123,9 +123,15 @@ fn the_selection_file_is_the_reports_stage_scored_on_validation_users_one_settin
         DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
         other => panic!("a ddpm stage, not {}", other.kind()),
     };
-    for (name, window, s) in
-        [("default", 20, 0.1), ("w0", 0, 0.1), ("w5", 5, 0.1), ("w50", 50, 0.1), ("s0.5", 20, 0.5), ("s1", 20, 1.0)]
-    {
+    for (name, window, s) in [
+        ("default", 20, 0.1),
+        ("w0", 0, 0.1),
+        ("w5", 5, 0.1),
+        ("w50", 50, 0.1),
+        ("s0.5", 20, 0.5),
+        ("s1", 20, 1.0),
+        ("w50-s1", 50, 1.0),
+    ] {
         let v = FidelityFile::load_variant(&path, Some(name)).unwrap();
         assert_eq!((v.dsrm.condition_window(), noise(&v), v.score_on), (window, s, base.score_on), "{name}");
     }

@@ -53,6 +53,10 @@ pub struct FidelityArgs {
     /// Output directory (fidelity.csv, fidelity.json). Default: runs/fidelity (runs/fidelity-<variant>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The denoiser's training seed instead of the file's (to repeat a setting over seeds; the user split,
+    /// seeded by `[dsrm] seed`, stays the same). Recorded in fidelity.json's config.
+    #[arg(long)]
+    denoiser_seed: Option<u64>,
 }
 
 pub fn run(command: DsrmCommand) -> Result<()> {
@@ -74,7 +78,10 @@ pub fn run(command: DsrmCommand) -> Result<()> {
             eprintln!("purified {} states with {} -> {}", done.states, done.denoiser, out.display());
         }
         DsrmCommand::Fidelity(args) => {
-            let file = FidelityFile::load_variant(&args.config, args.variant.as_deref())?;
+            let mut file = FidelityFile::load_variant(&args.config, args.variant.as_deref())?;
+            if let Some(seed) = args.denoiser_seed {
+                file.dsrm.denoiser = file.dsrm.denoiser.with_seed(seed);
+            }
             let default_out = match &args.variant {
                 Some(name) => format!("runs/fidelity-{name}"),
                 None => "runs/fidelity".into(),
