@@ -590,7 +590,8 @@ fn refit_stage(
     use dsrm_denoise::stage::{DsrmModel, RUN_FILE};
     if stage.joint_lambda != 0.0 || stage.checkpoint.is_some() {
         bail!(
-            "stage_refit_epochs = {epochs}: a DSRM stage fine-tuned jointly (joint_lambda) or read from a checkpoint              is not refitted per round; set stage_refit_epochs = 0 in the loop file to keep round 0's stage"
+            "stage_refit_epochs = {epochs}: a DSRM stage fine-tuned jointly (joint_lambda) or read from a checkpoint \
+             is not refitted per round; set stage_refit_epochs = 0 in the loop file to keep round 0's stage"
         );
     }
     let path = run_dir.join(RUN_FILE);

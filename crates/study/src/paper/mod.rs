@@ -349,7 +349,8 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
             if let Some((summary, done, planned)) = experiment::finished_summary(&p.dir)? {
                 let name = p.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 partial.push(format!(
-                    "PARTIAL: part {name} is still training; its rows come from the {done} of {planned} runs that had                      finished (a row's n is its finished seeds; a missing row has none yet)"
+                    "PARTIAL: part {name} is still training; its rows come from the {done} of {planned} runs that had \
+                     finished (a row's n is its finished seeds; a missing row has none yet)"
                 ));
                 read.push((p, summary));
             }
