@@ -199,14 +199,7 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
     dsrm_files::write_atomic(&out.join("experiment.toml"), toml::to_string_pretty(&file)?.as_bytes())?;
     let world = loading::load_world_from(&file.data, &file.env, &file.world, progress)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
-    let method_info: BTreeMap<String, MethodInfo> = expanded
-        .iter()
-        .filter(|e| !e.params.is_empty())
-        .map(|e| {
-            let params = e.params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()));
-            (e.method.name.clone(), MethodInfo { family: e.family.clone(), params: params.collect() })
-        })
-        .collect();
+    let method_info = method_info(&expanded);
     provenance(&file, &world, &method_info).write(&out.join("provenance.json"))?;
 
     // Each RL method's world model; an ensemble is trained once per setting and shared by every run using it.
@@ -390,15 +383,20 @@ pub fn finished_summary(out: &Path) -> Result<Option<(Summary, usize, usize)>> {
             .into_iter()
             .flat_map(move |modes| modes.iter().map(move |(mode, ms)| (method.as_str(), mode.as_str(), ms)))
     }));
-    summary.methods = expanded
+    summary.methods = method_info(&expanded);
+    Ok(Some((summary, results.len(), planned)))
+}
+
+/// Each swept method's family and parameters (methods not from a sweep are left out).
+fn method_info(expanded: &[Expanded]) -> BTreeMap<String, MethodInfo> {
+    expanded
         .iter()
         .filter(|e| !e.params.is_empty())
         .map(|e| {
             let params = e.params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or_default()));
             (e.method.name.clone(), MethodInfo { family: e.family.clone(), params: params.collect() })
         })
-        .collect();
-    Ok(Some((summary, results.len(), planned)))
+        .collect()
 }
 
 /// A run still to train: its method, seed, folder and job.
