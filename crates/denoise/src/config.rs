@@ -7,7 +7,7 @@
 //!
 //! [denoiser.schedule]
 //! steps = 10             # T
-//! noise_scale = 0.1      # s
+//! noise_scale = 1.0      # s
 //! ```
 //!
 //! `ddim` nests the DSRM under `[denoiser.ddpm]`, `distilled` under `[denoiser.teacher]` (and the student under
@@ -253,7 +253,7 @@ mod tests {
     fn defaults_are_the_dsrm_of_section_6() {
         let DenoiserConfig::Ddpm(c) = DenoiserConfig::default() else { panic!("default must be ddpm") };
         assert_eq!(c.schedule.kind, ScheduleKind::LinearVar);
-        assert_eq!((c.schedule.steps, c.schedule.noise_scale), (10, 0.1));
+        assert_eq!((c.schedule.steps, c.schedule.noise_scale), (10, 1.0));
         assert_eq!((c.schedule.noise_min, c.schedule.noise_max, c.schedule.beta1), (1e-4, 0.02, 1e-5));
         assert!(c.schedule.beta_fixed);
         assert_eq!(c.t_prime, None);
@@ -338,7 +338,7 @@ mod tests {
             serde_json::from_str(r#"{"kind": "ddim", "k": 3, "ddpm": {"t_prime": 4, "schedule": {"steps": 20}}}"#)
                 .unwrap();
         let DenoiserConfig::Ddim(c) = &sweep else { panic!() };
-        assert_eq!((c.k, c.ddpm.t_prime, c.ddpm.schedule.steps, c.ddpm.schedule.noise_scale), (3, Some(4), 20, 0.1));
+        assert_eq!((c.k, c.ddpm.t_prime, c.ddpm.schedule.steps, c.ddpm.schedule.noise_scale), (3, Some(4), 20, 1.0));
         assert_eq!(sweep.cond_dim(), 0);
         for bad in [
             r#"{"kind": "ddpm", "t_primee": 3}"#,

@@ -57,12 +57,13 @@ pub struct ScheduleConfig {
     /// T, the number of diffusion steps (default 10; DiffRec's code uses 100). Small on purpose: the denoiser
     /// runs T' ≤ T times per decision. Sweep {2, 5, 10, 20, 50}.
     pub steps: usize,
-    /// s, the noise scale multiplying both ends of the range (default 0.1, DiffRec's `noise_scale`); it sets how
-    /// far purification pushes a state off the manifold before pulling it back. Sweep {1e-4 … 1}.
+    /// s, the noise scale multiplying both ends of the range (default 1, chosen for the DSRM stage on validation
+    /// users, `docs/design.md` §6 row 4; DiffRec's `noise_scale` was 0.1, our default until 2026-12-06); it sets
+    /// how far purification pushes a state off the manifold before pulling it back. Sweep {1e-4 … 1}.
     pub noise_scale: f64,
     /// m_min, the lower end of the variance (or β) range before scaling (default 1e-4, DiffRec's `noise_min`).
     pub noise_min: f64,
-    /// m_max, the upper end (default 0.02, DiffRec's `noise_max`). With the defaults √(1−ᾱ_T) ≈ 0.045.
+    /// m_max, the upper end (default 0.02, DiffRec's `noise_max`). With the defaults √(1−ᾱ_T) ≈ 0.14.
     pub noise_max: f64,
     /// Overwrite β_1 with [`beta1`](Self::beta1) (default true, DiffRec's `beta_fixed`).
     pub beta_fixed: bool,
@@ -77,7 +78,7 @@ impl Default for ScheduleConfig {
         Self {
             kind: ScheduleKind::LinearVar,
             steps: 10,
-            noise_scale: 0.1,
+            noise_scale: 1.0,
             noise_min: 1e-4,
             noise_max: 0.02,
             beta_fixed: true,
@@ -284,9 +285,9 @@ mod tests {
 
     #[test]
     fn linear_var_follows_diffrec() {
-        // Defaults: v = linspace(1e-5, 2e-3, 10); β_1 = 1e-5 (= v_1 here, and the override);
+        // DiffRec's settings (s = 0.1): v = linspace(1e-5, 2e-3, 10); β_1 = 1e-5 (= v_1 here, and the override);
         // β_t = 1 − (1 − v_t)/(1 − v_{t−1}); ᾱ = cumprod(1 − β) telescopes to 1 − v_t.
-        let s = Schedule::new(&ScheduleConfig::default()).unwrap();
+        let s = Schedule::new(&ScheduleConfig { noise_scale: 0.1, ..Default::default() }).unwrap();
         assert_eq!(s.steps(), 10);
         assert_eq!(s.beta(1), 1e-5);
         for t in 1..=10 {
@@ -294,8 +295,8 @@ mod tests {
             assert!((s.alpha_bar(t) - (1.0 - v)).abs() < 1e-12, "t = {t}");
         }
         assert!(((1.0 - s.alpha_bar(10)).sqrt() - 0.0447).abs() < 1e-3, "max noise std ≈ 0.045 (§4.3)");
-        // With another scale the override changes β_1 and ᾱ is no longer exactly 1 − v.
-        let cfg = ScheduleConfig { noise_scale: 1.0, ..Default::default() };
+        // With the default scale (s = 1) the override changes β_1 and ᾱ is no longer exactly 1 − v.
+        let cfg = ScheduleConfig::default();
         let s = Schedule::new(&cfg).unwrap();
         assert_eq!(s.beta(1), 1e-5);
         let v2 = 1e-4 + (0.02 - 1e-4) / 9.0;
@@ -308,7 +309,8 @@ mod tests {
 
     #[test]
     fn linear_and_cosine_betas() {
-        let lin = Schedule::new(&ScheduleConfig { kind: ScheduleKind::Linear, ..Default::default() }).unwrap();
+        let diffrec = ScheduleConfig { kind: ScheduleKind::Linear, noise_scale: 0.1, ..Default::default() };
+        let lin = Schedule::new(&diffrec).unwrap();
         assert!(
             (lin.beta(10) - 2e-3).abs() < 1e-15 && (lin.beta(5) - (1e-5 + (2e-3 - 1e-5) * 4.0 / 9.0)).abs() < 1e-15
         );

@@ -10,8 +10,8 @@
 //! ```
 //!
 //! σ_x sets what counts as noise: deviations well below it are not worth latent capacity, so the decoder
-//! smooths them away. Its default, 0.05, is about the DSRM's largest default forward noise (√(1−ᾱ_T) ≈ 0.045),
-//! so both purifiers treat a similar scale as noise. The VAE takes no condition.
+//! smooths them away. Its default, 0.05, is about the DSRM's largest forward noise at DiffRec's noise scale
+//! s = 0.1 (√(1−ᾱ_T) ≈ 0.045; 0.14 at the DSRM's default s = 1 since 2026-12-06). The VAE takes no condition.
 
 use crate::train::{check_data, chunked_mean, data_width, fit_loop, EpochLog, FitReport, TrainConfig};
 use crate::{check_states, meta_kind, DenoiseError, Denoiser, Result};

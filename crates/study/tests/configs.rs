@@ -1,7 +1,7 @@
 //! Every shipped config parses with the reader of the command its folder is for, no config points at data
 //! outside the repository, and the fidelity file's variants change exactly what they name.
 
-use dsrm_denoise::stage::CleanTarget;
+use dsrm_denoise::stage::{CleanTarget, DEFAULT_CONDITION_WINDOW};
 use dsrm_denoise::DenoiserConfig;
 use dsrm_study::config::RunConfig;
 use dsrm_study::experiment::ExperimentFile;
@@ -71,14 +71,14 @@ fn fidelity_variants_change_exactly_what_they_name() {
         other => panic!("a ddpm stage, not {}", other.kind()),
     };
     let cases = [
-        ("unconditional", 0, CleanTarget::Clean, 0.1),
-        ("observed", 0, CleanTarget::Observed, 0.1),
-        ("paper", 20, CleanTarget::Clean, 0.1),
-        ("debiased", 0, CleanTarget::Debiased, 0.1),
+        ("unconditional", 0, CleanTarget::Clean, 1.0),
+        ("observed", 0, CleanTarget::Observed, 1.0),
+        ("paper", 50, CleanTarget::Clean, 1.0),
+        ("debiased", 0, CleanTarget::Debiased, 1.0),
         ("condition", 20, CleanTarget::Observed, 1.0),
         ("condition-debiased", 20, CleanTarget::Debiased, 1.0),
     ];
-    assert_eq!((base.dsrm.condition_window(), base.dsrm.target(), noise(&base)), (20, CleanTarget::Clean, 0.1));
+    assert_eq!((base.dsrm.condition_window(), base.dsrm.target(), noise(&base)), (50, CleanTarget::Clean, 1.0));
     assert!(base.dsrm.holdout_fraction > 0.0, "the report scores on held-out users");
     let DenoiserConfig::Ddpm(paper) = FidelityFile::load_variant(&path, Some("paper")).unwrap().dsrm.denoiser else {
         panic!("a ddpm stage")
@@ -100,7 +100,7 @@ fn fidelity_variants_change_exactly_what_they_name() {
         panic!("a flow stage, not {}", flow.dsrm.denoiser.kind())
     };
     assert_eq!((f.ode_steps, f.start), (4, dsrm_denoise::FlowStart::Observed));
-    assert_eq!((flow.dsrm.condition_window(), flow.dsrm.target()), (20, CleanTarget::Clean));
+    assert_eq!((flow.dsrm.condition_window(), flow.dsrm.target()), (50, CleanTarget::Clean));
     assert_eq!((flow.dsrm.holdout_fraction, flow.dsrm.max_states), (base.dsrm.holdout_fraction, base.dsrm.max_states));
     let err = FidelityFile::load_variant(&path, Some("nope")).unwrap_err();
     assert!(format!("{err:#}").contains("condition-debiased"), "{err:#}");
@@ -113,11 +113,11 @@ fn the_selection_file_is_the_reports_stage_scored_on_validation_users_one_settin
     let base = FidelityFile::load(&path).unwrap();
     assert_eq!(base.score_on, dsrm_study::fidelity::ScoreOn::Validation);
     assert_eq!(report.score_on, dsrm_study::fidelity::ScoreOn::HeldOut);
-    // The same stage, data and split as the report's (so its validation users are the report's), at level 1.
-    assert_eq!(
-        (&base.dsrm, &base.synth, &base.tracker, base.synth_seed),
-        (&report.dsrm, &report.synth, &report.tracker, report.synth_seed)
-    );
+    // The same data and split as the report's (so its validation users are the report's), at level 1; the
+    // report's stage is the one the selection chose (W_c = 50, s = 1: the defaults since).
+    assert_eq!((&base.synth, &base.tracker, base.synth_seed), (&report.synth, &report.tracker, report.synth_seed));
+    let chosen = FidelityFile::load_variant(&path, Some("w50-s1")).unwrap();
+    assert_eq!(chosen.dsrm, report.dsrm);
     assert_eq!(base.noise_levels, [1.0]);
     let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
         DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
@@ -135,4 +135,6 @@ fn the_selection_file_is_the_reports_stage_scored_on_validation_users_one_settin
         let v = FidelityFile::load_variant(&path, Some(name)).unwrap();
         assert_eq!((v.dsrm.condition_window(), noise(&v), v.score_on), (window, s, base.score_on), "{name}");
     }
+    let default = dsrm_denoise::ScheduleConfig::default().noise_scale;
+    assert_eq!((report.dsrm.condition_window(), noise(&report)), (DEFAULT_CONDITION_WINDOW, default));
 }

@@ -195,10 +195,11 @@ impl PartialEq for DsrmStageConfig {
 }
 
 /// W_c when `condition_window` is unset and the denoiser is a diffusion model (a SASRec tracker, whose
-/// positional table depends on the window, needs `condition_window = 0`). The
-/// value predates the clean target (it was chosen with the old, user-constant target; `docs/design.md` §6 row
-/// 2) and is kept, not re-chosen: the fidelity report's `history` and `raw+history` rows show what it adds.
-pub const DEFAULT_CONDITION_WINDOW: usize = 20;
+/// positional table depends on the window, needs `condition_window = 0`). Chosen with the noise scale s = 1 on
+/// validation users only (`configs/fidelity/select.toml`, docs/results/2026-12-06-fidelity-selection-validation.md:
+/// MSE to the clean target 4.68 ± 0.05 ×1e-5 against 5.39 ± 0.04 for the earlier W_c = 20, s = 0.1);
+/// `docs/design.md` §6 rows 2 and 4.
+pub const DEFAULT_CONDITION_WINDOW: usize = 50;
 
 /// k of the next-positives clean target when `next_positives` is unset (DreamRec predicts one next item; ten
 /// smooth the target over the user's near future).

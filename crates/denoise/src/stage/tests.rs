@@ -149,9 +149,14 @@ fn the_defaults_condition_a_diffusion_denoiser_on_history_towards_the_clean_targ
     assert_eq!((c.cond_dim, c.observed_condition), (0, false));
     // Written resolved, so a saved config names what ran, and unset equals its default written out.
     let text = serde_json::to_string(&ddpm).unwrap();
-    assert!(text.contains(r#""condition_window":20"#) && text.contains(r#""target":"clean""#), "{text}");
+    let window = format!(r#""condition_window":{DEFAULT_CONDITION_WINDOW}"#);
+    assert!(text.contains(&window) && text.contains(r#""target":"clean""#), "{text}");
     assert!(text.contains(r#""next_positives":10"#) && !text.contains("holdout_fraction"), "{text}");
-    let explicit = DsrmStageConfig { condition_window: Some(20), target: Some(CleanTarget::Clean), ..ddpm.clone() };
+    let explicit = DsrmStageConfig {
+        condition_window: Some(DEFAULT_CONDITION_WINDOW),
+        target: Some(CleanTarget::Clean),
+        ..ddpm.clone()
+    };
     assert_eq!(explicit, ddpm);
     assert_ne!(DsrmStageConfig { condition_window: Some(0), ..ddpm.clone() }, ddpm);
     assert_ne!(DsrmStageConfig { target: Some(CleanTarget::Debiased), ..ddpm.clone() }, ddpm);
