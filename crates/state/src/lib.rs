@@ -18,6 +18,7 @@ pub mod batch_one;
 pub mod config;
 pub mod embedding;
 pub mod gru;
+pub mod pretrain;
 pub mod sasrec;
 pub mod window;
 
@@ -31,6 +32,7 @@ pub use batch_one::BatchOneTracker;
 pub use config::{build, TrackerConfig};
 pub use embedding::ItemTable;
 pub use gru::{GruConfig, GruTracker};
+pub use pretrain::{pretrain_next_item, PretrainConfig, PretrainEpoch, PretrainReport};
 pub use sasrec::{SasRecConfig, SasRecTracker};
 pub use window::RewardRange;
 

@@ -20,6 +20,13 @@ pub fn describe(event: &StageEvent) -> String {
     match event {
         StageEvent::Replayed { states, users } => format!("DSRM: {states} states from {users} users"),
         StageEvent::Epoch(e) => format!("DSRM {} epoch {} valid {:.5}", e.phase, e.epoch, e.valid_loss),
+        StageEvent::TrackerEpoch(e) => format!(
+            "tracker pretraining epoch {} next-item loss train {:.4} valid {:.4} HR@10 {:.3}",
+            e.epoch,
+            e.train_loss.unwrap_or(f64::NAN),
+            e.valid_loss,
+            e.valid_hit_at_10
+        ),
     }
 }
 

@@ -65,7 +65,10 @@ fn fidelity_variants_change_exactly_what_they_name() {
     let path = configs().join("fidelity/default.toml");
     let base = FidelityFile::load(&path).unwrap();
     let names: Vec<String> = base.variants.iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
-    assert_eq!(names, ["unconditional", "observed", "paper", "debiased", "condition", "condition-debiased", "flow"]);
+    assert_eq!(
+        names,
+        ["unconditional", "observed", "paper", "debiased", "condition", "condition-debiased", "flow", "paper-sasrec"]
+    );
     let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
         DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,
         other => panic!("a ddpm stage, not {}", other.kind()),
@@ -102,6 +105,10 @@ fn fidelity_variants_change_exactly_what_they_name() {
     assert_eq!((f.ode_steps, f.start), (4, dsrm_denoise::FlowStart::Observed));
     assert_eq!((flow.dsrm.condition_window(), flow.dsrm.target()), (50, CleanTarget::Clean));
     assert_eq!((flow.dsrm.holdout_fraction, flow.dsrm.max_states), (base.dsrm.holdout_fraction, base.dsrm.max_states));
+    // The paper's variant over its Transformer encoder: a SASRec tracker, pretrained before it is frozen.
+    let sasrec = FidelityFile::load_variant(&path, Some("paper-sasrec")).unwrap();
+    assert!(matches!(sasrec.tracker, dsrm_state::TrackerConfig::Sasrec(_)), "{:?}", sasrec.tracker);
+    assert!(sasrec.dsrm.tracker_pretrain.enabled() && sasrec.dsrm.condition_window() == 0);
     let err = FidelityFile::load_variant(&path, Some("nope")).unwrap_err();
     assert!(format!("{err:#}").contains("condition-debiased"), "{err:#}");
 }

@@ -4,7 +4,7 @@
 use super::{Result, StageError};
 use dsrm_nn::tch::{Device, Kind, Tensor};
 use dsrm_sim::World;
-use dsrm_state::{HistoryBatch, StateError, StateTracker, TrackerConfig};
+use dsrm_state::{HistoryBatch, PretrainReport, StateError, StateTracker, TrackerConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -87,6 +87,80 @@ pub(super) fn frozen_config(cfg: &TrackerConfig, window: Option<usize>) -> Track
         TrackerConfig::Sasrec(c) => (c.freeze_embeddings, c.window) = (true, window.unwrap_or(c.window)),
     }
     cfg
+}
+
+// ───────────────────────────────────── 0. pretrain the tracker ─────────────────────────────────────
+
+/// Step 0: a tracker with weights of its own (`gru`, `sasrec`) learns them by next-item prediction on the
+/// training users' logged sequences, the epoch chosen on the validation users (held-out users are not read;
+/// the split is the stage's one split, [`split_users`] of the same log), then is frozen again
+/// ([`dsrm_state::pretrain`]). `None` when pretraining is off, which a `gru` or `sasrec` tracker refuses: its
+/// frozen weights would be random.
+pub(super) fn pretrain_tracker(
+    frozen: &mut FrozenTracker,
+    tracker_cfg: &TrackerConfig,
+    pretrained: Option<&Tensor>,
+    world: &World,
+    cfg: &super::DsrmStageConfig,
+    progress: &mut dyn FnMut(super::StageEvent),
+) -> Result<Option<PretrainReport>> {
+    let (own_weights, uses_table) = match tracker_cfg {
+        TrackerConfig::Avg(c) => (false, c.use_pretrained),
+        TrackerConfig::Gru(c) => (true, c.use_pretrained),
+        TrackerConfig::Sasrec(c) => (true, c.use_pretrained),
+    };
+    if !cfg.tracker_pretrain.enabled() {
+        if own_weights {
+            return Err(StageError::Config(format!(
+                "[train.dsrm] the {} tracker's own weights would be frozen at their random start: set \
+                 [train.dsrm.tracker_pretrain] epochs > 0 (next-item pretraining on the training users)",
+                frozen.tracker.name()
+            )));
+        }
+        return Ok(None);
+    }
+    let log = &world.train;
+    let n_items = world.spec.n_items();
+    let split = split_users(&log.user, cfg.validation_fraction, cfg.holdout_fraction, cfg.seed)?;
+    // A trainable copy of the frozen tracker: the same start, its item table trained unless it is the
+    // pretrained one.
+    let mut trainable_cfg = frozen_config(tracker_cfg, None);
+    let frozen_table = pretrained.is_some() && uses_table;
+    match &mut trainable_cfg {
+        TrackerConfig::Avg(c) => c.freeze_embeddings = frozen_table,
+        TrackerConfig::Gru(c) => c.freeze_embeddings = frozen_table,
+        TrackerConfig::Sasrec(c) => c.freeze_embeddings = frozen_table,
+    }
+    let device = frozen.tracker.var_store().device();
+    let mut trainable = dsrm_state::build(&trainable_cfg, n_items, pretrained.map(Tensor::shallow_clone), device)?;
+    trainable.var_store_mut().copy(frozen.tracker.var_store())?;
+    let range = world.spec.rewards.range();
+    trainable.set_reward_range(range.0, range.1)?;
+    let mut sequences = Vec::new();
+    let mut start = 0;
+    while start < log.len() {
+        let user = log.user[start];
+        let end = start + log.user[start..].iter().take_while(|&&u| u == user).count();
+        sequences.push((user, &log.item[start..end], &log.target[start..end]));
+        start = end;
+    }
+    let side = |u: u32| match split.side_of(u) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    };
+    let mut report_epoch = |e: &dsrm_state::PretrainEpoch| progress(super::StageEvent::TrackerEpoch(e.clone()));
+    let report = dsrm_state::pretrain_next_item(
+        trainable.as_mut(),
+        &sequences,
+        &side,
+        n_items,
+        &cfg.tracker_pretrain,
+        &mut report_epoch,
+    )?;
+    frozen.tracker.var_store_mut().copy(trainable.var_store())?;
+    frozen.sync_summary()?;
+    Ok(Some(report))
 }
 
 // ───────────────────────────────────────── 1. replay the log ─────────────────────────────────────────

@@ -1,8 +1,12 @@
 //! The DSRM stage of a training run (`docs/design.md` §4.3, "Training data and order"): before RL starts,
 //!
+//! 0. a `gru` or `sasrec` tracker (the paper's Transformer encoder) first learns its own weights by next-item
+//!    prediction on the training users' sequences, the epoch chosen on the validation users
+//!    (`[train.dsrm.tracker_pretrain]`, [`dsrm_state::pretrain`]); `avg` on pretrained item factors has nothing
+//!    to learn;
 //! 1. **replay** every training-log user sequence in time order through the FROZEN state tracker (pretrained
-//!    item embeddings; `avg`, `gru` or `sasrec`, the paper's Transformer), giving one observed state s̃_t = o_t
-//!    per step and the user it belongs to;
+//!    item embeddings; `avg`, `gru` or `sasrec`), giving one observed state s̃_t = o_t per step and the user it
+//!    belongs to;
 //! 2. **split the users once**, with the stage's `seed`: a `holdout_fraction` the denoiser never sees (the
 //!    fidelity probe's held-out users), a `validation_fraction` that early-stops it, the rest that train it
 //!    ([`split_users`]);
@@ -28,11 +32,13 @@
 //! [train.dsrm]               # absent: no DSRM (the tracker is trained with the agent, as DORL)
 //! validation_fraction = 0.1  # share of log users whose states early-stop the denoiser
 //! holdout_fraction = 0.0     # share of log users the denoiser never sees (> 0 for `dsrm dsrm fidelity`)
-//! condition_window = 20      # W_c: the condition also holds the same tracker over the last W_c steps
+//! condition_window = 50      # W_c: the condition also holds the same tracker over the last W_c steps
 //! target = "clean"           # s^(0): the per-state clean target ("debiased", "observed": ablations)
 //! next_positives = 10        # k of the next-positives target (data without a truth)
 //! joint_lambda = 0.0         # > 0: fine-tune the DSRM with the agent, L = L_RL + λ_D·L_DSRM (`ddpm` only)
 //! # checkpoint = "dsrm.bin"  # a trained stage (`dsrm dsrm train`) instead of training one
+//! [train.dsrm.tracker_pretrain]  # a gru / sasrec tracker: next-item pretraining before it is frozen
+//! epochs = 10                # 0 (default) = none; needed for gru / sasrec (their weights would be random)
 //! [train.dsrm.denoiser]      # the `[denoiser]` table of dsrm-denoise: kind, t_prime, schedule.steps, ...
 //! kind = "ddpm"              # "identity" = the "w/o DSRM" ablation: the same frozen tracker, no purification;
 //!                            # "flow" = conditional flow matching on the same target and condition
@@ -60,7 +66,7 @@ pub use purified::PurifiedTracker;
 use crate::{DenoiserConfig, EpochLog};
 use dsrm_nn::tch::Tensor;
 use dsrm_sim::World;
-use dsrm_state::{StateError, TrackerConfig};
+use dsrm_state::{PretrainConfig, PretrainEpoch, StateError, TrackerConfig};
 use model::joint_needs_observed;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -142,7 +148,7 @@ pub struct DsrmStageConfig {
     pub next_positives: usize,
     /// W_c > 0 conditions the denoiser on a history summary: the same frozen tracker over the last W_c steps,
     /// appended to the state (sets the denoiser's `cond_dim`; `ddpm` / `ddim` / `distilled` / `flow` only).
-    /// Unset: 20 for those kinds, 0 for `identity` / `vae` ([`Self::condition_window`]).
+    /// Unset: 50 for those kinds, 0 for `identity` / `vae` ([`Self::condition_window`]).
     pub condition_window: Option<usize>,
     /// Train on at most this many replayed states, drawn uniformly without replacement (0 = all, default).
     pub max_states: usize,
@@ -159,6 +165,10 @@ pub struct DsrmStageConfig {
     pub joint_lambda: f64,
     /// A stage saved by `dsrm dsrm train` (or another run's `dsrm.bin`) to use instead of training one.
     pub checkpoint: Option<PathBuf>,
+    /// Next-item pretraining of the tracker's own weights before it is frozen (off by default; required for
+    /// `gru` and `sasrec` trackers, whose weights would otherwise be random). Left out of the written config
+    /// when off, so earlier runs keep their identity.
+    pub tracker_pretrain: PretrainConfig,
 }
 
 /// How a [`DsrmStageConfig`] is written: `condition_window` and `target` always (resolved), `next_positives`
@@ -180,6 +190,8 @@ struct WrittenStage<'a> {
     joint_lambda: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     checkpoint: &'a Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tracker_pretrain: Option<&'a PretrainConfig>,
 }
 
 impl Serialize for DsrmStageConfig {
@@ -219,6 +231,7 @@ impl DsrmStageConfig {
             seed: self.seed,
             joint_lambda: self.joint_lambda,
             checkpoint: &self.checkpoint,
+            tracker_pretrain: Some(&self.tracker_pretrain).filter(|p| p.enabled()),
         }
     }
 
@@ -264,6 +277,9 @@ impl DsrmStageConfig {
                 self.denoiser.kind()
             ));
         }
+        if self.tracker_pretrain.enabled() {
+            self.tracker_pretrain.validate()?;
+        }
         // The flow's fields need no data to check, so a bad one (e.g. `ode_steps = 0`) fails before the replay.
         if let DenoiserConfig::Flow(flow) = &self.denoiser {
             flow.validate().map_err(|e| StageError::Config(format!("[train.dsrm.denoiser] {e}")))?;
@@ -285,6 +301,7 @@ impl Default for DsrmStageConfig {
             seed: 0,
             joint_lambda: 0.0,
             checkpoint: None,
+            tracker_pretrain: PretrainConfig::default(),
         }
     }
 }
@@ -319,6 +336,8 @@ pub enum StageEvent {
     Replayed { states: usize, users: usize },
     /// One epoch of one denoiser fit (`build` may train a teacher, then a student).
     Epoch(EpochLog),
+    /// One epoch of the tracker's next-item pretraining (step 0).
+    TrackerEpoch(PretrainEpoch),
 }
 
 /// File name of the stage inside a run directory.

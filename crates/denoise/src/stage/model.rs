@@ -2,14 +2,16 @@
 //! freeze it, save and load the stage.
 
 use super::clean::{clean_targets, TargetReport};
-use super::frozen::{debiased_targets, replay, split_users, FrozenTracker, ReplayedStates, UserSplit};
+use super::frozen::{
+    debiased_targets, pretrain_tracker, replay, split_users, FrozenTracker, ReplayedStates, UserSplit,
+};
 use super::purified::{Memo, PurifiedTracker};
 use super::{CleanTarget, DsrmStageConfig, Result, StageError, StageEvent, FORMAT};
 use crate::{Denoiser, DenoiserConfig, EpochLog, FitReport};
 use dsrm_nn::checkpoint;
 use dsrm_nn::tch::Tensor;
 use dsrm_sim::World;
-use dsrm_state::{StateTracker, TrackerConfig};
+use dsrm_state::{PretrainReport, StateTracker, TrackerConfig};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -39,6 +41,8 @@ pub struct DsrmModel {
     pub split: Option<UserSplit>,
     /// Where the clean targets came from and what was dropped (`None` in stages saved before it existed).
     pub target_report: Option<TargetReport>,
+    /// The tracker's next-item pretraining (step 0), when it had one.
+    pub tracker_pretrain: Option<PretrainReport>,
     /// Extra metadata saved with the model (provenance: config, seed, data hashes).
     pub provenance: serde_json::Value,
     /// λ_D and the seed for the trackers this model hands out ([`Self::fine_tune_jointly`]; not saved: the
@@ -61,9 +65,12 @@ impl DsrmModel {
         let n_items = world.spec.n_items();
         // The tracker's random start row comes from this seed, so the stage is a function of its config.
         dsrm_nn::runtime::seed(cfg.seed);
-        let frozen =
+        let mut frozen =
             FrozenTracker::build(tracker_cfg, cfg.condition_window(), n_items, pretrained, dsrm_nn::runtime::device())?;
-        Self::train_on(cfg, tracker_cfg, frozen, pretrained, world, None, progress)
+        let tracker_pretrain = pretrain_tracker(&mut frozen, tracker_cfg, pretrained, world, cfg, progress)?;
+        let mut model = Self::train_on(cfg, tracker_cfg, frozen, pretrained, world, None, progress)?;
+        model.tracker_pretrain = tracker_pretrain;
+        Ok(model)
     }
 
     /// This stage refitted on `world`'s log (the feedback loop's round r, `docs/feedback-loop.md`): the same
@@ -103,6 +110,7 @@ impl DsrmModel {
         let mut refitted =
             Self::train_on(cfg, &self.tracker_cfg, frozen, self.pretrained.as_ref(), world, Some(init), progress)?;
         refitted.provenance = self.provenance.clone();
+        refitted.tracker_pretrain = self.tracker_pretrain.clone();
         Ok(refitted)
     }
 
@@ -206,6 +214,7 @@ impl DsrmModel {
             rows: (train_rows.len() as i64, valid_rows.len() as i64),
             split: Some(split),
             target_report: Some(target_report),
+            tracker_pretrain: None,
             provenance: serde_json::Value::Null,
             joint: None,
         })
@@ -231,6 +240,10 @@ impl DsrmModel {
             "target_report": self.target_report,
             "provenance": self.provenance,
         });
+        let mut meta = meta;
+        if let Some(report) = &self.tracker_pretrain {
+            meta["tracker_pretrain"] = serde_json::to_value(report)?;
+        }
         Ok(checkpoint::save(path, &tensors, &meta)?)
     }
 
@@ -277,6 +290,8 @@ impl DsrmModel {
                 .map_err(|e| bad(format!("split: {e}")))?,
             target_report: serde_json::from_value(meta.get("target_report").cloned().unwrap_or_default())
                 .map_err(|e| bad(format!("target_report: {e}")))?,
+            tracker_pretrain: serde_json::from_value(meta.get("tracker_pretrain").cloned().unwrap_or_default())
+                .map_err(|e| bad(format!("tracker_pretrain: {e}")))?,
             provenance: meta["provenance"].clone(),
             joint: None,
         };

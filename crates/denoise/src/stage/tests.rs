@@ -613,3 +613,55 @@ fn the_memo_returns_each_rows_purified_state_and_forgets_it_on_clear() {
     let again = tracker.states(&batch(&rows));
     assert!(again.narrow(0, 7, 1).equal(&alone), "the row computed first after the clear is the one remembered");
 }
+
+#[test]
+fn a_sasrec_stage_pretrains_its_encoder_on_training_users_and_keeps_it() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    dsrm_nn::tch::set_num_threads(1);
+    let world = tiny_world();
+    let n = world.spec.n_items();
+    let sasrec = TrackerConfig::Sasrec(dsrm_state::SasRecConfig { embedding_dim: 8, ..Default::default() });
+    // Without pretraining, a frozen SASRec would be random: refused, naming the setting.
+    let err = DsrmModel::fit(&tiny_stage(), &sasrec, world, None, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("[train.dsrm.tracker_pretrain]") && err.contains("sasrec"), "{err}");
+
+    let pretrain = dsrm_state::PretrainConfig { epochs: 4, lr: 1e-2, batch_size: 64, ..Default::default() };
+    let cfg = DsrmStageConfig { tracker_pretrain: pretrain.clone(), holdout_fraction: 0.2, ..tiny_stage() };
+    let mut tracker_epochs = 0;
+    let fit = |events: &mut usize| {
+        DsrmModel::fit(&cfg, &sasrec, world, None, &mut |e| {
+            if matches!(e, StageEvent::TrackerEpoch(_)) {
+                *events += 1
+            }
+        })
+        .unwrap()
+    };
+    let model = fit(&mut tracker_epochs);
+    let report = model.tracker_pretrain.clone().expect("a pretraining report");
+    assert_eq!(tracker_epochs, report.epochs.len());
+    let best = &report.epochs[report.best_epoch - 1];
+    assert!(best.valid_loss < report.untrained.valid_loss, "{report:?}");
+    // Only training users' steps train it and only validation users' steps choose the epoch.
+    let split = model.split.clone().unwrap();
+    let steps_of = |users: &[u32]| world.train.user.iter().filter(|u| users.binary_search(u).is_ok()).count();
+    assert_eq!((report.train_states, report.valid_states), (steps_of(&split.train), steps_of(&split.valid)));
+    // The stage's frozen tracker is the pretrained encoder (not its random start), frozen, and saved with it.
+    let batch = HistoryBatch::new(&[(0, &[1, 2, 3], &[0.5, 1.0, 0.2])], 3, n, Device::Cpu);
+    let untrained = DsrmStageConfig {
+        tracker_pretrain: dsrm_state::PretrainConfig { epochs: 1, lr: 1e-9, ..pretrain.clone() },
+        ..cfg.clone()
+    };
+    let near_start = DsrmModel::fit(&untrained, &sasrec, world, None, &mut |_| {}).unwrap();
+    let observed = model.tracker().unwrap().observed(&batch).unwrap();
+    let diff = (&observed - near_start.tracker().unwrap().observed(&batch).unwrap()).abs().max().double_value(&[]);
+    assert!(diff > 1e-3, "pretraining moved the encoder ({diff})");
+    assert!(model.tracker().unwrap().var_store().trainable_variables().iter().all(|v| !v.requires_grad()));
+    let dir = tempfile::tempdir().unwrap();
+    model.save(&dir.path().join("dsrm.bin")).unwrap();
+    let loaded = DsrmModel::load(&dir.path().join("dsrm.bin")).unwrap();
+    assert!(loaded.tracker().unwrap().observed(&batch).unwrap().equal(&observed));
+    assert_eq!(loaded.tracker_pretrain, Some(report));
+    // Written only when on, so configs without it keep their identity.
+    assert!(!serde_json::to_string(&tiny_stage()).unwrap().contains("tracker_pretrain"));
+    assert!(serde_json::to_string(&cfg).unwrap().contains("tracker_pretrain"));
+}
