@@ -67,7 +67,17 @@ fn fidelity_variants_change_exactly_what_they_name() {
     let names: Vec<String> = base.variants.iter().map(|v| v["name"].as_str().unwrap().to_string()).collect();
     assert_eq!(
         names,
-        ["unconditional", "observed", "paper", "debiased", "condition", "condition-debiased", "flow", "paper-sasrec"]
+        [
+            "unconditional",
+            "observed",
+            "paper",
+            "debiased",
+            "condition",
+            "condition-debiased",
+            "flow",
+            "paper-sasrec",
+            "sasrec"
+        ]
     );
     let noise = |f: &FidelityFile| match &f.dsrm.denoiser {
         DenoiserConfig::Ddpm(c) => c.schedule.noise_scale,

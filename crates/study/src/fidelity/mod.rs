@@ -329,7 +329,7 @@ fn fidelity_level(
         });
     }
     let summary = verdict(&rows);
-    let info = json!({
+    let mut info = json!({
         "noise_level": m,
         "synth": { "noise_log_sd": synth.noise_log_sd, "big_extra_noise_log_sd": synth.big_extra_noise_log_sd,
                    "big_popularity_bias": synth.big_popularity_bias, "seed": file.synth_seed, "dir": dir },
@@ -350,6 +350,9 @@ fn fidelity_level(
         "clean_target_of_the_scores": target_report,
         "verdict": summary,
     });
+    if let Some(report) = &model.tracker_pretrain {
+        info["tracker_pretrain"] = serde_json::to_value(report)?;
+    }
     Ok((rows, info))
 }
 
