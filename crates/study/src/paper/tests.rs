@@ -36,6 +36,14 @@ fn the_shipped_study_parses_and_bad_files_name_line_and_column() {
     // Rows restricted to Max Len 30 are absent at 50.
     let at50: Vec<String> = file.methods_at(50, None).unwrap().into_iter().map(|m| m.name).collect();
     assert!(!at50.iter().any(|n| n == "dsrm-hrl-T") && at50.iter().any(|n| n == "dsrm-hrl"));
+    assert!(!at50.iter().any(|n| n == "dsrm-hrl-sasrec"));
+    // The paper's own variant: its DSRM over a SASRec encoder pretrained before it is frozen.
+    let at30 = file.methods_at(30, None).unwrap();
+    let sasrec = at30.iter().find(|m| m.name == "dsrm-hrl-sasrec").expect("the paper's variant row");
+    let train = sasrec.train.as_ref().unwrap();
+    assert!(matches!(train.tracker, dsrm_state::TrackerConfig::Sasrec(_)));
+    let dsrm = train.dsrm.as_ref().unwrap();
+    assert!(dsrm.tracker_pretrain.enabled() && dsrm.condition_window() == 0);
     assert_eq!(env_at(50).resolve().max_turn, 50);
     assert_eq!(env_at(40).resolve().max_turn, 40);
     let err =
