@@ -48,6 +48,38 @@ impl TrackerConfig {
             Self::Sasrec(c) => c.window,
         }
     }
+
+    /// Sets the window W.
+    pub fn set_window(&mut self, window: usize) {
+        match self {
+            Self::Avg(c) => c.window = window,
+            Self::Gru(c) => c.window = window,
+            Self::Sasrec(c) => c.window = window,
+        }
+    }
+
+    /// Whether the item embedding table is frozen.
+    pub fn set_freeze_embeddings(&mut self, freeze: bool) {
+        match self {
+            Self::Avg(c) => c.freeze_embeddings = freeze,
+            Self::Gru(c) => c.freeze_embeddings = freeze,
+            Self::Sasrec(c) => c.freeze_embeddings = freeze,
+        }
+    }
+
+    /// Whether it reads the world model's pretrained item embeddings when there are some.
+    pub fn uses_pretrained(&self) -> bool {
+        match self {
+            Self::Avg(c) => c.use_pretrained,
+            Self::Gru(c) => c.use_pretrained,
+            Self::Sasrec(c) => c.use_pretrained,
+        }
+    }
+
+    /// Whether it has weights beyond its item table (a GRU's cells, SASRec's blocks); `avg` has none.
+    pub fn has_own_weights(&self) -> bool {
+        !matches!(self, Self::Avg(_))
+    }
 }
 
 /// Builds the configured tracker with its own var store on `vs_device`.

@@ -577,7 +577,28 @@ fn train_filtered(
     match history_filter(cfg, world)? {
         Some(filtered) => {
             let builder = filtered.wrap(builder);
-            let summary = train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, progress)?;
+            let usage = filtered.usage.clone();
+            let usage_path = out_dir.join(HISTORY_FILTER_USAGE_FILE);
+            let mut write_error = None;
+            let mut counting = |event: ProgressEvent| {
+                match &event {
+                    ProgressEvent::Started { .. } => {
+                        usage.take();
+                    }
+                    ProgressEvent::EpochDone { epoch, .. } => {
+                        if let Err(e) = record_filter_usage(&usage_path, *epoch, usage.take()) {
+                            write_error.get_or_insert(e);
+                        }
+                    }
+                    _ => {}
+                }
+                progress(event)
+            };
+            let summary =
+                train_with_tracker(cfg, world, inputs, reward_model, &builder, out_dir, resume, &mut counting)?;
+            if let Some(e) = write_error {
+                return Err(e);
+            }
             write_json(&out_dir.join(HISTORY_FILTER_FILE), &filtered.stats())?;
             Ok(summary)
         }
@@ -589,18 +610,46 @@ fn train_filtered(
 /// negatives of its user model, the belief cut and the share of training clicks it drops.
 pub const HISTORY_FILTER_FILE: &str = "history_filter.json";
 
+/// What the history filter dropped from the states of each epoch (collection, updates and evaluation), one
+/// JSON line per epoch: `epoch`, `interactions` read (each time a state is built from them), `dropped`,
+/// `dropped_share`. A filter that drops nothing leaves the run identical to its unfiltered twin; this file
+/// shows it. A resumed run rewrites the lines of the epochs it trains again.
+pub const HISTORY_FILTER_USAGE_FILE: &str = "history_filter_usage.jsonl";
+
+/// Writes `epoch`'s line of [`HISTORY_FILTER_USAGE_FILE`], keeping the earlier epochs' lines (atomic rewrite).
+fn record_filter_usage(path: &Path, epoch: usize, (read, dropped): (u64, u64)) -> Result<()> {
+    let mut lines: Vec<String> = run_dir::read_lines(path)?
+        .into_iter()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["epoch"].as_u64())
+                .is_some_and(|e| (e as usize) < epoch)
+        })
+        .collect();
+    let share = if read == 0 { 0.0 } else { dropped as f64 / read as f64 };
+    lines.push(
+        serde_json::json!({"epoch": epoch, "interactions": read, "dropped": dropped, "dropped_share": share})
+            .to_string(),
+    );
+    let text = lines.join("\n") + "\n";
+    run_dir::write_atomic(path, text.as_bytes())
+}
+
 /// The fitted history filter of `[train.history_filter]` (deterministic in the run's seed, so a resumed or
 /// reloaded run fits the same one), or `None`.
 pub fn history_filter(cfg: &TrainConfig, world: &World) -> Result<Option<FittedFilter>> {
     let Some(f) = &cfg.history_filter else { return Ok(None) };
     let filter = f.fit(world, cfg.seed).map_err(|e| TrainError::Config(format!("history_filter: {e}")))?;
-    Ok(Some(FittedFilter { filter: Arc::new(filter), lookback: f.lookback }))
+    Ok(Some(FittedFilter { filter: Arc::new(filter), lookback: f.lookback, usage: Arc::default() }))
 }
 
 /// A fitted history filter, ready to stand in front of trackers.
 pub struct FittedFilter {
     filter: Arc<dsrm_denoise::filter::FittedHistoryFilter>,
     lookback: usize,
+    /// What the trackers it wraps read and drop.
+    pub usage: Arc<dsrm_denoise::filter::FilterUsage>,
 }
 
 impl FittedFilter {
@@ -614,10 +663,11 @@ impl FittedFilter {
         &self,
         build: impl Fn() -> Result<Box<dyn StateTracker>> + 'a,
     ) -> impl Fn() -> Result<Box<dyn StateTracker>> + 'a {
-        let (filter, lookback) = (self.filter.clone(), self.lookback);
+        let (filter, lookback, usage) = (self.filter.clone(), self.lookback, self.usage.clone());
         move || -> Result<Box<dyn StateTracker>> {
             let filter: Arc<dyn dsrm_denoise::filter::HistoryFilter> = filter.clone();
-            Ok(Box::new(dsrm_denoise::filter::FilteredTracker::new(build()?, filter, lookback)))
+            let tracker = dsrm_denoise::filter::FilteredTracker::new(build()?, filter, lookback);
+            Ok(Box::new(tracker.counting(usage.clone())))
         }
     }
 }

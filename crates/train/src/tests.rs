@@ -302,9 +302,21 @@ fn history_filtered_runs_read_fewer_interactions_and_resume_bit_identically() {
     go(&cfg(2, "tce"), &dc, true);
     go(&cfg(2, "rce"), &db, false);
     go(&TrainConfig { history_filter: None, ..cfg(2, "tce") }, &dp, false);
-    for name in ["log.jsonl", "metrics.json", "summary.json", "history_filter.json"] {
+    for name in ["log.jsonl", "metrics.json", "summary.json", "history_filter.json", "history_filter_usage.jsonl"] {
         assert_eq!(bytes(&da, name), bytes(&dc, name), "resumed: {name}");
     }
+    // One usage line per epoch: what the states read and what the filter took out of them.
+    let usage: Vec<serde_json::Value> = String::from_utf8(bytes(&da, "history_filter_usage.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(usage.iter().map(|u| u["epoch"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    for u in &usage {
+        let (read, dropped) = (u["interactions"].as_u64().unwrap(), u["dropped"].as_u64().unwrap());
+        assert!(read > 0 && dropped > 0 && dropped < read, "{u}");
+    }
+    assert!(!dp.join("history_filter_usage.jsonl").exists());
     // The filter changes what the agent reads, so the results differ from the unfiltered run's and between
     // the two losses; its record says what it dropped.
     assert_ne!(bytes(&da, "log.jsonl"), bytes(&dp, "log.jsonl"));

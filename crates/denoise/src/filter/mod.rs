@@ -36,6 +36,7 @@ use dsrm_nn::tch::{Kind, Tensor};
 use dsrm_sim::World;
 use dsrm_state::{HistoryBatch, StateError, StateTracker};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Decides which interactions of a history the state keeps.
@@ -222,18 +223,40 @@ impl HistoryFilter for FittedHistoryFilter {
     }
 }
 
+/// How much of the histories it read a filter dropped: interactions counted each time a state is built from
+/// them (a step's window is read again at the next step and in updates), across every tracker sharing it.
+/// A filter that drops nothing leaves its agent's run identical to the unfiltered one; this says so.
+#[derive(Debug, Default)]
+pub struct FilterUsage {
+    read: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl FilterUsage {
+    /// (interactions read, of them dropped) since the last call; the counts start again from zero.
+    pub fn take(&self) -> (u64, u64) {
+        (self.read.swap(0, Ordering::Relaxed), self.dropped.swap(0, Ordering::Relaxed))
+    }
+}
+
 /// A tracker that reads a filtered history (module docs).
 pub struct FilteredTracker {
     inner: Box<dyn StateTracker>,
     filter: Arc<dyn HistoryFilter>,
     lookback: usize,
+    usage: Arc<FilterUsage>,
 }
 
 impl FilteredTracker {
     /// `inner` reading the histories `filter` keeps, from the last `lookback` steps (0: twice its window).
     pub fn new(inner: Box<dyn StateTracker>, filter: Arc<dyn HistoryFilter>, lookback: usize) -> Self {
         let lookback = if lookback == 0 { 2 * inner.window() } else { lookback.max(inner.window()) };
-        FilteredTracker { inner, filter, lookback }
+        FilteredTracker { inner, filter, lookback, usage: Arc::default() }
+    }
+
+    /// Counts what it reads and drops into `usage` (shared with other trackers).
+    pub fn counting(self, usage: Arc<FilterUsage>) -> Self {
+        FilteredTracker { usage, ..self }
     }
 
     /// The batch `inner` reads: each row's kept interactions, right-aligned in its window.
@@ -258,6 +281,7 @@ impl FilteredTracker {
         let (mut out_items, mut out_rewards, mut out_mask) =
             (vec![batch.pad; b * w], vec![0f32; b * w], vec![0f32; b * w]);
         let mut out_steps = Vec::with_capacity(b);
+        let (mut read, mut dropped_total) = (0u64, 0u64);
         for row in 0..b {
             let user = u32::try_from(users[row]).ok();
             let mut kept: Vec<(i64, f32)> = Vec::new();
@@ -277,6 +301,8 @@ impl FilteredTracker {
                     dropped += 1;
                 }
             }
+            read += kept.len() as u64 + dropped as u64;
+            dropped_total += dropped as u64;
             let last = &kept[kept.len().saturating_sub(w)..];
             for (n, &(item, reward)) in last.iter().enumerate() {
                 let j = row * w + (w - last.len() + n);
@@ -284,6 +310,8 @@ impl FilteredTracker {
             }
             out_steps.push((steps[row] - dropped).max(kept.len() as i64));
         }
+        self.usage.read.fetch_add(read, Ordering::Relaxed);
+        self.usage.dropped.fetch_add(dropped_total, Ordering::Relaxed);
         let shape = [b as i64, w as i64];
         Ok(HistoryBatch {
             items: Tensor::from_slice(&out_items).f_reshape(shape)?.f_to_device(device)?,

@@ -33,7 +33,8 @@ fn the_tracker_reads_the_kept_history_as_if_the_dropped_steps_never_happened() {
     // The same weights twice: one behind the filter, one reading the hand-filtered history.
     let mut plain = avg(3, n_items);
     plain.var_store_mut().copy(inner.var_store()).unwrap();
-    let filtered = FilteredTracker::new(inner, Arc::new(DropItem(3)), 0);
+    let usage = Arc::new(FilterUsage::default());
+    let filtered = FilteredTracker::new(inner, Arc::new(DropItem(3)), 0).counting(usage.clone());
     assert_eq!(filtered.window(), 6);
     let histories: [(u32, &[u32], &[f64]); 3] = [
         (0, &[1, 3, 2, 3, 4], &[0.1, 0.9, 0.2, 0.8, 0.4]),
@@ -53,6 +54,10 @@ fn the_tracker_reads_the_kept_history_as_if_the_dropped_steps_never_happened() {
     // The step count passed on is the episode's minus the dropped steps (user 1: nothing kept, so t = 0 and
     // the tracker sees the start row alone).
     assert_eq!(Vec::<i64>::try_from(&filtered.filtered(&batch).unwrap().steps).unwrap(), [3, 0, 4]);
+    // The usage counts every interaction read (5 + 2 + 4 per batch, twice: try_states and filtered) and
+    // the dropped ones (item 3: 2 + 2), then starts again.
+    assert_eq!(usage.take(), (22, 8));
+    assert_eq!(usage.take(), (0, 0));
 }
 
 #[test]

@@ -81,10 +81,9 @@ impl FrozenTracker {
 /// The tracker config with its embeddings frozen and, for the summary, its window set to `window`.
 pub(super) fn frozen_config(cfg: &TrackerConfig, window: Option<usize>) -> TrackerConfig {
     let mut cfg = cfg.clone();
-    match &mut cfg {
-        TrackerConfig::Avg(c) => (c.freeze_embeddings, c.window) = (true, window.unwrap_or(c.window)),
-        TrackerConfig::Gru(c) => (c.freeze_embeddings, c.window) = (true, window.unwrap_or(c.window)),
-        TrackerConfig::Sasrec(c) => (c.freeze_embeddings, c.window) = (true, window.unwrap_or(c.window)),
+    cfg.set_freeze_embeddings(true);
+    if let Some(w) = window {
+        cfg.set_window(w);
     }
     cfg
 }
@@ -104,13 +103,8 @@ pub(super) fn pretrain_tracker(
     cfg: &super::DsrmStageConfig,
     progress: &mut dyn FnMut(super::StageEvent),
 ) -> Result<Option<PretrainReport>> {
-    let (own_weights, uses_table) = match tracker_cfg {
-        TrackerConfig::Avg(c) => (false, c.use_pretrained),
-        TrackerConfig::Gru(c) => (true, c.use_pretrained),
-        TrackerConfig::Sasrec(c) => (true, c.use_pretrained),
-    };
     if !cfg.tracker_pretrain.enabled() {
-        if own_weights {
+        if tracker_cfg.has_own_weights() {
             return Err(StageError::Config(format!(
                 "[train.dsrm] the {} tracker's own weights would be frozen at their random start: set \
                  [train.dsrm.tracker_pretrain] epochs > 0 (next-item pretraining on the training users)",
@@ -125,12 +119,7 @@ pub(super) fn pretrain_tracker(
     // A trainable copy of the frozen tracker: the same start, its item table trained unless it is the
     // pretrained one.
     let mut trainable_cfg = frozen_config(tracker_cfg, None);
-    let frozen_table = pretrained.is_some() && uses_table;
-    match &mut trainable_cfg {
-        TrackerConfig::Avg(c) => c.freeze_embeddings = frozen_table,
-        TrackerConfig::Gru(c) => c.freeze_embeddings = frozen_table,
-        TrackerConfig::Sasrec(c) => c.freeze_embeddings = frozen_table,
-    }
+    trainable_cfg.set_freeze_embeddings(pretrained.is_some() && tracker_cfg.uses_pretrained());
     let device = frozen.tracker.var_store().device();
     let mut trainable = dsrm_state::build(&trainable_cfg, n_items, pretrained.map(Tensor::shallow_clone), device)?;
     trainable.var_store_mut().copy(frozen.tracker.var_store())?;

@@ -1,6 +1,7 @@
 //! The compute each row had, measured: environment steps, gradient updates, training episodes and seconds from
 //! every run's `timing.jsonl` (one line per epoch; a resumed run's lines are read by epoch, the last line of an
-//! epoch winning), and the DSRM stage's pretraining apart (`dsrm_timing.json`).
+//! epoch winning), the DSRM stage's pretraining apart (`dsrm_timing.json`), and what a history filter dropped
+//! from the states (`history_filter_usage.jsonl`, read the same way).
 
 use super::Part;
 use anyhow::{Context, Result};
@@ -23,6 +24,10 @@ pub struct RunCompute {
     pub dsrm_s: f64,
     /// Gradient updates of the DSRM stage's pretraining (minibatches), counted apart.
     pub dsrm_updates: f64,
+    /// History interactions a history filter read while states were built, and of them dropped (0 and 0
+    /// without a filter, or for a run that predates the count).
+    pub filter_read: f64,
+    pub filter_dropped: f64,
 }
 
 /// A row's compute: the mean over its seeds' runs.
@@ -62,6 +67,8 @@ pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
                 train_s: sum(|r| r.train_s),
                 dsrm_s: sum(|r| r.dsrm_s),
                 dsrm_updates: sum(|r| r.dsrm_updates),
+                filter_read: sum(|r| r.filter_read),
+                filter_dropped: sum(|r| r.filter_dropped),
             };
             out.insert((part_name.clone(), method.clone()), RowCompute { mean, runs: runs.len() });
         }
@@ -73,13 +80,7 @@ pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
 pub fn read_run(dir: &Path) -> Result<RunCompute> {
     let path = dir.join("timing.jsonl");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut by_epoch: BTreeMap<u64, serde_json::Value> = BTreeMap::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}, line {}", path.display(), i + 1))?;
-        let epoch = v["epoch"].as_u64().with_context(|| format!("{}, line {}: no epoch", path.display(), i + 1))?;
-        by_epoch.insert(epoch, v);
-    }
+    let by_epoch = lines_by_epoch(&path, &text)?;
     let total = |key: &str| by_epoch.values().map(|v| v[key].as_f64().unwrap_or(0.0)).sum::<f64>();
     let mut run = RunCompute {
         env_steps: total("env_steps"),
@@ -88,6 +89,12 @@ pub fn read_run(dir: &Path) -> Result<RunCompute> {
         train_s: total("train_s"),
         ..RunCompute::default()
     };
+    let usage = dir.join(dsrm_train::HISTORY_FILTER_USAGE_FILE);
+    if let Ok(text) = std::fs::read_to_string(&usage) {
+        let by_epoch = lines_by_epoch(&usage, &text)?;
+        let total = |key: &str| by_epoch.values().map(|v| v[key].as_f64().unwrap_or(0.0)).sum::<f64>();
+        (run.filter_read, run.filter_dropped) = (total("interactions"), total("dropped"));
+    }
     // An offline learner's "steps" are the logged transitions it consumed (`summary.json` says it learns from
     // the log); it takes no environment step.
     let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap_or_default();
@@ -106,6 +113,18 @@ pub fn read_run(dir: &Path) -> Result<RunCompute> {
         run.dsrm_updates = v["grad_updates"].as_f64().unwrap_or(0.0);
     }
     Ok(run)
+}
+
+/// A JSONL file's lines by their `epoch` (the last line of an epoch wins); errors name the file and line.
+fn lines_by_epoch(path: &Path, text: &str) -> Result<BTreeMap<u64, serde_json::Value>> {
+    let mut by_epoch = BTreeMap::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).with_context(|| format!("{}, line {}", path.display(), i + 1))?;
+        let epoch = v["epoch"].as_u64().with_context(|| format!("{}, line {}: no epoch", path.display(), i + 1))?;
+        by_epoch.insert(epoch, v);
+    }
+    Ok(by_epoch)
 }
 
 #[cfg(test)]
@@ -134,6 +153,14 @@ mod tests {
         assert_eq!((r.env_steps, r.logged_transitions), (0.0, 210.0));
         std::fs::remove_file(dir.path().join("summary.json")).unwrap();
         assert_eq!((r.dsrm_s, r.dsrm_updates), (3.5, 20.0));
+        // A history filter's usage, by epoch as well.
+        assert_eq!((r.filter_read, r.filter_dropped), (0.0, 0.0));
+        let usage =
+            "{\"epoch\":1,\"interactions\":50,\"dropped\":5}\n{\"epoch\":1,\"interactions\":40,\"dropped\":4}\n\
+                     {\"epoch\":2,\"interactions\":60,\"dropped\":0}\n";
+        std::fs::write(dir.path().join(dsrm_train::HISTORY_FILTER_USAGE_FILE), usage).unwrap();
+        let r = read_run(dir.path()).unwrap();
+        assert_eq!((r.filter_read, r.filter_dropped), (100.0, 4.0));
         std::fs::write(dir.path().join("timing.jsonl"), "{\"epoch\": 1}\nnot json\n").unwrap();
         assert!(format!("{:#}", read_run(dir.path()).unwrap_err()).contains("line 2"));
     }

@@ -271,6 +271,7 @@ fn main_table(
     header.extend(["env steps", "updates", "paper Len", "paper R_cum", "paper R_each", "paper AD"].map(String::from));
     let mut rows = Vec::new();
     let mut present = Vec::new();
+    let mut filtered = Vec::new();
     for (part, summary) in parts {
         let names: Vec<String> = match only {
             Some(list) => list.iter().filter(|n| summary.rows.contains_key(*n)).cloned().collect(),
@@ -283,6 +284,10 @@ fn main_table(
             cells.extend(compute_cells(compute, &part_name(part), &row));
             for m in ["Length", "R_tra", "R_each", "AD"] {
                 cells.push(paper(setting, part.max_len, table, &row, m));
+            }
+            if let Some(c) = compute.get(&(part_name(part), row.clone())).filter(|c| c.mean.filter_read > 0.0) {
+                let share = 100.0 * c.mean.filter_dropped / c.mean.filter_read;
+                filtered.push(format!("{row} {share:.2}% (Max Len {})", part.max_len));
             }
             present.push(row);
             rows.push(cells);
@@ -297,6 +302,13 @@ fn main_table(
         ),
         format!("Data: {}.", setting.data_line()),
     ];
+    if !filtered.is_empty() {
+        notes.push(format!(
+            "History filters: share of the interactions their states read that they dropped (all epochs, \
+             `history_filter_usage.jsonl`; 0% leaves the row identical to its unfiltered twin): {}.",
+            filtered.join("; ")
+        ));
+    }
     let missing = reference::missing_rows(setting.dataset, table, &present);
     if !missing.is_empty() {
         let list: Vec<String> = missing

@@ -107,8 +107,18 @@ fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
     let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let part = Part { dir: dir.path().join("max-len-30"), max_len: 30, threshold: None };
-    let s = summary(&[("dsrm-hrl", [20.0, 21.0, 22.0], [0.1, 0.2, 0.3]), ("random", [5.0, 6.0, 7.0], [0.1; 3])]);
+    let s = summary(&[
+        ("dsrm-hrl", [20.0, 21.0, 22.0], [0.1, 0.2, 0.3]),
+        ("random", [5.0, 6.0, 7.0], [0.1; 3]),
+        ("hrl-tce", [5.0, 6.0, 7.0], [0.1; 3]),
+        ("hrl-rce", [5.0, 6.0, 7.0], [0.1; 3]),
+    ]);
     let mut compute = accounting::Compute::new();
+    // What the history filters dropped from their states: T-CE nothing, R-CE one interaction in eight.
+    for (row, dropped) in [("hrl-tce", 0.0), ("hrl-rce", 125.0)] {
+        let mean = accounting::RunCompute { filter_read: 1000.0, filter_dropped: dropped, ..Default::default() };
+        compute.insert(("max-len-30".into(), row.into()), accounting::RowCompute { mean, runs: 3 });
+    }
     let mean = accounting::RunCompute {
         env_steps: 600_000.0,
         grad_updates: 4800.0,
@@ -133,6 +143,8 @@ fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
         "{}",
         t4.markdown()
     );
+    let t3 = tables[1].markdown();
+    assert!(t3.contains("hrl-tce 0.00% (Max Len 30); hrl-rce 12.50% (Max Len 30)."), "{t3}");
     for name in ["table2", "table3", "steps", "table4"] {
         assert!(dir.path().join(format!("tables/{name}.md")).is_file(), "{name}");
     }
