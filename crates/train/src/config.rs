@@ -56,6 +56,16 @@ pub struct TrainConfig {
     /// "HRL + T-CE" is `hrl-no-dsrm` (identity stage) plus a filter. Absent: the whole history is read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history_filter: Option<dsrm_denoise::filter::HistoryFilterConfig>,
+    /// Model selection ranges over epochs `select_from_epoch ..= epochs` only (0 or 1: every epoch). Not part
+    /// of the run's identity: it changes which epoch is reported, not what is trained. The feedback loop sets
+    /// it to a warm round's first epoch, so that each round deploys one of its own epochs, scored in its own
+    /// environment (earlier rounds' scores were measured on other users' states, world models and stages).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub select_from_epoch: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for TrainConfig {
@@ -76,6 +86,7 @@ impl Default for TrainConfig {
             dsrm: None,
             reward_shaping: None,
             history_filter: None,
+            select_from_epoch: 0,
         }
     }
 }
@@ -97,6 +108,7 @@ impl TrainConfig {
         need(self.eval.episodes >= 1, "eval.episodes >= 1");
         need(!self.eval.selections.is_empty(), "eval.selections not empty");
         need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
+        need(self.select_from_epoch <= self.epochs, "select_from_epoch <= epochs");
         problems.extend(self.algorithm.problems());
         problems.extend(self.reward_shaping.iter().flat_map(RewardShaping::problems));
         problems.extend(self.history_filter.iter().flat_map(|f| f.problems()));
@@ -107,8 +119,6 @@ impl TrainConfig {
         }
     }
 
-    /// The settings that determine results: everything but `epochs` (a run may be extended) and
-    /// `checkpoint_every`. Stored in checkpoints and compared on resume.
     /// What epoch `epoch` (1-based) trains before it stops: episodes with an `episodes` budget, else steps.
     pub fn epoch_budget(&self, epoch: usize) -> Budget {
         match self.episodes {
@@ -120,11 +130,14 @@ impl TrainConfig {
         }
     }
 
+    /// The settings that determine what is trained: everything but `epochs` (a run may be extended),
+    /// `checkpoint_every` and `select_from_epoch`. Stored in checkpoints and compared on resume.
     pub(crate) fn identity(&self) -> Result<serde_json::Value> {
         let mut v = serde_json::to_value(self)?;
         if let Some(map) = v.as_object_mut() {
             map.remove("epochs");
             map.remove("checkpoint_every");
+            map.remove("select_from_epoch");
         }
         Ok(v)
     }

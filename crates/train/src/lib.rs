@@ -802,7 +802,9 @@ pub fn train_with_tracker(
         for line in run.truncate_logs(done_epochs)? {
             let record: EpochRecord =
                 serde_json::from_str(&line).map_err(|e| TrainError::Log { path: run.log(), detail: e.to_string() })?;
-            best.offer(record.epoch, nx0_r_tra(&record.validation, &headline));
+            if record.epoch >= cfg.select_from_epoch {
+                best.offer(record.epoch, nx0_r_tra(&record.validation, &headline));
+            }
         }
     } else {
         run.clear_logs()?;
@@ -895,7 +897,9 @@ pub fn train_with_tracker(
             front,
         };
         append_line(&run.log(), &record)?;
-        best.offer(epoch, nx0_r_tra(&record.validation, &headline));
+        if epoch >= cfg.select_from_epoch {
+            best.offer(epoch, nx0_r_tra(&record.validation, &headline));
+        }
         let wall_s = started.elapsed().as_secs_f64();
         totals.add(steps, episodes, record.update.grad_steps as u64, train_wall, wall_s);
         let eval_episodes = eval_episodes_per_epoch(cfg);
@@ -943,12 +947,18 @@ pub fn train_with_tracker(
         .map(|l| serde_json::from_str(l))
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| TrainError::Log { path: run.log(), detail: e.to_string() })?;
-    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+    let Some(last) = records.last() else {
         return Err(TrainError::Log { path: run.log(), detail: "no epoch was logged".into() });
     };
     let mut selected = Best::default();
-    records.iter().for_each(|r| selected.offer(r.epoch, nx0_r_tra(&r.validation, &headline)));
-    let best = records.iter().find(|r| r.epoch == selected.epoch).unwrap_or(first);
+    records
+        .iter()
+        .filter(|r| r.epoch >= cfg.select_from_epoch)
+        .for_each(|r| selected.offer(r.epoch, nx0_r_tra(&r.validation, &headline)));
+    let best = records.iter().find(|r| r.epoch == selected.epoch).ok_or_else(|| TrainError::Log {
+        path: run.log(),
+        detail: format!("no epoch from select_from_epoch = {} was logged", cfg.select_from_epoch),
+    })?;
     for (i, &selection) in cfg.eval.selections.iter().enumerate() {
         let name = selection_name(selection);
         let file = if i == 0 { "metrics.json".to_string() } else { format!("metrics_{name}.json") };
@@ -967,8 +977,12 @@ pub fn train_with_tracker(
         validation_users: validation_users.len(),
         test_users: test_users.len(),
         selection_rule: format!(
-            "best validation NX_0 R_tra ({headline}) over {} validation users; ties -> earliest epoch",
-            validation_users.len()
+            "best validation NX_0 R_tra ({headline}) over {} validation users; ties -> earliest epoch{}",
+            validation_users.len(),
+            match cfg.select_from_epoch {
+                0 | 1 => String::new(),
+                from => format!("; epochs {from}..={} only", last.epoch),
+            }
         ),
         selected_epoch: best.epoch,
         selected_validation_score: nx0_r_tra(&best.validation, &headline),

@@ -29,8 +29,9 @@
 //! finished rounds (replaying their served interactions into the log and the users) and resumes an
 //! interrupted agent from its checkpoint. An agent's round keeps every trained epoch's checkpoint in
 //! `round-<r>/agent/epochs/<e>/` (the trainer keeps only the last one) and deploys the selected one from
-//! there; with `warm_start` the selection ranges over the continued run's whole log, so a round may redeploy
-//! an earlier round's epoch (its checkpoint is carried forward).
+//! there; with `warm_start` the selection ranges over the epochs the round itself trained (scored in the
+//! round's environment; an earlier round's score was measured in another, its weights trained on another DSRM
+//! stage's states), so every round deploys a policy of its own.
 //!
 //! Output: `OUT/loop/<method>/rounds.jsonl` (one line per seed and round, for `dsrm report`),
 //! `OUT/loop/summary.{csv,md}` (mean ± 95% CI over seeds per method and round), `OUT/loop.toml`,
@@ -512,6 +513,10 @@ fn fit(
         let summary: TrainSummary = read_json(&previous.join("summary.json"))?;
         let epoch = summary.selected_epoch;
         cfg.epochs = epoch + file.epochs_per_round;
+        // The round deploys one of its own epochs, scored on this round's validation users in this round's
+        // environment (drifted users, refitted world model and stage); an earlier round's score was measured in
+        // another, and its weights were trained on another stage's states.
+        cfg.select_from_epoch = epoch + 1;
         if !run_dir.join(CHECKPOINT).exists() {
             std::fs::create_dir_all(&run_dir)?;
             let selected = previous.join(EPOCHS_DIR).join(epoch.to_string()).join(CHECKPOINT);
@@ -974,6 +979,17 @@ mod tests {
         let mut summary: serde_json::Value = read_json(&round0.join("summary.json")).unwrap();
         summary["selected_epoch"] = serde_json::json!(1);
         std::fs::write(round0.join("summary.json"), summary.to_string()).unwrap();
+        // ... and give epoch 1 a validation score no later epoch can reach: round 1 must still deploy its own
+        // epoch 2, since epoch 1 was scored in round 0's environment.
+        let log = std::fs::read_to_string(round0.join("log.jsonl")).unwrap();
+        let mut first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+        for modes in first["validation"].as_object_mut().unwrap().values_mut() {
+            for m in modes.as_object_mut().unwrap().values_mut() {
+                m["R_tra"] = serde_json::json!(1e9);
+            }
+        }
+        let rest: Vec<&str> = log.lines().skip(1).collect();
+        std::fs::write(round0.join("log.jsonl"), format!("{first}\n{}\n", rest.join("\n"))).unwrap();
         write(2);
         run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
         let lines = |agent: &Path| -> Vec<String> {
@@ -984,6 +1000,8 @@ mod tests {
         assert_eq!((before.len(), after.len()), (2, 2));
         assert_eq!(after[0], before[0], "epoch 1 is the one continued from");
         assert_ne!(after[1], before[1], "epoch 2 was trained again from epoch 1, in round 1's world model");
+        let record: serde_json::Value = read_json(&out.join("loop/a2c/seed-1/round-1/round.json")).unwrap();
+        assert_eq!(record["deployed_epoch"], 2, "round 1 deploys its own epoch, not round 0's better-scored one");
     }
 
     #[test]
