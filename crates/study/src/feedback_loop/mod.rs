@@ -379,8 +379,9 @@ pub struct LoopRequest<'a> {
 const IDENTITY_FILE: &str = "method.toml";
 
 /// Which epoch of an RL agent a round serves. Part of a method's identity: rounds made when the loop served the
-/// last epoch (before 2026-12-06; their `method.toml` has no `deploys`) are refused, not mixed with these.
-const DEPLOYS: &str = "validation-selected epoch";
+/// last epoch (before 2026-12-06; their `method.toml` has no `deploys`), or when a warm round could serve an
+/// earlier round's epoch (`deploys = "validation-selected epoch"`), are refused, not mixed with these.
+const DEPLOYS: &str = "validation-selected epoch among the round's own";
 
 /// What a method's rounds depend on: the code that made them (`dsrm_train::CODE_VERSION`), the epoch a round
 /// deploys ([`DEPLOYS`]) and the loop file without its seeds, round count and other methods (more seeds or rounds
