@@ -379,7 +379,7 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     .unwrap();
     let out = root.path().join("exp");
     let args = ["experiment", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--jobs", "2"];
-    // A subset first: only its rows; an unknown name is refused.
+    // A subset first: only its rows (nothing else has run); an unknown name is refused.
     let subset = [&args[..], &["--methods", "a2c"]].concat();
     let (ok, _, err) = dsrm(&subset, root.path());
     assert!(ok, "{err}");
@@ -401,6 +401,10 @@ fn experiment_runs_heuristics_and_rl_over_seeds_and_resumes() {
     assert!(ok, "{err}");
     assert!(err.contains("2 of 2 runs already finished"), "{err}");
     assert_eq!(std::fs::read_to_string(&log).unwrap(), logged, "a finished run was restarted");
+    assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv);
+    // A subset trains only its methods but keeps the other rows that ran: the same table, not its a2c rows alone.
+    let (ok, _, err) = dsrm(&[&args[..], &["--methods", "random"]].concat(), root.path());
+    assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.join("results.csv")).unwrap(), csv);
     // A changed budget is not finished: the runs resume and train the extra epoch.
     let text = std::fs::read_to_string(&cfg).unwrap().replace("epochs = 1", "epochs = 2");

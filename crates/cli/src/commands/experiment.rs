@@ -20,7 +20,8 @@ pub struct ExperimentArgs {
     /// Run these seeds instead of the file's (comma-separated, e.g. `1,2,3`).
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
-    /// Run only these methods (names or sweep families, comma-separated); the tables then hold only them.
+    /// Train only these methods (names or sweep families, comma-separated); the tables keep the rows earlier
+    /// invocations made for the others (their finished runs under this config and code).
     /// A later run of the whole file reuses what they finished.
     #[arg(long, value_delimiter = ',')]
     pub methods: Option<Vec<String>>,

@@ -183,7 +183,8 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
         }
         file.seeds = seeds.clone();
     }
-    let mut expanded = file.expanded_methods(&args.config)?;
+    let all = file.expanded_methods(&args.config)?;
+    let mut expanded = all.clone();
     if let Some(only) = &args.methods {
         if let Some(unknown) = only.iter().find(|n| !expanded.iter().any(|e| &e.method.name == *n || &e.family == *n)) {
             bail!("--methods: {} has no method or family {unknown:?}", args.config.display());
@@ -312,8 +313,30 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
         }
     }
     progress(Event::End);
+    // With --methods, the other methods' rows that earlier invocations made stay in the results: their finished
+    // runs are read (under this config and code only) and the heuristics that ran are recomputed, so training a
+    // subset never drops rows from `results.*`.
+    if args.methods.is_some() {
+        let others = all.iter().map(|e| &e.method).filter(|m| !methods.iter().any(|x| x.name == m.name));
+        for m in others {
+            for &seed in &file.seeds {
+                let dir = out.join(&m.name).join(format!("seed-{seed}"));
+                if let Some(kind) = m.heuristic.filter(|_| dir.join("metrics.json").is_file()) {
+                    let metrics = heuristic_job(&world, &inputs, kind, &file, seed)?;
+                    dsrm_files::write_json(&dir.join("metrics.json"), &metrics)?;
+                    results.push((m.name.clone(), seed, metrics));
+                } else if m.train.is_some() {
+                    let Some(wm) = finished_world_model(out, m, &file) else { continue };
+                    let (dir, job) = training_job(&file, &wm, m, seed, out);
+                    if finished_run(&dir, &job) {
+                        results.push((m.name.clone(), seed, read_train_metrics(&dir)?));
+                    }
+                }
+            }
+        }
+    }
     // One order whatever finished first or was read back: the file's methods, then seeds.
-    let position = |name: &str| methods.iter().position(|m| m.name == name).unwrap_or(usize::MAX);
+    let position = |name: &str| all.iter().position(|e| e.method.name == name).unwrap_or(usize::MAX);
     results.sort_by_key(|(name, seed, _)| (position(name), *seed));
 
     let label = if world.is_synthetic() { "SYNTHETIC KuaiRec-format data" } else { world.dataset.as_str() };
@@ -397,6 +420,17 @@ fn method_info(expanded: &[Expanded]) -> BTreeMap<String, MethodInfo> {
             (e.method.name.clone(), MethodInfo { family: e.family.clone(), params: params.collect() })
         })
         .collect()
+}
+
+/// The world model `method`'s finished runs were trained in, as their jobs name it; `None` when it needs an
+/// ensemble that was never trained here (then none of its runs can have finished).
+fn finished_world_model(out: &Path, method: &MethodConfig, file: &ExperimentFile) -> Option<WorldModelConfig> {
+    let mut wm = method.world_model.clone().unwrap_or_else(|| file.world_model.clone());
+    if wm.reward.uses_ensemble() && wm.checkpoint.is_none() {
+        let saved = ensemble_dir(out, &wm, &file.world_model).ok()?.join("world_model.bin");
+        wm.checkpoint = Some(std::fs::canonicalize(saved).ok()?);
+    }
+    Some(wm)
 }
 
 /// A run still to train: its method, seed, folder and job.
