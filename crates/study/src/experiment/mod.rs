@@ -206,17 +206,16 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
     // Each RL method's world model; an ensemble is trained once per setting and shared by every run using it.
     let mut world_models: BTreeMap<String, WorldModelConfig> = BTreeMap::new();
     for m in methods.iter().filter(|m| m.train.is_some()) {
-        let mut wm = m.world_model.clone().unwrap_or_else(|| file.world_model.clone());
-        if wm.reward.uses_ensemble() && wm.checkpoint.is_none() {
-            let dir = ensemble_dir(out, &wm, &file.world_model)?;
-            // Only when it is missing: loading a finished ensemble here just to drop it costs a full read of
-            // its grids per method (MBPO, MOPO and DORL share one).
-            if !dir.join("world_model.bin").exists() {
+        let wm = match world_model_of(out, m, &file)? {
+            (wm, None) => wm,
+            (wm, Some(dir)) => {
+                // Trained here only when missing: loading a finished ensemble just to drop it would cost a full
+                // read of its grids per method (MBPO, MOPO and DORL share one).
                 note(progress, format!("preparing the user-model ensemble for {} in {}", m.name, dir.display()));
                 reward_model(&wm, &world, &dir, true, false, progress)?;
+                world_model_of(out, m, &file)?.0
             }
-            wm.checkpoint = Some(std::fs::canonicalize(dir.join("world_model.bin"))?);
-        }
+        };
         world_models.insert(m.name.clone(), wm);
     }
 
@@ -425,12 +424,30 @@ fn method_info(expanded: &[Expanded]) -> BTreeMap<String, MethodInfo> {
 /// The world model `method`'s finished runs were trained in, as their jobs name it; `None` when it needs an
 /// ensemble that was never trained here (then none of its runs can have finished).
 fn finished_world_model(out: &Path, method: &MethodConfig, file: &ExperimentFile) -> Option<WorldModelConfig> {
+    match world_model_of(out, method, file).ok()? {
+        (wm, None) => Some(wm),
+        (_, Some(_)) => None,
+    }
+}
+
+/// A method's world model (its own table, else the file's). One that reads an ensemble points at the trained
+/// ensemble of its setting (one folder per setting, shared by every method using it); when that ensemble is not
+/// trained yet, the second value is its folder.
+fn world_model_of(
+    out: &Path,
+    method: &MethodConfig,
+    file: &ExperimentFile,
+) -> Result<(WorldModelConfig, Option<PathBuf>)> {
     let mut wm = method.world_model.clone().unwrap_or_else(|| file.world_model.clone());
     if wm.reward.uses_ensemble() && wm.checkpoint.is_none() {
-        let saved = ensemble_dir(out, &wm, &file.world_model).ok()?.join("world_model.bin");
-        wm.checkpoint = Some(std::fs::canonicalize(saved).ok()?);
+        let dir = ensemble_dir(out, &wm, &file.world_model)?;
+        let saved = dir.join("world_model.bin");
+        if !saved.exists() {
+            return Ok((wm, Some(dir)));
+        }
+        wm.checkpoint = Some(std::fs::canonicalize(saved)?);
     }
-    Some(wm)
+    Ok((wm, None))
 }
 
 /// A run still to train: its method, seed, folder and job.
