@@ -1,6 +1,7 @@
 //! The HRL agent's settings (`[train.algorithm] kind = "hrl"`): what the high level emits, its fairness term,
 //! the updater, and the hyper-parameters of both levels.
 
+use crate::item_factors::MfConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -16,6 +17,19 @@ pub enum GoalType {
     /// (c) The paper's z = [ω_acc, ω_fair] ≥ 0, which the low level's item score reads directly:
     /// Ψ(i) = ω_acc · Sim(q_t, e_i) − ω_fair · c̄_i, π_L ∝ exp(Ψ / τ) (`super` module header).
     Paper,
+}
+
+/// Where goal type (c)'s item embeddings e_i start (they train with the low level either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemInit {
+    /// N(0, 1) rows. At the actor's learning rate (8e-5, Adam) a unit-variance row moves about 0.2 per
+    /// coordinate over a 600,000-step run, so its direction stays close to where it started.
+    #[default]
+    Random,
+    /// The training log's item factors (`crate::item_factors`, the MF of `mf`, normalised), as TD3 and DNaIR
+    /// read them; items without a training row keep their random row.
+    Mf,
 }
 
 /// The fairness term of the high-level reward.
@@ -63,6 +77,12 @@ pub struct HrlConfig {
     pub temperature: f64,
     /// Size of goal type (c)'s query q_t and item embeddings e_i.
     pub query_dim: i64,
+    /// Where goal type (c)'s item embeddings start: `random` (the default) or `mf`.
+    #[serde(skip_serializing_if = "ItemInit::is_random")]
+    pub item_init: ItemInit,
+    /// The MF behind `item_init = "mf"` (fitted on the training log, seeded; its `dim` must equal `query_dim`).
+    #[serde(skip_serializing_if = "is_default_mf")]
+    pub mf: MfConfig,
     /// Goal type (b) with ρ* fixed: the high level is not learned (a Pareto point by construction).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fixed_ratio: Option<f64>,
@@ -111,6 +131,16 @@ pub struct HrlConfig {
     pub init_from: Option<PathBuf>,
 }
 
+impl ItemInit {
+    fn is_random(&self) -> bool {
+        *self == ItemInit::Random
+    }
+}
+
+fn is_default_mf(mf: &MfConfig) -> bool {
+    *mf == MfConfig::default()
+}
+
 impl Default for HrlConfig {
     fn default() -> Self {
         Self {
@@ -121,6 +151,8 @@ impl Default for HrlConfig {
             gini_window: 10,
             temperature: 0.1,
             query_dim: 32,
+            item_init: ItemInit::Random,
+            mf: MfConfig::default(),
             fixed_ratio: None,
             goal_std: None,
             updater: Updater::Ppo,
@@ -199,6 +231,11 @@ impl HrlConfig {
         need(self.gini_window >= 1, "gini_window >= 1");
         need(self.temperature > 0.0 && self.temperature.is_finite(), "temperature > 0");
         need(self.query_dim >= 1, "query_dim >= 1");
+        need(
+            self.item_init == ItemInit::Random
+                || (self.goal == GoalType::Paper && self.mf.dim as i64 == self.query_dim),
+            "item_init = \"mf\" needs goal = \"paper\" and mf.dim equal to query_dim",
+        );
         need(self.hidden.iter().all(|&h| h > 0), "hidden sizes > 0");
         if let Some(r) = self.fixed_ratio {
             need((0.0..=1.0).contains(&r), "fixed_ratio in [0, 1]");

@@ -15,7 +15,8 @@
 //!   (a) p_i ∝ p̃_i · (g_pop if i is popular else g_lt)    # HER4IF's group reweighting
 //!   (b) m = Σ_{i long tail} p̃_i, g_lt = ρ*/m, g_pop = (1 − ρ*)/(1 − m)   → exactly ρ* on the long tail
 //!   (c) q_t = MLP_L(ŝ_t);  Ψ(i) = ω_acc · cos(q_t, e_i) − ω_fair · c̄_i;  p ∝ exp(Ψ / τ) over allowed items
-//!       e_i learned item embeddings; c̄_i = ln(1 + count_i) / max_j ln(1 + count_j), count_i = item i's rows
+//!       e_i learned item embeddings (starting at N(0, 1) rows, or at the training log's MF item factors with
+//!       `item_init = "mf"`); c̄_i = ln(1 + count_i) / max_j ln(1 + count_j), count_i = item i's rows
 //!       in the training log (its logged exposure; the paper writes log pop_i)
 //!   a_t ~ p
 //! rewards: r_L,t = r_t;  R_H = Σ_{k<c} r_{t+k} + λ_f · F_seg, with F_seg one of
@@ -44,10 +45,11 @@ mod serving;
 mod update;
 
 pub use collect::HierRollout;
-pub use config::{FairnessTerm, GoalType, HrlConfig, Updater};
+pub use config::{FairnessTerm, GoalType, HrlConfig, ItemInit, Updater};
 pub use networks::{group_weights, GroupFacts, HrlNets};
 pub use policy::HrlPolicy;
 
+use crate::item_factors::ItemFactors;
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::trained_tracker::TrainedTracker;
 use crate::{AgentError, Result};
@@ -91,6 +93,9 @@ impl Hrl {
         let facts = Arc::new(GroupFacts::of(world));
         let mut nets = HrlNets::new(&cfg, state_dim, world.spec.n_items() as i64, device)?;
         nets.set_item_cost(&facts.item_cost)?;
+        if cfg.item_init == ItemInit::Mf {
+            nets.set_item_embeddings(&ItemFactors::fit(world, &cfg.mf)?)?;
+        }
         if let Some(path) = &cfg.init_from {
             let (tensors, _) = checkpoint::load(path)?;
             if !tensors.iter().any(|(n, _)| n.starts_with("hrl_low/")) {

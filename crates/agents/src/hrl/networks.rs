@@ -2,6 +2,7 @@
 //! the low level's distribution, and the per-user and per-item facts every decision reads.
 
 use super::config::{GoalType, HrlConfig};
+use crate::item_factors::ItemFactors;
 use crate::{AgentError, Result};
 use dsrm_nn::mlp::{Activation, Mlp};
 use dsrm_nn::tch::nn::{self, Module, VarStore};
@@ -154,6 +155,30 @@ impl HrlNets {
     pub(super) fn critic_vars(&self, high: bool) -> Vec<(String, Tensor)> {
         let prefix = if high { "v_high/" } else { "v_low/" };
         self.critic_vs.variables().into_iter().filter(|(name, _)| name.starts_with(prefix)).collect()
+    }
+
+    /// Starts goal type (c)'s item embeddings at `factors`' rows; an all-zero row (an item without training
+    /// rows) keeps its random start. A width other than `query_dim` is an error.
+    pub(super) fn set_item_embeddings(&mut self, factors: &ItemFactors) -> Result<()> {
+        let Some(item_emb) = &self.item_emb else {
+            return Err(AgentError::Config("item_init = \"mf\" needs goal = \"paper\"".into()));
+        };
+        if factors.dim as i64 != self.query_dim || factors.n_items as i64 != self.n_items {
+            return Err(AgentError::Config(format!(
+                "item factors of {} items × {} do not fit the item embeddings ({} × {})",
+                factors.n_items, factors.dim, self.n_items, self.query_dim
+            )));
+        }
+        let mut rows = to_vec(&item_emb.f_reshape([-1])?)?;
+        for (i, row) in rows.chunks_mut(factors.dim).enumerate() {
+            let f = factors.row(i);
+            if f.iter().any(|&x| x != 0.0) {
+                row.copy_from_slice(f);
+            }
+        }
+        let values = Tensor::from_slice(&rows).f_reshape([self.n_items, self.query_dim])?;
+        dsrm_nn::tch::no_grad(|| item_emb.shallow_clone().f_copy_(&values))?;
+        Ok(())
     }
 
     /// Sets goal type (c)'s per-item exposure cost c̄_i (`[n_items]`).

@@ -273,3 +273,32 @@ fn a_served_policy_scores_what_the_evaluated_one_does() {
         }
     }
 }
+
+#[test]
+fn mf_item_init_starts_the_item_embeddings_at_the_training_logs_item_factors() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let mf = crate::item_factors::MfConfig { dim: 8, ..Default::default() };
+    let factors = crate::item_factors::ItemFactors::fit(world, &mf).unwrap();
+    let base = HrlConfig { goal: GoalType::Paper, query_dim: 8, mf: mf.clone(), ..Default::default() };
+    let (random, _) = agent(base.clone());
+    let (seeded, _) = agent(HrlConfig { item_init: ItemInit::Mf, ..base.clone() });
+    let rows = |h: &Hrl| super::networks::to_vec(&h.nets.item_emb.as_ref().unwrap().reshape([-1])).unwrap();
+    let (random, seeded) = (rows(&random), rows(&seeded));
+    let mut replaced = 0;
+    for i in 0..factors.n_items {
+        let (f, r, s) = (factors.row(i), &random[i * 8..(i + 1) * 8], &seeded[i * 8..(i + 1) * 8]);
+        if f.iter().any(|&x| x != 0.0) {
+            assert_eq!(s, f, "item {i} starts at its MF factors");
+            replaced += 1;
+        } else {
+            assert_eq!(s, r, "item {i} has no training row: it keeps its random start");
+        }
+    }
+    assert!(replaced > 0, "the tiny world's log covers some items");
+    // A width other than query_dim, or another goal type, is refused with the setting's name.
+    let wrong = HrlConfig { item_init: ItemInit::Mf, ..HrlConfig { query_dim: 4, ..base } };
+    assert!(wrong.problems().iter().any(|p| p.contains("item_init")), "{:?}", wrong.problems());
+    let weights = HrlConfig { item_init: ItemInit::Mf, mf: mf.clone(), query_dim: 8, ..Default::default() };
+    assert!(weights.problems().iter().any(|p| p.contains("item_init")));
+}
