@@ -56,7 +56,8 @@ struct Segment {
 }
 
 impl Hrl {
-    /// Plays `episodes` whole episodes in the training environment with both levels (FB: nothing masked).
+    /// Plays `episodes` whole episodes in the training environment with both levels (FB: nothing masked, unless
+    /// `mask_shown`: then each episode's shown items).
     pub fn collect(
         &self,
         spec: &EnvSpec,
@@ -139,7 +140,15 @@ impl Hrl {
 
             let mut still = Vec::with_capacity(active.len());
             for (k, &i) in active.iter().enumerate() {
-                let row = &probs[k * n_items..(k + 1) * n_items];
+                let row = &mut probs[k * n_items..(k + 1) * n_items];
+                if self.cfg.mask_shown {
+                    let shown = env.items(i);
+                    if masks_shown(shown, n_items) {
+                        for &item in shown {
+                            row[item as usize] = 0.0;
+                        }
+                    }
+                }
                 let (item, log_prob) = self.sample_reweighted(row, goals[k], rng);
                 let r = reward_model.reward(users[i], item, env.items(i));
                 let step = env.step(i, item);
@@ -258,4 +267,16 @@ impl Hrl {
         let a = chosen.unwrap_or(last);
         (a as u32, (f64::from(row[a]) * weight(a) / total).ln() as f32)
     }
+}
+
+/// Whether `mask_shown` blocks the items of an episode that has shown `shown`: unless that would block all of
+/// the `n_items` (an episode longer than the catalogue), in collection, update and evaluation alike.
+pub(super) fn masks_shown(shown: &[u32], n_items: usize) -> bool {
+    if shown.len() < n_items {
+        return true;
+    }
+    let mut distinct = shown.to_vec();
+    distinct.sort_unstable();
+    distinct.dedup();
+    distinct.len() < n_items
 }

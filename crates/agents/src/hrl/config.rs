@@ -77,6 +77,11 @@ pub struct HrlConfig {
     pub temperature: f64,
     /// Size of goal type (c)'s query q_t and item embeddings e_i.
     pub query_dim: i64,
+    /// The low level never recommends an item already shown in the episode, in training as in every evaluation
+    /// mode (the paper's "after masking"). Off (the default), training collections mask nothing (FB) and only
+    /// the no-repeat evaluation modes mask. An episode that has shown every item masks nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mask_shown: bool,
     /// Where goal type (c)'s item embeddings start: `random` (the default) or `mf`.
     #[serde(skip_serializing_if = "ItemInit::is_random")]
     pub item_init: ItemInit,
@@ -151,6 +156,7 @@ impl Default for HrlConfig {
             gini_window: 10,
             temperature: 0.1,
             query_dim: 32,
+            mask_shown: false,
             item_init: ItemInit::Random,
             mf: MfConfig::default(),
             fixed_ratio: None,

@@ -177,6 +177,7 @@ impl Learner for Hrl {
             goal_type: self.cfg.goal,
             interval: self.cfg.interval,
             fixed_ratio: self.cfg.fixed_ratio,
+            mask_shown: self.cfg.mask_shown,
             trained: (self.cfg.goal, self.cfg.fixed_ratio),
             goal: [0.0; 2],
             hold_goal: false,

@@ -28,6 +28,8 @@ pub(super) struct HrlSnapshot {
     pub(super) goal_type: GoalType,
     pub(super) interval: usize,
     pub(super) fixed_ratio: Option<f64>,
+    /// Block the items already shown in the episode in every mode (`HrlConfig::mask_shown`).
+    pub(super) mask_shown: bool,
     /// The goal type and ρ* the agent was trained with (what [`Hierarchical::set_fixed_ratio`] `None` restores).
     pub(super) trained: (GoalType, Option<f64>),
     /// The goal of the current segment (episodes are played one at a time).
@@ -44,6 +46,19 @@ pub(super) struct HrlSnapshot {
 impl HrlSnapshot {
     /// Fills `scores` with log p of the goal-reweighted distribution over the allowed items (−∞ elsewhere).
     fn score(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> Result<()> {
+        let with_shown;
+        let mask = if self.mask_shown && super::collect::masks_shown(obs.items, mask.n_items()) {
+            let mut m = mask.clone();
+            obs.items.iter().for_each(|&i| m.block(i));
+            with_shown = m;
+            if with_shown.n_allowed() > 0 {
+                &with_shown
+            } else {
+                mask
+            }
+        } else {
+            mask
+        };
         let device = self.nets.low_vs.device();
         let n_items = self.logits.len();
         let batch = || HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), n_items, device);

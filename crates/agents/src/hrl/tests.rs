@@ -43,8 +43,15 @@ fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
     dsrm_nn::tch::set_num_threads(1);
     let world = tiny_world();
     let reward = GroundTruthReward::new(&world.spec.rewards);
-    for (goal, c) in [(GoalType::Weights, 1), (GoalType::TargetRatio, 3), (GoalType::Paper, 2)] {
-        let (hrl, tracker) = agent(HrlConfig { goal, interval: c, ..Default::default() });
+    let cases = [
+        (GoalType::Weights, 1, false),
+        (GoalType::TargetRatio, 3, false),
+        (GoalType::Paper, 2, false),
+        (GoalType::Paper, 2, true),
+        (GoalType::TargetRatio, 1, true),
+    ];
+    for (goal, c, mask_shown) in cases {
+        let (hrl, tracker) = agent(HrlConfig { goal, interval: c, mask_shown, ..Default::default() });
         let mut rng = ChaCha8Rng::seed_from_u64(4);
         let ro = hrl.collect(&world.spec, &reward, tracker.tracker.as_ref(), 12, &mut rng).unwrap();
         assert_eq!(ro.segment_of.len(), ro.low.len());
@@ -70,13 +77,29 @@ fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
             })
             .collect();
         let goals = aux_tensor(&goals, Device::Cpu).unwrap();
-        let logits = hrl.nets.low_logits(&states, &goals).unwrap();
+        let logits = hrl.masked_shown(hrl.nets.low_logits(&states, &goals).unwrap(), &ro, &steps).unwrap();
         let log_q = hrl.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, Device::Cpu).unwrap()).unwrap();
         let actions: Vec<i64> = ro.low.actions.iter().map(|&a| i64::from(a)).collect();
         let lp = log_q.gather(1, &Tensor::from_slice(&actions).unsqueeze(1), false).squeeze_dim(1);
         let old = Tensor::from_slice(&ro.low.log_probs);
         let diff = (lp - old).abs().max().double_value(&[]);
-        assert!(diff < 1e-4, "{goal:?}: max |Δ log p| = {diff}");
+        assert!(diff < 1e-4, "{goal:?}, mask_shown {mask_shown}: max |Δ log p| = {diff}");
+        // With mask_shown no episode repeats an item while the catalogue has unshown ones; without it, the
+        // untrained policy's collections do repeat (so the check can fail).
+        let mut repeats = 0;
+        for e in 0..12 {
+            let items = &ro.low.actions[ro.low.starts[e]..ro.low.starts[e + 1]];
+            for (t, item) in items.iter().enumerate() {
+                if items[..t].contains(item) && super::collect::masks_shown(&items[..t], world.spec.n_items()) {
+                    repeats += 1;
+                }
+            }
+        }
+        if mask_shown {
+            assert_eq!(repeats, 0, "{goal:?}: items repeated within an episode");
+        } else if goal == GoalType::Paper {
+            assert!(repeats > 0, "the unmasked collections repeat items (else this check proves nothing)");
+        }
     }
 }
 
@@ -301,4 +324,27 @@ fn mf_item_init_starts_the_item_embeddings_at_the_training_logs_item_factors() {
     assert!(wrong.problems().iter().any(|p| p.contains("item_init")), "{:?}", wrong.problems());
     let weights = HrlConfig { item_init: ItemInit::Mf, mf: mf.clone(), query_dim: 8, ..Default::default() };
     assert!(weights.problems().iter().any(|p| p.contains("item_init")));
+}
+
+#[test]
+fn mask_shown_blocks_the_episodes_items_in_free_browsing_evaluation_too() {
+    use dsrm_policy::{ItemMask, Observation, PolicyRng, Selection};
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let n = world.spec.n_items();
+    let shown = [0u32, 2];
+    let rewards = [1.0, 0.5];
+    for mask_shown in [false, true] {
+        let (hrl, tracker) = agent(HrlConfig { goal: GoalType::Paper, mask_shown, ..Default::default() });
+        let mut policy = hrl.snapshot(tracker.tracker, (0.0, 2.0)).unwrap();
+        let obs = Observation { user: 1, items: &shown, rewards: &rewards, initial_item: None };
+        let mut scores = Vec::new();
+        let mut rng = PolicyRng::seed_from_u64(3);
+        // FB: the mode's mask allows everything.
+        policy.score_all(&obs, &ItemMask::all(n), Selection::Sampled, &mut rng, &mut scores).unwrap();
+        for i in 0..n {
+            let blocked = mask_shown && shown.contains(&(i as u32));
+            assert_eq!(scores[i].is_finite(), !blocked, "mask_shown {mask_shown}, item {i}: {}", scores[i]);
+        }
+    }
 }

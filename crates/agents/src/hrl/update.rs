@@ -1,6 +1,7 @@
 //! The update: PPO (or A2C) on both levels — the low level over steps, the high level over segments — with the
 //! shared clipped surrogate (`crate::losses`), the critics V_H and V_L, and the tracker trained jointly.
 
+use super::collect::masks_shown;
 use super::collect::HierRollout;
 use super::config::GoalType;
 use super::config::Updater;
@@ -43,6 +44,27 @@ impl Hrl {
         let log_w = lw_lt.f_add(&self.popular_f.f_unsqueeze(0)?.f_mul(&lw_pop.f_sub(&lw_lt)?)?)?;
         let log_q = log_p.f_add(&log_w)?;
         Ok(log_q.f_sub(&log_q.f_logsumexp([-1i64].as_slice(), true)?)?)
+    }
+
+    /// With `mask_shown`, `[B, n_items]` logits of `steps` with the items their episode had shown before them
+    /// pushed to −1e9 (the collection's zero probability; finite, so p · log p stays 0); unchanged otherwise.
+    pub(super) fn masked_shown(&self, logits: Tensor, ro: &HierRollout, steps: &[usize]) -> Result<Tensor> {
+        if !self.cfg.mask_shown {
+            return Ok(logits);
+        }
+        let n = self.nets.n_items as usize;
+        let mut penalty = vec![0f32; steps.len() * n];
+        for (k, &s) in steps.iter().enumerate() {
+            let start = ro.low.starts[ro.low.episode_of[s] as usize];
+            let shown = &ro.low.actions[start..s];
+            if masks_shown(shown, n) {
+                for &item in shown {
+                    penalty[k * n + item as usize] = -1e9;
+                }
+            }
+        }
+        let penalty = Tensor::from_slice(&penalty).f_reshape([steps.len() as i64, n as i64])?;
+        Ok(logits.f_add(&penalty.f_to_device(logits.device())?)?)
     }
 
     /// The clipped surrogate (PPO, `crate::losses`) or −log π · A (A2C), with per-minibatch advantage
@@ -169,7 +191,7 @@ impl Hrl {
             .collect();
         let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
         let goals = aux_tensor(&goals, device)?;
-        let logits = self.nets.low_logits(&states, &goals)?;
+        let logits = self.masked_shown(self.nets.low_logits(&states, &goals)?, ro, steps)?;
         let log_q = self.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, device)?)?;
         let actions: Vec<i64> = steps.iter().map(|&s| i64::from(ro.low.actions[s])).collect();
         let actions = Tensor::from_slice(&actions).f_to_device(device)?.f_unsqueeze(1)?;
