@@ -342,9 +342,10 @@ fn mask_shown_blocks_the_episodes_items_in_free_browsing_evaluation_too() {
         let mut rng = PolicyRng::seed_from_u64(3);
         // FB: the mode's mask allows everything.
         policy.score_all(&obs, &ItemMask::all(n), Selection::Sampled, &mut rng, &mut scores).unwrap();
-        for i in 0..n {
+        assert_eq!(scores.len(), n);
+        for (i, s) in scores.iter().enumerate() {
             let blocked = mask_shown && shown.contains(&(i as u32));
-            assert_eq!(scores[i].is_finite(), !blocked, "mask_shown {mask_shown}, item {i}: {}", scores[i]);
+            assert_eq!(s.is_finite(), !blocked, "mask_shown {mask_shown}, item {i}: {s}");
         }
     }
 }
