@@ -155,7 +155,7 @@ impl Learner for A2c {
     }
 
     fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
-        let gamma_lambda = (self.cfg.gamma, self.cfg.gae_lambda);
+        let gamma_lambda = (self.cfg.gamma, self.cfg.gae_lambda, false);
         on_policy_iteration(
             self,
             |a| &a.net,

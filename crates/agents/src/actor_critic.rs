@@ -104,12 +104,12 @@ pub(crate) fn on_policy_iteration<A>(
     agent: &mut A,
     net: impl Fn(&A) -> &ActorCritic,
     env: &TrainingEnv,
-    (gamma, gae_lambda): (f64, f64),
+    (gamma, gae_lambda, mask_shown): (f64, f64, bool),
     tracker: &mut TrainedTracker,
     rng: &mut ChaCha8Rng,
     update: impl FnOnce(&mut A, &Rollout, &mut TrainedTracker, &mut ChaCha8Rng, u64) -> Result<UpdateStats>,
 ) -> Result<Iteration> {
-    let cfg = RolloutConfig { episodes: env.episodes, gamma, gae_lambda };
+    let cfg = RolloutConfig { episodes: env.episodes, gamma, gae_lambda, mask_shown };
     let t = Instant::now();
     let rollout = collect(env.spec, env.reward_model, net(agent), tracker.tracker.as_ref(), &cfg, rng)?;
     let collect_s = t.elapsed().as_secs_f64();

@@ -188,7 +188,7 @@ impl Learner for Fcpo {
     }
 
     fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
-        let gamma_lambda = (self.cfg.ppo.gamma, self.cfg.ppo.gae_lambda);
+        let gamma_lambda = (self.cfg.ppo.gamma, self.cfg.ppo.gae_lambda, self.cfg.ppo.mask_shown);
         on_policy_iteration(
             self,
             |a| &a.ppo.net,
@@ -223,6 +223,7 @@ impl Learner for Fcpo {
     }
 
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
-        Ok(Box::new(actor_critic_policy("fcpo", tracker, self.ppo.net.try_clone()?, reward_range)?))
+        let policy = actor_critic_policy("fcpo", tracker, self.ppo.net.try_clone()?, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.ppo.mask_shown)))
     }
 }

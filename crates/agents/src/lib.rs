@@ -72,6 +72,7 @@ pub mod sac;
 pub mod sac4ir;
 pub mod scored_policy;
 pub mod shaping;
+pub mod shown;
 mod soft_q;
 pub mod sqn;
 mod step_counter;

@@ -6,6 +6,7 @@ use crate::actor_critic::ActorCritic;
 use crate::losses::{clipped_surrogate, log_prob_and_entropy, normalise_advantages, Minibatch};
 use crate::pace::schedule;
 use crate::rollout::Rollout;
+use crate::shown::shown_penalty;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -51,6 +52,10 @@ pub struct PpoConfig {
     pub hidden: Vec<i64>,
     /// Policy and value heads share the trunk.
     pub shared_trunk: bool,
+    /// Never recommend an item already shown in the episode: blocked in the training collections, the update
+    /// and every evaluation mode (`crate::shown`). Off (the default), training masks nothing (FB, DORL's protocol).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mask_shown: bool,
 }
 
 impl Default for PpoConfig {
@@ -71,6 +76,7 @@ impl Default for PpoConfig {
             updates_per_1k_steps: None,
             hidden: vec![64, 64],
             shared_trunk: true,
+            mask_shown: false,
         }
     }
 }
@@ -117,7 +123,10 @@ impl Ppo {
                 mb.advantages.shallow_clone()
             };
             let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
-            let (logits, values) = self.net.forward(&states)?;
+            let (mut logits, values) = self.net.forward(&states)?;
+            if self.cfg.mask_shown {
+                logits = logits.f_add(&shown_penalty(rollout, &steps, n_items, device)?)?;
+            }
             let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
 
             let surrogate = clipped_surrogate(&log_prob, &mb.old_log_probs, &adv, eps)?;

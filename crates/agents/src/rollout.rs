@@ -17,6 +17,7 @@
 //! at collection time.
 
 use crate::actor_critic::ActorCritic;
+use crate::shown::block_shown;
 use crate::Result;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use dsrm_sim::{EnvSpec, RewardModel, VecEnv};
@@ -33,6 +34,8 @@ pub struct RolloutConfig {
     pub gamma: f64,
     /// GAE λ (1.0: discounted Monte-Carlo return minus the value, A2C's setting in DORL).
     pub gae_lambda: f64,
+    /// Block each episode's shown items (`crate::shown`); off, nothing is masked (FB).
+    pub mask_shown: bool,
 }
 
 /// Whole episodes laid out one after another (episode e owns steps `starts[e]..starts[e + 1]`).
@@ -189,13 +192,14 @@ pub fn collect(
         let v: Vec<f32> = Vec::<f32>::try_from(v.f_to_device(Device::Cpu)?)?;
         chosen.clear();
         chosen_lp.clear();
-        for k in 0..active.len() {
-            let row = &probs[k * n_items..(k + 1) * n_items];
+        for (k, &i) in active.iter().enumerate() {
+            let row = &mut probs[k * n_items..(k + 1) * n_items];
+            let mass = if cfg.mask_shown { block_shown(row, env.items(i)) } else { 1.0 };
             let a = sample_index(row, rng);
             chosen.push(a as u32);
             // log π(a|s) from the float32 probability: within 1e-7 of log_softmax for any item that can be
             // drawn, and it saves a second pass over the [B, n_items] logits per step.
-            chosen_lp.push(f64::from(row[a]).ln() as f32);
+            chosen_lp.push((f64::from(row[a]) / mass).ln() as f32);
         }
 
         let mut still = Vec::with_capacity(active.len());

@@ -8,6 +8,7 @@
 //! one (the anchors evaluate their Q-learners greedily, with `eps_test` 0.001); both are reported.
 
 use crate::learner::EvalPolicy;
+use crate::shown::with_shown_blocked;
 use crate::Result;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use dsrm_policy::select::{select, uniform_allowed};
@@ -42,6 +43,8 @@ struct Snapshot {
 pub struct ScoredPolicy {
     name: String,
     inner: Arc<Mutex<Snapshot>>,
+    /// Block the items already shown in the episode in every mode (`crate::shown`).
+    mask_shown: bool,
 }
 
 impl ScoredPolicy {
@@ -65,7 +68,14 @@ impl ScoredPolicy {
             buf: vec![0.0; n_items],
             error: None,
         };
-        Ok(Self { name: name.to_string(), inner: Arc::new(Mutex::new(snapshot)) })
+        Ok(Self { name: name.to_string(), inner: Arc::new(Mutex::new(snapshot)), mask_shown: false })
+    }
+
+    /// With `on`, the policy never recommends an item already shown in the episode, whatever the evaluation
+    /// mode's mask (`crate::shown`; the agents trained with `mask_shown`).
+    pub fn masking_shown(mut self, on: bool) -> Self {
+        self.mask_shown = on;
+        self
     }
 }
 
@@ -108,6 +118,8 @@ impl EvalPolicy for ScoredPolicy {
         _rng: &mut PolicyRng,
         scores: &mut Vec<f64>,
     ) -> Result<()> {
+        let with_shown = if self.mask_shown { with_shown_blocked(mask, obs.items) } else { None };
+        let mask = with_shown.as_ref().unwrap_or(mask);
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.score(obs)?;
         scores.clear();
@@ -128,6 +140,8 @@ impl Policy for ScoredPolicy {
     }
 
     fn act(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> u32 {
+        let with_shown = if self.mask_shown { with_shown_blocked(mask, obs.items) } else { None };
+        let mask = with_shown.as_ref().unwrap_or(mask);
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match s.score(obs) {
             Ok(()) => select(&s.scores, mask, selection, rng),

@@ -5,6 +5,7 @@ use super::config::FairnessTerm;
 use super::networks::{aux_tensor, goal_vector, group_weights, ratio_vector, standard_normal, to_vec, LN_SQRT_2PI};
 use super::Hrl;
 use crate::rollout::Rollout;
+use crate::shown::block_shown;
 use crate::{AgentError, Result};
 use dsrm_metrics::gini;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
@@ -142,12 +143,7 @@ impl Hrl {
             for (k, &i) in active.iter().enumerate() {
                 let row = &mut probs[k * n_items..(k + 1) * n_items];
                 if self.cfg.mask_shown {
-                    let shown = env.items(i);
-                    if masks_shown(shown, n_items) {
-                        for &item in shown {
-                            row[item as usize] = 0.0;
-                        }
-                    }
+                    block_shown(row, env.items(i)); // sample_reweighted renormalises
                 }
                 let (item, log_prob) = self.sample_reweighted(row, goals[k], rng);
                 let r = reward_model.reward(users[i], item, env.items(i));
@@ -267,16 +263,4 @@ impl Hrl {
         let a = chosen.unwrap_or(last);
         (a as u32, (f64::from(row[a]) * weight(a) / total).ln() as f32)
     }
-}
-
-/// Whether `mask_shown` blocks the items of an episode that has shown `shown`: unless that would block all of
-/// the `n_items` (an episode longer than the catalogue), in collection, update and evaluation alike.
-pub(super) fn masks_shown(shown: &[u32], n_items: usize) -> bool {
-    if shown.len() < n_items {
-        return true;
-    }
-    let mut distinct = shown.to_vec();
-    distinct.sort_unstable();
-    distinct.dedup();
-    distinct.len() < n_items
 }

@@ -6,6 +6,7 @@ use super::networks::{
 };
 use super::serving::CpuHeads;
 use crate::learner::{EvalPolicy, Hierarchical};
+use crate::shown::with_shown_blocked;
 use crate::Result;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use dsrm_policy::select::{select, uniform_allowed};
@@ -46,19 +47,8 @@ pub(super) struct HrlSnapshot {
 impl HrlSnapshot {
     /// Fills `scores` with log p of the goal-reweighted distribution over the allowed items (−∞ elsewhere).
     fn score(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> Result<()> {
-        let with_shown;
-        let mask = if self.mask_shown && super::collect::masks_shown(obs.items, mask.n_items()) {
-            let mut m = mask.clone();
-            obs.items.iter().for_each(|&i| m.block(i));
-            with_shown = m;
-            if with_shown.n_allowed() > 0 {
-                &with_shown
-            } else {
-                mask
-            }
-        } else {
-            mask
-        };
+        let with_shown = if self.mask_shown { with_shown_blocked(mask, obs.items) } else { None };
+        let mask = with_shown.as_ref().unwrap_or(mask);
         let device = self.nets.low_vs.device();
         let n_items = self.logits.len();
         let batch = || HistoryBatch::new(&[(obs.user, obs.items, obs.rewards)], self.tracker.window(), n_items, device);

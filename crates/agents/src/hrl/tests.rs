@@ -90,7 +90,7 @@ fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
         for e in 0..12 {
             let items = &ro.low.actions[ro.low.starts[e]..ro.low.starts[e + 1]];
             for (t, item) in items.iter().enumerate() {
-                if items[..t].contains(item) && super::collect::masks_shown(&items[..t], world.spec.n_items()) {
+                if items[..t].contains(item) && crate::shown::masks_shown(&items[..t], world.spec.n_items()) {
                     repeats += 1;
                 }
             }

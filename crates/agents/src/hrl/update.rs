@@ -1,7 +1,6 @@
 //! The update: PPO (or A2C) on both levels — the low level over steps, the high level over segments — with the
 //! shared clipped surrogate (`crate::losses`), the critics V_H and V_L, and the tracker trained jointly.
 
-use super::collect::masks_shown;
 use super::collect::HierRollout;
 use super::config::GoalType;
 use super::config::Updater;
@@ -10,6 +9,7 @@ use super::Hrl;
 use crate::losses::{clipped_surrogate, normalise_advantages};
 use crate::pace::{paced_minibatches, paced_updates};
 use crate::rollout::minibatches;
+use crate::shown::shown_penalty;
 use crate::trained_tracker::{joint_step, step_on_existing_grads, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -46,25 +46,13 @@ impl Hrl {
         Ok(log_q.f_sub(&log_q.f_logsumexp([-1i64].as_slice(), true)?)?)
     }
 
-    /// With `mask_shown`, `[B, n_items]` logits of `steps` with the items their episode had shown before them
-    /// pushed to −1e9 (the collection's zero probability; finite, so p · log p stays 0); unchanged otherwise.
+    /// With `mask_shown`, the logits of `steps` with the items their episode had shown before them blocked
+    /// (`crate::shown`); unchanged otherwise.
     pub(super) fn masked_shown(&self, logits: Tensor, ro: &HierRollout, steps: &[usize]) -> Result<Tensor> {
         if !self.cfg.mask_shown {
             return Ok(logits);
         }
-        let n = self.nets.n_items as usize;
-        let mut penalty = vec![0f32; steps.len() * n];
-        for (k, &s) in steps.iter().enumerate() {
-            let start = ro.low.starts[ro.low.episode_of[s] as usize];
-            let shown = &ro.low.actions[start..s];
-            if masks_shown(shown, n) {
-                for &item in shown {
-                    penalty[k * n + item as usize] = -1e9;
-                }
-            }
-        }
-        let penalty = Tensor::from_slice(&penalty).f_reshape([steps.len() as i64, n as i64])?;
-        Ok(logits.f_add(&penalty.f_to_device(logits.device())?)?)
+        Ok(logits.f_add(&shown_penalty(&ro.low, steps, self.nets.n_items as usize, logits.device())?)?)
     }
 
     /// The clipped surrogate (PPO, `crate::losses`) or −log π · A (A2C), with per-minibatch advantage
