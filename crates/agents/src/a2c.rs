@@ -22,6 +22,7 @@ use crate::losses::{log_prob_and_entropy, Minibatch};
 use crate::pace::schedule;
 use crate::rl_policy::actor_critic_policy;
 use crate::rollout::Rollout;
+use crate::shown::shown_penalty;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -62,6 +63,10 @@ pub struct A2cConfig {
     pub hidden: Vec<i64>,
     /// Policy and value heads share the trunk (DORL: yes; see `actor_critic`).
     pub shared_trunk: bool,
+    /// Never recommend an item already shown in the episode: blocked in the training collections, the update
+    /// and every evaluation mode (`crate::shown`). Off (the default), training masks nothing (FB, DORL's protocol).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mask_shown: bool,
 }
 
 impl Default for A2cConfig {
@@ -79,6 +84,7 @@ impl Default for A2cConfig {
             updates_per_1k_steps: None,
             hidden: vec![64, 64],
             shared_trunk: true,
+            mask_shown: false,
         }
     }
 }
@@ -118,7 +124,10 @@ impl A2c {
         for steps in schedule(pace, steps_before, rollout.len(), size, repeat, rng) {
             let mb = Minibatch::new(rollout, &steps, device)?;
             let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
-            let (logits, values) = self.net.forward(&states)?;
+            let (mut logits, values) = self.net.forward(&states)?;
+            if self.cfg.mask_shown {
+                logits = logits.f_add(&shown_penalty(rollout, &steps, n_items, device)?)?;
+            }
             let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
 
             let actor_loss = log_prob.f_mul(&mb.advantages)?.f_mean(Kind::Float)?.f_neg()?;
@@ -155,7 +164,7 @@ impl Learner for A2c {
     }
 
     fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
-        let gamma_lambda = (self.cfg.gamma, self.cfg.gae_lambda, false);
+        let gamma_lambda = (self.cfg.gamma, self.cfg.gae_lambda, self.cfg.mask_shown);
         on_policy_iteration(
             self,
             |a| &a.net,
@@ -176,6 +185,47 @@ impl Learner for A2c {
     }
 
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
-        Ok(Box::new(actor_critic_policy("a2c", tracker, self.net.try_clone()?, reward_range)?))
+        let policy = actor_critic_policy("a2c", tracker, self.net.try_clone()?, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::MeanTracker;
+    use dsrm_policy::{ItemMask, Observation, PolicyRng, Selection};
+    use dsrm_sim::test_support::tiny_world;
+    use dsrm_sim::GroundTruthReward;
+    use rand::SeedableRng;
+
+    #[test]
+    fn an_a2c_with_mask_shown_trains_on_masked_collections_and_blocks_shown_items_when_evaluated() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let world = tiny_world();
+        let n = world.spec.n_items();
+        let reward = GroundTruthReward::new(&world.spec.rewards);
+        let (shown, rewards) = ([0u32, 2], [1.0, 0.0]);
+        for mask_shown in [false, true] {
+            dsrm_nn::runtime::seed(1);
+            let mut tracker = TrainedTracker::new(Box::new(MeanTracker::new(n, 8, 3)), 1e-3);
+            let cfg = A2cConfig { mask_shown, batch_size: 64, ..Default::default() };
+            let mut a2c = A2c::new(cfg, tracker.tracker.state_dim(), n as i64, Device::Cpu).unwrap();
+            let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20, steps_before: 0 };
+            let mut rng = ChaCha8Rng::seed_from_u64(3);
+            let it = a2c.iterate(&env, &mut tracker, &mut rng).unwrap();
+            assert!(it.update.loss.is_finite(), "mask_shown {mask_shown}: loss {}", it.update.loss);
+            let mut policy = a2c.snapshot(tracker.tracker, (0.0, 2.0)).unwrap();
+            let obs = Observation { user: 0, items: &shown, rewards: &rewards, initial_item: None };
+            let mut rng = PolicyRng::seed_from_u64(2);
+            for _ in 0..50 {
+                let a = policy.act(&obs, &ItemMask::all(n), Selection::Sampled, &mut rng);
+                assert!(!mask_shown || !shown.contains(&a), "recommended shown item {a}");
+            }
+            let mut scores = Vec::new();
+            policy.score_all(&obs, &ItemMask::all(n), Selection::Argmax, &mut rng, &mut scores).unwrap();
+            let blocked = scores.iter().filter(|s| !s.is_finite()).count();
+            assert_eq!(blocked, if mask_shown { shown.len() } else { 0 });
+        }
     }
 }
