@@ -22,7 +22,7 @@ use crate::losses::{log_prob_and_entropy, Minibatch};
 use crate::pace::schedule;
 use crate::rl_policy::actor_critic_policy;
 use crate::rollout::Rollout;
-use crate::shown::shown_penalty;
+use crate::shown::mask_logits;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -124,10 +124,8 @@ impl A2c {
         for steps in schedule(pace, steps_before, rollout.len(), size, repeat, rng) {
             let mb = Minibatch::new(rollout, &steps, device)?;
             let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
-            let (mut logits, values) = self.net.forward(&states)?;
-            if self.cfg.mask_shown {
-                logits = logits.f_add(&shown_penalty(rollout, &steps, n_items, device)?)?;
-            }
+            let (logits, values) = self.net.forward(&states)?;
+            let logits = mask_logits(logits, self.cfg.mask_shown, rollout, &steps)?;
             let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
 
             let actor_loss = log_prob.f_mul(&mb.advantages)?.f_mean(Kind::Float)?.f_neg()?;

@@ -98,10 +98,8 @@ mod tests {
             // The update's log π(a|s), masked as the collection was, equals the collection's.
             let steps: Vec<usize> = (0..ro.len()).collect();
             let states = tracker.try_states(&ro.history_batch(&steps, tracker.window(), n, Device::Cpu)).unwrap();
-            let (mut logits, _) = ppo.net.forward(&states).unwrap();
-            if mask_shown {
-                logits += crate::shown::shown_penalty(&ro, &steps, n, Device::Cpu).unwrap();
-            }
+            let (logits, _) = ppo.net.forward(&states).unwrap();
+            let logits = crate::shown::mask_logits(logits, mask_shown, &ro, &steps).unwrap();
             let actions: Vec<i64> = ro.actions.iter().map(|&a| i64::from(a)).collect();
             let lp = logits
                 .log_softmax(-1, Kind::Float)

@@ -6,7 +6,7 @@ use crate::actor_critic::ActorCritic;
 use crate::losses::{clipped_surrogate, log_prob_and_entropy, normalise_advantages, Minibatch};
 use crate::pace::schedule;
 use crate::rollout::Rollout;
-use crate::shown::shown_penalty;
+use crate::shown::mask_logits;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -123,10 +123,8 @@ impl Ppo {
                 mb.advantages.shallow_clone()
             };
             let states = tracker.states(&rollout.history_batch(&steps, window, n_items, device))?;
-            let (mut logits, values) = self.net.forward(&states)?;
-            if self.cfg.mask_shown {
-                logits = logits.f_add(&shown_penalty(rollout, &steps, n_items, device)?)?;
-            }
+            let (logits, values) = self.net.forward(&states)?;
+            let logits = mask_logits(logits, self.cfg.mask_shown, rollout, &steps)?;
             let (log_prob, entropy) = log_prob_and_entropy(&logits, &mb.actions, self.cfg.ent_coef != 0.0)?;
 
             let surrogate = clipped_surrogate(&log_prob, &mb.old_log_probs, &adv, eps)?;

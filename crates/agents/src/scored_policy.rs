@@ -118,7 +118,7 @@ impl EvalPolicy for ScoredPolicy {
         _rng: &mut PolicyRng,
         scores: &mut Vec<f64>,
     ) -> Result<()> {
-        let with_shown = if self.mask_shown { with_shown_blocked(mask, obs.items) } else { None };
+        let with_shown = with_shown_blocked(self.mask_shown, mask, obs.items);
         let mask = with_shown.as_ref().unwrap_or(mask);
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         s.score(obs)?;
@@ -140,7 +140,7 @@ impl Policy for ScoredPolicy {
     }
 
     fn act(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> u32 {
-        let with_shown = if self.mask_shown { with_shown_blocked(mask, obs.items) } else { None };
+        let with_shown = with_shown_blocked(self.mask_shown, mask, obs.items);
         let mask = with_shown.as_ref().unwrap_or(mask);
         let mut s = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match s.score(obs) {

@@ -39,9 +39,18 @@ pub fn block_shown(row: &mut [f32], shown: &[u32]) -> f64 {
     row.iter().map(|&p| f64::from(p)).sum()
 }
 
-/// `[steps.len(), n_items]`: −1e9 at the items each step's episode had shown before it, 0 elsewhere; add it to
-/// the update's logits.
-pub fn shown_penalty(ro: &Rollout, steps: &[usize], n_items: usize, device: Device) -> Result<Tensor> {
+/// The update's `[steps.len(), n_items]` logits with, when `on`, the items each step's episode had shown before
+/// it pushed to −1e9; unchanged otherwise.
+pub fn mask_logits(logits: Tensor, on: bool, ro: &Rollout, steps: &[usize]) -> Result<Tensor> {
+    if !on {
+        return Ok(logits);
+    }
+    let n_items = logits.size().last().copied().unwrap_or(0) as usize;
+    Ok(logits.f_add(&shown_penalty(ro, steps, n_items, logits.device())?)?)
+}
+
+/// `[steps.len(), n_items]`: −1e9 at the items each step's episode had shown before it, 0 elsewhere.
+fn shown_penalty(ro: &Rollout, steps: &[usize], n_items: usize, device: Device) -> Result<Tensor> {
     let mut penalty = vec![0f32; steps.len() * n_items];
     for (k, &s) in steps.iter().enumerate() {
         let start = ro.starts[ro.episode_of[s] as usize];
@@ -55,10 +64,10 @@ pub fn shown_penalty(ro: &Rollout, steps: &[usize], n_items: usize, device: Devi
     Ok(Tensor::from_slice(&penalty).f_reshape([steps.len() as i64, n_items as i64])?.f_to_device(device)?)
 }
 
-/// The evaluation mode's `mask` with the `shown` items blocked too; `None` when that blocks nothing new or
-/// would leave no item allowed.
-pub fn with_shown_blocked(mask: &ItemMask, shown: &[u32]) -> Option<ItemMask> {
-    if !masks_shown(shown, mask.n_items()) || shown.iter().all(|&i| !mask.allows(i)) {
+/// When `on`, the evaluation mode's `mask` with the `shown` items blocked too; `None` when off, when that blocks
+/// nothing new or when it would leave no item allowed.
+pub fn with_shown_blocked(on: bool, mask: &ItemMask, shown: &[u32]) -> Option<ItemMask> {
+    if !on || !masks_shown(shown, mask.n_items()) || shown.iter().all(|&i| !mask.allows(i)) {
         return None;
     }
     let mut m = mask.clone();
@@ -81,9 +90,10 @@ mod tests {
         assert_eq!(block_shown(&mut row, &[0, 1, 2]), 1.0);
         assert_eq!(row, [0.25, 0.25, 0.5]);
         let mask = ItemMask::all(3);
-        let m = with_shown_blocked(&mask, &[1]).expect("blocks item 1");
+        let m = with_shown_blocked(true, &mask, &[1]).expect("blocks item 1");
         assert!(m.allows(0) && !m.allows(1) && m.allows(2));
-        assert!(with_shown_blocked(&mask, &[0, 1, 2]).is_none());
-        assert!(with_shown_blocked(&m, &[1]).is_none(), "already blocked: nothing new");
+        assert!(with_shown_blocked(true, &mask, &[0, 1, 2]).is_none());
+        assert!(with_shown_blocked(true, &m, &[1]).is_none(), "already blocked: nothing new");
+        assert!(with_shown_blocked(false, &mask, &[1]).is_none(), "off: the mode's mask alone");
     }
 }

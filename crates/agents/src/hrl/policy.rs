@@ -47,7 +47,7 @@ pub(super) struct HrlSnapshot {
 impl HrlSnapshot {
     /// Fills `scores` with log p of the goal-reweighted distribution over the allowed items (−∞ elsewhere).
     fn score(&mut self, obs: &Observation, mask: &ItemMask, selection: Selection, rng: &mut PolicyRng) -> Result<()> {
-        let with_shown = if self.mask_shown { with_shown_blocked(mask, obs.items) } else { None };
+        let with_shown = with_shown_blocked(self.mask_shown, mask, obs.items);
         let mask = with_shown.as_ref().unwrap_or(mask);
         let device = self.nets.low_vs.device();
         let n_items = self.logits.len();

@@ -77,7 +77,8 @@ fn segments_cover_the_steps_and_the_update_log_probs_match_collection() {
             })
             .collect();
         let goals = aux_tensor(&goals, Device::Cpu).unwrap();
-        let logits = hrl.masked_shown(hrl.nets.low_logits(&states, &goals).unwrap(), &ro, &steps).unwrap();
+        let logits = hrl.nets.low_logits(&states, &goals).unwrap();
+        let logits = crate::shown::mask_logits(logits, mask_shown, &ro.low, &steps).unwrap();
         let log_q = hrl.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, Device::Cpu).unwrap()).unwrap();
         let actions: Vec<i64> = ro.low.actions.iter().map(|&a| i64::from(a)).collect();
         let lp = log_q.gather(1, &Tensor::from_slice(&actions).unsqueeze(1), false).squeeze_dim(1);

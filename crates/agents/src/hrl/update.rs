@@ -9,7 +9,7 @@ use super::Hrl;
 use crate::losses::{clipped_surrogate, normalise_advantages};
 use crate::pace::{paced_minibatches, paced_updates};
 use crate::rollout::minibatches;
-use crate::shown::shown_penalty;
+use crate::shown::mask_logits;
 use crate::trained_tracker::{joint_step, step_on_existing_grads, TrainedTracker};
 use crate::update_stats::UpdateStats;
 use crate::{AgentError, Result};
@@ -44,15 +44,6 @@ impl Hrl {
         let log_w = lw_lt.f_add(&self.popular_f.f_unsqueeze(0)?.f_mul(&lw_pop.f_sub(&lw_lt)?)?)?;
         let log_q = log_p.f_add(&log_w)?;
         Ok(log_q.f_sub(&log_q.f_logsumexp([-1i64].as_slice(), true)?)?)
-    }
-
-    /// With `mask_shown`, the logits of `steps` with the items their episode had shown before them blocked
-    /// (`crate::shown`); unchanged otherwise.
-    pub(super) fn masked_shown(&self, logits: Tensor, ro: &HierRollout, steps: &[usize]) -> Result<Tensor> {
-        if !self.cfg.mask_shown {
-            return Ok(logits);
-        }
-        Ok(logits.f_add(&shown_penalty(&ro.low, steps, self.nets.n_items as usize, logits.device())?)?)
     }
 
     /// The clipped surrogate (PPO, `crate::losses`) or −log π · A (A2C), with per-minibatch advantage
@@ -179,7 +170,7 @@ impl Hrl {
             .collect();
         let x_high = Tensor::f_cat(&[&states, &aux_tensor(&aux, device)?], 1)?;
         let goals = aux_tensor(&goals, device)?;
-        let logits = self.masked_shown(self.nets.low_logits(&states, &goals)?, ro, steps)?;
+        let logits = mask_logits(self.nets.low_logits(&states, &goals)?, self.cfg.mask_shown, &ro.low, steps)?;
         let log_q = self.reweighted_log_probs(&logits, &goals, &aux_tensor(&weights, device)?)?;
         let actions: Vec<i64> = steps.iter().map(|&s| i64::from(ro.low.actions[s])).collect();
         let actions = Tensor::from_slice(&actions).f_to_device(device)?.f_unsqueeze(1)?;
