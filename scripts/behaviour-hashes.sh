@@ -5,7 +5,8 @@
 #   bash scripts/behaviour-hashes.sh            # check (exit 1 and a diff on any change)
 #   bash scripts/behaviour-hashes.sh --record   # rewrite the expected hashes (only when a change of results is intended)
 #
-# Covered: `dsrm eval` (metrics.json, episodes.jsonl), short `dsrm train` runs of A2C, PPO, DQN, SAC and HRL
+# Covered: `dsrm eval` (metrics.json, episodes.jsonl), short `dsrm train` runs of every learner (A2C, PPO, DQN,
+# SAC, HRL, TD3, DNaIR, SAC4IR, MoFIR and the offline BCQ, CQL, CRR, SQN)
 # (metrics.json, log.jsonl), a DSRM stage's dsrm.bin (`dsrm dsrm train`) and a small `dsrm dsrm fidelity`
 # (fidelity.json, fidelity.csv). What is not a result is removed before hashing: wall-clock fields (keys ending
 # in `_s`, `wall`/`elapsed` keys) and the provenance's `created_at`, `command` (which names the binary) and
@@ -71,6 +72,18 @@ batch_size = 32
 buffer_size = 2000' '' >sac.toml
 train_cfg 'kind = "hrl"
 batch_size = 64' '' >hrl.toml
+for a in td3 dnair sac4ir; do
+  train_cfg "kind = \"$a\"
+batch_size = 32
+buffer_size = 2000" '' >"$a.toml"
+done
+train_cfg 'kind = "mofir"
+batch_size = 64' '' >mofir.toml
+for a in bcq cql crr sqn; do
+  train_cfg "kind = \"$a\"
+batch_size = 32
+grad_steps = 5" '' >"$a.toml"
+done
 train_cfg 'kind = "hrl"
 batch_size = 64' '[train.dsrm]
 max_states = 2000
@@ -80,7 +93,7 @@ kind = "ddpm"
 steps = 5
 [train.dsrm.denoiser.train]
 max_epochs = 2' >stage.toml
-for a in a2c ppo dqn sac hrl; do run train --config "$a.toml" --out "train-$a"; done
+for a in a2c ppo dqn sac hrl td3 dnair sac4ir mofir bcq cql crr sqn; do run train --config "$a.toml" --out "train-$a"; done
 run dsrm train --config stage.toml --out stage
 cat >fidelity.toml <<TOML
 noise_levels = [1.0]
@@ -125,7 +138,7 @@ def digest(p):
         data = b"\n".join(json.dumps(strip(json.loads(l)), sort_keys=True).encode() for l in data.splitlines() if l.strip())
     return hashlib.sha256(data).hexdigest()
 files = ["eval/metrics.json", "eval/episodes.jsonl"]
-for a in ["a2c", "ppo", "dqn", "sac", "hrl"]:
+for a in ["a2c", "ppo", "dqn", "sac", "hrl", "td3", "dnair", "sac4ir", "mofir", "bcq", "cql", "crr", "sqn"]:
     files += [f"train-{a}/metrics.json", f"train-{a}/log.jsonl"]
 files += ["stage/dsrm.bin", "fidelity/fidelity.json", "fidelity/fidelity.csv"]
 for f in files:

@@ -14,6 +14,7 @@
 //! L_G   = cross_entropy(G(s), a) + imitation_penalty · mean_B mean_a logits_G(s)²
 //! loss  = L_Q + L_G;  one Adam on Q and G, one on the tracker
 //! every `target_update` gradient steps: Q_target <- Q
+//! with `mask_shown`: a* is never an item its logged episode had shown before s'; evaluation blocks them
 //! ```
 //!
 //! Acting (evaluation): argmax / softmax of Q over the allowed items (the others are never recommended).
@@ -100,6 +101,7 @@ impl Bcq {
         let (window, n_items, device) = (tracker.tracker.window(), self.q.n_out() as usize, self.vs.device());
         let steps = self.buffer.sample(c.batch_size, rng);
         let tr = self.buffer.transitions(&steps, c.n_step, c.gamma, window, n_items, device)?;
+        let blocked = c.next_blocked(&self.buffer, &steps, n_items, device)?;
         let y = tch::no_grad(|| -> Result<Tensor> {
             let next = tracker.states(&tr.next)?;
             let allowed_q = filtered_q(
@@ -107,7 +109,10 @@ impl Bcq {
                 &self.imitation.forward(&next)?,
                 self.cfg.unlikely_action_threshold,
             )?;
-            let best = allowed_q.f_argmax(-1, true)?;
+            let best = match &blocked {
+                Some(b) => allowed_q.f_add(b)?.f_argmax(-1, true)?,
+                None => allowed_q.f_argmax(-1, true)?,
+            };
             let q_next = self.target.forward(&next)?.f_gather(1, &best, false)?.f_squeeze_dim(1)?;
             let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
             Ok(tr.rewards.f_add(&q_next.f_mul(&live)?.f_mul_scalar(c.gamma.powi(c.n_step as i32))?)?)
@@ -193,6 +198,7 @@ impl Learner for Bcq {
             threshold: self.cfg.unlikely_action_threshold,
         };
         let n_items = self.q.n_out() as usize;
-        Ok(Box::new(ScoredPolicy::new("bcq", tracker, Box::new(scorer), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("bcq", tracker, Box::new(scorer), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.base.mask_shown)))
     }
 }

@@ -87,7 +87,8 @@ impl Cql {
         let (window, n_items, device) = (tracker.tracker.window(), self.q.n_out() as usize, self.vs.device());
         let steps = self.buffer.sample(c.batch_size, rng);
         let tr = self.buffer.transitions(&steps, c.n_step, c.gamma, window, n_items, device)?;
-        let y = double_q_target(&self.q, &self.target, tracker, &tr, c.gamma, c.n_step)?;
+        let blocked = c.next_blocked(&self.buffer, &steps, n_items, device)?;
+        let y = double_q_target(&self.q, &self.target, tracker, &tr, c.gamma, c.n_step, blocked.as_ref())?;
 
         let states = tracker.states(&tr.states)?;
         let q = self.q.forward(&states)?;
@@ -147,6 +148,7 @@ impl Learner for Cql {
 
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let n_items = self.q.n_out() as usize;
-        Ok(Box::new(ScoredPolicy::new("cql", tracker, Box::new(self.q.freeze(&self.vs)?), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("cql", tracker, Box::new(self.q.freeze(&self.vs)?), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.base.mask_shown)))
     }
 }

@@ -25,6 +25,7 @@ use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
 use crate::replay::{OfflineConfig, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::shown::masked_log_softmax;
 use crate::step_counter::{counter_tensor, restore_counter};
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{Result, UpdateStats};
@@ -127,10 +128,11 @@ impl Crr {
         let (window, n_items, device) = (tracker.tracker.window(), self.actor.n_out() as usize, self.vs.device());
         let steps = self.buffer.sample(c.batch_size, rng);
         let tr = self.buffer.transitions(&steps, c.n_step, c.gamma, window, n_items, device)?;
+        let blocked = c.next_blocked(&self.buffer, &steps, n_items, device)?;
         let sum_items = |x: Tensor| x.f_sum_dim_intlist([-1i64].as_slice(), false, Kind::Float);
         let y = tch::no_grad(|| -> Result<Tensor> {
             let next = tracker.states(&tr.next)?;
-            let p = self.target_actor.forward(&next)?.f_softmax(-1, Kind::Float)?;
+            let p = masked_log_softmax(self.target_actor.forward(&next)?, blocked.as_ref())?.f_exp()?;
             let v = sum_items(p.f_mul(&self.target_critic.forward(&next)?)?)?;
             let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
             Ok(tr.rewards.f_add(&v.f_mul(&live)?.f_mul_scalar(c.gamma.powi(c.n_step as i32))?)?)
@@ -205,6 +207,7 @@ impl Learner for Crr {
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let n_items = self.actor.n_out() as usize;
         let actor = self.actor.freeze(&self.vs)?;
-        Ok(Box::new(ScoredPolicy::new("crr", tracker, Box::new(actor), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("crr", tracker, Box::new(actor), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.base.mask_shown)))
     }
 }

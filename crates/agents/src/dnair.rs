@@ -20,6 +20,8 @@
 //!   loss = mean_B (Q(tracker(history), a) − y)²               # one backward pass; Adam on Q and the tracker
 //!   every `target_update` gradient steps: Q_target <- Q
 //! evaluate: Q over C(last shown item) (the rest only when every candidate is blocked), argmax or softmax
+//! with `mask_shown`: the episode's shown items leave C in collection, in the target's argmax and in every
+//!   evaluation (C emptied that way: every unshown item)
 //! ```
 //!
 //! What is adapted from DNaIR's MovieLens setting, and why:
@@ -50,10 +52,10 @@ use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::finite;
 use crate::pace::paced_updates;
 use crate::qnet::{soft_update, FrozenNet, ScoreNet};
-use crate::replay::{collect_episodes_after, ReplayBuffer};
+use crate::replay::{Collection, ReplayBuffer};
 use crate::scored_policy::{ScoredPolicy, Scorer};
 use crate::step_counter::{counter_tensor, restore_counter};
-use crate::td::double_q_target_within;
+use crate::td::double_q_target;
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{AgentError, Result, UpdateStats};
 use dsrm_nn::checkpoint;
@@ -105,6 +107,9 @@ pub struct DnairConfig {
     pub hidden: Vec<i64>,
     /// The MF whose normalised item factors define the similarity.
     pub mf: MfConfig,
+    /// Never recommend an item the episode has shown: collection, target and evaluation skip them
+    /// (`crate::shown`).
+    pub mask_shown: bool,
 }
 
 impl Default for DnairConfig {
@@ -124,6 +129,7 @@ impl Default for DnairConfig {
             updates_per_1k_steps: None,
             hidden: vec![64, 64],
             mf: MfConfig::default(),
+            mask_shown: false,
         }
     }
 }
@@ -260,6 +266,21 @@ impl Dnair {
         &self.neighbours[last as usize * k..(last as usize + 1) * k]
     }
 
+    /// The items the step after `last` may show, in order: its candidates (every item on an episode's first
+    /// step); with `shown` (masking on), those not shown, or every unshown item when all candidates were.
+    fn open_candidates(&self, last: Option<u32>, shown: Option<&[u32]>) -> Vec<u32> {
+        let n_items = self.q.n_out() as u32;
+        let all = || (0..n_items).collect::<Vec<u32>>();
+        let cands = last.map_or_else(all, |l| self.candidates(l).to_vec());
+        let Some(shown) = shown else { return cands };
+        let open: Vec<u32> = cands.into_iter().filter(|i| !shown.contains(i)).collect();
+        if open.is_empty() {
+            all().into_iter().filter(|i| !shown.contains(i)).collect()
+        } else {
+            open
+        }
+    }
+
     /// One gradient step on a uniform minibatch, with the bonus weighted by `weight` (= β · reward range).
     pub fn learn(&mut self, tracker: &mut TrainedTracker, weight: f64, rng: &mut ChaCha8Rng) -> Result<UpdateStats> {
         let (window, n_items, device) = (tracker.tracker.window(), self.q.n_out() as usize, self.vs.device());
@@ -285,8 +306,12 @@ impl Dnair {
         }
         let bonus = Tensor::from_slice(&bonus).f_to_device(device)?;
         tr.rewards = tr.rewards.f_add(&bonus)?;
-        let offset = Tensor::from_slice(&offset).f_view([steps.len() as i64, n_items as i64])?.f_to_device(device)?;
-        let y = double_q_target_within(&self.q, &self.target, tracker, &tr, gamma, n_step, Some(&offset))?;
+        let mut offset =
+            Tensor::from_slice(&offset).f_view([steps.len() as i64, n_items as i64])?.f_to_device(device)?;
+        if self.cfg.mask_shown {
+            offset = offset.f_add(&self.buffer.shown_penalty(&steps, n_step, n_items, device)?)?;
+        }
+        let y = double_q_target(&self.q, &self.target, tracker, &tr, gamma, n_step, Some(&offset))?;
 
         let states = tracker.states(&tr.states)?;
         let q_sa = self.q.forward(&states)?.f_gather(1, &tr.actions, false)?.f_squeeze_dim(1)?;
@@ -315,33 +340,30 @@ impl Learner for Dnair {
         let rollout = {
             let this = &*self;
             let n_items = this.q.n_out() as usize;
-            collect_episodes_after(env.spec, env.reward_model, tracker.tracker.as_ref(), env.episodes, device, rng, {
-                |states, last, rng| {
-                    let q = tch::no_grad(|| this.q.forward(states))?.f_to_device(Device::Cpu)?.f_contiguous()?;
-                    let mut flat = vec![0f32; last.len() * n_items];
-                    let len = flat.len();
-                    q.f_copy_data(&mut flat, len)?;
-                    let all: Vec<u32> = Vec::new();
-                    Ok(last
-                        .iter()
-                        .zip(flat.chunks(n_items))
-                        .map(|(l, q)| {
-                            let cands = l.map_or(all.as_slice(), |l| this.candidates(l));
-                            let size = if cands.is_empty() { n_items } else { cands.len() };
-                            let item = |j: usize| if cands.is_empty() { j as u32 } else { cands[j] };
-                            // One coin and one uniform draw per row, so the stream does not depend on Q.
-                            let (coin, pick) = (rng.gen::<f64>(), rng.gen_range(0..size));
-                            if coin < this.cfg.greedy {
-                                (0..size)
-                                    .map(item)
-                                    .max_by(|&a, &b| q[a as usize].total_cmp(&q[b as usize]).then(b.cmp(&a)))
-                                    .unwrap_or(0)
-                            } else {
-                                item(pick)
-                            }
-                        })
-                        .collect())
-                }
+            let collection = Collection::new(env, tracker.tracker.as_ref(), device).masking_shown(this.cfg.mask_shown);
+            collection.run(rng, |rows, rng| {
+                let q = tch::no_grad(|| this.q.forward(&rows.states))?.f_to_device(Device::Cpu)?.f_contiguous()?;
+                let mut flat = vec![0f32; rows.len() * n_items];
+                let len = flat.len();
+                q.f_copy_data(&mut flat, len)?;
+                Ok(flat
+                    .chunks(n_items)
+                    .enumerate()
+                    .map(|(k, q)| {
+                        let cands = this.open_candidates(rows.last(k), rows.blocks_shown(k).then_some(rows.shown[k]));
+                        // One coin and one uniform draw per row, so the stream does not depend on Q.
+                        let (coin, pick) = (rng.gen::<f64>(), rng.gen_range(0..cands.len()));
+                        if coin < this.cfg.greedy {
+                            cands
+                                .iter()
+                                .copied()
+                                .max_by(|&a, &b| q[a as usize].total_cmp(&q[b as usize]).then(b.cmp(&a)))
+                                .unwrap_or(0)
+                        } else {
+                            cands[pick]
+                        }
+                    })
+                    .collect())
             })?
         };
         self.buffer.push_rollout(&rollout);
@@ -390,7 +412,8 @@ impl Learner for Dnair {
             k: self.cfg.candidates,
             n_items,
         };
-        Ok(Box::new(ScoredPolicy::new("dnair", tracker, Box::new(scorer), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("dnair", tracker, Box::new(scorer), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
     }
 }
 

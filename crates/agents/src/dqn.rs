@@ -17,6 +17,8 @@
 //!   loss   = mean_B (Q(s, a) − y)²
 //!   one backward pass; Adam on Q, Adam on the tracker
 //!   every `target_update` gradient steps: Q_target <- Q
+//! with `mask_shown`: the episode's shown items are never collected (greedy or uniform), never the target's
+//!   a* (those shown before s'), never recommended in evaluation
 //! ```
 //!
 //! The successor states s' are built by the current tracker without gradients (tianshou's DQN has no
@@ -26,7 +28,7 @@
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
-use crate::replay::{argmax_rows, collect_episodes, ReplayBuffer};
+use crate::replay::{argmax_rows, Collection, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
 use crate::step_counter::{counter_tensor, restore_counter};
 use crate::td::double_q_target;
@@ -69,6 +71,9 @@ pub struct DqnConfig {
     /// Global gradient-norm clip of the Q-network (none by default, as tianshou's DQN).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_grad_norm: Option<f64>,
+    /// Never recommend an item the episode has shown: collection (greedy and exploring), the target's argmax
+    /// and evaluation skip them (`crate::shown`).
+    pub mask_shown: bool,
 }
 
 impl Default for DqnConfig {
@@ -85,6 +90,7 @@ impl Default for DqnConfig {
             update_per_step: 0.125,
             hidden: vec![64, 64],
             max_grad_norm: None,
+            mask_shown: false,
         }
     }
 }
@@ -144,7 +150,12 @@ impl Dqn {
         let (window, n_items, device) = (tracker.tracker.window(), self.q.n_out() as usize, self.vs.device());
         let steps = self.buffer.sample(self.cfg.batch_size, rng);
         let tr = self.buffer.transitions(&steps, self.cfg.n_step, self.cfg.gamma, window, n_items, device)?;
-        let y = double_q_target(&self.q, &self.target, tracker, &tr, self.cfg.gamma, self.cfg.n_step)?;
+        let blocked = match self.cfg.mask_shown {
+            true => Some(self.buffer.shown_penalty(&steps, self.cfg.n_step, n_items, device)?),
+            false => None,
+        };
+        let (gamma, n_step) = (self.cfg.gamma, self.cfg.n_step);
+        let y = double_q_target(&self.q, &self.target, tracker, &tr, gamma, n_step, blocked.as_ref())?;
 
         let states = tracker.states(&tr.states)?;
         let q_sa = self.q.forward(&states)?.f_gather(1, &tr.actions, false)?.f_squeeze_dim(1)?;
@@ -171,17 +182,25 @@ impl Learner for Dqn {
         let t = Instant::now();
         let (q, eps, n_items) = (&self.q, self.cfg.eps_train, self.q.n_out() as u32);
         let device = self.vs.device();
-        let rollout =
-            collect_episodes(env.spec, env.reward_model, tracker.tracker.as_ref(), env.episodes, device, rng, {
-                |states, rng| {
-                    let greedy = tch::no_grad(|| -> Result<Vec<u32>> { argmax_rows(&q.forward(states)?) })?;
-                    // One coin per row, drawn whether or not it explores, so the stream does not depend on Q.
-                    Ok(greedy
-                        .into_iter()
-                        .map(|a| if rng.gen::<f64>() < eps { rng.gen_range(0..n_items) } else { a })
-                        .collect())
-                }
-            })?;
+        let collection = Collection::new(env, tracker.tracker.as_ref(), device).masking_shown(self.cfg.mask_shown);
+        let rollout = collection.run(rng, |rows, rng| {
+            let greedy = tch::no_grad(|| -> Result<Vec<u32>> { argmax_rows(&rows.masked(q.forward(&rows.states)?)?) })?;
+            // One coin per row, drawn whether or not it explores, so the stream does not depend on Q.
+            Ok(greedy
+                .into_iter()
+                .enumerate()
+                .map(|(k, a)| {
+                    if rng.gen::<f64>() >= eps {
+                        a
+                    } else if rows.blocks_shown(k) {
+                        let open: Vec<u32> = (0..n_items).filter(|i| !rows.shown[k].contains(i)).collect();
+                        open[rng.gen_range(0..open.len())]
+                    } else {
+                        rng.gen_range(0..n_items)
+                    }
+                })
+                .collect())
+        })?;
         self.buffer.push_rollout(&rollout);
         let collect_s = t.elapsed().as_secs_f64();
 
@@ -216,6 +235,7 @@ impl Learner for Dqn {
 
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let n_items = self.q.n_out() as usize;
-        Ok(Box::new(ScoredPolicy::new("dqn", tracker, Box::new(self.q.freeze(&self.vs)?), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("dqn", tracker, Box::new(self.q.freeze(&self.vs)?), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
     }
 }

@@ -266,6 +266,35 @@ impl Algorithm {
         }
     }
 
+    /// Whether the learner blocks the items an episode has shown (`mask_shown`, `crate::shown`).
+    pub fn mask_shown(&self) -> bool {
+        *self.clone().mask_shown_field()
+    }
+
+    /// Sets `mask_shown` (a study's switch for all its rows).
+    pub fn set_mask_shown(&mut self, on: bool) {
+        *self.mask_shown_field() = on;
+    }
+
+    fn mask_shown_field(&mut self) -> &mut bool {
+        match self {
+            Algorithm::A2c(c) => &mut c.mask_shown,
+            Algorithm::Ppo(c) => &mut c.mask_shown,
+            Algorithm::Hrl(c) => &mut c.mask_shown,
+            Algorithm::Fcpo(c) => &mut c.ppo.mask_shown,
+            Algorithm::Dqn(c) => &mut c.mask_shown,
+            Algorithm::Sac(c) => &mut c.mask_shown,
+            Algorithm::Sac4ir(c) => &mut c.mask_shown,
+            Algorithm::Td3(c) => &mut c.mask_shown,
+            Algorithm::Dnair(c) => &mut c.mask_shown,
+            Algorithm::Mofir(c) => &mut c.mask_shown,
+            Algorithm::Bcq(c) => &mut c.base.mask_shown,
+            Algorithm::Cql(c) => &mut c.base.mask_shown,
+            Algorithm::Crr(c) => &mut c.base.mask_shown,
+            Algorithm::Sqn(c) => &mut c.base.mask_shown,
+        }
+    }
+
     /// The state encoder a learner adds of its own beside the tracker every row reads (SAC4IR's attention
     /// encoder), if any: studies label such a row.
     pub fn own_encoder(&self) -> Option<&'static str> {

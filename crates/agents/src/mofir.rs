@@ -16,6 +16,7 @@
 //!   L_V    = mean_B Σ_k (R_k − V_k(s, ω))²                             # the vector critic
 //!   loss   = L_pi + vf_coef · L_V − ent_coef · H;  Adam on actor + critic, Adam on the tracker
 //! evaluate at ω: argmax or softmax of actor(s ⊕ ω) over the unblocked items
+//! with `mask_shown`: the episode's shown items are blocked in collection, update and evaluation (as PPO)
 //! ```
 //!
 //! What is chosen here, and why (the paper has no public code; `paper-protocol.md` §4 marks it [?]):
@@ -41,9 +42,10 @@
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::{finite, log_prob_and_entropy, normalise_advantages};
 use crate::pace::schedule;
-use crate::replay::collect_episodes_of;
+use crate::replay::Collection;
 use crate::rollout::{sample_index, Rollout};
 use crate::scored_policy::{ScoredPolicy, Scorer};
+use crate::shown::{block_shown, mask_logits};
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{AgentError, Result, UpdateStats};
 use dsrm_nn::checkpoint;
@@ -88,6 +90,9 @@ pub struct MofirConfig {
     pub eval_omega: [f64; 2],
     /// The preferences of the run's `front.json`, one metrics entry each.
     pub eval_omegas: Vec<[f64; 2]>,
+    /// Never recommend an item the episode has shown: collection, update and evaluation block them
+    /// (`crate::shown`, as for PPO).
+    pub mask_shown: bool,
 }
 
 impl Default for MofirConfig {
@@ -105,6 +110,7 @@ impl Default for MofirConfig {
             hidden: vec![64, 64],
             eval_omega: [0.5, 0.5],
             eval_omegas: vec![[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]],
+            mask_shown: false,
         }
     }
 }
@@ -244,35 +250,33 @@ impl Mofir {
         let device = self.nets.vs.device();
         let mut values: Vec<Vec<[f32; 2]>> = vec![Vec::new(); n];
         let mut probs: Vec<f32> = Vec::new();
-        let rollout = collect_episodes_of(
-            env.spec,
-            env.reward_model,
-            tracker.tracker.as_ref(),
-            n,
-            device,
-            rng,
-            |states, episodes, _, rng| {
-                let omega = omega_tensor(episodes.iter().map(|&e| omegas[e]), device)?;
-                let (p, v) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
-                    let logits = self.nets.logits(states, &omega)?;
-                    let p = logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
-                    Ok((p, self.nets.values(states, &omega)?.f_to_device(Device::Cpu)?.f_contiguous()?))
-                })?;
-                let rows = episodes.len();
-                probs.resize(rows * n_items, 0.0);
-                p.f_copy_data(&mut probs, rows * n_items)?;
-                let mut v2 = vec![0f32; rows * 2];
-                v.f_copy_data(&mut v2, rows * 2)?;
-                Ok(episodes
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &e)| {
-                        values[e].push([v2[2 * k], v2[2 * k + 1]]);
-                        sample_index(&probs[k * n_items..(k + 1) * n_items], rng) as u32
-                    })
-                    .collect())
-            },
-        )?;
+        let collection = Collection::new(env, tracker.tracker.as_ref(), device).masking_shown(self.cfg.mask_shown);
+        let rollout = collection.run(rng, |rows, rng| {
+            let omega = omega_tensor(rows.episodes.iter().map(|&e| omegas[e]), device)?;
+            let (p, v) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+                let logits = self.nets.logits(&rows.states, &omega)?;
+                let p = logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
+                Ok((p, self.nets.values(&rows.states, &omega)?.f_to_device(Device::Cpu)?.f_contiguous()?))
+            })?;
+            let n_rows = rows.len();
+            probs.resize(n_rows * n_items, 0.0);
+            p.f_copy_data(&mut probs, n_rows * n_items)?;
+            let mut v2 = vec![0f32; n_rows * 2];
+            v.f_copy_data(&mut v2, n_rows * 2)?;
+            Ok(rows
+                .episodes
+                .iter()
+                .enumerate()
+                .map(|(k, &e)| {
+                    values[e].push([v2[2 * k], v2[2 * k + 1]]);
+                    let row = &mut probs[k * n_items..(k + 1) * n_items];
+                    if self.cfg.mask_shown {
+                        block_shown(row, rows.shown[k]);
+                    }
+                    sample_index(row, rng) as u32
+                })
+                .collect())
+        })?;
         let mut rollout = rollout;
         let flat: Vec<[f32; 2]> = values.concat();
         rollout.values = flat.iter().map(|v| v[0]).collect();
@@ -314,7 +318,7 @@ impl Mofir {
             let scalar_adv = adv.f_mul(&omega)?.f_sum_dim_intlist([1i64].as_slice(), false, Kind::Float)?;
 
             let states = tracker.states(&r.history_batch(&steps, window, n_items, device))?;
-            let logits = self.nets.logits(&states, &omega)?;
+            let logits = mask_logits(self.nets.logits(&states, &omega)?, self.cfg.mask_shown, r, &steps)?;
             let values = self.nets.values(&states, &omega)?;
             let (log_prob, entropy) = log_prob_and_entropy(&logits, &actions, self.cfg.ent_coef != 0.0)?;
             let actor_loss = log_prob.f_mul(&scalar_adv)?.f_mean(Kind::Float)?.f_neg()?;
@@ -361,7 +365,8 @@ impl Mofir {
         }
         let scorer = OmegaScorer { nets: self.nets.try_clone()?, omega };
         let n_items = self.nets.n_items as usize;
-        Ok(Box::new(ScoredPolicy::new("mofir", tracker, Box::new(scorer), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("mofir", tracker, Box::new(scorer), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
     }
 }
 

@@ -19,12 +19,14 @@
 //! [`OfflineConfig`] holds the settings the offline learners share and runs their training iteration (a fixed
 //! number of gradient steps on logged minibatches; `Iteration.steps` counts the logged transitions consumed).
 
+use crate::learner::TrainingEnv;
 use crate::rollout::Rollout;
+use crate::shown::{masks_shown, shown_penalty};
 use crate::trained_tracker::TrainedTracker;
 use crate::{AgentError, Iteration, Result, UpdateStats};
 use dsrm_models::Interactions;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
-use dsrm_sim::{EnvSpec, RewardModel, VecEnv};
+use dsrm_sim::{EnvSpec, VecEnv};
 use dsrm_state::{HistoryBatch, StateTracker};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -208,6 +210,20 @@ impl ReplayBuffer {
         })
     }
 
+    /// `[steps.len(), n_items]`: −1e9 at the items each step's episode had shown `ahead` steps after it (capped
+    /// at the episode's end; `ahead` 0 is the state s_t, `n_step` its n-step successor), 0 elsewhere: the
+    /// `mask_shown` of the Q-targets and of the policy updates (`crate::shown`).
+    pub fn shown_penalty(&self, steps: &[usize], ahead: usize, n_items: usize, device: Device) -> Result<Tensor> {
+        let shown: Vec<&[u32]> = steps
+            .iter()
+            .map(|&s| {
+                let e = self.episode_of[s] as usize;
+                &self.actions[self.starts[e]..(s + ahead).min(self.starts[e + 1])]
+            })
+            .collect();
+        shown_penalty(&shown, n_items, device)
+    }
+
     /// (min, max) of the stored rewards, the range the tracker normalises logged rewards with.
     pub fn reward_range(&self) -> (f64, f64) {
         let lo = self.rewards.iter().copied().fold(f64::INFINITY, f64::min);
@@ -263,135 +279,155 @@ impl ReplayBuffer {
     }
 }
 
-/// Plays `episodes` whole episodes in the training environment with actions from `act` (given the batch's
-/// `[B, state_dim]` states, computed without gradients, it returns one item per row), like
-/// [`crate::rollout::collect`] but for any action rule (ε-greedy over Q, a sampled softmax). The returned
-/// rollout holds users, steps, actions, training rewards and dones; values and log-probabilities are 0.
-pub fn collect_episodes(
-    spec: &EnvSpec,
-    reward_model: &dyn RewardModel,
-    tracker: &dyn StateTracker,
-    episodes: usize,
-    device: Device,
-    rng: &mut ChaCha8Rng,
-    mut act: impl FnMut(&Tensor, &mut ChaCha8Rng) -> Result<Vec<u32>>,
-) -> Result<Rollout> {
-    collect_episodes_after(spec, reward_model, tracker, episodes, device, rng, |states, _, rng| act(states, rng))
+/// One step of a [`Collection`] as its action rule sees it: the active rows, their states and what their
+/// episodes have shown so far. The rule returns one item per row, never a blocked one (`crate::shown`).
+pub struct StepRows<'a> {
+    /// `[B, state_dim]` tracker states, computed without gradients.
+    pub states: Tensor,
+    /// With [`Collection::reading`]: each row's last steps, as a batch of that window (SAC4IR's encoder).
+    pub own: Option<HistoryBatch>,
+    /// Each row's episode: its index in `0..episodes`, the rollout's episode order (MoFIR's per-episode ω).
+    pub episodes: &'a [usize],
+    /// Each row's items shown so far in its episode.
+    pub shown: Vec<&'a [u32]>,
+    mask_shown: bool,
+    n_items: usize,
 }
 
-/// [`collect_episodes`] for an action rule that also reads each row's last shown item (`None` on an episode's
-/// first step): DNaIR restricts its candidates to the neighbours of that item.
-pub fn collect_episodes_after(
-    spec: &EnvSpec,
-    reward_model: &dyn RewardModel,
-    tracker: &dyn StateTracker,
-    episodes: usize,
-    device: Device,
-    rng: &mut ChaCha8Rng,
-    mut act: impl FnMut(&Tensor, &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
-) -> Result<Rollout> {
-    collect_episodes_of(spec, reward_model, tracker, episodes, device, rng, |states, _, last, rng| {
-        act(states, last, rng)
-    })
+impl StepRows<'_> {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.shown.len()
+    }
+
+    /// True when there is no row.
+    pub fn is_empty(&self) -> bool {
+        self.shown.is_empty()
+    }
+
+    /// Row `k`'s last shown item (`None` on its episode's first step; DNaIR's candidates follow it).
+    pub fn last(&self, k: usize) -> Option<u32> {
+        self.shown[k].last().copied()
+    }
+
+    /// Whether the collection blocks the items row `k` has shown (`mask_shown` on, and they are not the
+    /// whole catalogue).
+    pub fn blocks_shown(&self, k: usize) -> bool {
+        self.mask_shown && masks_shown(self.shown[k], self.n_items)
+    }
+
+    /// `[B, n_items]` scores or logits with each row's blocked items pushed to −1e9 (argmax never takes them,
+    /// softmax gives them probability 0); unchanged when nothing is masked.
+    pub fn masked(&self, scores: Tensor) -> Result<Tensor> {
+        if !self.mask_shown {
+            return Ok(scores);
+        }
+        Ok(scores.f_add(&shown_penalty(&self.shown, self.n_items, scores.device())?)?)
+    }
 }
 
-/// [`collect_episodes_after`] for an action rule that also reads which episode each row belongs to (its index
-/// in `0..episodes`, the rollout's episode order): MoFIR conditions every step on its episode's preference ω.
-pub fn collect_episodes_of(
-    spec: &EnvSpec,
-    reward_model: &dyn RewardModel,
-    tracker: &dyn StateTracker,
-    episodes: usize,
-    device: Device,
-    rng: &mut ChaCha8Rng,
-    mut act: impl FnMut(&Tensor, &[usize], &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
-) -> Result<Rollout> {
-    collect_core(spec, reward_model, tracker, episodes, device, None, rng, |states, _, active, last, rng| {
-        act(states, active, last, rng)
-    })
-}
-
-/// [`collect_episodes`] for an action rule that also reads the histories themselves, as a batch of their last
-/// `window` steps (the tracker still reads its own window): SAC4IR's attention encoder reads the items of a
-/// window of its own beside the tracker's state.
-#[allow(clippy::too_many_arguments)]
-pub fn collect_episodes_reading(
-    spec: &EnvSpec,
-    reward_model: &dyn RewardModel,
-    tracker: &dyn StateTracker,
-    episodes: usize,
-    device: Device,
-    window: usize,
-    rng: &mut ChaCha8Rng,
-    mut act: impl FnMut(&Tensor, &HistoryBatch, &mut ChaCha8Rng) -> Result<Vec<u32>>,
-) -> Result<Rollout> {
-    collect_core(spec, reward_model, tracker, episodes, device, Some(window), rng, |states, own, _, _, rng| {
-        let own = own.ok_or_else(|| AgentError::Config("no history batch for the action rule".into()))?;
-        act(states, own, rng)
-    })
-}
-
-/// The collection loop behind the `collect_episodes*` functions; with `own_window`, the action rule also gets
-/// a batch of each row's last `own_window` steps.
-#[allow(clippy::too_many_arguments)]
-fn collect_core(
-    spec: &EnvSpec,
-    reward_model: &dyn RewardModel,
-    tracker: &dyn StateTracker,
-    episodes: usize,
+/// Whole episodes played in the training environment with actions from an action rule: like
+/// [`crate::rollout::collect`] but for any rule (ε-greedy over Q, a sampled softmax, an argmax over a
+/// proto-action's neighbours). The returned rollout holds users, steps, actions, training rewards and dones;
+/// values and log-probabilities are 0.
+pub struct Collection<'a> {
+    env: &'a TrainingEnv<'a>,
+    tracker: &'a dyn StateTracker,
     device: Device,
     own_window: Option<usize>,
-    rng: &mut ChaCha8Rng,
-    mut act: impl FnMut(&Tensor, Option<&HistoryBatch>, &[usize], &[Option<u32>], &mut ChaCha8Rng) -> Result<Vec<u32>>,
-) -> Result<Rollout> {
-    let n = episodes.max(1);
-    let n_items = spec.n_items();
-    if spec.n_users() == 0 {
-        return Err(AgentError::Config("the training environment has no users".into()));
+    mask_shown: bool,
+}
+
+impl<'a> Collection<'a> {
+    /// `env.episodes` episodes whose states the `tracker` computes on `device`.
+    pub fn new(env: &'a TrainingEnv<'a>, tracker: &'a dyn StateTracker, device: Device) -> Self {
+        Self { env, tracker, device, own_window: None, mask_shown: false }
     }
-    let window = tracker.window();
-    let mut env = VecEnv::new(spec, n, spec.max_turn);
-    let users: Vec<u32> = (0..n).map(|i| env.reset_random(i, rng)).collect();
-    let mut rewards: Vec<Vec<f64>> = vec![Vec::with_capacity(spec.max_turn); n];
-    let mut active: Vec<usize> = (0..n).collect();
-    while !active.is_empty() {
-        let rows: Vec<(u32, &[u32], &[f64])> =
-            active.iter().map(|&i| (users[i], env.items(i), rewards[i].as_slice())).collect();
-        let batch = HistoryBatch::new(&rows, window, n_items, device);
-        let states = tch::no_grad(|| tracker.try_states(&batch))?;
-        let last: Vec<Option<u32>> = active.iter().map(|&i| env.items(i).last().copied()).collect();
-        let own = own_window.map(|w| HistoryBatch::new(&rows, w, n_items, device));
-        let chosen = act(&states, own.as_ref(), &active, &last, rng)?;
-        if chosen.len() != active.len() || chosen.iter().any(|&a| a as usize >= n_items) {
-            return Err(AgentError::Config(format!(
-                "the action rule returned {} actions for {} episodes (or an item outside the catalogue)",
-                chosen.len(),
-                active.len()
-            )));
+
+    /// With `on`, the rule sees each episode's shown items as blocked ([`StepRows::masked`]), and a rule that
+    /// returns one of them is an error.
+    pub fn masking_shown(mut self, on: bool) -> Self {
+        self.mask_shown = on;
+        self
+    }
+
+    /// The rule also reads each row's last `window` steps ([`StepRows::own`]; the tracker keeps its own).
+    pub fn reading(mut self, window: usize) -> Self {
+        self.own_window = Some(window);
+        self
+    }
+
+    /// Plays the episodes.
+    pub fn run(
+        &self,
+        rng: &mut ChaCha8Rng,
+        mut act: impl FnMut(&StepRows, &mut ChaCha8Rng) -> Result<Vec<u32>>,
+    ) -> Result<Rollout> {
+        let (spec, reward_model) = (self.env.spec, self.env.reward_model);
+        let n = self.env.episodes.max(1);
+        let n_items = spec.n_items();
+        if spec.n_users() == 0 {
+            return Err(AgentError::Config("the training environment has no users".into()));
         }
-        let mut still = Vec::with_capacity(active.len());
-        for (k, &i) in active.iter().enumerate() {
-            let r = reward_model.reward(users[i], chosen[k], env.items(i));
-            let step = env.step(i, chosen[k]);
-            rewards[i].push(r);
-            if !step.done {
-                still.push(i);
+        let window = self.tracker.window();
+        let mut env = VecEnv::new(spec, n, spec.max_turn);
+        let users: Vec<u32> = (0..n).map(|i| env.reset_random(i, rng)).collect();
+        let mut rewards: Vec<Vec<f64>> = vec![Vec::with_capacity(spec.max_turn); n];
+        let mut active: Vec<usize> = (0..n).collect();
+        while !active.is_empty() {
+            let chosen = {
+                let rows: Vec<(u32, &[u32], &[f64])> =
+                    active.iter().map(|&i| (users[i], env.items(i), rewards[i].as_slice())).collect();
+                let batch = HistoryBatch::new(&rows, window, n_items, self.device);
+                let step = StepRows {
+                    states: tch::no_grad(|| self.tracker.try_states(&batch))?,
+                    own: self.own_window.map(|w| HistoryBatch::new(&rows, w, n_items, self.device)),
+                    episodes: &active,
+                    shown: rows.iter().map(|r| r.1).collect(),
+                    mask_shown: self.mask_shown,
+                    n_items,
+                };
+                let chosen = act(&step, rng)?;
+                if chosen.len() != active.len() || chosen.iter().any(|&a| a as usize >= n_items) {
+                    return Err(AgentError::Config(format!(
+                        "the action rule returned {} actions for {} episodes (or an item outside the catalogue)",
+                        chosen.len(),
+                        active.len()
+                    )));
+                }
+                if let Some(k) = (0..chosen.len()).find(|&k| step.blocks_shown(k) && step.shown[k].contains(&chosen[k]))
+                {
+                    return Err(AgentError::Config(format!(
+                        "the action rule recommended item {} that its episode had already shown, with mask_shown on",
+                        chosen[k]
+                    )));
+                }
+                chosen
+            };
+            let mut still = Vec::with_capacity(active.len());
+            for (k, &i) in active.iter().enumerate() {
+                let r = reward_model.reward(users[i], chosen[k], env.items(i));
+                let step = env.step(i, chosen[k]);
+                rewards[i].push(r);
+                if !step.done {
+                    still.push(i);
+                }
             }
+            active = still;
         }
-        active = still;
-    }
-    let mut out = Rollout { users, ..Default::default() };
-    for (i, rs) in rewards.iter().enumerate() {
+        let mut out = Rollout { users, ..Default::default() };
+        for (i, rs) in rewards.iter().enumerate() {
+            out.starts.push(out.actions.len());
+            out.episode_of.extend(std::iter::repeat_n(i as u32, rs.len()));
+            out.actions.extend_from_slice(env.items(i));
+            out.rewards.extend_from_slice(rs);
+            out.dones.extend((0..rs.len()).map(|t| t + 1 == rs.len()));
+        }
         out.starts.push(out.actions.len());
-        out.episode_of.extend(std::iter::repeat_n(i as u32, rs.len()));
-        out.actions.extend_from_slice(env.items(i));
-        out.rewards.extend_from_slice(rs);
-        out.dones.extend((0..rs.len()).map(|t| t + 1 == rs.len()));
+        out.values = vec![0.0; out.len()];
+        out.log_probs = vec![0.0; out.len()];
+        Ok(out)
     }
-    out.starts.push(out.actions.len());
-    out.values = vec![0.0; out.len()];
-    out.log_probs = vec![0.0; out.len()];
-    Ok(out)
 }
 
 /// Row-wise argmax of `[B, n]` scores, on the CPU.
@@ -469,6 +505,10 @@ pub struct OfflineConfig {
     pub target_update: usize,
     /// Hidden layers of each network.
     pub hidden: Vec<i64>,
+    /// Never recommend an item the episode has shown (`crate::shown`): the target's successor never takes
+    /// one its logged episode had shown, and evaluation blocks them in every mode. The losses that fit the
+    /// logged actions (BCQ's imitation, CRR's actor, SQN's supervised head) read them as logged.
+    pub mask_shown: bool,
 }
 
 impl Default for OfflineConfig {
@@ -482,11 +522,27 @@ impl Default for OfflineConfig {
             grad_steps: 100,
             target_update: 320,
             hidden: vec![64, 64],
+            mask_shown: false,
         }
     }
 }
 
 impl OfflineConfig {
+    /// With `mask_shown`, the `[B, n_items]` penalty of the items each step's n-step successor had shown
+    /// ([`ReplayBuffer::shown_penalty`]), to add to Q(s', ·) or the policy's logits at s'; `None` otherwise.
+    pub(crate) fn next_blocked(
+        &self,
+        buffer: &ReplayBuffer,
+        steps: &[usize],
+        n_items: usize,
+        device: Device,
+    ) -> Result<Option<Tensor>> {
+        match self.mask_shown {
+            true => Ok(Some(buffer.shown_penalty(steps, self.n_step, n_items, device)?)),
+            false => Ok(None),
+        }
+    }
+
     /// Settings out of their domain.
     pub fn problems(&self, name: &str) -> Vec<String> {
         let mut p = Vec::new();
@@ -560,6 +616,51 @@ mod tests {
         assert_eq!(Vec::<i64>::try_from(&t.next.steps).unwrap(), [3, 4, 2]);
         assert_eq!(Vec::<i64>::try_from(&t.states.steps).unwrap(), [0, 2, 0]);
         assert_eq!(Vec::<i64>::try_from(t.actions.reshape([-1])).unwrap(), [0, 2, 10]);
+    }
+
+    #[test]
+    fn the_shown_penalty_reads_the_episode_up_to_the_state_or_its_successor() {
+        let mut buf = ReplayBuffer::new(0);
+        buf.push_rollout(&rollout(&[4, 2]));
+        // Episode 0 shows items 0, 1, 2, 3; episode 1 shows 10, 11.
+        let blocked = |steps: &[usize], ahead: usize| -> Vec<Vec<usize>> {
+            let p =
+                Vec::<f32>::try_from(buf.shown_penalty(steps, ahead, 20, Device::Cpu).unwrap().reshape([-1])).unwrap();
+            p.chunks(20).map(|row| (0..20).filter(|&i| row[i] < -1e8).collect()).collect()
+        };
+        assert_eq!(blocked(&[0, 2, 5], 0), vec![vec![], vec![0, 1], vec![10]]);
+        // n = 3 ahead: step 2's successor is the episode's end, so all four items; step 4's is after 10, 11.
+        assert_eq!(blocked(&[0, 2, 4], 3), vec![vec![0, 1, 2], vec![0, 1, 2, 3], vec![10, 11]]);
+    }
+
+    #[test]
+    fn a_masked_collection_refuses_a_rule_that_repeats_an_item() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let world = dsrm_sim::test_support::tiny_world();
+        let n = world.spec.n_items();
+        let reward = dsrm_sim::GroundTruthReward::new(&world.spec.rewards);
+        let tracker = crate::test_support::MeanTracker::new(n, 4, 3);
+        let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 30, steps_before: 0 };
+        let zeros = |rows: &StepRows| Tensor::zeros([rows.len() as i64, n as i64], (Kind::Float, Device::Cpu));
+        for mask in [false, true] {
+            let collection = Collection::new(&env, &tracker, Device::Cpu).masking_shown(mask);
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            // Always the best item of flat scores: item 0 unless the mask removes it.
+            let ro = collection.run(&mut rng, |rows, _| argmax_rows(&rows.masked(zeros(rows))?)).unwrap();
+            let repeats = (0..ro.n_episodes())
+                .map(|e| {
+                    let items = &ro.actions[ro.starts[e]..ro.starts[e + 1]];
+                    (0..items.len()).filter(|&t| items[..t].contains(&items[t])).count()
+                })
+                .sum::<usize>();
+            assert_eq!(repeats == 0, mask, "mask {mask}: {repeats} repeats");
+            let mut rng = ChaCha8Rng::seed_from_u64(1);
+            let ignoring = collection.run(&mut rng, |rows, _| argmax_rows(&zeros(rows)));
+            match mask {
+                true => assert!(ignoring.unwrap_err().to_string().contains("already shown"), "mask on"),
+                false => assert!(ignoring.is_ok()),
+            }
+        }
     }
 
     #[test]

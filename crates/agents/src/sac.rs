@@ -13,6 +13,8 @@
 //! L_π  = mean_B Σ_a π(a|s) [α log π(a|s) − min(Q1, Q2)(s, a)]   # s and Q detached: the actor only
 //! L_α  = −log α · mean_B (H_target − H(π(·|s)))          # α rises while the entropy is below target
 //! Q_t <- (1 − τ) Q_t + τ Q
+//! with `mask_shown`: π(·|s) and π' put 0 on the items their episode had shown (collection, both
+//!   expectations, evaluation)
 //! ```
 //!
 //! The target entropy is `target_entropy_ratio × ln |A|` (tianshou's examples use 0.98 of the maximum for
@@ -21,8 +23,9 @@
 use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::finite;
 use crate::qnet::{soft_update, ScoreNet};
-use crate::replay::{collect_episodes, sample_rows, ReplayBuffer};
+use crate::replay::{sample_rows, Collection, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::shown::masked_log_softmax;
 use crate::soft_q::{mean_entropy, soft_policy_loss, soft_value, temperature_loss};
 use crate::step_counter::{counter_tensor, restore_counter};
 use crate::trained_tracker::{joint_step, TrainedTracker};
@@ -66,6 +69,9 @@ pub struct SacConfig {
     pub update_per_step: f64,
     /// Hidden layers of the policy and of each critic.
     pub hidden: Vec<i64>,
+    /// Never recommend an item the episode has shown: π is 0 on them in collection, in the target's and the
+    /// actor's expectations, and in evaluation (`crate::shown`).
+    pub mask_shown: bool,
 }
 
 impl Default for SacConfig {
@@ -84,6 +90,7 @@ impl Default for SacConfig {
             buffer_size: 100_000,
             update_per_step: 0.125,
             hidden: vec![64, 64],
+            mask_shown: false,
         }
     }
 }
@@ -188,11 +195,18 @@ impl Sac {
         let steps = self.buffer.sample(self.cfg.batch_size, rng);
         let tr = self.buffer.transitions(&steps, n_step, gamma, window, n_items, device)?;
         let alpha = self.alpha()?;
+        let blocked = |ahead: usize| -> Result<Option<Tensor>> {
+            match self.cfg.mask_shown {
+                true => Ok(Some(self.buffer.shown_penalty(&steps, ahead, n_items, device)?)),
+                false => Ok(None),
+            }
+        };
+        let (blocked_now, blocked_next) = (blocked(0)?, blocked(n_step)?);
 
         // Critics (and the tracker) on the soft TD target.
         let y = tch::no_grad(|| -> Result<Tensor> {
             let next = tracker.states(&tr.next)?;
-            let log_p = self.actor.forward(&next)?.f_log_softmax(-1, Kind::Float)?;
+            let log_p = masked_log_softmax(self.actor.forward(&next)?, blocked_next.as_ref())?;
             let q_min = self.target[0].forward(&next)?.f_minimum(&self.target[1].forward(&next)?)?;
             let v = soft_value(&log_p, &q_min, alpha)?;
             let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
@@ -211,7 +225,7 @@ impl Sac {
         // Actor on detached states and Q-values.
         let states = states.f_detach()?;
         let q_min = q_all[0].f_minimum(&q_all[1])?.f_detach()?;
-        let log_p = self.actor.forward(&states)?.f_log_softmax(-1, Kind::Float)?;
+        let log_p = masked_log_softmax(self.actor.forward(&states)?, blocked_now.as_ref())?;
         let actor_loss = soft_policy_loss(&log_p, &q_min, alpha)?;
         let actor_value = finite("sac actor", &actor_loss, self.grad_steps)?;
         self.actor_adam.backward_step(&actor_loss)?;
@@ -245,10 +259,9 @@ impl Learner for Sac {
     fn iterate(&mut self, env: &TrainingEnv, tracker: &mut TrainedTracker, rng: &mut ChaCha8Rng) -> Result<Iteration> {
         let t = Instant::now();
         let (actor, device) = (&self.actor, self.actor_vs.device());
-        let rollout =
-            collect_episodes(env.spec, env.reward_model, tracker.tracker.as_ref(), env.episodes, device, rng, {
-                |states, rng| sample_rows(&tch::no_grad(|| actor.forward(states))?, rng)
-            })?;
+        let collection = Collection::new(env, tracker.tracker.as_ref(), device).masking_shown(self.cfg.mask_shown);
+        let rollout = collection
+            .run(rng, |rows, rng| sample_rows(&rows.masked(tch::no_grad(|| actor.forward(&rows.states))?)?, rng))?;
         self.buffer.push_rollout(&rollout);
         let collect_s = t.elapsed().as_secs_f64();
 
@@ -292,6 +305,7 @@ impl Learner for Sac {
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let n_items = self.actor.n_out() as usize;
         let actor = self.actor.freeze(&self.actor_vs)?;
-        Ok(Box::new(ScoredPolicy::new("sac", tracker, Box::new(actor), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("sac", tracker, Box::new(actor), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
     }
 }

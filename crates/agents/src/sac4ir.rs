@@ -22,6 +22,8 @@
 //!   L_Q = Σ_j mean_B (Q_j(s, a) − y)²                # critics, encoder and tracker: one joint step
 //!   Q_t <- (1 − τ) Q_t + τ Q
 //! evaluation scores: the actor's logits (sampled: π itself; argmax: its most probable item)
+//! with `mask_shown`: π(·|s) and π' put 0 on the items their episode had shown (collection, both
+//!   expectations, evaluation)
 //! ```
 //!
 //! The order within a step (policy, temperature, then critics with the new α and policy) is the source's. The
@@ -58,8 +60,9 @@ use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::finite;
 use crate::pace::paced_updates;
 use crate::qnet::{soft_update, ScoreNet};
-use crate::replay::{collect_episodes_reading, sample_rows, ReplayBuffer};
+use crate::replay::{sample_rows, Collection, ReplayBuffer};
 use crate::scored_policy::ScoredPolicy;
+use crate::shown::masked_log_softmax;
 use crate::soft_q::{mean_entropy, soft_policy_loss, soft_value, temperature_loss};
 use crate::step_counter::{counter_tensor, restore_counter};
 use crate::trained_tracker::{joint_step, TrainedTracker};
@@ -127,6 +130,9 @@ pub struct Sac4irConfig {
     pub updates_per_1k_steps: Option<f64>,
     /// Hidden layers of the policy and of each critic.
     pub hidden: Vec<i64>,
+    /// Never recommend an item the episode has shown: π is 0 on them in collection, in the actor's and the
+    /// target's expectations, and in evaluation (`crate::shown`).
+    pub mask_shown: bool,
 }
 
 impl Default for Sac4irConfig {
@@ -149,6 +155,7 @@ impl Default for Sac4irConfig {
             update_per_step: 0.125,
             updates_per_1k_steps: None,
             hidden: vec![64, 64],
+            mask_shown: false,
         }
     }
 }
@@ -343,11 +350,18 @@ impl Sac4ir {
         let tr = self.buffer.transitions(&steps, n_step, gamma, window, n_items, device)?;
         let states = self.states(tracker, &tr.states)?;
         let q_all = [self.q[0].forward(&states)?, self.q[1].forward(&states)?];
+        let blocked = |ahead: usize| -> Result<Option<Tensor>> {
+            match self.cfg.mask_shown {
+                true => Ok(Some(self.buffer.shown_penalty(&steps, ahead, n_items, device)?)),
+                false => Ok(None),
+            }
+        };
+        let (blocked_now, blocked_next) = (blocked(0)?, blocked(n_step)?);
 
         // Policy on detached states and Q-values, at the current α.
         let alpha = self.alpha()?;
         let q_min = q_all[0].f_minimum(&q_all[1])?.f_detach()?;
-        let log_p = self.actor.forward(&states.f_detach()?)?.f_log_softmax(-1, Kind::Float)?;
+        let log_p = masked_log_softmax(self.actor.forward(&states.f_detach()?)?, blocked_now.as_ref())?;
         let actor_loss = soft_policy_loss(&log_p, &q_min, alpha)?;
         let actor_value = finite("sac4ir actor", &actor_loss, self.grad_steps)?;
         self.actor_adam.backward_step(&actor_loss)?;
@@ -360,7 +374,7 @@ impl Sac4ir {
         let alpha = self.alpha()?;
         let y = tch::no_grad(|| -> Result<Tensor> {
             let next = self.states(tracker, &tr.next)?;
-            let log_p = self.actor.forward(&next)?.f_log_softmax(-1, Kind::Float)?;
+            let log_p = masked_log_softmax(self.actor.forward(&next)?, blocked_next.as_ref())?;
             let q_next = self.target[0].forward(&next)?.f_minimum(&self.target[1].forward(&next)?)?;
             let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
             let v = soft_value(&log_p, &q_next, alpha)?;
@@ -401,17 +415,20 @@ impl Learner for Sac4ir {
         let rollout = {
             let (this, tracker) = (&*self, &*tracker);
             let inner = tracker.tracker.as_ref();
-            collect_episodes_reading(env.spec, env.reward_model, inner, env.episodes, device, window, rng, {
-                |states, batch, rng| {
-                    let logits = tch::no_grad(|| -> Result<Tensor> {
-                        let s = match &this.encoder {
-                            Some(e) => Tensor::f_cat(&[states.shallow_clone(), e.forward(batch)?], 1)?,
-                            None => states.shallow_clone(),
-                        };
-                        this.actor.forward(&s)
-                    })?;
-                    sample_rows(&logits, rng)
-                }
+            let collection = Collection::new(env, inner, device).reading(window).masking_shown(this.cfg.mask_shown);
+            collection.run(rng, |rows, rng| {
+                let logits = tch::no_grad(|| -> Result<Tensor> {
+                    let s = match &this.encoder {
+                        Some(e) => {
+                            let own =
+                                rows.own.as_ref().ok_or_else(|| AgentError::Config("no window to encode".into()))?;
+                            Tensor::f_cat(&[rows.states.shallow_clone(), e.forward(own)?], 1)?
+                        }
+                        None => rows.states.shallow_clone(),
+                    };
+                    this.actor.forward(&s)
+                })?;
+                sample_rows(&rows.masked(logits)?, rng)
             })?
         };
         self.buffer.push_rollout(&rollout);
@@ -465,7 +482,8 @@ impl Learner for Sac4ir {
             Some(e) => Box::new(EncodedTracker::freeze(tracker, e, &self.critic_vs, n_items as i64)?),
             None => tracker,
         };
-        Ok(Box::new(ScoredPolicy::new("sac4ir", tracker, Box::new(actor), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("sac4ir", tracker, Box::new(actor), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
     }
 }
 

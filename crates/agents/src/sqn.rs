@@ -133,9 +133,14 @@ impl Sqn {
         let (window, n_items, device) = (tracker.tracker.window(), self.q.n_out() as usize, self.vs.device());
         let steps = self.buffer.sample(c.batch_size, rng);
         let tr = self.buffer.transitions(&steps, c.n_step, c.gamma, window, n_items, device)?;
+        let blocked = c.next_blocked(&self.buffer, &steps, n_items, device)?;
         let y = tch::no_grad(|| -> Result<Tensor> {
             let next = tracker.states(&tr.next)?;
-            let best = self.q.forward(&self.encoder.features(&next)?)?.f_argmax(-1, true)?;
+            let q_next = self.q.forward(&self.encoder.features(&next)?)?;
+            let best = match &blocked {
+                Some(b) => q_next.f_add(b)?.f_argmax(-1, true)?,
+                None => q_next.f_argmax(-1, true)?,
+            };
             let target_q = self.target_q.forward(&self.target_encoder.features(&next)?)?;
             let q_next = target_q.f_gather(1, &best, false)?.f_squeeze_dim(1)?;
             let live = tr.dones.f_neg()?.f_add_scalar(1.0)?;
@@ -220,6 +225,7 @@ impl Learner for Sqn {
         soft_update(&vs, &self.vs, 1.0)?;
         let n_items = self.q.n_out() as usize;
         let scorer = SqnScorer { _vs: vs, encoder, head };
-        Ok(Box::new(ScoredPolicy::new("sqn", tracker, Box::new(scorer), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("sqn", tracker, Box::new(scorer), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.base.mask_shown)))
     }
 }

@@ -6,21 +6,10 @@ use crate::trained_tracker::TrainedTracker;
 use crate::Result;
 use dsrm_nn::tch::{self, Tensor};
 
-/// `y = R + γ^n (1 − done) Q_target(s', argmax_a Q(s', a))`, without gradients.
+/// `y = R + γ^n (1 − done) Q_target(s', argmax_a Q(s', a))`, without gradients; with an `offset`
+/// (`[B, n_items]`, 0 for allowed actions and a large negative number elsewhere: DNaIR's candidates, the items
+/// `mask_shown` blocks) added to Q(s', ·) before the argmax, which then runs over the allowed set.
 pub(crate) fn double_q_target(
-    q: &ScoreNet,
-    target: &ScoreNet,
-    tracker: &TrainedTracker,
-    tr: &Transitions,
-    gamma: f64,
-    n_step: usize,
-) -> Result<Tensor> {
-    double_q_target_within(q, target, tracker, tr, gamma, n_step, None)
-}
-
-/// [`double_q_target`] with the argmax restricted to an allowed set: `offset` (`[B, n_items]`) is added to
-/// Q(s', ·) before the argmax (0 for allowed actions, a large negative number elsewhere).
-pub(crate) fn double_q_target_within(
     q: &ScoreNet,
     target: &ScoreNet,
     tracker: &TrainedTracker,

@@ -18,6 +18,8 @@
 //!     L_π = −mean_B Q1(sg(s), π(sg(s)))                            # the actor only
 //!     θ_t <- (1 − τ) θ_t + τ θ  for the actor and both critics
 //! evaluation scores: κ · ⟨π(s), ê_i⟩ (κ = `score_scale`); argmax = the best unmasked item
+//! with `mask_shown`: the collection's argmax and every evaluation skip the episode's shown items; the
+//!   target needs no mask (it reads the proto-action x', never an item)
 //! ```
 //!
 //! Where this departs from EasyRL4Rec and why:
@@ -43,7 +45,7 @@ use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::finite;
 use crate::pace::paced_updates;
 use crate::qnet::{soft_update, FrozenNet, ScoreNet};
-use crate::replay::{argmax_rows, collect_episodes, ReplayBuffer};
+use crate::replay::{argmax_rows, Collection, ReplayBuffer};
 use crate::scored_policy::{ScoredPolicy, Scorer};
 use crate::step_counter::{counter_tensor, restore_counter};
 use crate::trained_tracker::{joint_step, TrainedTracker};
@@ -99,6 +101,9 @@ pub struct Td3Config {
     pub hidden: Vec<i64>,
     /// The MF whose normalised item factors are the item embeddings (`dim` is the action width).
     pub mf: MfConfig,
+    /// Never recommend an item the episode has shown: collection takes the best unshown item, evaluation
+    /// blocks them in every mode (`crate::shown`). The critic's target reads the proto-action, not an item.
+    pub mask_shown: bool,
 }
 
 impl Default for Td3Config {
@@ -121,6 +126,7 @@ impl Default for Td3Config {
             updates_per_1k_steps: None,
             hidden: vec![64, 64],
             mf: MfConfig::default(),
+            mask_shown: false,
         }
     }
 }
@@ -316,16 +322,15 @@ impl Learner for Td3 {
         let device = self.items.device();
         let rollout = {
             let this = &*self;
-            collect_episodes(env.spec, env.reward_model, tracker.tracker.as_ref(), env.episodes, device, rng, {
-                |states, rng| {
-                    // Noise for every row, drawn before the forward pass, so the stream does not depend on π.
-                    let eps = this.noise(states.size()[0] as usize, this.cfg.exploration_noise, None, rng)?;
-                    let scores = tch::no_grad(|| -> Result<Tensor> {
-                        let x = unit(&unit(&this.actor.forward(states)?)?.f_add(&eps)?)?;
-                        Ok(x.f_matmul(&this.items.f_tr()?)?)
-                    })?;
-                    argmax_rows(&scores)
-                }
+            let collection = Collection::new(env, tracker.tracker.as_ref(), device).masking_shown(this.cfg.mask_shown);
+            collection.run(rng, |rows, rng| {
+                // Noise for every row, drawn before the forward pass, so the stream does not depend on π.
+                let eps = this.noise(rows.len(), this.cfg.exploration_noise, None, rng)?;
+                let scores = tch::no_grad(|| -> Result<Tensor> {
+                    let x = unit(&unit(&this.actor.forward(&rows.states)?)?.f_add(&eps)?)?;
+                    Ok(x.f_matmul(&this.items.f_tr()?)?)
+                })?;
+                argmax_rows(&rows.masked(scores)?)
             })?
         };
         self.buffer.push_rollout(&rollout);
@@ -376,7 +381,8 @@ impl Learner for Td3 {
             actor: self.actor.freeze(&self.actor_vs)?,
             items_t: self.items.f_tr()?.f_contiguous()?.f_mul_scalar(self.cfg.score_scale)?,
         };
-        Ok(Box::new(ScoredPolicy::new("td3", tracker, Box::new(scorer), n_items, reward_range)?))
+        let policy = ScoredPolicy::new("td3", tracker, Box::new(scorer), n_items, reward_range)?;
+        Ok(Box::new(policy.masking_shown(self.cfg.mask_shown)))
     }
 }
 
