@@ -10,7 +10,8 @@
 //! | TD3, DNaIR, SAC4IR (off-policy, online) | the same: `batch_size`, `updates_per_1k_steps` paced gradient steps (TD3's delayed actor steps ride on its critic steps; each SAC4IR step updates actor, temperature and critics) |
 //! | BCQ, CQL, CRR, SQN (offline) | the same number of updates per epoch, `batch_size` logged transitions each, no environment step |
 //!
-//! A learner without an equal-compute schedule (DQN, SAC) is refused rather than run on other terms.
+//! A learner without an equal-compute schedule (DQN, SAC) is refused rather than run on other terms. With
+//! `[budget] mask_shown`, every learned row (its own schedule or not) blocks the items its episode has shown.
 
 use super::PaperMethod;
 use crate::experiment::MethodConfig;
@@ -34,6 +35,11 @@ pub struct Budget {
     pub batch_size: usize,
     /// The paper's training budget in episodes, for Table 4.
     pub paper_episodes: u64,
+    /// Every learned row blocks the items its episode has shown, in training and in every evaluation mode
+    /// (each learner's `mask_shown`, `dsrm_agents::shown`); off, every row trains with repeats allowed (DORL's
+    /// protocol) and only the no-repeat scoring mode blocks them. A row cannot set it otherwise.
+    #[serde(default)]
+    pub mask_shown: bool,
 }
 
 impl Budget {
@@ -76,6 +82,13 @@ pub fn apply(m: &PaperMethod, budget: &Budget) -> Result<MethodConfig> {
         t.episodes = None;
         t.steps_per_epoch = budget.steps_per_epoch();
         let own = m.schedule == Some(ScheduleKind::Own);
+        if t.algorithm.mask_shown() && !budget.mask_shown {
+            bail!(
+                "sets mask_shown = true, but [budget] mask_shown = false: every learned row trains the same way, so \
+                 set it once in [budget]"
+            );
+        }
+        t.algorithm.set_mask_shown(budget.mask_shown);
         match &mut t.algorithm {
             Algorithm::Bcq(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
             Algorithm::Cql(c) => offline(&mut c.base, &mut t.steps_per_epoch, budget, own),
@@ -172,6 +185,7 @@ mod tests {
             let Some(t) = &m.train else { continue };
             learned += 1;
             assert_eq!(t.epochs, b.epochs, "{}", m.name);
+            assert_eq!(t.algorithm.mask_shown(), b.mask_shown, "{}", m.name);
             let own = source.schedule == Some(ScheduleKind::Own);
             match &t.algorithm {
                 Algorithm::Bcq(c) => {
@@ -201,6 +215,13 @@ mod tests {
         assert!(format!("{:#}", apply(&dqn, b).unwrap_err()).contains("no equal-compute schedule"));
         dqn.schedule = Some(ScheduleKind::Own);
         assert!(apply(&dqn, b).is_ok());
+        // mask_shown is the budget's: a row asking for it alone is refused, the budget's switch reaches all.
+        let mut masked = file.methods[2].clone();
+        masked.train.as_mut().unwrap().algorithm.set_mask_shown(true);
+        let unmasked = Budget { mask_shown: false, ..b.clone() };
+        assert!(format!("{:#}", apply(&masked, &unmasked).unwrap_err()).contains("[budget] mask_shown"));
+        let on = Budget { mask_shown: true, ..b.clone() };
+        assert!(apply(&file.methods[2], &on).unwrap().train.unwrap().algorithm.mask_shown());
     }
 
     #[test]
