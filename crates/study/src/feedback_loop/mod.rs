@@ -127,6 +127,11 @@ pub struct LoopSchedule {
     pub updates_per_1k_steps: f64,
     /// Minibatch size of every update.
     pub batch_size: usize,
+    /// Every learned method (its own schedule or not) blocks the items its episode has shown, in training and
+    /// in every evaluation (`dsrm_agents::shown`), as the paper study's `[budget] mask_shown`. Off, each keeps
+    /// its own setting.
+    #[serde(default)]
+    pub mask_shown: bool,
 }
 
 /// `[methods.loop]`: one method's own loop settings.
@@ -225,6 +230,9 @@ impl LoopFile {
             );
         }
         for m in &mut self.methods {
+            if let (true, Some(t)) = (s.mask_shown, m.train.as_mut()) {
+                t.algorithm.set_mask_shown(true);
+            }
             let own = m.loop_settings.as_ref().and_then(|l| l.schedule) == Some(ScheduleKind::Own);
             let Some(t) = m.train.as_mut().filter(|_| !own) else { continue };
             if !pace_online(&mut t.algorithm, s.batch_size, s.updates_per_1k_steps) {
@@ -802,6 +810,18 @@ mod tests {
         let bad = text.replace("batch_size = 256", "batch_size = 0");
         std::fs::write(&path, bad).unwrap();
         assert!(format!("{:#}", LoopFile::load(&path).unwrap_err()).contains("batch_size"));
+        // `mask_shown` in [schedule] reaches every learned method; without it none masks.
+        assert!(LoopFile::load(&root.join("drift-coat.toml"))
+            .unwrap()
+            .methods
+            .iter()
+            .filter_map(|m| m.train.as_ref())
+            .all(|t| !t.algorithm.mask_shown()));
+        let masked = text.replacen("batch_size = 256", "batch_size = 256\nmask_shown = true", 1);
+        std::fs::write(&path, masked).unwrap();
+        let file = LoopFile::load(&path).unwrap();
+        let learned: Vec<_> = file.methods.iter().filter_map(|m| m.train.as_ref()).collect();
+        assert!(learned.len() >= 5 && learned.iter().all(|t| t.algorithm.mask_shown()));
     }
 
     #[test]
