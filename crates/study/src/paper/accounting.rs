@@ -41,7 +41,9 @@ pub struct RowCompute {
 /// (part folder, method) -> compute, for every learned row of every part.
 pub type Compute = BTreeMap<(String, String), RowCompute>;
 
-/// Reads the compute of every learned row (a row without `timing.jsonl` files is a heuristic and left out).
+/// Reads the compute of every learned row's finished runs (a run counts once it wrote `summary.json`, as the
+/// rows' metrics do, so a partial study's accounting is over the same seeds as its scores; a row without
+/// `timing.jsonl` files is a heuristic and left out).
 pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
     let mut out = Compute::new();
     for (part, summary) in parts {
@@ -51,7 +53,7 @@ pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
             let Ok(entries) = std::fs::read_dir(part.dir.join(method)) else { continue };
             let mut dirs: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
             dirs.sort();
-            for dir in dirs.iter().filter(|d| d.join("timing.jsonl").is_file()) {
+            for dir in dirs.iter().filter(|d| d.join("timing.jsonl").is_file() && d.join("summary.json").is_file()) {
                 runs.push(read_run(dir)?);
             }
             if runs.is_empty() {
@@ -130,6 +132,26 @@ fn lines_by_epoch(path: &Path, text: &str) -> Result<BTreeMap<u64, serde_json::V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_finished_runs_are_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |steps: u64| format!("{{\"epoch\":1,\"env_steps\":{steps},\"grad_updates\":4}}\n");
+        for (seed, steps, finished) in [(1, 100, true), (2, 300, true), (3, 7, false)] {
+            let run = dir.path().join("ppo").join(format!("seed-{seed}"));
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join("timing.jsonl"), line(steps)).unwrap();
+            if finished {
+                std::fs::write(run.join("summary.json"), "{}").unwrap();
+            }
+        }
+        let mut summary = Summary::default();
+        summary.rows.insert("ppo".into(), Default::default());
+        let part = Part { dir: dir.path().to_path_buf(), max_len: 30, threshold: None };
+        let compute = collect(&[(part, summary)]).unwrap();
+        let row = &compute[&(dir.path().file_name().unwrap().to_string_lossy().into_owned(), "ppo".to_string())];
+        assert_eq!((row.runs, row.mean.env_steps), (2, 200.0), "the unfinished seed 3 is left out");
+    }
 
     #[test]
     fn a_resumed_runs_epochs_are_counted_once() {
