@@ -530,13 +530,18 @@ fn study_paper_writes_its_tables_with_the_compute_of_every_row_and_resumes() {
     let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.join("tables/table2.csv")).unwrap(), csv);
-    // A part still training (no results.json; HRL's seed 2 not finished): --tables-only reads the finished runs
-    // and says so in the tables' report, the verdicts and on the terminal.
-    std::fs::remove_file(out.join("max-len-30/results.json")).unwrap();
+    // A part still training (HRL's seed 2 not finished): --tables-only reads the finished runs and says so in
+    // the tables' report, the verdicts and on the terminal, whether or not a `dsrm experiment --methods` run
+    // over some of its methods left a results.json there.
     std::fs::remove_file(out.join("max-len-30/hrl/seed-2/summary.json")).unwrap();
-    let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
-    assert!(ok, "{err}");
-    assert!(err.contains("PARTIAL: part max-len-30") && err.contains("the 5 of 6 runs"), "{err}");
+    for results_json in [true, false] {
+        if !results_json {
+            std::fs::remove_file(out.join("max-len-30/results.json")).unwrap();
+        }
+        let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
+        assert!(ok, "{err}");
+        assert!(err.contains("PARTIAL: part max-len-30") && err.contains("the 5 of 6 runs"), "{results_json}: {err}");
+    }
     for file in ["report.md", "verdicts.md"] {
         assert!(std::fs::read_to_string(out.join(file)).unwrap().contains("PARTIAL"), "{file}");
     }

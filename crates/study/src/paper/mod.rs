@@ -338,15 +338,19 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
         experiment::run(&request, progress).with_context(|| format!("the study's part {name}"))?;
     }
     // --tables-only reads a finished part's results.json and, for a part still training, its finished runs
-    // (labelled partial everywhere the tables go).
+    // (labelled partial everywhere the tables go). A part is finished when every run its experiment plans has
+    // finished: a results.json alone may come from `dsrm experiment --methods` over some of its rows.
     let mut read: Vec<(Part, Summary)> = Vec::new();
     let mut partial: Vec<String> = Vec::new();
     for (p, _) in parts {
-        if !req.tables_only || p.dir.join("results.json").is_file() {
+        if !req.tables_only {
             let summary = read_summary(&p.dir)?;
             read.push((p, summary));
-        } else if p.dir.join("experiment.toml").is_file() {
-            if let Some((summary, done, planned)) = experiment::finished_summary(&p.dir)? {
+            continue;
+        }
+        let started = p.dir.join("experiment.toml").is_file();
+        match started.then(|| experiment::finished_summary(&p.dir)).transpose()?.flatten() {
+            Some((summary, done, planned)) if done < planned => {
                 let name = p.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 partial.push(format!(
                     "PARTIAL: part {name} is still training; its rows come from the {done} of {planned} runs that had \
@@ -354,6 +358,12 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
                 ));
                 read.push((p, summary));
             }
+            _ if p.dir.join("results.json").is_file() => {
+                let summary = read_summary(&p.dir)?;
+                read.push((p, summary));
+            }
+            Some((summary, _, _)) => read.push((p, summary)),
+            None => {}
         }
     }
     if read.is_empty() {
