@@ -4,7 +4,8 @@
 //! which keeps its two critics (reward, cost) and its constraint.
 //!
 //! ```text
-//! cost        c_t = 1[a_t ∈ P]                                  # a popular item was shown
+//! cost        c_t = 1[a_t ∈ P] − d   (`cost = "share"`, default)   # a popular item was shown, centred at d
+//!             c_t = 1[a_t ∈ P]       (`cost = "count"`, FCPO's code)
 //! constraint  J_C = popular share of recommendations ≤ d = 1 − long_tail_target
 //! per collection (whole episodes; A_R, R from GAE on rewards with V_R as in PPO):
 //!   V_C(s)    = cost critic on the (detached) states;  A_C = GAE(γ, λ) on c with V_C
@@ -13,6 +14,13 @@
 //!   cost critic: minibatch MSE to the cost returns
 //!   μ        ← max(0, μ + η · (Ĵ_C − d))                          # dual ascent on the measured popular share
 //! ```
+//!
+//! Why the centred cost: FCPO's code runs fixed-length episodes, where the count of popular items and their share
+//! are the same constraint. Under abandonment they are not: an episode's count falls when it ends early, so as μ
+//! grows the counted cost rewards ending sessions (on the masked Coat feedback loop, μ climbed to 12 over ten
+//! rounds and training sessions fell from 22 steps to 2). With the centred cost an episode's sum is its length ×
+//! (its popular share − d): ending a session early lowers it only when the rest of the session would have
+//! exceeded the share d, the constraint the dual ascent measures.
 //!
 //! The multiplier, the measured share and the constraint gap are logged in `UpdateStats.extra`.
 
@@ -35,12 +43,35 @@ use dsrm_state::StateTracker;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// What a step costs: the popular indicator centred at the allowed share, or the indicator alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FcpoCost {
+    /// c_t = 1[a_t ∈ P] − d: an episode's cost is its length × (its popular share − d), the share constraint.
+    #[default]
+    Share,
+    /// c_t = 1[a_t ∈ P] (FCPO's code): the number of popular items, the same constraint only when every episode
+    /// has the same length; under abandonment a shorter session costs less.
+    Count,
+}
+
+/// Each step's cost: `popular[a]` as 1 or 0, less `limit` (the allowed popular share) under [`FcpoCost::Share`].
+pub fn step_costs(actions: &[u32], popular: &[bool], limit: f64, cost: FcpoCost) -> Vec<f64> {
+    let offset = match cost {
+        FcpoCost::Share => limit,
+        FcpoCost::Count => 0.0,
+    };
+    actions.iter().map(|&a| f64::from(u8::from(popular[a as usize])) - offset).collect()
+}
+
 /// FCPO hyper-parameters: the constraint and the dual step, and the PPO underneath (`[train.algorithm.ppo]`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FcpoConfig {
     /// Required long-tail share of recommendations: the popular share may be at most 1 − this.
     pub long_tail_target: f64,
+    /// What a step costs (`"share"`, the default, or `"count"`; see the module's note).
+    pub cost: FcpoCost,
     /// Dual ascent step η on the multiplier μ.
     pub multiplier_lr: f64,
     /// μ at the start of training.
@@ -57,6 +88,7 @@ impl Default for FcpoConfig {
     fn default() -> Self {
         Self {
             long_tail_target: 0.5,
+            cost: FcpoCost::Share,
             multiplier_lr: 0.5,
             initial_multiplier: 0.0,
             cost_critic_lr: 1e-3,
@@ -133,11 +165,13 @@ impl Fcpo {
             let v = self.cost_critic.forward(&self.states(rollout, &all, tracker)?).f_squeeze_dim(-1)?;
             Ok(Vec::<f32>::try_from(v.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?)?)
         })?;
+        let limit = 1.0 - self.cfg.long_tail_target;
         let mut cost = rollout.clone();
-        cost.rewards = rollout.actions.iter().map(|&a| f64::from(u8::from(self.popular[a as usize]))).collect();
+        cost.rewards = step_costs(&rollout.actions, &self.popular, limit, self.cfg.cost);
         cost.values = values;
         cost.compute_gae(gamma, lambda);
-        let popular_share = cost.rewards.iter().sum::<f64>() / rollout.len().max(1) as f64;
+        let shown_popular = rollout.actions.iter().filter(|&&a| self.popular[a as usize]).count();
+        let popular_share = shown_popular as f64 / rollout.len().max(1) as f64;
 
         // PPO on the Lagrangian's advantage.
         let mu = self.multiplier;
@@ -168,7 +202,6 @@ impl Fcpo {
         }
 
         // Dual ascent on μ.
-        let limit = 1.0 - self.cfg.long_tail_target;
         self.multiplier = (mu + self.cfg.multiplier_lr * (popular_share - limit)).max(0.0);
         for (key, value) in [
             ("multiplier", self.multiplier),
@@ -225,5 +258,40 @@ impl Learner for Fcpo {
     fn snapshot(&self, tracker: Box<dyn StateTracker>, reward_range: (f64, f64)) -> Result<Box<dyn EvalPolicy>> {
         let policy = actor_critic_policy("fcpo", tracker, self.ppo.net.try_clone()?, reward_range)?;
         Ok(Box::new(policy.masking_shown(self.cfg.ppo.mask_shown)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Items 0 and 1 popular, 2 and 3 long-tail; the allowed popular share d = 0.5.
+    const POPULAR: [bool; 4] = [true, true, false, false];
+
+    fn total(actions: &[u32], cost: FcpoCost) -> f64 {
+        step_costs(actions, &POPULAR, 0.5, cost).iter().sum()
+    }
+
+    #[test]
+    fn the_share_cost_does_not_reward_a_shorter_session_that_keeps_the_share() {
+        let (short, long) = ([0, 2], [0, 2, 1, 3, 0, 2]);
+        // Both sessions show half popular items, the limit: neither costs anything, whatever its length.
+        assert_eq!(total(&short, FcpoCost::Share), 0.0);
+        assert_eq!(total(&long, FcpoCost::Share), 0.0);
+        // Counted, the shorter one costs a third as much: a large μ would push the policy to end sessions.
+        assert_eq!(total(&short, FcpoCost::Count), 1.0);
+        assert_eq!(total(&long, FcpoCost::Count), 3.0);
+        // A session over the limit costs its length × (share − d); one under it earns a credit.
+        assert_eq!(total(&[0, 1, 0], FcpoCost::Share), 1.5);
+        assert_eq!(total(&[2, 3, 0, 2], FcpoCost::Share), -1.0);
+    }
+
+    #[test]
+    fn the_cost_is_a_setting_with_the_share_as_default() {
+        let parse = |s: &str| serde_json::from_str::<FcpoConfig>(s);
+        assert_eq!(parse("{}").unwrap().cost, FcpoCost::Share);
+        assert_eq!(parse(r#"{"cost": "count"}"#).unwrap().cost, FcpoCost::Count);
+        let err = parse(r#"{"cost": "sum"}"#).unwrap_err().to_string();
+        assert!(err.contains("share") && err.contains("count"), "{err}");
     }
 }

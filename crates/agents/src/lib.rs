@@ -86,7 +86,7 @@ pub mod test_support;
 
 pub use a2c::{A2c, A2cConfig};
 pub use actor_critic::ActorCritic;
-pub use fcpo::{Fcpo, FcpoConfig};
+pub use fcpo::{Fcpo, FcpoConfig, FcpoCost};
 pub use heuristic_policy::HeuristicPolicy;
 pub use hrl::{GoalType, Hrl, HrlConfig};
 pub use learner::{Algorithm, EvalPolicy, Hierarchical, Iteration, Learner, TrainingEnv};
