@@ -467,6 +467,28 @@ fn a_trained_world_model_is_reused_from_the_cache_by_later_runs() {
 }
 
 #[test]
+fn the_mf_world_model_is_fitted_once_and_later_runs_load_it_with_the_same_results() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "8");
+    let cfg = root.path().join("train.toml");
+    let text = format!(
+        "[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n[world_model]\nreward = \"mf\"\n\
+         [train]\nepochs = 1\nsteps_per_epoch = 200\nparallel_envs = 10\nthreads = 1\n[train.algorithm]\nkind = \"a2c\"\n",
+        data.to_str().unwrap()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let train = |out: &str| dsrm(&["train", "--config", cfg.to_str().unwrap(), "--out", out], root.path());
+    let (ok, _, first) = train("a");
+    assert!(ok && !first.contains("reusing"), "{first}");
+    let (ok, _, second) = train("b");
+    assert!(ok && second.contains("reusing the MF world model"), "{second}");
+    let metrics = |run: &str| std::fs::read(root.path().join(run).join("metrics.json")).unwrap();
+    assert_eq!(metrics("a"), metrics("b"));
+    let cached: Vec<_> = std::fs::read_dir(root.path().join(".cache/dsrm/world-models")).unwrap().collect();
+    assert_eq!(cached.len(), 1);
+}
+
+#[test]
 fn study_paper_writes_its_tables_with_the_compute_of_every_row_and_resumes() {
     let root = tempfile::tempdir().unwrap();
     let data = synth_tiny(root.path(), "6");

@@ -5,6 +5,7 @@
 pub mod bod;
 pub mod denoising_loss;
 pub mod mf;
+mod mf_file;
 #[cfg(test)]
 mod planted;
 pub mod truncation;

@@ -96,6 +96,9 @@ pub enum MfError {
     /// Training blew up (learning rate too large for the data).
     #[error("training diverged in epoch {epoch} (non-finite loss); lower the learning rate")]
     Diverged { epoch: usize },
+    /// Bytes that are not a model written by `MatrixFactorization::to_bytes`.
+    #[error("not a saved matrix factorisation: {0}")]
+    Corrupt(String),
 }
 
 /// A fitted biased matrix factorisation. Factors are stored row-major: user `u`'s factors are

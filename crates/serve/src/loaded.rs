@@ -102,8 +102,15 @@ pub fn load(dir: &Path, retuned: &[PathBuf], selection: Option<Selection>, progr
         bail!("{} trained with [train.dsrm] but has no {}", dir.display(), dsrm_denoise::stage::RUN_FILE);
     }
     // The tracker's pretrained item embeddings come with the training reward (as for `dsrm retune`).
-    let (reward, embeddings) =
-        dsrm_study::world_model::reward_model(wm, &world, dir, true, file.train.dsrm.is_some(), progress)?;
+    let (reward, embeddings) = dsrm_study::world_model::reward_model(
+        wm,
+        &world,
+        dir,
+        true,
+        file.train.dsrm.is_some(),
+        dsrm_study::world_model::MfCache::Use,
+        progress,
+    )?;
     drop(reward);
     let load_policy = |f: &TrainFile, d: &Path| -> Result<Box<dyn EvalPolicy>> {
         let pretrained = embeddings.as_ref().map(|t| t.shallow_clone());

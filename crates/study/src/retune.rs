@@ -14,7 +14,7 @@ use crate::loading;
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{Provenance, RetuneOf};
 use crate::train::TrainFile;
-use crate::world_model::reward_model;
+use crate::world_model::{reward_model, MfCache};
 use anyhow::{bail, Context, Result};
 use dsrm_agents::hrl::GoalType;
 use dsrm_agents::Algorithm;
@@ -159,7 +159,7 @@ pub fn run(args: &RetuneRequest, progress: Progress) -> Result<Retuned> {
     let world = loading::load_world_from(&file.data, &file.env, &file.world, progress)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
     // The original run's training reward (its saved ensemble, or the deterministic MF refit).
-    let (reward, embeddings) = reward_model(wm, &world, from, true, file.train.dsrm.is_some(), progress)?;
+    let (reward, embeddings) = reward_model(wm, &world, from, true, file.train.dsrm.is_some(), MfCache::Use, progress)?;
     let (saved, _) = checkpoint::load(&ckpt).with_context(|| format!("loading {}", ckpt.display()))?;
     let device = dsrm_nn::runtime::device();
     let n_items = world.spec.n_items();

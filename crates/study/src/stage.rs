@@ -5,7 +5,7 @@ use crate::loading;
 use crate::progress::{begin, Event, Progress};
 use crate::provenance::{Provenance, Seeds};
 use crate::train::TrainFile;
-use crate::world_model::reward_model;
+use crate::world_model::{reward_model, MfCache};
 use anyhow::{bail, Context, Result};
 use dsrm_denoise::stage::{DsrmModel, DsrmStageConfig, StageEvent};
 use dsrm_denoise::Denoiser;
@@ -82,7 +82,7 @@ pub fn train(file: &TrainFile, config: &Path, out: &Path, progress: Progress) ->
     let Some(stage) = &file.train.dsrm else { bail!("{}: no [train.dsrm] table", config.display()) };
     dsrm_nn::runtime::init(1, stage.seed);
     let world = loading::load_world_from(&file.data, &file.env, &file.world, progress)?;
-    let (_reward, embeddings) = reward_model(&file.world_model, &world, out, false, true, progress)?;
+    let (_reward, embeddings) = reward_model(&file.world_model, &world, out, false, true, MfCache::Use, progress)?;
     let mut model =
         fit(stage, &file.train.tracker, &world, embeddings.as_ref(), progress).context("training the DSRM stage")?;
     model.provenance = Provenance {

@@ -30,7 +30,7 @@ use crate::config::DataConfig;
 use crate::loading;
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{data_label, MetricsSummary, Provenance, WorldSummary};
-use crate::world_model::{reward_model, WorldModelConfig};
+use crate::world_model::{reward_model, MfCache, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::{EvalConfig, MetricInputs};
 use dsrm_sim::world::WorldConfig;
@@ -116,7 +116,8 @@ pub fn run(file: &TrainFile, out: &Path, resume: bool, progress: Progress) -> Re
     dsrm_nn::runtime::init(cfg.torch_threads, cfg.seed);
     let world = loading::load_world_from(&file.data, &file.env, &file.world, progress)?;
     let inputs = MetricInputs::new(&world, file.eval.mcd_dominant);
-    let (reward, embeddings) = reward_model(&file.world_model, &world, out, resume, cfg.dsrm.is_some(), progress)?;
+    let (reward, embeddings) =
+        reward_model(&file.world_model, &world, out, resume, cfg.dsrm.is_some(), MfCache::Use, progress)?;
     let provenance = provenance(file, &world, &inputs, reward.as_ref())?.to_value()?;
     let write_config = || -> Result<()> {
         dsrm_files::write_atomic(&saved_config, toml::to_string_pretty(file)?.as_bytes())?;

@@ -3,7 +3,7 @@
 //! ([`crate::world_cache`]) and reused by every run on the same log, settings and seed.
 
 use crate::progress::{begin, note, Event, Progress};
-use crate::world_cache::{cached_ensemble, link_or_copy};
+use crate::world_cache::{cached_ensemble, cached_mf, fit_or_load_mf, link_or_copy};
 use anyhow::{bail, Context, Result};
 use dsrm_models::MfConfig;
 use dsrm_nn::tch::Tensor;
@@ -113,6 +113,17 @@ fn resolve_penalty(
     })
 }
 
+/// Whether `reward = "mf"` may use the cache of fitted MF world models ([`cached_mf`]): yes for a data set's
+/// own log, which every run of a study shares; no for a log only one run will see (a feedback loop's later
+/// rounds), which would only fill the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfCache {
+    /// Load the cached fit of this log, settings and code, or fit and cache it.
+    Use,
+    /// Fit here and keep nothing.
+    Skip,
+}
+
 /// The training reward and the tracker's pretrained item embeddings. A trained ensemble is saved as
 /// `out/world_model.bin` (and reloaded from there when `resume`). `mf_embeddings`: give the tracker the MF's
 /// item factors when `reward = "mf"` (the DSRM stage needs a pretrained, frozen item table; runs without it
@@ -123,6 +134,7 @@ pub fn reward_model<'w>(
     out: &Path,
     resume: bool,
     mf_embeddings: bool,
+    mf_cache: MfCache,
     progress: Progress,
 ) -> Result<(Box<dyn RewardModel + 'w>, Option<Tensor>)> {
     let penalty = |preset: WorldPenalty| -> Result<WorldPenalty> {
@@ -141,10 +153,37 @@ pub fn reward_model<'w>(
             return Ok((Box::new(GroundTruthReward::new(&world.spec.rewards)), None));
         }
         RewardKind::Mf => {
-            begin(progress, "fitting the MF world model", None);
-            let mf = MfReward::fit(world, &wm.mf).context("fitting the MF world model");
-            progress(Event::End);
-            let mf = mf?;
+            let mf = match mf_cache {
+                MfCache::Skip => {
+                    begin(progress, "fitting the MF world model", None);
+                    let mf = MfReward::fit(world, &wm.mf).context("fitting the MF world model");
+                    progress(Event::End);
+                    mf?
+                }
+                MfCache::Use => {
+                    let path = cached_mf(world, &wm.mf)?;
+                    let fitting = !path.exists();
+                    if fitting {
+                        begin(progress, "fitting the MF world model", None);
+                    }
+                    let fitted = fit_or_load_mf(world, &wm.mf, &path, &mut |line| note(progress, line));
+                    if fitting {
+                        progress(Event::End);
+                    }
+                    let (mf, loaded) = fitted?;
+                    if loaded {
+                        note(
+                            progress,
+                            format!(
+                                "reusing the MF world model fitted on the same log and settings by this code: {}",
+                                path.display()
+                            ),
+                        );
+                    }
+                    MfReward::from_model(mf, world.spec.n_users(), world.spec.n_items())
+                        .context("the MF world model")?
+                }
+            };
             let embeddings = match mf_embeddings && wm.pretrained_embeddings {
                 true => Some(mf.item_embeddings().context("the MF's item embeddings")?),
                 false => None,

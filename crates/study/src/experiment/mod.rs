@@ -29,7 +29,7 @@ use crate::loading;
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{data_label, Provenance, Seeds};
 use crate::train::TrainFile;
-use crate::world_model::{reward_model, WorldModelConfig};
+use crate::world_model::{reward_model, MfCache, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::summary::{MethodInfo, Summary};
 use dsrm_eval::{EvalConfig, MetricInputs, Mode};
@@ -212,7 +212,7 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
                 // Trained here only when missing: loading a finished ensemble just to drop it would cost a full
                 // read of its grids per method (MBPO, MOPO and DORL share one).
                 note(progress, format!("preparing the user-model ensemble for {} in {}", m.name, dir.display()));
-                reward_model(&wm, &world, &dir, true, false, progress)?;
+                reward_model(&wm, &world, &dir, true, false, MfCache::Use, progress)?;
                 world_model_of(out, m, &file)?.0
             }
         };

@@ -47,7 +47,7 @@ use crate::loading;
 use crate::paper::schedule::{pace_online, ScheduleKind};
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{Provenance, Seeds, WorldSummary};
-use crate::world_model::{reward_model, WorldModelConfig};
+use crate::world_model::{reward_model, MfCache, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
 use dsrm_policy::heuristics::HeuristicConfig;
@@ -555,7 +555,10 @@ fn fit(
     }
     // The world model is refitted on this round's log (never reloaded from an earlier round).
     let world_model = WorldModelConfig { checkpoint: None, ..file.world_model_of(method).clone() };
-    let (reward, embeddings) = reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some(), progress)?;
+    // Round 0's log is the data set's, shared by every method and seed; later rounds' logs are one run's own.
+    let mf_cache = if round == 0 { MfCache::Use } else { MfCache::Skip };
+    let (reward, embeddings) =
+        reward_model(&world_model, world, &run_dir, true, cfg.dsrm.is_some(), mf_cache, progress)?;
     let inputs = MetricInputs::new(world, file.eval.mcd_dominant);
     let pretrained = || embeddings.as_ref().map(|e| e.shallow_clone());
     let mut kept: Result<()> = Ok(());
