@@ -22,12 +22,15 @@ fn with_path(path: &Path) -> impl FnOnce(std::io::Error) -> std::io::Error + '_ 
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory (created if missing), fsync,
-/// then rename over the target.
+/// then rename over the target. The temporary name is unique to the process and the call, so threads writing
+/// the same path at once (two runs caching the same model) each rename a whole file of their own.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(with_path(dir))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{call}", std::process::id()));
     let mut f = std::fs::File::create(&tmp).map_err(with_path(&tmp))?;
     f.write_all(bytes).and_then(|_| f.sync_all()).map_err(with_path(&tmp))?;
     std::fs::rename(&tmp, path).map_err(with_path(path))
@@ -60,6 +63,26 @@ pub fn read_lines(path: &Path) -> std::io::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_writing_the_same_file_at_once_each_leave_a_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.bin");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|t| vec![t; 1 << 16]).collect();
+        std::thread::scope(|s| {
+            for bytes in &contents {
+                let path = &path;
+                s.spawn(move || {
+                    for _ in 0..20 {
+                        write_atomic(path, bytes).unwrap();
+                    }
+                });
+            }
+        });
+        let written = std::fs::read(&path).unwrap();
+        assert!(contents.contains(&written), "a torn file of {} bytes", written.len());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "temporaries left behind");
+    }
 
     #[test]
     fn atomic_write_replaces_the_file_and_leaves_no_temporary() {
