@@ -43,9 +43,9 @@ use crate::learner::{EvalPolicy, Iteration, Learner, TrainingEnv};
 use crate::losses::{finite, log_prob_and_entropy, normalise_advantages};
 use crate::pace::schedule;
 use crate::replay::Collection;
-use crate::rollout::{sample_index, Rollout};
+use crate::rollout::{logits_row, sample_index, Rollout};
 use crate::scored_policy::{ScoredPolicy, Scorer};
-use crate::shown::{block_shown, mask_logits};
+use crate::shown::{block_shown_exactly, mask_logits};
 use crate::trained_tracker::{joint_step, TrainedTracker};
 use crate::{AgentError, Result, UpdateStats};
 use dsrm_nn::checkpoint;
@@ -253,29 +253,29 @@ impl Mofir {
         let collection = Collection::new(env, tracker.tracker.as_ref(), device).masking_shown(self.cfg.mask_shown);
         let rollout = collection.run(rng, |rows, rng| {
             let omega = omega_tensor(rows.episodes.iter().map(|&e| omegas[e]), device)?;
-            let (p, v) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+            let (p, v, logits) = tch::no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
                 let logits = self.nets.logits(&rows.states, &omega)?;
                 let p = logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?;
-                Ok((p, self.nets.values(&rows.states, &omega)?.f_to_device(Device::Cpu)?.f_contiguous()?))
+                let v = self.nets.values(&rows.states, &omega)?.f_to_device(Device::Cpu)?.f_contiguous()?;
+                Ok((p, v, logits))
             })?;
             let n_rows = rows.len();
             probs.resize(n_rows * n_items, 0.0);
             p.f_copy_data(&mut probs, n_rows * n_items)?;
             let mut v2 = vec![0f32; n_rows * 2];
             v.f_copy_data(&mut v2, n_rows * 2)?;
-            Ok(rows
-                .episodes
+            rows.episodes
                 .iter()
                 .enumerate()
                 .map(|(k, &e)| {
                     values[e].push([v2[2 * k], v2[2 * k + 1]]);
                     let row = &mut probs[k * n_items..(k + 1) * n_items];
                     if self.cfg.mask_shown {
-                        block_shown(row, rows.shown[k]);
+                        block_shown_exactly(row, rows.shown[k], || logits_row(&logits, k))?;
                     }
-                    sample_index(row, rng) as u32
+                    Ok(sample_index(row, rng) as u32)
                 })
-                .collect())
+                .collect()
         })?;
         let mut rollout = rollout;
         let flat: Vec<[f32; 2]> = values.concat();

@@ -17,7 +17,7 @@
 //! at collection time.
 
 use crate::actor_critic::ActorCritic;
-use crate::shown::block_shown;
+use crate::shown::block_shown_exactly;
 use crate::Result;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
 use dsrm_sim::{EnvSpec, RewardModel, VecEnv};
@@ -127,6 +127,12 @@ impl Rollout {
 
 /// Draws an index from unnormalised probabilities (`u · Σp`, then a linear scan). Rounding can leave `u` past
 /// the last bucket; then the last item with positive probability is returned.
+/// Row `k` of `[B, n]` logits, on the CPU.
+pub(crate) fn logits_row(logits: &Tensor, k: usize) -> Result<Vec<f32>> {
+    let row = logits.f_get(k as i64)?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?;
+    Ok(Vec::<f32>::try_from(row)?)
+}
+
 pub(crate) fn sample_index(probs: &[f32], rng: &mut ChaCha8Rng) -> usize {
     let total: f64 = probs.iter().map(|&p| f64::from(p)).sum();
     let mut u = rng.gen::<f64>() * total;
@@ -182,10 +188,10 @@ pub fn collect(
         let rows: Vec<(u32, &[u32], &[f64])> =
             active.iter().map(|&i| (users[i], env.items(i), rewards[i].as_slice())).collect();
         let batch = HistoryBatch::new(&rows, window, n_items, device);
-        let (p, v) = tch::no_grad(|| -> Result<(Tensor, Tensor)> {
+        let (p, v, logits) = tch::no_grad(|| -> Result<(Tensor, Tensor, Tensor)> {
             let states = tracker.try_states(&batch)?;
             let (logits, v) = net.forward(&states)?;
-            Ok((logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?, v))
+            Ok((logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?, v, logits))
         })?;
         probs.resize(active.len() * n_items, 0.0);
         p.f_copy_data(&mut probs, active.len() * n_items)?;
@@ -194,7 +200,10 @@ pub fn collect(
         chosen_lp.clear();
         for (k, &i) in active.iter().enumerate() {
             let row = &mut probs[k * n_items..(k + 1) * n_items];
-            let mass = if cfg.mask_shown { block_shown(row, env.items(i)) } else { 1.0 };
+            let mass = match cfg.mask_shown {
+                true => block_shown_exactly(row, env.items(i), || logits_row(&logits, k))?,
+                false => 1.0,
+            };
             let a = sample_index(row, rng);
             chosen.push(a as u32);
             // log π(a|s) from the float32 probability: within 1e-7 of log_softmax for any item that can be

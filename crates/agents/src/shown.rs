@@ -7,6 +7,7 @@
 //! S_t = the items of the episode before step t
 //! blocked(S_t) = S_t  unless S_t covers the whole catalogue (then nothing: an episode longer than the catalogue)
 //! collection:  p_i ← 0 for i ∈ blocked(S_t), a_t ~ p / Σ p,  log π(a_t) = ln(p_a / Σ p)
+//!              (Σ p < 1e-20 in float32: p recomputed in float64 from the row's logits, `block_shown_exactly`)
 //! update:      logits_i ← logits_i − 1e9 for i ∈ blocked(S_t)      (finite, so p · log p stays 0)
 //! evaluation:  the mode's mask plus blocked(S_t)
 //! ```
@@ -37,6 +38,31 @@ pub fn block_shown(row: &mut [f32], shown: &[u32]) -> f64 {
         row[item as usize] = 0.0;
     }
     row.iter().map(|&p| f64::from(p)).sum()
+}
+
+/// Below this mass left outside the shown items, a float32 softmax row cannot be renormalised: the unshown items'
+/// probabilities may all have underflowed to 0 (the policy put nearly all its mass on items it has shown).
+const MIN_MASS: f64 = 1e-20;
+
+/// [`block_shown`], except that a row with less than 1e-20 of its mass left is recomputed from its `logits`
+/// (fetched only then): softmax over the unshown items in float64, stored back as float32. Returns the mass by
+/// which the caller renormalises (≈ 1 for a recomputed row). Rows with more mass are left exactly as
+/// [`block_shown`] leaves them, so runs that never meet such a row are unchanged.
+pub fn block_shown_exactly(row: &mut [f32], shown: &[u32], logits: impl FnOnce() -> Result<Vec<f32>>) -> Result<f64> {
+    let mass = block_shown(row, shown);
+    if mass >= MIN_MASS {
+        return Ok(mass);
+    }
+    let logits = logits()?;
+    let mut blocked = vec![false; row.len()];
+    shown.iter().for_each(|&i| blocked[i as usize] = true);
+    let open = || logits.iter().zip(&blocked).filter(|(_, &b)| !b).map(|(&l, _)| f64::from(l));
+    let max = open().fold(f64::NEG_INFINITY, f64::max);
+    let total: f64 = open().map(|l| (l - max).exp()).sum();
+    for ((p, &l), &b) in row.iter_mut().zip(&logits).zip(&blocked) {
+        *p = if b { 0.0 } else { ((f64::from(l) - max).exp() / total) as f32 };
+    }
+    Ok(row.iter().map(|&p| f64::from(p)).sum())
 }
 
 /// The update's `[steps.len(), n_items]` logits with, when `on`, the items each step's episode had shown before
@@ -178,6 +204,25 @@ mod tests {
             }
             assert!(grad_steps > 0, "{name}: no update in three iterations");
         }
+    }
+
+    #[test]
+    fn a_row_whose_mass_sat_on_shown_items_is_recomputed_from_its_logits() {
+        // Item 0 holds all the float32 mass; items 1 and 2 underflowed to 0 though their logits differ.
+        let logits = vec![0.0f32, -120.0, -121.0];
+        let p = Tensor::from_slice(&logits).softmax(-1, dsrm_nn::tch::Kind::Float);
+        let mut row: Vec<f32> = Vec::try_from(p).unwrap();
+        assert_eq!(row, [1.0, 0.0, 0.0]);
+        let mut plain = row.clone();
+        assert_eq!(block_shown(&mut plain, &[0]), 0.0, "nothing left to sample from");
+        let mass = block_shown_exactly(&mut row, &[0], || Ok(logits.clone())).unwrap();
+        let e = (-1f64).exp();
+        assert!((row[1] as f64 - 1.0 / (1.0 + e)).abs() < 1e-6 && (row[2] as f64 - e / (1.0 + e)).abs() < 1e-6);
+        assert!(row[0] == 0.0 && (mass - 1.0).abs() < 1e-6, "{row:?} {mass}");
+        // A row with mass left is blocked as before, its logits never read.
+        let mut row = [0.25f32, 0.25, 0.5];
+        let mass = block_shown_exactly(&mut row, &[2], || panic!("logits read")).unwrap();
+        assert_eq!((row, mass), ([0.25, 0.25, 0.0], 0.5));
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use super::config::FairnessTerm;
 use super::networks::{aux_tensor, goal_vector, group_weights, ratio_vector, standard_normal, to_vec, LN_SQRT_2PI};
 use super::Hrl;
-use crate::rollout::Rollout;
-use crate::shown::block_shown;
+use crate::rollout::{logits_row, Rollout};
+use crate::shown::block_shown_exactly;
 use crate::{AgentError, Result};
 use dsrm_metrics::gini;
 use dsrm_nn::tch::{self, Device, Kind, Tensor};
@@ -130,11 +130,11 @@ impl Hrl {
 
             // The low level: V_L and p̃ under the goal, then the goal's group reweighting.
             let goals: Vec<[f32; 2]> = active.iter().map(|&i| open[i].as_ref().map_or([0.0; 2], |s| s.goal)).collect();
-            let (p, v_l) = tch::no_grad(|| -> Result<_> {
+            let (p, v_l, logits) = tch::no_grad(|| -> Result<_> {
                 let goals = aux_tensor(&goals, device)?;
                 let v_l = to_vec(&self.nets.value_low(&x_high, &goals)?)?;
                 let logits = self.nets.low_logits(&states, &goals)?;
-                Ok((logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?, v_l))
+                Ok((logits.f_softmax(-1, Kind::Float)?.f_to_device(Device::Cpu)?.f_contiguous()?, v_l, logits))
             })?;
             probs.resize(active.len() * n_items, 0.0);
             p.f_copy_data(&mut probs, active.len() * n_items)?;
@@ -143,7 +143,8 @@ impl Hrl {
             for (k, &i) in active.iter().enumerate() {
                 let row = &mut probs[k * n_items..(k + 1) * n_items];
                 if self.cfg.mask_shown {
-                    block_shown(row, env.items(i)); // sample_reweighted renormalises
+                    // sample_reweighted renormalises
+                    block_shown_exactly(row, env.items(i), || logits_row(&logits, k))?;
                 }
                 let (item, log_prob) = self.sample_reweighted(row, goals[k], rng);
                 let r = reward_model.reward(users[i], item, env.items(i));
