@@ -125,14 +125,14 @@ impl Rollout {
     }
 }
 
-/// Draws an index from unnormalised probabilities (`u · Σp`, then a linear scan). Rounding can leave `u` past
-/// the last bucket; then the last item with positive probability is returned.
 /// Row `k` of `[B, n]` logits, on the CPU.
 pub(crate) fn logits_row(logits: &Tensor, k: usize) -> Result<Vec<f32>> {
     let row = logits.f_get(k as i64)?.f_to_kind(Kind::Float)?.f_to_device(Device::Cpu)?;
     Ok(Vec::<f32>::try_from(row)?)
 }
 
+/// Draws an index from unnormalised probabilities (`u · Σp`, then a linear scan). Rounding can leave `u` past
+/// the last bucket; then the last item with positive probability is returned.
 pub(crate) fn sample_index(probs: &[f32], rng: &mut ChaCha8Rng) -> usize {
     let total: f64 = probs.iter().map(|&p| f64::from(p)).sum();
     let mut u = rng.gen::<f64>() * total;
