@@ -1,6 +1,7 @@
-//! The world-model cache: training an ensemble is a pure function of (training log, settings, seed), so one
-//! trained ensemble is kept under `<cache>/world-models/` and every later run on the same log, settings and
-//! seed loads it instead of training it again; a run directory gets it as a hard link. The plain MF world model
+//! The world-model cache: training an ensemble is a pure function of (training log, settings, seed, the code that
+//! trains it), so one trained ensemble is kept under `<cache>/world-models/` and every later run on the same log,
+//! settings and seed, by the same world-model code (`dsrm_world::MODEL_CODE_VERSION`), loads it instead of
+//! training it again; a run directory gets it as a hard link. The plain MF world model
 //! (`reward = "mf"`) is cached the same way, keyed by the code version too (it is cheap to refit, so any change
 //! of code refits it), and loaded rather than refitted by every run of a study on the same log.
 
@@ -43,13 +44,13 @@ pub fn fit_or_load_mf(
 }
 
 /// Where the ensemble trained on `world`'s log with `cfg` and `seed` is cached:
-/// `<cache>/world-models/<sha256 of (log fingerprint, settings, seed)>.bin`. `workers` is left out of the key:
-/// the members are independent, so it does not change the result.
+/// `<cache>/world-models/<sha256 of (log fingerprint, settings, seed, world-model code)>.bin`. `workers` is left
+/// out of the key: the members are independent, so it does not change the result.
 pub fn cached_ensemble(world: &World, cfg: &EnsembleConfig, seed: u64) -> Result<PathBuf> {
     use sha2::{Digest, Sha256};
     let data = dsrm_world::ensemble::DataId::of(world).context("fingerprinting the training log")?;
     let key_cfg = EnsembleConfig { workers: 1, ..cfg.clone() };
-    let key = serde_json::to_vec(&(&data.hash, &key_cfg, seed))?;
+    let key = serde_json::to_vec(&(&data.hash, &key_cfg, seed, dsrm_world::MODEL_CODE_VERSION))?;
     let hex: String = Sha256::digest(key).iter().take(12).map(|b| format!("{b:02x}")).collect();
     Ok(loading::cache_dir().join("world-models").join(format!("{hex}.bin")))
 }

@@ -38,6 +38,10 @@ pub use pairs::TrainingPairs;
 pub use predictions::Predictions;
 pub use simulated::{Lambdas, SimulatedReward, WorldPenalty};
 
+/// The identity of the code that trains and predicts user models (this crate, `dsrm-nn`, `Cargo.lock`; `build.rs`):
+/// part of a cached ensemble's key, so an ensemble trained by other code is never reused.
+pub const MODEL_CODE_VERSION: &str = env!("DSRM_WORLD_MODEL_CODE");
+
 /// Errors of the world models. Shapes and ids come from data, so they are checked and reported, never
 /// assumed.
 #[derive(Debug, thiserror::Error)]
@@ -78,4 +82,14 @@ pub type Result<T> = std::result::Result<T, WorldError>;
 /// Shorthand for [`WorldError::Invalid`].
 pub(crate) fn invalid(detail: impl Into<String>) -> WorldError {
     WorldError::Invalid(detail.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_model_code_version_is_sixteen_hex_digits() {
+        let v = super::MODEL_CODE_VERSION;
+        assert!(v.len() == 16 && v.chars().all(|c| c.is_ascii_hexdigit()), "{v}");
+        println!("world-model code version {v}");
+    }
 }
