@@ -4,25 +4,9 @@
 //! — computed at build time, so it needs no git checkout. Other docs and configs are not part of it (a run
 //! records its own config). Exposed as `DSRM_CODE_VERSION` (the first 16 hex digits).
 
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-fn files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') || name == "target" {
-            continue;
-        }
-        if path.is_dir() {
-            files(&path, out);
-        } else if !name.ends_with(".md") {
-            out.push(path);
-        }
-    }
-}
+include!("../files/build_support/source_hash.rs");
 
 /// The files outside `crates/` (or Markdown inside it) compiled into the binary, from `compiled_in.txt`.
 fn compiled_in(manifest: &Path) -> Vec<String> {
@@ -41,20 +25,11 @@ fn main() {
     let compiled = compiled_in(manifest);
     let crates = root.join("crates");
     let mut list = Vec::new();
-    files(&crates, &mut list);
+    source_files(&crates, &mut list);
     list.push(root.join("Cargo.lock"));
     list.push(root.join("rust-toolchain.toml"));
     list.extend(compiled.iter().map(|rel| root.join(rel)));
-    list.sort();
-    let mut hash = Sha256::new();
-    for path in &list {
-        let rel = path.strip_prefix(&root).unwrap_or(path);
-        hash.update(rel.to_string_lossy().as_bytes());
-        hash.update([0]);
-        hash.update(std::fs::read(path).unwrap_or_default());
-        hash.update([0]);
-    }
-    let hex: String = hash.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let hex = source_hash(&root, list);
     println!("cargo:rustc-env=DSRM_CODE_VERSION={hex}");
     println!("cargo:rerun-if-changed={}", crates.display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
