@@ -385,16 +385,29 @@ impl DeepFm {
     /// Returns those losses. A non-finite loss stops training with [`WorldError::Diverged`] (model 0; the
     /// ensemble fills in its index).
     pub fn fit(&mut self, pairs: &TrainingPairs, progress: &mut dyn FnMut(usize, f64)) -> Result<Vec<f64>> {
+        self.fit_more(pairs, self.cfg.epochs, self.seed, progress)
+    }
+
+    /// [`Self::fit`] for `epochs` passes from the model's current weights, with a fresh Adam and the shuffles
+    /// drawn from ChaCha8 stream 1 of `shuffle_seed` (`fit` is `fit_more(pairs, cfg.epochs, seed)`). An
+    /// incremental refit ([`crate::refit`]) continues a trained model this way.
+    pub fn fit_more(
+        &mut self,
+        pairs: &TrainingPairs,
+        epochs: usize,
+        shuffle_seed: u64,
+        progress: &mut dyn FnMut(usize, f64),
+    ) -> Result<Vec<f64>> {
         if pairs.is_empty() {
             return Err(invalid("no training pairs"));
         }
         let mut opt = Adam::new(&self.vs, AdamConfig { lr: self.cfg.learning_rate, ..AdamConfig::default() });
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(shuffle_seed);
         rng.set_stream(1);
         let mut order: Vec<u32> = (0..pairs.len() as u32).collect();
         let (mut users, mut items, mut targets, mut weights) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut history = Vec::with_capacity(self.cfg.epochs);
-        for epoch in 0..self.cfg.epochs {
+        let mut history = Vec::with_capacity(epochs);
+        for epoch in 0..epochs {
             order.shuffle(&mut rng);
             let mut epoch_loss = 0.0;
             for batch in order.chunks(self.cfg.batch_size) {

@@ -26,6 +26,7 @@ use crate::deepfm::{DeepFm, DeepFmConfig, OutputLink};
 use crate::features::Features;
 use crate::pairs::TrainingPairs;
 use crate::predictions::Predictions;
+use crate::refit::RefitRecord;
 use crate::{invalid, Result, WorldError};
 use dsrm_nn::checkpoint;
 use dsrm_nn::tch::{Kind, Tensor};
@@ -120,6 +121,9 @@ pub struct UserModelEnsemble {
     history: Vec<Vec<f64>>,
     predictions: Arc<Predictions>,
     item_embeddings: Tensor,
+    /// The incremental refits that continued this ensemble from an earlier log, oldest first (empty for one
+    /// trained from scratch; [`crate::refit`]).
+    refits: Vec<RefitRecord>,
 }
 
 const KIND: &str = "dsrm-world/user-model-ensemble";
@@ -175,7 +179,18 @@ impl UserModelEnsemble {
             train_members(&features, cfg, link, seed, &pairs, store.as_ref(), progress)?.into_iter().unzip();
         let predictions = Arc::new(predict_grid(&models, &features, cfg.predict_batch)?);
         let item_embeddings = models[0].item_embeddings()?;
-        Ok(Self { cfg: cfg.clone(), seed, link, neg_k, data, models, history, predictions, item_embeddings })
+        Ok(Self {
+            cfg: cfg.clone(),
+            seed,
+            link,
+            neg_k,
+            data,
+            models,
+            history,
+            predictions,
+            item_embeddings,
+            refits: Vec::new(),
+        })
     }
 
     /// The grid outputs (`matPre`, `matVar`), shared: the simulated reward keeps a handle to them.
@@ -239,6 +254,36 @@ impl UserModelEnsemble {
         &self.data
     }
 
+    /// The incremental refits that led to this ensemble, oldest first (empty: trained from scratch).
+    pub fn refits(&self) -> &[RefitRecord] {
+        &self.refits
+    }
+
+    /// The ensemble continued by an incremental refit on `world`'s log: new members, loss histories and
+    /// outputs, the refit appended to its record.
+    pub(crate) fn continued(
+        mut self,
+        world: &World,
+        models: Vec<DeepFm>,
+        history: Vec<Vec<f64>>,
+        refit: RefitRecord,
+    ) -> Result<Self> {
+        let features = Features::from_world(world)?;
+        self.predictions = Arc::new(predict_grid(&models, &features, self.cfg.predict_batch)?);
+        self.item_embeddings = models[0].item_embeddings()?;
+        self.data = DataId::of(world)?;
+        self.models = models;
+        self.history = history;
+        self.refits.push(refit);
+        Ok(self)
+    }
+
+    /// Takes the members and their loss histories out, to be continued by an incremental refit and put back
+    /// by [`Self::continued`].
+    pub(crate) fn take_members(&mut self) -> (Vec<DeepFm>, Vec<Vec<f64>>) {
+        (std::mem::take(&mut self.models), std::mem::take(&mut self.history))
+    }
+
     /// Writes every member, both grids and the metadata (config, seed, data identity, loss history) to
     /// `path`, atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -259,12 +304,33 @@ impl UserModelEnsemble {
             "data": self.data,
             "history": self.history,
         });
+        let mut meta = meta;
+        if !self.refits.is_empty() {
+            meta["refits"] = serde_json::json!(self.refits);
+        }
         Ok(checkpoint::save(path, &tensors, &meta)?)
     }
 
     /// Reads a checkpoint written by [`Self::save`] for `world`. Errors when the file is not such a
     /// checkpoint, or was trained on other data (its fingerprint differs from `world`'s).
     pub fn load(path: &Path, world: &World) -> Result<Self> {
+        let ensemble = Self::read(path, world)?;
+        let here = DataId::of(world)?;
+        if here.hash != ensemble.data.hash {
+            return Err(WorldError::Checkpoint {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "trained on {} (data {}), but this world is {} (data {})",
+                    ensemble.data.label, ensemble.data.hash, here.label, here.hash
+                ),
+            });
+        }
+        Ok(ensemble)
+    }
+
+    /// [`Self::load`] without comparing the training data with `world`'s, only the shapes (users, items, tag
+    /// fields): an incremental refit continues an ensemble trained on an earlier log of the same world.
+    pub(crate) fn read(path: &Path, world: &World) -> Result<Self> {
         let (tensors, meta) = checkpoint::load(path)?;
         let bad = |detail: String| WorldError::Checkpoint { path: path.to_path_buf(), detail };
         if meta["kind"] != KIND || meta["version"] != VERSION {
@@ -283,14 +349,11 @@ impl UserModelEnsemble {
         let neg_k: usize = serde_json::from_value(field("neg_k")?).map_err(parse)?;
         let data: DataId = serde_json::from_value(field("data")?).map_err(parse)?;
         let history: Vec<Vec<f64>> = serde_json::from_value(field("history")?).map_err(parse)?;
+        let refits: Vec<RefitRecord> = match meta.get("refits") {
+            Some(v) => serde_json::from_value(v.clone()).map_err(parse)?,
+            None => Vec::new(),
+        };
         cfg.validate()?;
-        let here = DataId::of(world)?;
-        if here.hash != data.hash {
-            return Err(bad(format!(
-                "trained on {} (data {}), but this world is {} (data {})",
-                data.label, data.hash, here.label, here.hash
-            )));
-        }
         let features = Features::from_world(world)?;
         let mut models = Vec::with_capacity(cfg.n_models);
         for m in 0..cfg.n_models {
@@ -316,7 +379,7 @@ impl UserModelEnsemble {
             grid("grid/max_var")?,
         )?);
         let item_embeddings = models[0].item_embeddings()?;
-        Ok(Self { cfg, seed, link, neg_k, data, models, history, predictions, item_embeddings })
+        Ok(Self { cfg, seed, link, neg_k, data, models, history, predictions, item_embeddings, refits })
     }
 }
 
@@ -477,12 +540,12 @@ fn predict_grid(models: &[DeepFm], features: &Features, predict_batch: usize) ->
 }
 
 /// Seed of model `m`: a distinct ChaCha8 seed per member, derived from the ensemble seed.
-fn model_seed(seed: u64, m: usize) -> u64 {
+pub(crate) fn model_seed(seed: u64, m: usize) -> u64 {
     derive_seed(seed, 1 + m as u64)
 }
 
 /// SplitMix64 of `seed` mixed with `salt`: independent-looking seeds for the parts of one run.
-fn derive_seed(seed: u64, salt: u64) -> u64 {
+pub(crate) fn derive_seed(seed: u64, salt: u64) -> u64 {
     let mut z = seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

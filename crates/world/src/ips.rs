@@ -15,13 +15,19 @@ use dsrm_models::Interactions;
 
 /// Per logged row: 1 / (rows of its item in `train`).
 pub fn inverse_item_frequency(train: &Interactions) -> Vec<f32> {
-    let mut count = vec![0u64; train.n_items];
-    for &i in &train.item {
+    inverse_item_frequency_in(train, train)
+}
+
+/// Per row of `rows`: 1 / (rows of its item in `log`), the whole log `rows` were taken from (an incremental
+/// refit weighs its rows by the exposure of the whole log).
+pub fn inverse_item_frequency_in(rows: &Interactions, log: &Interactions) -> Vec<f32> {
+    let mut count = vec![0u64; log.n_items];
+    for &i in &log.item {
         if let Some(c) = count.get_mut(i as usize) {
             *c += 1;
         }
     }
-    train.item.iter().map(|&i| 1.0 / count.get(i as usize).copied().unwrap_or(1).max(1) as f32).collect()
+    rows.item.iter().map(|&i| 1.0 / count.get(i as usize).copied().unwrap_or(1).max(1) as f32).collect()
 }
 
 #[cfg(test)]
@@ -39,6 +45,10 @@ mod tests {
         };
         let w = inverse_item_frequency(&log);
         assert_eq!(w, [1.0 / 3.0, 1.0, 1.0 / 3.0, 1.0 / 3.0]);
+        // Part of the log is weighed by the whole log's counts, not by its own.
+        let rows = Interactions { user: vec![1, 0], item: vec![0, 2], target: vec![1.0; 2], ..log.clone() };
+        assert_eq!(inverse_item_frequency_in(&rows, &log), [1.0 / 3.0, 1.0]);
+        assert_eq!(inverse_item_frequency(&rows), [1.0, 1.0]);
     }
 }
 

@@ -27,6 +27,7 @@ pub mod ips;
 pub mod mf_reward;
 pub mod pairs;
 pub mod predictions;
+pub mod refit;
 pub mod simulated;
 
 pub use deepfm::{DeepFm, DeepFmConfig, OutputLink};
@@ -36,6 +37,7 @@ pub use features::Features;
 pub use mf_reward::MfReward;
 pub use pairs::TrainingPairs;
 pub use predictions::Predictions;
+pub use refit::{IncrementalRefit, RefitRecord};
 pub use simulated::{Lambdas, SimulatedReward, WorldPenalty};
 
 /// The identity of the code that trains and predicts user models (this crate, `dsrm-nn`, `Cargo.lock`; `build.rs`):

@@ -46,7 +46,23 @@ impl TrainingPairs {
     /// Errors on an empty log, columns of different lengths, ids out of range, non-finite targets, `neg_k`
     /// of 0, or more pairs than 32-bit indices can address.
     pub fn sample(train: &Interactions, neg_k: usize, seed: u64) -> Result<Self> {
+        Self::sample_excluding(train, train, neg_k, seed)
+    }
+
+    /// [`Self::sample`] for the rows of `rows`, drawing negatives that avoid every pair observed in `log`
+    /// (the whole log `rows` was taken from): an incremental refit trains on part of a log, and a pair the
+    /// rest of the log holds is not a negative. With `log` = `rows` this is [`Self::sample`], draw for draw.
+    ///
+    /// Errors as [`Self::sample`], and when `log` has another shape than `rows`.
+    pub fn sample_excluding(rows: &Interactions, log: &Interactions, neg_k: usize, seed: u64) -> Result<Self> {
+        let train = rows;
         validate(train)?;
+        if (log.n_users, log.n_items) != (train.n_users, train.n_items) {
+            return Err(invalid(format!(
+                "rows of {} users x {} items, but the log they exclude is {} x {}",
+                train.n_users, train.n_items, log.n_users, log.n_items
+            )));
+        }
         if neg_k == 0 {
             return Err(invalid("neg_k must be at least 1 (the pointneg loss needs negatives)"));
         }
@@ -54,7 +70,7 @@ impl TrainingPairs {
         if rows.checked_mul(neg_k).is_none_or(|n| n > u32::MAX as usize) {
             return Err(invalid(format!("{rows} rows x {neg_k} negatives exceed 2^32 training pairs")));
         }
-        let seen = SeenItems::new(train);
+        let seen = SeenItems::new(log);
         let n_items = train.n_items as u32;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut negative = Vec::with_capacity(rows * neg_k);
@@ -212,6 +228,28 @@ mod tests {
         }
         assert_eq!(pairs, TrainingPairs::sample(&log(), 5, 1).unwrap());
         assert_ne!(pairs.negative, TrainingPairs::sample(&log(), 5, 2).unwrap().negative);
+    }
+
+    #[test]
+    fn negatives_of_part_of_a_log_avoid_the_whole_logs_pairs() {
+        // Rows: user 0's last row and user 1's row; the log excluded is the whole of `log()`.
+        let rows = Interactions { user: vec![0, 1], item: vec![2, 3], target: vec![2.0, 0.0], ..log() };
+        let pairs = TrainingPairs::sample_excluding(&rows, &log(), 20, 3).unwrap();
+        assert_eq!((pairs.rows(), pairs.len()), (2, 40));
+        for (p, &j) in pairs.negative.iter().enumerate() {
+            let seen: &[u32] = if p < 20 { &[0, 1, 2] } else { &[3] };
+            assert!(!seen.contains(&j), "pair {p} drew item {j}, which the log holds for its user");
+        }
+        // The rows alone would let user 0 draw items 0 and 1 (not in `rows`) as negatives.
+        let alone = TrainingPairs::sample(&rows, 20, 3).unwrap();
+        assert!(alone.negative[..20].iter().any(|j| [0, 1].contains(j)), "{:?}", &alone.negative[..20]);
+        // A whole log excluding itself is `sample`.
+        assert_eq!(
+            TrainingPairs::sample_excluding(&log(), &log(), 4, 9).unwrap(),
+            TrainingPairs::sample(&log(), 4, 9).unwrap()
+        );
+        let other = Interactions { n_items: 7, ..log() };
+        assert!(TrainingPairs::sample_excluding(&rows, &other, 1, 0).is_err());
     }
 
     #[test]

@@ -148,6 +148,72 @@ fn save_then_load_gives_identical_predictions_and_refuses_other_data() {
 }
 
 #[test]
+fn an_incremental_refit_learns_the_new_rows_keeps_a_record_and_is_seeded() {
+    use dsrm_world::IncrementalRefit;
+    let w = world();
+    let base = train(&quick(), 5);
+    let dir = tempfile::tempdir().unwrap();
+    let previous = dir.path().join("round-0.bin");
+    base.save(&previous).unwrap();
+
+    // A round served every environment user its first 10 catalogue items, all watched to the cap (5.0); the
+    // environment users have no training row before (module note).
+    let (n_users, items) = (w.spec.n_users() as u32, 10u32);
+    let served: Vec<(u32, Vec<u32>, Vec<f64>)> =
+        (0..n_users).map(|u| (u, (0..items).collect(), vec![5.0; items as usize])).collect();
+    let grown = w.with_logged_episodes(served.iter().map(|(u, i, r)| (*u, &i[..], &r[..])));
+    let new_rows = dsrm_models::Interactions {
+        n_users: w.train_full.n_users,
+        n_items: w.train_full.n_items,
+        user: served.iter().flat_map(|(u, i, _)| i.iter().map(move |_| *u)).collect(),
+        item: served.iter().flat_map(|(_, i, _)| i.clone()).collect(),
+        target: vec![5.0; (n_users * items) as usize],
+    };
+    let refit = IncrementalRefit { epochs: 5, replay: 1.0 };
+    tch::set_num_threads(1);
+    let run = || UserModelEnsemble::continue_on(&previous, &grown, &new_rows, &refit, 9, &mut |_, _, _| {}).unwrap();
+    let after = run();
+
+    // The served cells move up towards 5, clearly more than the cells of the items nobody was served.
+    let n_items = w.spec.n_items();
+    let mean_over = |pred: &[f32], served: bool| {
+        let cells: Vec<f64> = (0..n_users as usize)
+            .flat_map(|u| (0..n_items).map(move |i| (u, i)))
+            .filter(|&(_, i)| (i < items as usize) == served)
+            .map(|(u, i)| f64::from(pred[u * n_items + i]))
+            .collect();
+        cells.iter().sum::<f64>() / cells.len() as f64
+    };
+    let served_gain = mean_over(after.pred(), true) - mean_over(base.pred(), true);
+    let other_change = mean_over(after.pred(), false) - mean_over(base.pred(), false);
+    assert!(served_gain > 0.2 && served_gain > 3.0 * other_change.abs(), "{served_gain} vs {other_change}");
+
+    // The ensemble now belongs to the grown log and says how it got there.
+    assert_eq!(after.data(), &dsrm_world::ensemble::DataId::of(&grown).unwrap());
+    let record = &after.refits()[0];
+    assert_eq!((record.new_rows, record.replay_rows, record.epochs), (600, 600, 5));
+    assert_eq!(record.from_data, base.data().hash);
+    assert!(after.history().iter().all(|h| h.len() == 4 + 5), "{:?}", after.history());
+    let path = dir.path().join("round-1.bin");
+    after.save(&path).unwrap();
+    let back = UserModelEnsemble::load(&path, &grown).unwrap();
+    assert_eq!((back.pred(), back.refits()), (after.pred(), after.refits()));
+    // The previous file belongs to the old log: loading it for the grown one is refused, continuing it is not.
+    assert!(UserModelEnsemble::load(&previous, &grown).is_err());
+
+    // Seeded: the same inputs give the same ensemble, another seed another one.
+    assert_eq!(run().pred(), after.pred());
+    let other = UserModelEnsemble::continue_on(&previous, &grown, &new_rows, &refit, 10, &mut |_, _, _| {}).unwrap();
+    assert_ne!(other.pred(), after.pred());
+    // Rows of another shape, or settings that cannot refit, are errors.
+    let wrong = dsrm_models::Interactions { n_items: new_rows.n_items + 1, ..new_rows.clone() };
+    let err = UserModelEnsemble::continue_on(&previous, &grown, &wrong, &refit, 9, &mut |_, _, _| {}).unwrap_err();
+    assert!(err.to_string().contains("new rows of"), "{err}");
+    let bad = IncrementalRefit { epochs: 0, ..refit };
+    assert!(UserModelEnsemble::continue_on(&previous, &grown, &new_rows, &bad, 9, &mut |_, _, _| {}).is_err());
+}
+
+#[test]
 fn training_is_deterministic_for_a_seed_and_any_number_of_workers() {
     let cfg = EnsembleConfig { n_models: 2, model: DeepFmConfig { epochs: 1, ..quick().model }, ..quick() };
     let a = train(&cfg, 11);

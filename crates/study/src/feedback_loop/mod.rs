@@ -50,6 +50,7 @@ use crate::provenance::{Provenance, Seeds, WorldSummary};
 use crate::world_model::{reward_model, MfCache, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::{evaluate, EvalConfig, EvalRun, MetricInputs, Mode};
+use dsrm_models::Interactions;
 use dsrm_policy::heuristics::HeuristicConfig;
 use dsrm_policy::{Policy, Selection};
 use dsrm_report::RoundRecord;
@@ -57,6 +58,7 @@ use dsrm_sim::mechanisms::conformity;
 use dsrm_sim::world::WorldConfig;
 use dsrm_sim::{EnvConfig, Mechanisms, Population, World};
 use dsrm_train::{ProgressEvent, TrainConfig, TrainSummary};
+use dsrm_world::{IncrementalRefit, UserModelEnsemble};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -91,6 +93,10 @@ pub struct LoopFile {
     /// the loop's own data weigh in, as on a young platform or a fresh catalogue.
     #[serde(default = "whole")]
     pub initial_log_fraction: f64,
+    /// `[ensemble_refit]`: how a DeepFM-ensemble world model (DORL's) is refitted in the rounds after the first.
+    /// Default: from scratch on the round's whole log, as in round 0.
+    #[serde(default, skip_serializing_if = "EnsembleRefit::is_default")]
+    pub ensemble_refit: EnsembleRefit,
     #[serde(default)]
     pub data: DataConfig,
     #[serde(default)]
@@ -132,6 +138,51 @@ pub struct LoopSchedule {
     /// its own setting.
     #[serde(default)]
     pub mask_shown: bool,
+}
+
+/// `[ensemble_refit]` of a loop file. An MF world model is always refitted from scratch (seconds); this table is
+/// about the DeepFM ensemble, whose fit from scratch costs about 10 minutes of a core per round and seed on
+/// full-size synthetic KuaiRec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleRefit {
+    /// `"scratch"` (default): the ensemble is trained anew on the round's whole log, like round 0's.
+    /// `"incremental"`: the previous round's members continue on the rows served since, plus replayed rows of
+    /// the whole log, for `epochs` passes (`dsrm_world::refit`).
+    #[serde(default)]
+    pub mode: RefitMode,
+    /// Incremental: passes over the new and replayed rows. Default 1.
+    #[serde(default = "one")]
+    pub epochs: usize,
+    /// Incremental: replayed rows of the whole log per new row. Default 1.
+    #[serde(default = "whole")]
+    pub replay: f64,
+}
+
+/// How [`EnsembleRefit`] refits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefitMode {
+    #[default]
+    Scratch,
+    Incremental,
+}
+
+impl Default for EnsembleRefit {
+    fn default() -> Self {
+        Self { mode: RefitMode::Scratch, epochs: 1, replay: 1.0 }
+    }
+}
+
+impl EnsembleRefit {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The incremental refit's settings.
+    fn incremental(&self) -> IncrementalRefit {
+        IncrementalRefit { epochs: self.epochs, replay: self.replay }
+    }
 }
 
 /// `[methods.loop]`: one method's own loop settings.
@@ -190,6 +241,10 @@ impl LoopFile {
             bail!("{}: initial_log_fraction must lie in (0, 1], got {}", path.display(), file.initial_log_fraction);
         }
         file.mechanisms.validate().with_context(|| path.display().to_string())?;
+        file.ensemble_refit
+            .incremental()
+            .validate()
+            .with_context(|| format!("{}: [ensemble_refit]", path.display()))?;
         for m in &file.methods {
             if m.heuristic.is_some() == m.train.is_some() {
                 bail!("{}: method {:?} needs exactly one of `heuristic` or `train`", path.display(), m.name);
@@ -302,14 +357,21 @@ pub fn run(config: &Path, req: &LoopRequest, run_dir: &Path, progress: Progress)
         .map(|m| m.name.as_str())
         .collect();
     if !ensembles.is_empty() {
-        note(
-            progress,
-            format!(
-                "note: the loop refits the world model every round; a DeepFM ensemble ({}) takes long, \
-                 `reward = \"mf\"` is quick",
+        let line = match file.ensemble_refit.mode {
+            RefitMode::Scratch => format!(
+                "note: the loop refits the world model every round; a DeepFM ensemble ({}) takes long from scratch, \
+                 `[ensemble_refit] mode = \"incremental\"` continues it on each round's new rows",
                 ensembles.join(", ")
             ),
-        );
+            RefitMode::Incremental => format!(
+                "note: the DeepFM ensembles ({}) are trained in round 0 and then continued on each round's new rows \
+                 ({} pass(es), {} replayed rows per new row)",
+                ensembles.join(", "),
+                file.ensemble_refit.epochs,
+                file.ensemble_refit.replay
+            ),
+        };
+        note(progress, line);
     }
     let out = run_dir.join(dsrm_report::LOOP_DIR);
     // Finished rounds are reused, so rounds made under other settings must not be: refuse them before loading
@@ -420,6 +482,8 @@ fn run_method(
         .with_context(|| format!("{}: the loop's users", method.name))?;
     let selection = method.loop_settings.as_ref().and_then(|l| l.selection).unwrap_or(Selection::Sampled);
     let mut records = Vec::new();
+    // What the previous round served (the rows its log gained), for an incremental refit of an ensemble.
+    let mut previous_served: Vec<Served> = Vec::new();
     for round in 0..file.rounds {
         world.spec.rewards = users.truth().clone();
         let round_dir = dir.join(format!("round-{round}"));
@@ -431,7 +495,8 @@ fn run_method(
             let next = logged_world(&world, &served);
             (record, served, next)
         } else {
-            let (mut fitted, deployed_epoch) = fit(file, &world, method, seed, round, dir, progress)
+            let new_rows = served_rows(&world, &previous_served);
+            let (mut fitted, deployed_epoch) = fit(file, &world, &new_rows, method, seed, round, dir, progress)
                 .with_context(|| format!("{} seed {seed} round {round}", method.name))?;
             let (trajectories, metrics) = deploy(file, &world, inputs, fitted.policy(), selection, seed, round);
             if let Some(e) = fitted.take_error() {
@@ -469,8 +534,23 @@ fn run_method(
         records.push(record);
         users.consume(served.iter().map(|s| (s.user, &s.items[..])));
         world = next;
+        previous_served = served;
     }
     Ok(records)
+}
+
+/// The rows `served` added to `world`'s log (logged rewards), in `world.train_full`'s shape.
+fn served_rows(world: &World, served: &[Served]) -> Interactions {
+    let mut rows =
+        Interactions { n_users: world.train_full.n_users, n_items: world.train_full.n_items, ..Default::default() };
+    for s in served {
+        for (&item, &reward) in s.items.iter().zip(s.logged()) {
+            rows.user.push(s.user);
+            rows.item.push(item);
+            rows.target.push(reward);
+        }
+    }
+    rows
 }
 
 /// `world` after `served` joined its log with the logged rewards.
@@ -491,10 +571,13 @@ fn keep_checkpoint(from: &Path, epochs_dir: &Path, epoch: usize) -> Result<()> {
 }
 
 /// The method fitted on this round's log, ready to serve, and for an RL agent the epoch it deploys: the
-/// validation-selected one of [`TrainSummary::selected_epoch`].
+/// validation-selected one of [`TrainSummary::selected_epoch`]. `new_rows` are the rows the log gained in the
+/// previous round (an incremental ensemble refit trains on them).
+#[allow(clippy::too_many_arguments)]
 fn fit(
     file: &LoopFile,
     world: &World,
+    new_rows: &Interactions,
     method: &MethodConfig,
     seed: u64,
     round: usize,
@@ -553,8 +636,14 @@ fn fit(
         let epoch = meta["epoch"].as_u64().with_context(|| format!("{}: no epoch in its metadata", path.display()))?;
         keep_checkpoint(&path, &epochs_dir, epoch as usize)?;
     }
-    // The world model is refitted on this round's log (never reloaded from an earlier round).
+    // The world model is refitted on this round's log: from scratch (never reloaded from an earlier round), or for a
+    // DeepFM ensemble under `[ensemble_refit] mode = "incremental"` continued from the previous round's, written
+    // here as the round's world model before `reward_model` reads it.
     let world_model = WorldModelConfig { checkpoint: None, ..file.world_model_of(method).clone() };
+    if round > 0 && file.ensemble_refit.mode == RefitMode::Incremental && world_model.reward.uses_ensemble() {
+        let label = format!("{} seed {seed} round {round}", method.name);
+        continue_ensemble(file, world, new_rows, dir, round, &run_dir, &label, seed, progress)?;
+    }
     // Round 0's log is the data set's, shared by every method and seed; later rounds' logs are one run's own.
     let mf_cache = if round == 0 { MfCache::Use } else { MfCache::Skip };
     let (reward, embeddings) =
@@ -592,6 +681,55 @@ fn fit(
     let policy = dsrm_train::load_trained(&cfg, world, pretrained(), &deployed)?;
     Ok((Fitted::Agent(policy), Some(epoch)))
 }
+
+/// Writes `run_dir/world_model.bin`: the previous round's ensemble continued on this round's log by an incremental
+/// refit on `new_rows` (`dsrm_world::refit`), seeded by (seed, round). A round that has it (resumed) keeps it.
+#[allow(clippy::too_many_arguments)]
+fn continue_ensemble(
+    file: &LoopFile,
+    world: &World,
+    new_rows: &Interactions,
+    dir: &Path,
+    round: usize,
+    run_dir: &Path,
+    label: &str,
+    seed: u64,
+    progress: Progress,
+) -> Result<()> {
+    let saved = run_dir.join(WORLD_MODEL_FILE);
+    if saved.exists() {
+        return Ok(());
+    }
+    let previous = dir.join(format!("round-{}", round - 1)).join("agent").join(WORLD_MODEL_FILE);
+    let refit = file.ensemble_refit.incremental();
+    let passes = refit.epochs as u64;
+    begin(
+        progress,
+        format!("{label}: continuing the user-model ensemble on {} new rows", new_rows.len()),
+        Some(passes),
+    );
+    let continued = UserModelEnsemble::continue_on(
+        &previous,
+        world,
+        new_rows,
+        &refit,
+        (seed << 16) | round as u64,
+        &mut |m, e, loss| {
+            progress(Event::Message(format!("model {} pass {} loss {loss:.4}", m + 1, e + 1)));
+            if m == 0 {
+                progress(Event::Advance(1));
+            }
+        },
+    );
+    progress(Event::End);
+    let continued = continued.with_context(|| format!("{label}: continuing {}", previous.display()))?;
+    std::fs::create_dir_all(run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    continued.save(&saved).with_context(|| format!("saving {}", saved.display()))?;
+    Ok(())
+}
+
+/// Where a round's RL agent keeps its world model (`reward_model` writes and reads it there).
+const WORLD_MODEL_FILE: &str = "world_model.bin";
 
 /// Replaces `run_dir`'s DSRM stage (the previous round's) by the same stage refitted on `world`'s log for `epochs`
 /// denoiser epochs, continuing from its weights (`DsrmModel::refit`; training seed: the stage's plus the round).
@@ -976,6 +1114,65 @@ mod tests {
             assert!(agent.join("world_model.bin").exists(), "round {round}: no ensemble in {}", agent.display());
             let mf = refitted.join(format!("loop/dsrm-a2c/seed-1/round-{round}/agent/world_model.bin"));
             assert!(!mf.exists(), "the MF world model is not saved as an ensemble");
+        }
+    }
+
+    #[test]
+    fn an_incremental_ensemble_refit_continues_the_previous_rounds_members_on_the_rows_served_since() {
+        let _torch = dsrm_nn::runtime::exclusive();
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let config_with = |name: &str, refit: &str| -> PathBuf {
+            let config = dir.path().join(format!("{name}.toml"));
+            let text = format!(
+                "seeds = [1]\nrounds = 3\nserved_episodes = 20\nwarm_start = true\n{refit}\n\
+                 [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[eval]\nepisodes = 10\n\
+                 [[methods]]\nname = \"dorl\"\n[methods.train]\nepochs = 1\nsteps_per_epoch = 60\nparallel_envs = 10\n\
+                 [methods.world_model]\nreward = \"dorl\"\n[methods.world_model.ensemble]\nn_models = 2\n\
+                 [methods.world_model.ensemble.model]\nepochs = 1\n"
+            );
+            std::fs::write(&config, text).unwrap();
+            config
+        };
+        // Settings that cannot refit are refused when the file is read, naming the table.
+        let bad = config_with("bad", "[ensemble_refit]\nmode = \"incremental\"\nreplay = -1.0");
+        let err = format!("{:#}", LoopFile::load(&bad).unwrap_err());
+        assert!(err.contains("[ensemble_refit]") && err.contains("replay"), "{err}");
+        let typo = config_with("typo", "[ensemble_refit]\nmode = \"incremental\"\npasses = 2");
+        assert!(LoopFile::load(&typo).is_err(), "unknown keys are errors");
+
+        let run_with = |name: &str, refit: &str| -> PathBuf {
+            let out = dir.path().join(name);
+            run(&config_with(name, refit), &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
+            out
+        };
+        let scratch = run_with("scratch", "");
+        let incremental = run_with("incremental", "[ensemble_refit]\nmode = \"incremental\"\nepochs = 2");
+        let agent = |out: &Path, round: usize| out.join(format!("loop/dorl/seed-1/round-{round}/agent"));
+        let ensemble = |out: &Path, round: usize| {
+            let path = agent(out, round).join(WORLD_MODEL_FILE);
+            let (_, meta) = dsrm_nn::checkpoint::load(&path).unwrap();
+            (std::fs::read(&path).unwrap(), meta)
+        };
+        let served_rows = |out: &Path, round: usize| -> usize {
+            let path = out.join(format!("loop/dorl/seed-1/round-{round}/served.jsonl"));
+            read_served(&path).unwrap().iter().map(|s| s.items.len()).sum()
+        };
+        assert_eq!(ensemble(&scratch, 0).0, ensemble(&incremental, 0).0, "round 0 trains the same ensemble");
+        assert!(ensemble(&scratch, 1).1.get("refits").is_none(), "from scratch: no refit recorded");
+        for round in 1..3 {
+            let (bytes, meta) = ensemble(&incremental, round);
+            assert_ne!(bytes, ensemble(&scratch, round).0, "round {round}: continued, not trained anew");
+            let refits = meta["refits"].as_array().unwrap();
+            assert_eq!(refits.len(), round, "round {round} continues round {}'s, which continued ...", round - 1);
+            let last = &refits[round - 1];
+            assert_eq!(last["new_rows"].as_u64().unwrap() as usize, served_rows(&incremental, round - 1));
+            assert_eq!(last["epochs"], 2);
+            assert_eq!(last["from_data"], ensemble(&incremental, round - 1).1["data"]["hash"]);
+            // Each member went on from where the previous round left it: 1 epoch in round 0, then 2 per round.
+            assert!(meta["history"].as_array().unwrap().iter().all(|h| h.as_array().unwrap().len() == 1 + 2 * round));
         }
     }
 
