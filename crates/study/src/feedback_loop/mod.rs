@@ -886,6 +886,14 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// The tiny synthetic KuaiRec set, generated in `dir/tiny`.
+    fn tiny_data(dir: &Path) -> PathBuf {
+        let data = dir.join("tiny");
+        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
+        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        data
+    }
+
     fn write_config(dir: &Path, data: &Path) -> PathBuf {
         let text = format!(
             "seeds = [1, 2]\nrounds = 3\nserved_episodes = 40\nwarm_start = true\nepochs_per_round = 1\ninitial_log_fraction = 0.5\n\
@@ -969,9 +977,7 @@ mod tests {
     fn the_loop_deploys_the_validation_selected_epoch() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("tiny");
-        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
-        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let data = tiny_data(dir.path());
         let text = format!(
             "seeds = [1]\nrounds = 1\nserved_episodes = 40\n[data]\ndataset = \"kuairec\"\ndir = {data:?}\n\
              [eval]\nepisodes = 10\n[world_model]\nreward = \"mf\"\n\
@@ -1041,9 +1047,7 @@ mod tests {
     fn the_mechanisms_drive_mf_greedy_to_concentrate_and_their_absence_does_not() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("tiny");
-        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
-        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let data = tiny_data(dir.path());
         let text = format!(
             "seeds = [1]\nrounds = 5\nserved_episodes = 300\ninitial_log_fraction = 0.05\n\
              [data]\ndataset = \"kuairec\"\ndir = {data:?}\n[env]\npreset = \"dsrm-hrl-paper\"\n[eval]\nepisodes = 10\n\
@@ -1080,9 +1084,7 @@ mod tests {
     fn a_warm_loop_refits_the_dsrm_stage_each_round_and_reads_a_methods_own_world_model() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("tiny");
-        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
-        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let data = tiny_data(dir.path());
         let run_with = |refit: usize| -> PathBuf {
             let config = dir.path().join(format!("loop-{refit}.toml"));
             let text = format!(
@@ -1121,9 +1123,7 @@ mod tests {
     fn an_incremental_ensemble_refit_continues_the_previous_rounds_members_on_the_rows_served_since() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("tiny");
-        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
-        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let data = tiny_data(dir.path());
         let config_with = |name: &str, refit: &str| -> PathBuf {
             let config = dir.path().join(format!("{name}.toml"));
             let text = format!(
@@ -1180,9 +1180,7 @@ mod tests {
     fn a_warm_started_round_continues_from_the_previous_rounds_selected_epoch() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("tiny");
-        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
-        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let data = tiny_data(dir.path());
         let config = dir.path().join("loop.toml");
         let write = |rounds: usize| {
             let text = format!(
@@ -1229,9 +1227,7 @@ mod tests {
     fn loop_runs_rounds_grows_the_log_and_resumes() {
         let _torch = dsrm_nn::runtime::exclusive();
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("tiny");
-        let cfg = dsrm_data::synth::SynthConfig::for_size(dsrm_data::synth::SynthSize::Tiny);
-        dsrm_data::synth::generate(&cfg, 0, &data, &mut |_, _, _| {}).unwrap();
+        let data = tiny_data(dir.path());
         let config = write_config(dir.path(), &data);
         let out = dir.path().join("run");
         run(&config, &LoopRequest::default(), &out, &crate::progress::quiet).unwrap();
