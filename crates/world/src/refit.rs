@@ -2,8 +2,8 @@
 //! `[ensemble_refit] mode = "incremental"`; `docs/guide.md`, feedback loop).
 //!
 //! A loop round adds a few thousand served rows to a log of up to millions. Training DORL's five DeepFMs from
-//! scratch on the whole log every round costs as much as the first fit (on full-size synthetic KuaiRec about
-//! 10 minutes of a core per round and seed, ten rounds and five seeds per method); platforms update such models
+//! scratch on the whole log every round costs as much as the first fit (on full-size synthetic KuaiRec 6–8 min
+//! per round and seed, measured for round 0 in `docs/benchmarks.md` §2; ten rounds and five seeds per method); platforms update such models
 //! incrementally, and so does this refit:
 //!
 //! ```text

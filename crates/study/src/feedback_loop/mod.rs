@@ -141,8 +141,8 @@ pub struct LoopSchedule {
 }
 
 /// `[ensemble_refit]` of a loop file. An MF world model is always refitted from scratch (seconds); this table is
-/// about the DeepFM ensemble, whose fit from scratch costs about 10 minutes of a core per round and seed on
-/// full-size synthetic KuaiRec.
+/// about the DeepFM ensemble, whose fit from scratch costs 6–8 min per round and seed on full-size
+/// synthetic KuaiRec (`docs/benchmarks.md` §2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnsembleRefit {
