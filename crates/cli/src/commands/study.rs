@@ -65,7 +65,7 @@ pub fn run(command: StudyCommand) -> Result<()> {
         train_exe: std::env::current_exe().context("finding the dsrm executable")?,
     };
     let outcome = paper::run(&request, &output::progress())?;
-    for t in outcome.tables.iter().filter(|t| t.name == "table2" || t.name == "table3") {
+    for t in outcome.tables.iter().filter(|t| ["table2", "table3", "cost"].contains(&t.name.as_str())) {
         output::print_paper_table(t);
     }
     print_verdicts(&outcome.verdicts);

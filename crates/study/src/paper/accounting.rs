@@ -20,6 +20,9 @@ pub struct RunCompute {
     pub train_episodes: f64,
     /// Seconds collecting and updating (evaluation excluded).
     pub train_s: f64,
+    /// Seconds of the run's epochs, evaluation included (`wall_s` of `timing.jsonl`; the DSRM stage's
+    /// pretraining and the run's set-up are not in it).
+    pub wall_s: f64,
     /// Seconds of the DSRM stage's pretraining (0 without a stage, or when the stage was loaded).
     pub dsrm_s: f64,
     /// Gradient updates of the DSRM stage's pretraining (minibatches), counted apart.
@@ -67,6 +70,7 @@ pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
                 grad_updates: sum(|r| r.grad_updates),
                 train_episodes: sum(|r| r.train_episodes),
                 train_s: sum(|r| r.train_s),
+                wall_s: sum(|r| r.wall_s),
                 dsrm_s: sum(|r| r.dsrm_s),
                 dsrm_updates: sum(|r| r.dsrm_updates),
                 filter_read: sum(|r| r.filter_read),
@@ -89,6 +93,7 @@ pub fn read_run(dir: &Path) -> Result<RunCompute> {
         grad_updates: total("grad_updates"),
         train_episodes: total("train_episodes"),
         train_s: total("train_s"),
+        wall_s: total("wall_s"),
         ..RunCompute::default()
     };
     let usage = dir.join(dsrm_train::HISTORY_FILTER_USAGE_FILE);
@@ -158,7 +163,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let line = |epoch: u64, steps: u64| {
             format!(
-                "{{\"epoch\":{epoch},\"env_steps\":{steps},\"grad_updates\":4,\"train_episodes\":10,\"train_s\":0.5}}\n"
+                "{{\"epoch\":{epoch},\"env_steps\":{steps},\"grad_updates\":4,\"train_episodes\":10,\"train_s\":0.5,\"wall_s\":0.75}}\n"
             )
         };
         // Epoch 2 was cut and rerun after a resume: its second line wins.
@@ -168,6 +173,7 @@ mod tests {
             .unwrap();
         let r = read_run(dir.path()).unwrap();
         assert_eq!((r.env_steps, r.grad_updates, r.train_episodes, r.train_s), (210.0, 8.0, 20.0, 1.0));
+        assert_eq!(r.wall_s, 1.5, "evaluation included, epoch 2 once");
         // An offline learner's steps are logged transitions, not environment steps.
         std::fs::write(dir.path().join("summary.json"), "{\"training_reward\": \"offline: 12 logged transitions\"}")
             .unwrap();

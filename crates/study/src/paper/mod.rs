@@ -7,7 +7,8 @@
 //!     RUN/max-len-L/  <- dsrm experiment (methods x seeds; resumable)
 //! for each extra θ_p of the sensitivity:     (Max Len 30, a few rows)
 //!     RUN/theta-p-θ/  <- dsrm experiment
-//! RUN/tables/     <- table2, table3, steps, table4, sensitivity (.md, .csv), compute per row (accounting.rs)
+//! RUN/tables/     <- table2, table3, steps, table4, cost, sensitivity (.md, .csv), compute per row and the study's
+//!                    job-hours (accounting.rs)
 //! RUN/verdicts.*  <- the paper's claims, one-sided Welch tests, Holm-corrected per table (verdicts.rs)
 //! RUN/plots/      <- Len and R_cum against AD_share and 1 − Gini (plots.rs)
 //! RUN/report.md   <- all of it with the paper's reported figures beside (reference.rs); each experiment's own

@@ -247,6 +247,7 @@ pub fn write_all(out: &Path, setting: &Setting, parts: &[(Part, Summary)], compu
         main_table(setting, &mains, compute, "table3", Ref::Ablation, Some(&setting.file.ablation)),
         steps_table(setting, &mains, compute),
         cost_table(setting, &mains, compute),
+        study_cost_table(setting, parts, compute),
     ];
     if let Some(t) = sensitivity_table(setting, parts) {
         tables.push(t);
@@ -425,6 +426,74 @@ fn cost_table(setting: &Setting, parts: &[&(Part, Summary)], compute: &Compute) 
                  Offline rows (BCQ) play no episode. DSRM pretraining is counted apart. The paper's seconds are \
                  on its own hardware.",
                 setting.file.budget.paper_episodes
+            ),
+            format!("Data: {}.", setting.data_line()),
+        ],
+    }
+}
+
+/// What the study's finished learned runs cost, per part and in all: job-hours (one job = one training
+/// process on one core) of training, evaluation and DSRM pretraining, summed over every run, sweep points and
+/// the sensitivity parts included. The measured side of the study's wall-time goal.
+fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Compute) -> Table {
+    let header = ["part", "Max Len", "learned runs", "training h", "evaluation h", "DSRM pretraining h", "job-hours"]
+        .map(String::from)
+        .to_vec();
+    let hours = |s: f64| Cell::Num((s / 36.0).round() / 100.0);
+    let mut rows = Vec::new();
+    let mut all = (0usize, 0.0, 0.0, 0.0);
+    for (part, _) in parts {
+        let name = part_name(part);
+        let (mut runs, mut train, mut eval, mut dsrm) = (0usize, 0.0, 0.0, 0.0);
+        for ((p, _), c) in compute.iter().filter(|((p, _), _)| *p == name) {
+            debug_assert_eq!(p, &name);
+            let n = c.runs as f64;
+            runs += c.runs;
+            train += c.mean.train_s * n;
+            eval += (c.mean.wall_s - c.mean.train_s).max(0.0) * n;
+            dsrm += c.mean.dsrm_s * n;
+        }
+        if runs == 0 {
+            continue;
+        }
+        all = (all.0 + runs, all.1 + train, all.2 + eval, all.3 + dsrm);
+        rows.push(vec![
+            Cell::Text(name),
+            Cell::Num(part.max_len as f64),
+            Cell::Num(runs as f64),
+            hours(train),
+            hours(eval),
+            hours(dsrm),
+            hours(train + eval + dsrm),
+        ]);
+    }
+    if rows.len() > 1 {
+        let (runs, train, eval, dsrm) = all;
+        rows.push(vec![
+            Cell::Text("all".into()),
+            Cell::Missing,
+            Cell::Num(runs as f64),
+            hours(train),
+            hours(eval),
+            hours(dsrm),
+            hours(train + eval + dsrm),
+        ]);
+    }
+    let total = all.1 + all.2 + all.3;
+    Table {
+        name: "cost".into(),
+        title: format!("Study cost: measured job-hours — {}", setting.label),
+        header,
+        rows,
+        notes: vec![
+            format!(
+                "Summed over the finished learned runs (`timing.jsonl`: each epoch's training and evaluation; \
+                 `dsrm_timing.json`: the DSRM stage), as measured on this machine (per-run seconds grow with the \
+                 load). Not counted: each run's set-up (loading the data, the MF world model), the completion of the \
+                 ground truth, DORL's DeepFM ensemble and the heuristic rows. At {} at a time on as many cores, the \
+                 finished runs alone take at least {:.2} h of elapsed time.",
+                if setting.jobs == 1 { "1 job".to_string() } else { format!("{} jobs", setting.jobs) },
+                total / 3600.0 / setting.jobs.max(1) as f64
             ),
             format!("Data: {}.", setting.data_line()),
         ],

@@ -143,9 +143,12 @@ fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
         "{}",
         t4.markdown()
     );
+    // The study's cost: 3 runs x 50 s of training; the filters' runs carry no seconds.
+    let cost = tables.iter().find(|t| t.name == "cost").unwrap().markdown();
+    assert!(cost.contains("| max-len-30 | 30 | 9 | 0.040 | 0 | 0 | 0.040 |"), "{cost}");
     let t3 = tables[1].markdown();
     assert!(t3.contains("hrl-tce 0.00% (Max Len 30); hrl-rce 12.50% (Max Len 30)."), "{t3}");
-    for name in ["table2", "table3", "steps", "table4"] {
+    for name in ["table2", "table3", "steps", "table4", "cost"] {
         assert!(dir.path().join(format!("tables/{name}.md")).is_file(), "{name}");
     }
 }
@@ -160,4 +163,28 @@ fn a_row_with_an_encoder_of_its_own_is_labelled_in_the_tables() {
     let md = tables[0].markdown();
     assert!(md.contains("| 30 | sac4ir | equal; own attention encoder | 21.000"), "{md}");
     assert!(md.contains("| 30 | dnair | equal | 6.000"), "{md}");
+}
+
+#[test]
+fn the_study_cost_sums_every_finished_run_of_every_part() {
+    let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let part = |len: usize| Part { dir: dir.path().join(format!("max-len-{len}")), max_len: len, threshold: None };
+    let s = || summary(&[("dsrm-hrl", [20.0, 21.0, 22.0], [0.1; 3]), ("flat-ppo", [20.0, 21.0, 22.0], [0.1; 3])]);
+    let mut compute = accounting::Compute::new();
+    // Per run: 1,800 s training + 600 s evaluation (+ 1,200 s DSRM for dsrm-hrl), 5 runs each.
+    for (len, row, dsrm_s) in [(30, "dsrm-hrl", 1200.0), (30, "flat-ppo", 0.0), (50, "flat-ppo", 0.0)] {
+        let mean = accounting::RunCompute { train_s: 1800.0, wall_s: 2400.0, dsrm_s, ..Default::default() };
+        compute.insert((format!("max-len-{len}"), row.into()), accounting::RowCompute { mean, runs: 5 });
+    }
+    let tables = tables::write_all(dir.path(), &setting(&file), &[(part(30), s()), (part(50), s())], &compute).unwrap();
+    let cost = tables.iter().find(|t| t.name == "cost").unwrap().markdown();
+    // Max Len 30: 10 runs x (0.5 h + 1/6 h) + 5 x 1/3 h = 5 + 1.67 + 1.67 = 8.33 job-hours.
+    assert!(cost.contains("| max-len-30 | 30 | 10 | 5 | 1.670 | 1.670 | 8.330 |"), "{cost}");
+    assert!(cost.contains("| max-len-50 | 50 | 5 | 2.500 | 0.830 | 0 | 3.330 |"), "{cost}");
+    assert!(cost.contains("| all | — | 15 | 7.500 | 2.500 | 1.670 | 11.670 |"), "{cost}");
+    assert!(
+        cost.contains("At 1 job at a time on as many cores, the finished runs alone take at least 11.67 h"),
+        "{cost}"
+    );
 }
