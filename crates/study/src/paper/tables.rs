@@ -440,44 +440,30 @@ fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Comp
         .map(String::from)
         .to_vec();
     let hours = |s: f64| Cell::Num((s / 36.0).round() / 100.0);
+    // (runs, training s, evaluation s, DSRM s) -> the row's cells after its label and Max Len.
+    let cells = |(runs, train, eval, dsrm): (usize, f64, f64, f64)| {
+        vec![Cell::Num(runs as f64), hours(train), hours(eval), hours(dsrm), hours(train + eval + dsrm)]
+    };
     let mut rows = Vec::new();
     let mut all = (0usize, 0.0, 0.0, 0.0);
     for (part, _) in parts {
         let name = part_name(part);
-        let (mut runs, mut train, mut eval, mut dsrm) = (0usize, 0.0, 0.0, 0.0);
-        for ((p, _), c) in compute.iter().filter(|((p, _), _)| *p == name) {
-            debug_assert_eq!(p, &name);
+        let mut sum = (0usize, 0.0, 0.0, 0.0);
+        for (_, c) in compute.iter().filter(|((p, _), _)| *p == name) {
             let n = c.runs as f64;
-            runs += c.runs;
-            train += c.mean.train_s * n;
-            eval += (c.mean.wall_s - c.mean.train_s).max(0.0) * n;
-            dsrm += c.mean.dsrm_s * n;
+            sum.0 += c.runs;
+            sum.1 += c.mean.train_s * n;
+            sum.2 += (c.mean.wall_s - c.mean.train_s).max(0.0) * n;
+            sum.3 += c.mean.dsrm_s * n;
         }
-        if runs == 0 {
+        if sum.0 == 0 {
             continue;
         }
-        all = (all.0 + runs, all.1 + train, all.2 + eval, all.3 + dsrm);
-        rows.push(vec![
-            Cell::Text(name),
-            Cell::Num(part.max_len as f64),
-            Cell::Num(runs as f64),
-            hours(train),
-            hours(eval),
-            hours(dsrm),
-            hours(train + eval + dsrm),
-        ]);
+        all = (all.0 + sum.0, all.1 + sum.1, all.2 + sum.2, all.3 + sum.3);
+        rows.push([vec![Cell::Text(name), Cell::Num(part.max_len as f64)], cells(sum)].concat());
     }
     if rows.len() > 1 {
-        let (runs, train, eval, dsrm) = all;
-        rows.push(vec![
-            Cell::Text("all".into()),
-            Cell::Missing,
-            Cell::Num(runs as f64),
-            hours(train),
-            hours(eval),
-            hours(dsrm),
-            hours(train + eval + dsrm),
-        ]);
+        rows.push([vec![Cell::Text("all".into()), Cell::Missing], cells(all)].concat());
     }
     let total = all.1 + all.2 + all.3;
     Table {
