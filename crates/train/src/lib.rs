@@ -30,6 +30,7 @@
 //! DORL trains for 200 epochs of 100,000 steps; the default here (20,000 steps per epoch) is sized for a demo.
 
 mod config;
+mod cpu_time;
 mod run_dir;
 
 pub use config::{Budget, TrainConfig};
@@ -394,6 +395,9 @@ struct Totals {
     grad_updates: u64,
     train_s: f64,
     wall_s: f64,
+    /// The process's CPU seconds since it started (set-up included; `cpu_time`); absent where unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_s: Option<f64>,
 }
 
 impl Totals {
@@ -902,6 +906,11 @@ pub fn train_with_tracker(
         }
         let wall_s = started.elapsed().as_secs_f64();
         totals.add(steps, episodes, record.update.grad_steps as u64, train_wall, wall_s);
+        // The epoch's CPU: since the previous epoch of this process ended, or since the process started (its
+        // set-up, data loading, world models and DSRM pretraining then count in its first epoch).
+        let cpu_now = cpu_time::process_cpu_seconds();
+        let cpu_s = cpu_now.map(|now| now - totals.cpu_s.unwrap_or(0.0));
+        totals.cpu_s = cpu_now;
         let eval_episodes = eval_episodes_per_epoch(cfg);
         append_line(
             &run.timing(),
@@ -917,6 +926,7 @@ pub fn train_with_tracker(
                 "train_episodes": episodes,
                 "grad_updates": record.update.grad_steps,
                 "eval_episodes": eval_episodes,
+                "cpu_s": cpu_s,
                 "this_process": totals,
             }),
         )?;

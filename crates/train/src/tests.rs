@@ -422,6 +422,11 @@ fn an_episodes_budget_splits_over_epochs_and_every_epoch_accounts_its_compute() 
     }
     let total = &timing[2]["this_process"];
     assert_eq!(total["train_episodes"].as_u64(), Some(150));
+    // CPU seconds: each epoch's positive, and the process's total at least their sum (the process started
+    // before the run; tests share it).
+    let cpu: Vec<f64> = timing.iter().map(|t| t["cpu_s"].as_f64().expect("cpu_s on unix")).collect();
+    assert!(cpu.iter().all(|&c| c > 0.0), "{cpu:?}");
+    assert!(total["cpu_s"].as_f64().unwrap() >= cpu.iter().sum::<f64>() - 1e-9);
     assert_eq!(total["grad_updates"].as_u64(), Some(log.iter().map(|r| r.update.grad_steps as u64).sum()));
     // A budget smaller than the epochs, or on an offline learner, is refused before training.
     let bad = TrainConfig { episodes: Some(2), ..cfg.clone() };

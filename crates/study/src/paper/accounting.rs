@@ -23,6 +23,11 @@ pub struct RunCompute {
     /// Seconds of the run's epochs, evaluation included (`wall_s` of `timing.jsonl`; the DSRM stage's
     /// pretraining and the run's set-up are not in it).
     pub wall_s: f64,
+    /// CPU seconds of the run's processes (every epoch's `cpu_s`: set-up and DSRM pretraining included, load
+    /// not); 0 when `cpu_timed` is false.
+    pub cpu_s: f64,
+    /// Whether every epoch recorded its CPU seconds (runs made before `cpu_s` existed did not).
+    pub cpu_timed: bool,
     /// Seconds of the DSRM stage's pretraining (0 without a stage, or when the stage was loaded).
     pub dsrm_s: f64,
     /// Gradient updates of the DSRM stage's pretraining (minibatches), counted apart.
@@ -39,6 +44,8 @@ pub struct RowCompute {
     pub mean: RunCompute,
     /// Runs read.
     pub runs: usize,
+    /// Runs that recorded their CPU seconds (`mean.cpu_s` is their mean).
+    pub cpu_runs: usize,
 }
 
 /// (part folder, method) -> compute, for every learned row of every part.
@@ -75,8 +82,19 @@ pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
                 dsrm_updates: sum(|r| r.dsrm_updates),
                 filter_read: sum(|r| r.filter_read),
                 filter_dropped: sum(|r| r.filter_dropped),
+                cpu_s: 0.0,
+                cpu_timed: false,
             };
-            out.insert((part_name.clone(), method.clone()), RowCompute { mean, runs: runs.len() });
+            let timed: Vec<f64> = runs.iter().filter(|r| r.cpu_timed).map(|r| r.cpu_s).collect();
+            let mean = RunCompute {
+                cpu_s: timed.iter().sum::<f64>() / timed.len().max(1) as f64,
+                cpu_timed: timed.len() == runs.len(),
+                ..mean
+            };
+            out.insert(
+                (part_name.clone(), method.clone()),
+                RowCompute { mean, runs: runs.len(), cpu_runs: timed.len() },
+            );
         }
     }
     Ok(out)
@@ -94,8 +112,13 @@ pub fn read_run(dir: &Path) -> Result<RunCompute> {
         train_episodes: total("train_episodes"),
         train_s: total("train_s"),
         wall_s: total("wall_s"),
+        cpu_s: total("cpu_s"),
+        cpu_timed: by_epoch.values().all(|v| v["cpu_s"].is_number()),
         ..RunCompute::default()
     };
+    if !run.cpu_timed {
+        run.cpu_s = 0.0;
+    }
     let usage = dir.join(dsrm_train::HISTORY_FILTER_USAGE_FILE);
     if let Ok(text) = std::fs::read_to_string(&usage) {
         let by_epoch = lines_by_epoch(&usage, &text)?;
@@ -156,6 +179,37 @@ mod tests {
         let compute = collect(&[(part, summary)]).unwrap();
         let row = &compute[&(dir.path().file_name().unwrap().to_string_lossy().into_owned(), "ppo".to_string())];
         assert_eq!((row.runs, row.mean.env_steps), (2, 200.0), "the unfinished seed 3 is left out");
+        assert_eq!((row.cpu_runs, row.mean.cpu_timed), (0, false));
+    }
+
+    #[test]
+    fn cpu_seconds_are_summed_by_epoch_and_a_row_says_how_many_runs_had_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let line = |epoch: u64, cpu: Option<f64>| match cpu {
+            Some(c) => format!("{{\"epoch\":{epoch},\"env_steps\":10,\"cpu_s\":{c}}}\n"),
+            None => format!("{{\"epoch\":{epoch},\"env_steps\":10}}\n"),
+        };
+        // Seed 1: 20 s + a cut epoch 2 (5 s) rerun (30 s); seed 2: 40 s; seed 3: made before cpu_s existed.
+        let runs = [
+            (1, vec![line(1, Some(20.0)), line(2, Some(5.0)), line(2, Some(30.0))]),
+            (2, vec![line(1, Some(15.0)), line(2, Some(25.0))]),
+            (3, vec![line(1, None), line(2, None)]),
+        ];
+        for (seed, lines) in runs {
+            let run = dir.path().join("ppo").join(format!("seed-{seed}"));
+            std::fs::create_dir_all(&run).unwrap();
+            std::fs::write(run.join("timing.jsonl"), lines.concat()).unwrap();
+            std::fs::write(run.join("summary.json"), "{}").unwrap();
+        }
+        let one = read_run(&dir.path().join("ppo/seed-1")).unwrap();
+        assert_eq!((one.cpu_s, one.cpu_timed), (50.0, true), "epoch 2's last line wins");
+        let mut summary = Summary::default();
+        summary.rows.insert("ppo".into(), Default::default());
+        let part = Part { dir: dir.path().to_path_buf(), max_len: 30, threshold: None };
+        let compute = collect(&[(part, summary)]).unwrap();
+        let row = compute.values().next().unwrap();
+        assert_eq!((row.runs, row.cpu_runs), (3, 2));
+        assert_eq!((row.mean.cpu_s, row.mean.cpu_timed), (45.0, false), "the mean over the two timed runs");
     }
 
     #[test]
@@ -189,6 +243,7 @@ mod tests {
         std::fs::write(dir.path().join(dsrm_train::HISTORY_FILTER_USAGE_FILE), usage).unwrap();
         let r = read_run(dir.path()).unwrap();
         assert_eq!((r.filter_read, r.filter_dropped), (100.0, 4.0));
+        assert!(!r.cpu_timed, "lines without cpu_s: no CPU time");
         std::fs::write(dir.path().join("timing.jsonl"), "{\"epoch\": 1}\nnot json\n").unwrap();
         assert!(format!("{:#}", read_run(dir.path()).unwrap_err()).contains("line 2"));
     }

@@ -434,38 +434,73 @@ fn cost_table(setting: &Setting, parts: &[&(Part, Summary)], compute: &Compute) 
 
 /// What the study's finished learned runs cost, per part and in all: job-hours (one job = one training
 /// process on one core) of training, evaluation and DSRM pretraining, summed over every run, sweep points and
-/// the sensitivity parts included. The measured side of the study's wall-time goal.
+/// the sensitivity parts included, and the runs' CPU hours where they recorded them. The measured side of the
+/// study's wall-time goal.
 fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Compute) -> Table {
-    let header = ["part", "Max Len", "learned runs", "training h", "evaluation h", "DSRM pretraining h", "job-hours"]
-        .map(String::from)
-        .to_vec();
+    let header = [
+        "part",
+        "Max Len",
+        "learned runs",
+        "training h",
+        "evaluation h",
+        "DSRM pretraining h",
+        "job-hours",
+        "CPU-timed runs",
+        "CPU h",
+    ]
+    .map(String::from)
+    .to_vec();
     let hours = |s: f64| Cell::Num((s / 36.0).round() / 100.0);
-    // (runs, training s, evaluation s, DSRM s) -> the row's cells after its label and Max Len.
-    let cells = |(runs, train, eval, dsrm): (usize, f64, f64, f64)| {
-        vec![Cell::Num(runs as f64), hours(train), hours(eval), hours(dsrm), hours(train + eval + dsrm)]
+    // Sums over runs: (runs, training s, evaluation s, DSRM s, CPU-timed runs, CPU s).
+    type Sums = (usize, f64, f64, f64, usize, f64);
+    let add = |a: Sums, b: Sums| (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3, a.4 + b.4, a.5 + b.5);
+    let cells = |(runs, train, eval, dsrm, cpu_runs, cpu): Sums| {
+        vec![
+            Cell::Num(runs as f64),
+            hours(train),
+            hours(eval),
+            hours(dsrm),
+            hours(train + eval + dsrm),
+            Cell::Num(cpu_runs as f64),
+            if cpu_runs == 0 { Cell::Missing } else { hours(cpu) },
+        ]
     };
     let mut rows = Vec::new();
-    let mut all = (0usize, 0.0, 0.0, 0.0);
+    let mut all: Sums = (0, 0.0, 0.0, 0.0, 0, 0.0);
     for (part, _) in parts {
         let name = part_name(part);
-        let mut sum = (0usize, 0.0, 0.0, 0.0);
+        let mut sum: Sums = (0, 0.0, 0.0, 0.0, 0, 0.0);
         for (_, c) in compute.iter().filter(|((p, _), _)| *p == name) {
             let n = c.runs as f64;
-            sum.0 += c.runs;
-            sum.1 += c.mean.train_s * n;
-            sum.2 += (c.mean.wall_s - c.mean.train_s).max(0.0) * n;
-            sum.3 += c.mean.dsrm_s * n;
+            let eval = (c.mean.wall_s - c.mean.train_s).max(0.0);
+            let row =
+                (c.runs, c.mean.train_s * n, eval * n, c.mean.dsrm_s * n, c.cpu_runs, c.mean.cpu_s * c.cpu_runs as f64);
+            sum = add(sum, row);
         }
         if sum.0 == 0 {
             continue;
         }
-        all = (all.0 + sum.0, all.1 + sum.1, all.2 + sum.2, all.3 + sum.3);
+        all = add(all, sum);
         rows.push([vec![Cell::Text(name), Cell::Num(part.max_len as f64)], cells(sum)].concat());
     }
     if rows.len() > 1 {
         rows.push([vec![Cell::Text("all".into()), Cell::Missing], cells(all)].concat());
     }
     let total = all.1 + all.2 + all.3;
+    let jobs = setting.jobs.max(1) as f64;
+    let at_jobs = if setting.jobs == 1 { "1 job".to_string() } else { format!("{} jobs", setting.jobs) };
+    let mut cpu_note = format!(
+        "CPU h: the CPU seconds of the runs' processes (`cpu_s` of `timing.jsonl`: user + system, every thread, \
+         each process's set-up and DSRM pretraining included), which unlike the wall-clock columns do not grow \
+         when jobs share the cores: {} of the {} runs recorded them (runs made before the field existed did not).",
+        all.4, all.0
+    );
+    if all.4 > 0 {
+        cpu_note.push_str(&format!(
+            " At {at_jobs} on as many cores, the timed runs need at least {:.2} h of elapsed time.",
+            all.5 / 3600.0 / jobs
+        ));
+    }
     Table {
         name: "cost".into(),
         title: format!("Study cost: measured job-hours — {}", setting.label),
@@ -476,11 +511,11 @@ fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Comp
                 "Summed over the finished learned runs (`timing.jsonl`: each epoch's training and evaluation; \
                  `dsrm_timing.json`: the DSRM stage), as measured on this machine (per-run seconds grow with the \
                  load). Not counted: each run's set-up (loading the data, the MF world model), the completion of the \
-                 ground truth, DORL's DeepFM ensemble and the heuristic rows. At {} at a time on as many cores, the \
-                 finished runs alone take at least {:.2} h of elapsed time.",
-                if setting.jobs == 1 { "1 job".to_string() } else { format!("{} jobs", setting.jobs) },
-                total / 3600.0 / setting.jobs.max(1) as f64
+                 ground truth, DORL's DeepFM ensemble and the heuristic rows. At {at_jobs} at a time on as many \
+                 cores, the finished runs alone take at least {:.2} h of elapsed time.",
+                total / 3600.0 / jobs
             ),
+            cpu_note,
             format!("Data: {}.", setting.data_line()),
         ],
     }

@@ -117,7 +117,7 @@ fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
     // What the history filters dropped from their states: T-CE nothing, R-CE one interaction in eight.
     for (row, dropped) in [("hrl-tce", 0.0), ("hrl-rce", 125.0)] {
         let mean = accounting::RunCompute { filter_read: 1000.0, filter_dropped: dropped, ..Default::default() };
-        compute.insert(("max-len-30".into(), row.into()), accounting::RowCompute { mean, runs: 3 });
+        compute.insert(("max-len-30".into(), row.into()), accounting::RowCompute { mean, runs: 3, cpu_runs: 0 });
     }
     let mean = accounting::RunCompute {
         env_steps: 600_000.0,
@@ -126,7 +126,7 @@ fn tables_carry_compute_and_the_papers_figures_and_csv_splits_intervals() {
         train_s: 50.0,
         ..Default::default()
     };
-    compute.insert(("max-len-30".into(), "dsrm-hrl".into()), accounting::RowCompute { mean, runs: 3 });
+    compute.insert(("max-len-30".into(), "dsrm-hrl".into()), accounting::RowCompute { mean, runs: 3, cpu_runs: 0 });
     let tables = tables::write_all(dir.path(), &setting(&file), &[(part, s)], &compute).unwrap();
     let t2 = &tables[0];
     let md = t2.markdown();
@@ -173,18 +173,24 @@ fn the_study_cost_sums_every_finished_run_of_every_part() {
     let s = || summary(&[("dsrm-hrl", [20.0, 21.0, 22.0], [0.1; 3]), ("flat-ppo", [20.0, 21.0, 22.0], [0.1; 3])]);
     let mut compute = accounting::Compute::new();
     // Per run: 1,800 s training + 600 s evaluation (+ 1,200 s DSRM for dsrm-hrl), 5 runs each.
-    for (len, row, dsrm_s) in [(30, "dsrm-hrl", 1200.0), (30, "flat-ppo", 0.0), (50, "flat-ppo", 0.0)] {
-        let mean = accounting::RunCompute { train_s: 1800.0, wall_s: 2400.0, dsrm_s, ..Default::default() };
-        compute.insert((format!("max-len-{len}"), row.into()), accounting::RowCompute { mean, runs: 5 });
+    // CPU: 3,600 s per run where recorded — every Max Len 30 run, 2 of the 5 Max Len 50 runs.
+    for (len, row, dsrm_s, cpu_runs) in
+        [(30, "dsrm-hrl", 1200.0, 5), (30, "flat-ppo", 0.0, 5), (50, "flat-ppo", 0.0, 2)]
+    {
+        let mean =
+            accounting::RunCompute { train_s: 1800.0, wall_s: 2400.0, dsrm_s, cpu_s: 3600.0, ..Default::default() };
+        compute.insert((format!("max-len-{len}"), row.into()), accounting::RowCompute { mean, runs: 5, cpu_runs });
     }
     let tables = tables::write_all(dir.path(), &setting(&file), &[(part(30), s()), (part(50), s())], &compute).unwrap();
     let cost = tables.iter().find(|t| t.name == "cost").unwrap().markdown();
     // Max Len 30: 10 runs x (0.5 h + 1/6 h) + 5 x 1/3 h = 5 + 1.67 + 1.67 = 8.33 job-hours.
-    assert!(cost.contains("| max-len-30 | 30 | 10 | 5 | 1.670 | 1.670 | 8.330 |"), "{cost}");
-    assert!(cost.contains("| max-len-50 | 50 | 5 | 2.500 | 0.830 | 0 | 3.330 |"), "{cost}");
-    assert!(cost.contains("| all | — | 15 | 7.500 | 2.500 | 1.670 | 11.670 |"), "{cost}");
+    assert!(cost.contains("| max-len-30 | 30 | 10 | 5 | 1.670 | 1.670 | 8.330 | 10 | 10 |"), "{cost}");
+    assert!(cost.contains("| max-len-50 | 50 | 5 | 2.500 | 0.830 | 0 | 3.330 | 2 | 2 |"), "{cost}");
+    assert!(cost.contains("| all | — | 15 | 7.500 | 2.500 | 1.670 | 11.670 | 12 | 12 |"), "{cost}");
     assert!(
         cost.contains("At 1 job at a time on as many cores, the finished runs alone take at least 11.67 h"),
         "{cost}"
     );
+    assert!(cost.contains("12 of the 15 runs recorded them"), "{cost}");
+    assert!(cost.contains("the timed runs need at least 12.00 h of elapsed time"), "{cost}");
 }
