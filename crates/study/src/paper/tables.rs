@@ -510,7 +510,7 @@ fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Comp
             format!(
                 "Summed over the finished learned runs (`timing.jsonl`: each epoch's training and evaluation; \
                  `dsrm_timing.json`: the DSRM stage), as measured on this machine (per-run seconds grow with the \
-                 load). Not counted: each run's set-up (loading the data, the MF world model), the completion of the \
+                 load and through pauses). Not counted: each run's set-up (loading the data, the MF world model), the completion of the \
                  ground truth, DORL's DeepFM ensemble and the heuristic rows. At {at_jobs} at a time on as many \
                  cores, the finished runs alone take at least {:.2} h of elapsed time.",
                 total / 3600.0 / jobs
