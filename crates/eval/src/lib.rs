@@ -14,5 +14,5 @@ pub mod rollout;
 pub mod summary;
 
 pub use context::{DominantSource, MetricInputs};
-pub use mode::Mode;
+pub use mode::{Mode, ModeName};
 pub use rollout::{evaluate, EvalConfig, EvalRun, ModeResult, Trajectory};

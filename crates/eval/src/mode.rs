@@ -35,6 +35,31 @@ impl Mode {
     }
 }
 
+/// A mode as an `[eval] modes` entry names it: `FB`, `NX_0` or `NX_k` (k = `force_length`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ModeName {
+    #[serde(rename = "FB")]
+    Free,
+    #[serde(rename = "NX_0")]
+    NoRepeat,
+    #[serde(rename = "NX_k")]
+    ForcedLength,
+}
+
+impl ModeName {
+    /// The anchors' three modes, in their order (the default of `[eval] modes`).
+    pub const ALL: [ModeName; 3] = [ModeName::Free, ModeName::NoRepeat, ModeName::ForcedLength];
+
+    /// The mode this name stands for, with `force_length` k.
+    pub fn mode(self, k: usize) -> Mode {
+        match self {
+            ModeName::Free => Mode::Free,
+            ModeName::NoRepeat => Mode::NoRepeat,
+            ModeName::ForcedLength => Mode::ForcedLength(k),
+        }
+    }
+}
+
 impl std::fmt::Display for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.key())

@@ -5,7 +5,7 @@
 //! between policies are not user-sampling noise). The policy gets its own stream.
 
 use crate::context::{DominantSource, MetricInputs};
-use crate::mode::Mode;
+use crate::mode::{Mode, ModeName};
 use dsrm_metrics::{Episode, MetricSet};
 use dsrm_policy::{ItemMask, Observation, Policy, PolicyRng, Selection};
 use dsrm_sim::{Ending, Env, EnvSpec, UserStream, UserStreamKind};
@@ -27,6 +27,35 @@ pub struct EvalConfig {
     /// Generator of episode users: `chacha` (default) or `python` (CPython's `random.randint` stream for
     /// the seed, as the anchors draw users).
     pub user_stream: UserStreamKind,
+    /// The modes evaluated: any of `FB`, `NX_0`, `NX_k`, default all three. Each mode has its own user and
+    /// policy streams, so leaving modes out changes none of the others' numbers, only the time evaluation
+    /// takes (a study that reads NX_0 alone evaluates a third of the episodes). Training selects its epoch on
+    /// NX_0, so a training run needs it.
+    #[serde(skip_serializing_if = "is_all_modes")]
+    pub modes: Vec<ModeName>,
+}
+
+/// Leaves the default out of written configs, so configs written before the setting existed read the same.
+fn is_all_modes(modes: &[ModeName]) -> bool {
+    modes == ModeName::ALL
+}
+
+impl EvalConfig {
+    /// The modes to evaluate, in the anchors' order (FB, NX_0, NX_k), whatever order the config lists them in.
+    pub fn modes(&self) -> Vec<Mode> {
+        ModeName::ALL.iter().filter(|m| self.modes.contains(m)).map(|m| m.mode(self.force_length)).collect()
+    }
+
+    /// Why these settings cannot run: no mode, or a mode named twice (`None` when they can).
+    pub fn modes_problem(&self) -> Option<String> {
+        if self.modes.is_empty() {
+            return Some("[eval] modes is empty: expected one or more of \"FB\", \"NX_0\", \"NX_k\"".into());
+        }
+        let mut seen = self.modes.clone();
+        seen.sort();
+        seen.dedup();
+        (seen.len() != self.modes.len()).then(|| format!("[eval] modes names a mode twice: {:?}", self.modes))
+    }
 }
 
 impl Default for EvalConfig {
@@ -37,6 +66,7 @@ impl Default for EvalConfig {
             selections: vec![Selection::Sampled, Selection::Argmax],
             mcd_dominant: DominantSource::default(),
             user_stream: UserStreamKind::default(),
+            modes: ModeName::ALL.to_vec(),
         }
     }
 }
@@ -143,4 +173,25 @@ pub fn evaluate(
     let episodes: Vec<Episode> = trajectories.iter().map(|t| t.episode.clone()).collect();
     let metrics = dsrm_metrics::compute(&episodes, &inputs.context());
     ModeResult { mode, selection, trajectories, metrics }
+}
+
+#[cfg(test)]
+mod mode_setting_tests {
+    use super::*;
+
+    #[test]
+    fn modes_keep_the_anchors_order_and_bad_lists_are_named() {
+        let cfg: EvalConfig = serde_json::from_str(r#"{"force_length": 7, "modes": ["NX_k", "NX_0"]}"#).unwrap();
+        assert_eq!(cfg.modes(), [Mode::NoRepeat, Mode::ForcedLength(7)]);
+        assert_eq!(cfg.modes_problem(), None);
+        assert_eq!(EvalConfig::default().modes(), Mode::standard(10), "all three by default");
+        let twice = EvalConfig { modes: vec![ModeName::Free, ModeName::Free], ..Default::default() };
+        assert!(twice.modes_problem().unwrap().contains("twice"));
+        let none = EvalConfig { modes: vec![], ..Default::default() };
+        assert!(none.modes_problem().unwrap().contains("expected one or more"));
+        let err = serde_json::from_str::<EvalConfig>(r#"{"modes": ["NX_10"]}"#).unwrap_err().to_string();
+        assert!(err.contains("NX_10") && err.contains("NX_k"), "{err}");
+        // The default is left out of written configs (they read as before the setting existed).
+        assert!(!serde_json::to_string(&EvalConfig::default()).unwrap().contains("modes"));
+    }
 }

@@ -98,7 +98,7 @@ pub fn baselines(cfg: &RunConfig, out: &Path, progress: Progress) -> Result<Vec<
         let suffix = if selection == cfg.eval.selections[0] { String::new() } else { format!("_{sel}") };
         dsrm_files::write_atomic(&out.join(format!("summary{suffix}.csv")), summary.to_csv().as_bytes())?;
         dsrm_files::write_json(&out.join(format!("summary{suffix}.json")), &summary)?;
-        for mode in dsrm_eval::Mode::standard(cfg.eval.force_length) {
+        for mode in cfg.eval.modes() {
             let title = format!("{} — {sel} actions, mode {mode}", label);
             markdown += &format!("## {title}\n\n{}\n", summary.to_markdown(&mode.key()));
             if selection == cfg.eval.selections[0] {

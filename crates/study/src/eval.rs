@@ -6,7 +6,7 @@ use crate::loading;
 use crate::progress::{begin, Event, Progress};
 use crate::provenance::{data_label, MetricsSummary, Provenance, Seeds, WorldSummary};
 use anyhow::{Context, Result};
-use dsrm_eval::{evaluate, EvalRun, MetricInputs, Mode, ModeResult};
+use dsrm_eval::{evaluate, EvalRun, MetricInputs, ModeResult};
 use dsrm_policy::heuristics::{self, HeuristicKind, TrainingContext};
 use dsrm_policy::Selection;
 use dsrm_sim::{QuitRule, World};
@@ -81,7 +81,7 @@ pub fn run_policy(
     let mut results = Vec::new();
     for &selection in &cfg.eval.selections {
         let mut policy = built.clone();
-        for mode in Mode::standard(cfg.eval.force_length) {
+        for mode in cfg.eval.modes() {
             results.push(evaluate(
                 &world.spec,
                 inputs,

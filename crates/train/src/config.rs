@@ -107,8 +107,13 @@ impl TrainConfig {
         need(self.threads >= 1 && self.torch_threads >= 1, "threads >= 1 and torch_threads >= 1");
         need(self.eval.episodes >= 1, "eval.episodes >= 1");
         need(!self.eval.selections.is_empty(), "eval.selections not empty");
+        need(
+            self.eval.modes.contains(&dsrm_eval::ModeName::NoRepeat),
+            "eval.modes includes \"NX_0\" (each epoch is selected on the validation users' NX_0 R_tra)",
+        );
         need(self.validation_fraction > 0.0 && self.validation_fraction < 1.0, "validation_fraction in (0, 1)");
         need(self.select_from_epoch <= self.epochs, "select_from_epoch <= epochs");
+        problems.extend(self.eval.modes_problem());
         problems.extend(self.algorithm.problems());
         problems.extend(self.reward_shaping.iter().flat_map(RewardShaping::problems));
         problems.extend(self.history_filter.iter().flat_map(|f| f.problems()));

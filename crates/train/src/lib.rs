@@ -413,8 +413,7 @@ impl Totals {
 /// Episodes the per-epoch evaluation plays: every mode on the validation users (headline selection) and every
 /// selection on the test users.
 fn eval_episodes_per_epoch(cfg: &TrainConfig) -> u64 {
-    let modes = 3; // FB, NX_0, NX_k
-    (cfg.eval.episodes * modes * (1 + cfg.eval.selections.len())) as u64
+    (cfg.eval.episodes * cfg.eval.modes().len() * (1 + cfg.eval.selections.len())) as u64
 }
 
 /// True when `dir` already holds a training run (a log or a checkpoint): starting afresh there is refused,
@@ -443,7 +442,7 @@ fn evaluate_epoch(
     users: Splits,
     front_point: bool,
 ) -> Result<(SplitMetrics, SplitMetrics)> {
-    let modes = Mode::standard(cfg.eval.force_length);
+    let modes = cfg.eval.modes();
     let mut jobs: Vec<(bool, Selection, Mode)> = Vec::new();
     // A front point: the headline selection on the test users only.
     let rounds = if front_point {

@@ -438,3 +438,51 @@ fn an_episodes_budget_splits_over_epochs_and_every_epoch_accounts_its_compute() 
     let err = run(&offline, &tmp().1, false).unwrap_err().to_string();
     assert!(err.contains("online learner"), "{err}");
 }
+
+/// NX_0's numbers of every epoch, validation and test, and the run's `metrics.json` NX_0, as JSON text.
+fn nx0_only(dir: &Path) -> (Vec<String>, String) {
+    let keep = |split: &SplitMetrics| {
+        let nx0: BTreeMap<_, _> = split.iter().map(|(sel, modes)| (sel.clone(), modes.get("NX_0").cloned())).collect();
+        serde_json::to_string(&nx0).unwrap()
+    };
+    let epochs = records(dir).iter().map(|r| format!("{} | {}", keep(&r.validation), keep(&r.test))).collect();
+    let metrics: serde_json::Value = serde_json::from_slice(&bytes(dir, "metrics.json")).unwrap();
+    assert!(metrics["NX_0"].is_object(), "{metrics}");
+    (epochs, metrics["NX_0"].to_string())
+}
+
+#[test]
+fn leaving_evaluation_modes_out_changes_no_number_of_nx0() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let world = tiny_world();
+    let inputs = MetricInputs::new(world, Default::default());
+    let reward = GroundTruthReward::new(&world.spec.rewards);
+    dsrm_nn::runtime::seed(0);
+    let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    let nx0 = EvalConfig { modes: vec![dsrm_eval::ModeName::NoRepeat], ..tiny_cfg(ppo(1e-3), 2).eval };
+    // Plain PPO, and A2C behind a DSRM stage (its evaluation purifies states with noise of its own).
+    let with_dsrm = TrainConfig { dsrm: Some(tiny_dsrm()), steps_per_epoch: 300, ..tiny_cfg(a2c(1e-3), 2) };
+    for full in [tiny_cfg(ppo(1e-3), 2), with_dsrm] {
+        let only = TrainConfig { eval: nx0.clone(), ..full.clone() };
+        let ((_a, da), (_b, db)) = (tmp(), tmp());
+        for (cfg, dir) in [(&full, &da), (&only, &db)] {
+            train(cfg, world, &inputs, &reward, Some(emb.shallow_clone()), dir, false, &mut |_| {}).unwrap();
+        }
+        let (a, b) = (nx0_only(&da), nx0_only(&db));
+        assert!(a.0.len() == 2 && a.0[0].contains("R_tra"), "{a:?}");
+        assert_eq!(a, b, "{}", full.algorithm.name());
+        let metrics: serde_json::Value = serde_json::from_slice(&bytes(&db, "metrics.json")).unwrap();
+        assert!(metrics.get("FB").is_none() && metrics.get("NX_10").is_none(), "{metrics}");
+        let timing = |dir: &Path| -> u64 {
+            let line = crate::run_dir::read_lines(&dir.join("timing.jsonl")).unwrap().remove(0);
+            serde_json::from_str::<serde_json::Value>(&line).unwrap()["eval_episodes"].as_u64().unwrap()
+        };
+        assert_eq!(3 * timing(&db), timing(&da), "a third of the evaluation episodes");
+    }
+    // Training selects on NX_0: a run without it, or with no mode, is refused before it starts.
+    for modes in [vec![dsrm_eval::ModeName::Free], vec![]] {
+        let cfg = TrainConfig { eval: EvalConfig { modes, ..Default::default() }, ..tiny_cfg(ppo(1e-3), 1) };
+        let err = run(&cfg, &tmp().1, false).unwrap_err().to_string();
+        assert!(err.contains("eval.modes includes \"NX_0\""), "{err}");
+    }
+}

@@ -32,7 +32,7 @@ use crate::train::TrainFile;
 use crate::world_model::{reward_model, MfCache, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::summary::{MethodInfo, Summary};
-use dsrm_eval::{EvalConfig, MetricInputs, Mode};
+use dsrm_eval::{EvalConfig, MetricInputs};
 use dsrm_metrics::MetricSet;
 use dsrm_policy::heuristics::{HeuristicConfig, HeuristicKind};
 use dsrm_sim::world::WorldConfig;
@@ -357,7 +357,7 @@ pub fn run(args: &ExperimentRequest, progress: Progress) -> Result<Vec<ResultTab
         let suffix = if i == 0 { String::new() } else { format!("_{sel}") };
         dsrm_files::write_atomic(&out.join(format!("results{suffix}.csv")), summary.to_csv().as_bytes())?;
         dsrm_files::write_json(&out.join(format!("results{suffix}.json")), &summary)?;
-        for mode in Mode::standard(file.eval.force_length) {
+        for mode in file.eval.modes() {
             let title = format!("{label} — {sel} actions, mode {mode}");
             markdown += &format!("## {title}\n\n{}\n", summary.to_markdown(&mode.key()));
             if i == 0 {

@@ -7,7 +7,7 @@ use crate::eval::{build_heuristic, selection_name};
 use crate::train::TrainFile;
 use crate::world_model::{RewardKind, WorldModelConfig};
 use anyhow::{bail, Context, Result};
-use dsrm_eval::{evaluate, EvalRun, MetricInputs, Mode};
+use dsrm_eval::{evaluate, EvalRun, MetricInputs};
 use dsrm_metrics::MetricSet;
 use dsrm_policy::heuristics::HeuristicKind;
 use dsrm_sim::World;
@@ -28,7 +28,7 @@ pub fn heuristic_job(
     let mut metrics = JobMetrics::new();
     for &selection in &file.eval.selections {
         let mut policy = built.clone();
-        for mode in Mode::standard(file.eval.force_length) {
+        for mode in file.eval.modes() {
             let run = EvalRun { mode, selection, seed, users: Some(&test_users) };
             let r = evaluate(&world.spec, inputs, policy.as_mut(), &file.eval, run);
             metrics.entry(selection_name(selection).to_string()).or_default().insert(mode.key(), r.metrics);
