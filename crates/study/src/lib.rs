@@ -31,6 +31,7 @@
 //! name the line and column.
 
 pub mod config;
+pub mod data_cache;
 pub mod demo;
 pub mod eval;
 pub mod experiment;

@@ -92,10 +92,21 @@ pub fn load_world_from(
     };
     let settings = env_cfg.resolve();
     begin(progress, format!("loading {}", dir.display()), None);
-    let world = World::from_dir(data_cfg.dataset, &dir, data_cfg.duplicate_policy, settings, world_cfg, &mut |m| {
-        progress(Event::Message(m.into()))
-    })
-    .map_err(anyhow::Error::from);
+    let world = match data_cfg.dataset {
+        // KuaiRec's parse is cached (`data_cache`): the same 1.5 GB of CSV in every run of a study.
+        Dataset::KuaiRec => {
+            let opts =
+                dsrm_data::kuairec::LoadOptions { duplicate_policy: data_cfg.duplicate_policy, ..Default::default() };
+            let mut notes = Vec::new();
+            let loaded = crate::data_cache::load_kuairec(&cache_dir(), &dir, &opts, &mut |n| notes.push(n));
+            notes.into_iter().for_each(|n| progress(Event::Message(n)));
+            loaded.and_then(|(data, _)| Ok(World::kuairec(&data, settings, world_cfg)?))
+        }
+        dataset => World::from_dir(dataset, &dir, data_cfg.duplicate_policy, settings, world_cfg, &mut |m| {
+            progress(Event::Message(m.into()))
+        })
+        .map_err(anyhow::Error::from),
+    };
     progress(Event::End);
     let world = world?;
     if world.is_synthetic() {

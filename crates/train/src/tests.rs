@@ -34,6 +34,15 @@ fn ppo(lr: f64) -> Algorithm {
     Algorithm::Ppo(PpoConfig { lr, tracker_lr: lr, batch_size: 256, repeat_per_collect: 2, ..Default::default() })
 }
 
+/// The tiny world, its metric inputs and ground-truth reward, and 6-dimensional random item embeddings drawn
+/// after seeding libtorch with 0.
+fn tiny_setup() -> (&'static dsrm_sim::World, MetricInputs, GroundTruthReward<'static>, Tensor) {
+    let world = tiny_world();
+    dsrm_nn::runtime::seed(0);
+    let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    (world, MetricInputs::new(world, Default::default()), GroundTruthReward::new(&world.spec.rewards), emb)
+}
+
 fn bytes(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -164,11 +173,7 @@ fn config_round_trips_and_rejects_unknown_keys() {
 #[test]
 fn trains_with_dsrm_state_trackers_and_pretrained_embeddings() {
     let _torch = dsrm_nn::runtime::exclusive();
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    dsrm_nn::runtime::seed(0);
-    let pretrained = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    let (world, inputs, reward, pretrained) = tiny_setup();
     for (tracker, emb) in [
         (TrackerConfig::default(), Some(pretrained)),
         (TrackerConfig::Gru(Default::default()), None),
@@ -242,11 +247,7 @@ fn tiny_dsrm() -> dsrm_denoise::stage::DsrmStageConfig {
 #[test]
 fn dsrm_runs_are_reproducible_and_resume_bit_identically() {
     let _torch = dsrm_nn::runtime::exclusive();
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    dsrm_nn::runtime::seed(0);
-    let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    let (world, inputs, reward, emb) = tiny_setup();
     let cfg = |epochs| TrainConfig { dsrm: Some(tiny_dsrm()), steps_per_epoch: 300, ..tiny_cfg(a2c(1e-3), epochs) };
     let go = |c: &TrainConfig, dir: &Path, resume: bool| {
         let mut stages = 0;
@@ -348,11 +349,7 @@ fn history_filtered_runs_read_fewer_interactions_and_resume_bit_identically() {
 #[test]
 fn joint_fine_tuning_trains_the_denoiser_and_resumes_bit_identically() {
     let _torch = dsrm_nn::runtime::exclusive();
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    dsrm_nn::runtime::seed(0);
-    let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    let (world, inputs, reward, emb) = tiny_setup();
     let stage = dsrm_denoise::stage::DsrmStageConfig { joint_lambda: 0.5, ..tiny_dsrm() };
     let cfg = |epochs| TrainConfig { dsrm: Some(stage.clone()), steps_per_epoch: 300, ..tiny_cfg(ppo(1e-3), epochs) };
     let go = |c: &TrainConfig, dir: &Path, resume: bool| {
@@ -454,11 +451,7 @@ fn nx0_only(dir: &Path) -> (Vec<String>, String) {
 #[test]
 fn leaving_evaluation_modes_out_changes_no_number_of_nx0() {
     let _torch = dsrm_nn::runtime::exclusive();
-    let world = tiny_world();
-    let inputs = MetricInputs::new(world, Default::default());
-    let reward = GroundTruthReward::new(&world.spec.rewards);
-    dsrm_nn::runtime::seed(0);
-    let emb = Tensor::randn([world.spec.n_items() as i64, 6], (dsrm_nn::tch::Kind::Float, Device::Cpu));
+    let (world, inputs, reward, emb) = tiny_setup();
     let nx0 = EvalConfig { modes: vec![dsrm_eval::ModeName::NoRepeat], ..tiny_cfg(ppo(1e-3), 2).eval };
     // Plain PPO, and A2C behind a DSRM stage (its evaluation purifies states with noise of its own).
     let with_dsrm = TrainConfig { dsrm: Some(tiny_dsrm()), steps_per_epoch: 300, ..tiny_cfg(a2c(1e-3), 2) };
