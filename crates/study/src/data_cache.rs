@@ -4,8 +4,8 @@
 //! the code that parses them, so it is kept under `<cache>/data/kuairec-<key>.bin` and read back by later runs:
 //!
 //! ```text
-//! key   = sha256(every file under the directory: relative path and sha256 of its bytes; the directory;
-//!                the load options; the code version)
+//! key   = sha256(every file under the directory: relative path and sha256 of its bytes; the directory, resolved
+//!                and as given (the provenance names files by it); the load options; the code version)
 //! hit   -> the columns, tag lists and provenance as the parse gave them, bit for bit
 //! miss  -> parse, then write the entry atomically (concurrent runs never read half a file)
 //! ```
@@ -26,13 +26,16 @@ const MAGIC: &[u8; 8] = b"DSRMKR01";
 
 /// Where the parse of `dir` under `opts` by this code is (or would be) cached.
 pub fn entry_path(cache: &Path, dir: &Path, opts: &LoadOptions) -> Result<PathBuf> {
-    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let resolved = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
     let mut files = Vec::new();
-    list_files(&dir, &dir, &mut files)?;
+    list_files(&resolved, &resolved, &mut files)?;
     files.sort();
     let mut hasher = Sha256::new();
+    // The directory as given is in the key too: the provenance names the files by it ("data/x.csv" is not
+    // "/abs/data/x.csv"), so each spelling keeps the provenance its own parse writes.
     hasher.update(serde_json::to_vec(&(
         "kuairec-parsed",
+        resolved.display().to_string(),
         dir.display().to_string(),
         opts.duplicate_policy.name(),
         opts.check_official_counts,
@@ -209,6 +212,12 @@ mod tests {
         let (second, hit) = load_kuairec(cache.path(), data_dir.path(), &opts, &mut |n| notes.push(n)).unwrap();
         assert!(hit, "the second load reads the entry");
         assert!(same(&second, &parsed), "bit for bit the parse");
+        // The same directory spelled another way keeps the provenance its own parse writes.
+        let spelled = data_dir.path().join(".");
+        let (other, hit) = load_kuairec(cache.path(), &spelled, &opts, &mut |n| notes.push(n)).unwrap();
+        assert!(!hit, "another spelling, another entry");
+        assert!(same(&other, &kuairec::load(&spelled, &opts).unwrap()));
+        assert_ne!(other.provenance, parsed.provenance, "its files are named by the spelling");
         // Other options, or one changed byte in any file (here the truth, which the parse does not even read),
         // make another key.
         let key = entry_path(cache.path(), data_dir.path(), &opts).unwrap();
