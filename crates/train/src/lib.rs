@@ -95,6 +95,12 @@ pub enum TrainError {
         /// The first setting that differs.
         detail: String,
     },
+    /// Another process is training in the same run directory (it holds `RUN/.lock`).
+    #[error("{path}: another process is training this run (it holds {path}/.lock); wait for it or stop it")]
+    Busy {
+        /// The run directory.
+        path: PathBuf,
+    },
     /// Starting afresh in a directory that holds a run.
     #[error("{path} already holds a training run; pass resume to continue it, or choose another output directory")]
     RunExists {
@@ -743,6 +749,8 @@ pub fn train_with_tracker(
     let n_items = spec.n_items();
     let run = RunDir::new(out_dir);
     std::fs::create_dir_all(out_dir).map_err(|source| TrainError::Io { path: out_dir.to_path_buf(), source })?;
+    // Held until this function returns (or the process ends): one writer per run directory.
+    let _lock = run.lock()?;
     if !resume && run.has_run() {
         return Err(TrainError::RunExists { path: out_dir.to_path_buf() });
     }

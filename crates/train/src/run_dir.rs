@@ -8,6 +8,8 @@
 //! * `metrics.json`, `metrics_<selection>.json`, `summary.json` (and `front.json` for a learner with a preference
 //!   front, MoFIR): written at the end.
 //!
+//! * `.lock`: locked by the process training the run, so a second one is refused.
+//!
 //! A crash can leave log lines for epochs after the last checkpoint; resuming cuts the logs back to the
 //! checkpoint's epoch, and the recomputed epochs write the same lines again.
 
@@ -19,6 +21,8 @@ pub(crate) const LOG: &str = "log.jsonl";
 pub(crate) const TIMING: &str = "timing.jsonl";
 pub(crate) const CHECKPOINT: &str = "checkpoint.bin";
 pub(crate) const CODE_VERSION_FILE: &str = "code_version";
+/// Held while a process trains the run ([`RunDir::lock`]).
+pub(crate) const LOCK: &str = ".lock";
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io { path: path.to_path_buf(), source }
@@ -52,6 +56,21 @@ pub(crate) struct RunDir {
 impl RunDir {
     pub fn new(dir: &Path) -> Self {
         Self { dir: dir.to_path_buf() }
+    }
+    /// Holds `RUN/.lock` exclusively while the returned file lives: a second process training the same folder
+    /// (a stray `dsrm train` beside `dsrm experiment`'s) is refused instead of interleaving its lines with the
+    /// first's. The operating system drops the lock when the holder ends, killed or not, so a stale file is
+    /// harmless. Where the file system cannot lock, the run goes on unguarded.
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let path = self.dir.join(LOCK);
+        let file =
+            std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io(&path))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::Busy { path: self.dir.clone() }),
+            // A file system without locks (some network mounts): train unguarded rather than not at all.
+            Err(std::fs::TryLockError::Error(_)) => Ok(file),
+        }
     }
     pub fn log(&self) -> PathBuf {
         self.dir.join(LOG)

@@ -479,3 +479,20 @@ fn leaving_evaluation_modes_out_changes_no_number_of_nx0() {
         assert!(err.contains("eval.modes includes \"NX_0\""), "{err}");
     }
 }
+
+#[test]
+fn a_second_process_on_the_same_run_is_refused_and_the_lock_ends_with_the_first() {
+    let _torch = dsrm_nn::runtime::exclusive();
+    let (_t, dir) = tmp();
+    std::fs::create_dir_all(&dir).unwrap();
+    // Another open of the lock file stands for another process (a lock belongs to an open file description).
+    let held = crate::run_dir::RunDir::new(&dir).lock().unwrap();
+    let err = run(&tiny_cfg(ppo(1e-3), 1), &dir, false).unwrap_err();
+    assert!(matches!(err, TrainError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("another process is training this run"), "{err}");
+    assert!(!dir.join("log.jsonl").exists(), "nothing written while the other holds it");
+    drop(held);
+    run(&tiny_cfg(ppo(1e-3), 1), &dir, false).unwrap();
+    // A finished run leaves the file unlocked: resuming it takes the lock again.
+    run(&tiny_cfg(ppo(1e-3), 1), &dir, true).unwrap();
+}
