@@ -63,6 +63,12 @@ impl Ddim {
         if k == 0 {
             return Err(DenoiseError::Config("ddim: k must be at least 1".into()));
         }
+        if model.clips_x0() {
+            return Err(DenoiseError::Config(
+                "ddim: the model clips x̂_0 (clip_x0), which the compiled DDIM chain cannot: use the DDPM sampler"
+                    .into(),
+            ));
+        }
         let model = model.shallow_clone()?;
         let timesteps = ddim_timesteps(model.levels().1, k);
         let chain = model.compile(&Self::steps_for(&model, &timesteps))?;

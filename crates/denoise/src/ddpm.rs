@@ -22,6 +22,7 @@
 //!   start = observed:  x_T' = √ᾱ_T' o_t + σ √(1−ᾱ_T') ε      partial-noise start at level T' (DiffPure): the
 //!                                                             observed state stands in for s^(0)
 //!   for k = start level, …, 1:   x ← c1_k x̂_0(x, k, c) + c2_k x     the posterior mean, no sampling noise
+//!                                x̂_0 clipped to the training targets' range when clip_x0 (ε models)
 //!   ŝ_t = x                                                 (at k = 1, c1 = 1 and c2 = 0: ŝ_t = x̂_0)
 //! ```
 //!
@@ -31,7 +32,11 @@
 //! false` and no explicit target the model is DiffRec's self-supervised option A (x_0 = o_t, the network
 //! reading at most the summary h): the ablation `target = "observed"` of the stage, the only form joint
 //! fine-tuning can train. A network that reads o_t and is trained towards o_t would learn the identity, so
-//! that combination is refused.
+//! that combination is refused. `clip_x0` is DDPM's `clip_denoised` (Ho et al.'s sampler clips x̂_0 to the
+//! data's [−1, 1]): an ε model's x̂_0 = (x_k − √(1−ᾱ_k) ε̂)/√ᾱ_k multiplies the network's error by
+//! √(1−ᾱ_k)/√ᾱ_k, about 200 at the last level of a T = 10 cosine schedule, so without it an imperfect ε̂ throws
+//! the chain far outside the data. Our states have no fixed range: the bound is each dimension's [min, max] over
+//! the clean targets the model was trained on, stored with it.
 //!
 //! f_θ is DiffRec's DNN: an MLP (tanh) over [dropout(x_k) ⊕ c ⊕ Linear(sinusoid(k))], predicting x̂_0 or ε̂.
 //! Inputs are `[B, d + cond_dim]` (o_t first, then h) everywhere and outputs `[B, d]`.
@@ -133,6 +138,10 @@ pub struct DdpmConfig {
     /// DiffRec's inference instead of DSRM's: a random forward sample at level T' (σ = 1; the clean state when
     /// T' = 0), then all T reverse steps whatever T' is (default off).
     pub diffrec_compat: bool,
+    /// Clip every x̂_0 of the reverse chain to each dimension's [min, max] over the training targets (DDPM's
+    /// `clip_denoised`; default off). ε models only: theirs divides the network's error by √ᾱ_k (the module
+    /// docs). Purification then runs the literal chain (a clamp does not fold into the compiled one).
+    pub clip_x0: bool,
     /// Optimisation (DiffRec's: Adam lr 1e-4, batch 400, ≤ 100 epochs, patience 10).
     pub train: TrainConfig,
 }
@@ -155,6 +164,7 @@ impl Default for DdpmConfig {
             purify_noise: 0.0,
             purify_seed: 0,
             diffrec_compat: false,
+            clip_x0: false,
             train: TrainConfig::default(),
         }
     }
@@ -200,6 +210,11 @@ impl DdpmConfig {
                     "start = \"noise\" without a condition (observed_condition or cond_dim) ignores the state".into()
                 );
             }
+        }
+        if self.clip_x0 && self.mean_type != MeanType::Eps {
+            return bad(
+                "clip_x0 is for ε models (mean_type = \"eps\"): an x̂_0 network's output is not amplified".into()
+            );
         }
         self.train.validate()?;
         Ok(schedule)
@@ -311,6 +326,58 @@ fn split_condition(cfg: &DdpmConfig, dim: i64, rows: &Tensor) -> Result<(Tensor,
 
 // ───────────────────────────────────────────── the model ─────────────────────────────────────────────
 
+/// Each dimension's [min, max] over the clean targets a model was trained on: the bound of `clip_x0`, on the
+/// model's device and as plain numbers for the checkpoint.
+#[derive(Debug)]
+struct X0Range {
+    lo: Tensor,
+    hi: Tensor,
+    values: (Vec<f32>, Vec<f32>),
+}
+
+impl X0Range {
+    /// The range of `targets` (`[N, d]`, N ≥ 1).
+    fn of(targets: &Tensor) -> Result<Self> {
+        let _no_grad = tch::no_grad_guard();
+        let side = |t: Tensor| -> Result<Vec<f32>> { Ok(Vec::<f32>::try_from(t.f_to_device(Device::Cpu)?)?) };
+        let lo = side(targets.f_amin([0i64].as_slice(), false)?)?;
+        let hi = side(targets.f_amax([0i64].as_slice(), false)?)?;
+        Self::new(lo, hi, targets.device())
+    }
+
+    fn new(lo: Vec<f32>, hi: Vec<f32>, device: Device) -> Result<Self> {
+        Ok(Self {
+            lo: Tensor::f_from_slice(&lo)?.f_to_device(device)?,
+            hi: Tensor::f_from_slice(&hi)?.f_to_device(device)?,
+            values: (lo, hi),
+        })
+    }
+
+    fn clamp(&self, x0: &Tensor) -> Result<Tensor> {
+        Ok(x0.f_clamp_tensor(Some(&self.lo), Some(&self.hi))?)
+    }
+
+    fn shallow_clone(&self) -> Self {
+        Self { lo: self.lo.shallow_clone(), hi: self.hi.shallow_clone(), values: self.values.clone() }
+    }
+
+    /// `{"lo": [..], "hi": [..]}` for the checkpoint's metadata.
+    fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "lo": self.values.0, "hi": self.values.1 })
+    }
+
+    fn from_json(value: &serde_json::Value, dim: i64, device: Device) -> std::result::Result<Self, String> {
+        let side = |name: &str| -> std::result::Result<Vec<f32>, String> {
+            let v: Vec<f32> = serde_json::from_value(value[name].clone()).map_err(|e| format!("{name}: {e}"))?;
+            if v.len() as i64 != dim {
+                return Err(format!("{name}: {} values for a {dim}-d state", v.len()));
+            }
+            Ok(v)
+        };
+        Self::new(side("lo")?, side("hi")?, device).map_err(|e| e.to_string())
+    }
+}
+
 /// A trained, frozen DSRM.
 #[derive(Debug)]
 pub struct Ddpm {
@@ -320,6 +387,8 @@ pub struct Ddpm {
     net: Network,
     chain: CompiledChain,
     report: Option<FitReport>,
+    /// The bound of `clip_x0` (`None` when it is off).
+    x0_range: Option<X0Range>,
 }
 
 impl Ddpm {
@@ -396,6 +465,14 @@ impl Ddpm {
         };
         let train_targets = targets("train targets", train_targets, n_train)?;
         let valid_targets = targets("valid targets", valid_targets, n_valid)?;
+        let x0_range = if cfg.clip_x0 {
+            Some(match &train_targets {
+                Some(t) => X0Range::of(t)?,
+                None => X0Range::of(&split_condition(cfg, dim, &train)?.0)?,
+            })
+        } else {
+            None
+        };
         let device = train.device();
         let t_max = schedule.steps() as i64;
 
@@ -489,7 +566,7 @@ impl Ddpm {
         };
         let report = fit_loop("ddpm", &vs, &cfg.train, (n_train, n_valid), batch_loss, valid_loss, progress)?;
         vs.freeze();
-        let model = Self::assemble(cfg.clone(), dim, schedule, net, Some(report.clone()))?;
+        let model = Self::assemble(cfg.clone(), dim, schedule, net, Some(report.clone()), x0_range)?;
         Ok((model, report))
     }
 
@@ -500,11 +577,12 @@ impl Ddpm {
         schedule: Schedule,
         net: Network,
         report: Option<FitReport>,
+        x0_range: Option<X0Range>,
     ) -> Result<Self> {
         let fold = Self::folding_of(&net, &schedule)?;
         // An empty chain until the settings are in place to compile the real one.
         let chain = CompiledChain::new(&fold, 1.0, 0.0, &[])?;
-        let mut model = Self { cfg, dim, schedule, net, chain, report };
+        let mut model = Self { cfg, dim, schedule, net, chain, report, x0_range };
         model.chain = model.compile_with(&fold, &model.reverse_steps())?;
         Ok(model)
     }
@@ -669,7 +747,14 @@ impl Ddpm {
 
     /// A second handle on the same frozen weights (DDIM and the distilled student share the teacher this way).
     pub fn shallow_clone(&self) -> Result<Self> {
-        Self::assemble(self.cfg.clone(), self.dim, self.schedule.clone(), self.net.shallow_clone(), self.report.clone())
+        Self::assemble(
+            self.cfg.clone(),
+            self.dim,
+            self.schedule.clone(),
+            self.net.shallow_clone(),
+            self.report.clone(),
+            self.x0_range.as_ref().map(X0Range::shallow_clone),
+        )
     }
 
     pub fn config(&self) -> &DdpmConfig {
@@ -707,14 +792,28 @@ impl Ddpm {
     /// [`predict_x0`](Self::predict_x0) with another copy of the network (joint fine-tuning's trainable one).
     fn predict_x0_with(&self, net: &Network, x_t: &Tensor, cond: Option<&Tensor>, t: usize) -> Result<Tensor> {
         let levels = Tensor::f_full([x_t.size()[0]], t as i64, (Kind::Int64, x_t.device()))?;
-        let out = net.forward(x_t, cond, &levels, 0.0, false)?;
-        Ok(match self.cfg.mean_type {
+        self.x0_hat(x_t, net.forward(x_t, cond, &levels, 0.0, false)?, t)
+    }
+
+    /// x̂_0 from the raw network output at level `t` (ε̂ or x̂_0, as `mean_type` says), clipped with `clip_x0`.
+    fn x0_hat(&self, x_t: &Tensor, out: Tensor, t: usize) -> Result<Tensor> {
+        let x0 = match self.cfg.mean_type {
             MeanType::X0 => out,
             MeanType::Eps => {
                 let (ab, var) = (self.schedule.alpha_bar(t), self.schedule.one_minus_alpha_bar(t));
                 x_t.f_sub(&out.f_mul_scalar(var.sqrt())?)?.f_div_scalar(ab.sqrt())?
             }
-        })
+        };
+        match &self.x0_range {
+            Some(range) => range.clamp(&x0),
+            None => Ok(x0),
+        }
+    }
+
+    /// Whether the reverse chain clips x̂_0 (`clip_x0`): only the literal chain can, so the compiled one and
+    /// the samplers built on it (DDIM) are not used.
+    pub fn clips_x0(&self) -> bool {
+        self.x0_range.is_some()
     }
 
     /// Splits checked `[B, d + cond_dim]` rows into o_t and the network's condition (see `observed_condition`).
@@ -765,14 +864,7 @@ impl Ddpm {
             )));
         }
         for t in (1..=from).rev() {
-            let out = predict(&x, t)?;
-            let x0_hat = match self.cfg.mean_type {
-                MeanType::X0 => out,
-                MeanType::Eps => {
-                    let (ab, var) = (self.schedule.alpha_bar(t), self.schedule.one_minus_alpha_bar(t));
-                    x.f_sub(&out.f_mul_scalar(var.sqrt())?)?.f_div_scalar(ab.sqrt())?
-                }
-            };
+            let x0_hat = self.x0_hat(&x, predict(&x, t)?, t)?;
             x = self.schedule.posterior_mean(&x0_hat, &x, t)?;
         }
         Ok(x)
@@ -826,13 +918,18 @@ impl Ddpm {
 
     /// Checkpoint metadata: the format tag, the config, d and the training report.
     pub(crate) fn meta(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut meta = serde_json::json!({
             "format": crate::CHECKPOINT_FORMAT,
             "kind": "ddpm",
             "dim": self.dim,
             "config": self.cfg,
             "report": self.report,
-        })
+        });
+        if let Some(range) = &self.x0_range {
+            // Written only when clipping is on, so the checkpoints of other models keep their bytes.
+            meta["x0_range"] = range.to_json();
+        }
+        meta
     }
 
     pub(crate) fn tensors(&self) -> Vec<(String, Tensor)> {
@@ -850,7 +947,13 @@ impl Ddpm {
             serde_json::from_value(meta["report"].clone()).map_err(|e| corrupt("report", &e))?;
         let schedule = cfg.validate()?;
         let net = Network::from_named(tensors, &cfg, dim)?;
-        Self::assemble(cfg, dim, schedule, net, report)
+        let x0_range = if cfg.clip_x0 {
+            let device = net.mlp.layers()[0].weight.device();
+            Some(X0Range::from_json(&meta["x0_range"], dim, device).map_err(|e| corrupt("x0_range", &e))?)
+        } else {
+            None
+        };
+        Self::assemble(cfg, dim, schedule, net, report, x0_range)
     }
 
     /// Reads a checkpoint written by [`Denoiser::save`].
@@ -864,6 +967,9 @@ impl Denoiser for Ddpm {
     fn try_purify(&self, states: &Tensor) -> Result<Tensor> {
         let _no_grad = tch::no_grad_guard();
         let states = check_states(states, self.input_width(), Some(self.device()))?;
+        if self.clips_x0() {
+            return self.purify_with(&self.net, &states);
+        }
         let eps = self.noise_for(&states)?;
         self.chain.run(&self.chain_input(&states)?, eps.as_ref())
     }
@@ -885,7 +991,7 @@ impl Denoiser for Ddpm {
 
     /// The compiled chain, for the observed start and a chain that draws no noise.
     fn batch_one(&self) -> Result<Option<Box<dyn crate::batch_one::BatchOneDenoiser>>> {
-        if !self.observed_start() {
+        if !self.observed_start() || self.clips_x0() {
             return Ok(None);
         }
         Ok(self

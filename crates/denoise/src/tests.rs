@@ -636,3 +636,57 @@ fn the_papers_variant_generates_the_clean_state_from_noise_given_the_observed_on
         }
     }
 }
+
+#[test]
+fn clipping_x0_keeps_an_eps_chain_from_noise_inside_the_targets_range() {
+    // The paper's form after little training (2 epochs): ε-prediction, the chain from pure noise over a T = 10
+    // cosine schedule, whose last level has ᾱ_T ≈ 2e-5, so x̂_0 multiplies the network's error by ~200. Clipped,
+    // every purified state lies in the training targets' range and is closer to the clean state than unclipped
+    // (the same network: clipping changes no draw of training); the range travels with the checkpoint.
+    use crate::ddpm::Start;
+    let (train, valid, test) = (toy(2000, 31), toy(400, 32), toy(500, 33));
+    let cfg = DdpmConfig {
+        mean_type: MeanType::Eps,
+        start: Start::Noise,
+        observed_condition: true,
+        schedule: ScheduleConfig { kind: ScheduleKind::Cosine, steps: 10, ..Default::default() },
+        train: TrainConfig { max_epochs: 2, ..crate::test_support::toy_config().train },
+        ..crate::test_support::toy_config()
+    };
+    let fit = |cfg: &DdpmConfig| {
+        let _torch = lock();
+        Ddpm::fit_towards(&train.noisy, Some(&train.clean), &valid.noisy, Some(&valid.clean), cfg, &mut no_progress())
+            .unwrap()
+            .0
+    };
+    let plain = fit(&cfg);
+    let clipped = fit(&DdpmConfig { clip_x0: true, ..cfg.clone() });
+    assert!(clipped.clips_x0() && !plain.clips_x0());
+    assert!(plain.checkpoint().0.iter().zip(clipped.checkpoint().0.iter()).all(|(a, b)| a.1.equal(&b.1)));
+
+    let (lo, hi) = (train.clean.amin([0i64].as_slice(), false), train.clean.amax([0i64].as_slice(), false));
+    let out = clipped.purify(&test.noisy);
+    let outside = |x: &Tensor| {
+        let below = (x - &lo).clamp_max(0.0).abs().max().double_value(&[]);
+        let above = (x - &hi).clamp_min(0.0).max().double_value(&[]);
+        below.max(above)
+    };
+    assert!(outside(&out) < 1e-5, "clipped chain leaves the range by {}", outside(&out));
+    let (before, after) = (mse(&plain.purify(&test.noisy), &test.clean), mse(&out, &test.clean));
+    println!("eps from noise, 2 epochs: MSE to clean {before:.3e} unclipped -> {after:.3e} clipped");
+    assert!(outside(&plain.purify(&test.noisy)) > 0.0, "the unclipped chain stays inside: nothing to test");
+    assert!(after < before, "clipping must bring the state closer: {before:.3e} -> {after:.3e}");
+    assert!(out.equal(&clipped.purify_reference(&test.noisy).unwrap()), "purify is the literal chain");
+    assert!(clipped.batch_one().unwrap().is_none(), "no libtorch-free copy of a clipped chain");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clipped.ckpt");
+    clipped.save(&path).unwrap();
+    assert!(Ddpm::load(&path).unwrap().purify(&test.noisy).equal(&out), "the range travels with the weights");
+
+    let err = Ddim::new(&clipped, 2).unwrap_err().to_string();
+    assert!(err.contains("clip_x0"), "{err}");
+    let x0 = DdpmConfig { clip_x0: true, mean_type: MeanType::X0, ..cfg };
+    let err = x0.validate().unwrap_err().to_string();
+    assert!(err.contains("clip_x0") && err.contains("eps"), "{err}");
+}

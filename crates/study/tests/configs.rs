@@ -98,6 +98,7 @@ fn fidelity_variants_change_exactly_what_they_name() {
     };
     assert_eq!((paper.mean_type, paper.start), (dsrm_denoise::MeanType::Eps, dsrm_denoise::ddpm::Start::Noise));
     assert_eq!(paper.schedule.kind, dsrm_denoise::ScheduleKind::Cosine, "a start from noise needs pure noise at T");
+    assert!(paper.clip_x0, "the paper's ε chain clips x̂_0 (the sampler of Ho et al.)");
     for (name, window, target, s) in cases {
         let v = FidelityFile::load_variant(&path, Some(name)).unwrap();
         assert_eq!((v.dsrm.condition_window(), v.dsrm.target(), noise(&v)), (window, target, s), "{name}");

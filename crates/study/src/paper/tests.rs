@@ -44,6 +44,8 @@ fn the_shipped_study_parses_and_bad_files_name_line_and_column() {
     assert!(matches!(train.tracker, dsrm_state::TrackerConfig::Sasrec(_)));
     let dsrm = train.dsrm.as_ref().unwrap();
     assert!(dsrm.tracker_pretrain.enabled() && dsrm.condition_window() == 0);
+    let dsrm_denoise::DenoiserConfig::Ddpm(ddpm) = &dsrm.denoiser else { panic!("the paper's DDPM") };
+    assert!(ddpm.mean_type == dsrm_denoise::MeanType::Eps && ddpm.clip_x0, "ε chain from noise, x̂_0 clipped");
     assert_eq!(env_at(50).resolve().max_turn, 50);
     assert_eq!(env_at(40).resolve().max_turn, 40);
     let err =
