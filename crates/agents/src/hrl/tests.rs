@@ -236,14 +236,23 @@ fn the_papers_goal_with_a_larger_lambda_raises_the_fairness_weight_the_high_leve
         let (mut hrl, mut tracker) = agent(cfg);
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let env = TrainingEnv { spec: &world.spec, reward_model: &reward, episodes: 20, steps_before: 0 };
-        let omega: Vec<f64> = (0..40)
-            .map(|_| hrl.iterate(&env, &mut tracker, &mut rng).unwrap().update.extra["goal_long_tail"])
+        let omega: Vec<(f64, f64)> = (0..40)
+            .map(|_| {
+                let extra = hrl.iterate(&env, &mut tracker, &mut rng).unwrap().update.extra;
+                (extra["goal_long_tail"], extra["goal_omega_acc"])
+            })
             .collect();
-        omega[30..].iter().sum::<f64>() / 10.0
+        let mean = |f: fn(&(f64, f64)) -> f64| omega[30..].iter().map(f).sum::<f64>() / 10.0;
+        (mean(|o| o.0), mean(|o| o.1))
     };
-    let (plain, fair) = (omega_fair_after(0.0), omega_fair_after(20.0));
-    eprintln!("paper goal, mean ω_fair of the last 10 collections: λ 0 -> {plain:.3}, λ 20 -> {fair:.3}");
+    let ((plain, plain_acc), (fair, fair_acc)) = (omega_fair_after(0.0), omega_fair_after(20.0));
+    eprintln!(
+        "paper goal, mean (ω_fair, ω_acc) of the last 10 collections: λ 0 -> ({plain:.3}, {plain_acc:.3}), \
+         λ 20 -> ({fair:.3}, {fair_acc:.3})"
+    );
     assert!(fair > 2.0 * plain, "λ 20 gave ω_fair {fair:.3}, λ 0 gave {plain:.3}");
+    assert!(plain_acc > 0.0 && fair_acc > 0.0, "ω_acc is logged: {plain_acc}, {fair_acc}");
+    assert!(fair / fair_acc > plain / plain_acc, "the ratio the low level reads rises with λ");
 }
 
 #[test]

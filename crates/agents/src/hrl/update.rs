@@ -146,6 +146,12 @@ impl Hrl {
         stats.extra.insert("long_tail_share".into(), ro.long_tail_steps as f64 / n);
         stats.extra.insert("segment_return".into(), ro.high.rewards.iter().sum::<f64>() / segments);
         stats.extra.insert("goal_long_tail".into(), ro.goal.iter().map(|g| f64::from(g[1])).sum::<f64>() / segments);
+        if self.cfg.goal == GoalType::Paper {
+            // g = (ω_acc, ω_fair): with goal_long_tail (mean ω_fair) the ratio the low level's Ψ / ω_acc reads.
+            stats
+                .extra
+                .insert("goal_omega_acc".into(), ro.goal.iter().map(|g| f64::from(g[0])).sum::<f64>() / segments);
+        }
         Ok(stats)
     }
 
