@@ -66,6 +66,7 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    dsrm_nn::runtime::keep_freed_memory();
     match Cli::parse().command {
         Command::Data { command } => commands::data::run(command),
         Command::Eval(args) => commands::eval::run(args),
