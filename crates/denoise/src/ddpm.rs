@@ -140,7 +140,9 @@ pub struct DdpmConfig {
     pub diffrec_compat: bool,
     /// Clip every x̂_0 of the reverse chain to each dimension's [min, max] over the training targets (DDPM's
     /// `clip_denoised`; default off). ε models only: theirs divides the network's error by √ᾱ_k (the module
-    /// docs). Purification then runs the literal chain (a clamp does not fold into the compiled one).
+    /// docs). Purification then runs the literal chain (a clamp does not fold into the compiled one). Written
+    /// only when on, so the configs and checkpoints of other models keep their bytes.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub clip_x0: bool,
     /// Optimisation (DiffRec's: Adam lr 1e-4, batch 400, ≤ 100 epochs, patience 10).
     pub train: TrainConfig,
