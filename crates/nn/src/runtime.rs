@@ -16,8 +16,8 @@ pub fn init(threads: usize, seed: u64) {
 /// allocator only; elsewhere a no-op). libtorch frees and reallocates its large CPU tensors on every step (a
 /// `[256, n_items]` logits matrix is 7.8 MB on KuaiRand-Pure), and glibc's defaults return such blocks to the
 /// kernel (mmap above an adaptive threshold, heap trimming above twice it), so each update faulted its pages in
-/// again: measured, a third of a flat PPO epoch's CPU seconds on KuaiRand-Pure (`docs/benchmarks.md`). With
-/// blocks up to 256 MB served from the heap and no trimming below 512 MB free, the memory is reused; results are
+/// again. With blocks up to 256 MB served from the heap and no trimming below 512 MB free, the memory is reused:
+/// measured, a flat PPO epoch on KuaiRand-Pure takes 25–30% fewer CPU seconds (`docs/benchmarks.md`), results
 /// bit-identical. Call once at start-up, before other threads allocate. Returns whether both settings took.
 pub fn keep_freed_memory() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -295,17 +295,25 @@ pub fn load(req: &PaperRequest) -> Result<PaperFile> {
 pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
     let out = &req.out;
     let saved = out.join("study.toml");
-    let file = if req.tables_only {
+    let mut notes_saved = Vec::new();
+    // `file` lists every part the tables read; `run_lens` the Max Lens this call trains (none with --tables-only).
+    let (file, run_lens) = if req.tables_only {
         // The study as it ran, not as today's flags would make it.
         let text = std::fs::read_to_string(&saved)
             .with_context(|| format!("--tables-only: reading {} (run the study first)", saved.display()))?;
-        PaperFile::parse(&text, &saved.display().to_string())?
+        (PaperFile::parse(&text, &saved.display().to_string())?, Vec::new())
     } else {
-        let file = load(req)?;
+        let requested = load(req)?;
+        let before = std::fs::read_to_string(&saved).ok().and_then(|t| PaperFile::parse(&t, "").ok());
+        let (file, note) = merge_saved(before, &requested);
+        notes_saved.extend(note);
         std::fs::create_dir_all(out.join("configs")).with_context(|| format!("creating {}", out.display()))?;
         dsrm_files::write_atomic(&saved, toml::to_string_pretty(&file)?.as_bytes())?;
-        file
+        (file, requested.max_len)
     };
+    for line in &notes_saved {
+        note(progress, line.clone());
+    }
     let jobs = req.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
 
     let mut parts = Vec::new();
@@ -318,7 +326,8 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
             parts.push((Part { dir, max_len: 30, threshold: Some(theta) }, Some(file.sensitivity.methods.clone())));
         }
     }
-    for (part, only) in parts.iter().filter(|_| !req.tables_only) {
+    let trains = |p: &Part| run_lens.contains(&p.max_len);
+    for (part, only) in parts.iter().filter(|(p, _)| trains(p)) {
         let mut env = env_at(part.max_len);
         env.popularity_threshold = part.threshold;
         let experiment = file.experiment(env, file.methods_at(part.max_len, only.as_deref())?);
@@ -338,13 +347,14 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
         };
         experiment::run(&request, progress).with_context(|| format!("the study's part {name}"))?;
     }
-    // --tables-only reads a finished part's results.json and, for a part still training, its finished runs
+    // A part this call trained is finished. --tables-only, and a call over some of the Max Lens for the parts it
+    // did not train, read a finished part's results.json and, for a part still training, its finished runs
     // (labelled partial everywhere the tables go). A part is finished when every run its experiment plans has
     // finished: a results.json alone may come from `dsrm experiment --methods` over some of its rows.
     let mut read: Vec<(Part, Summary)> = Vec::new();
     let mut partial: Vec<String> = Vec::new();
     for (p, _) in parts {
-        if !req.tables_only {
+        if trains(&p) {
             let summary = read_summary(&p.dir)?;
             read.push((p, summary));
             continue;
@@ -381,7 +391,33 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
         crate::report::write(&part.dir, None, dsrm_report::Reference::Origin)?;
     }
     tables::write_report(out, &setting, &written, &verdicts, &partial)?;
-    Ok(PaperOutcome { out: out.clone(), tables: written, verdicts, notes: [partial, notes].concat() })
+    Ok(PaperOutcome { out: out.clone(), tables: written, verdicts, notes: [notes_saved, partial, notes].concat() })
+}
+
+/// The study file to save in a folder whose `study.toml` was `saved`. A call over some of the Max Lens (`--max-len
+/// 50` after a run at 30 and 50) keeps the other lengths listed, so the tables and `--tables-only` still read
+/// their parts, when the two files differ in nothing else. A file that differs in anything else replaces the
+/// saved one (the parts of the other lengths were made under other settings); the note names the lengths
+/// dropped from the tables.
+fn merge_saved(saved: Option<PaperFile>, requested: &PaperFile) -> (PaperFile, Option<String>) {
+    let Some(saved) = saved else { return (requested.clone(), None) };
+    let mut merged = saved.max_len.clone();
+    merged.extend(requested.max_len.iter().filter(|l| !saved.max_len.contains(l)));
+    if (PaperFile { max_len: merged.clone(), ..requested.clone() })
+        == (PaperFile { max_len: merged.clone(), ..saved.clone() })
+    {
+        return (PaperFile { max_len: merged, ..requested.clone() }, None);
+    }
+    let dropped: Vec<String> =
+        saved.max_len.iter().filter(|l| !requested.max_len.contains(l)).map(|l| l.to_string()).collect();
+    let note = (!dropped.is_empty()).then(|| {
+        format!(
+            "study paper: this study file differs from the one this folder was run with, so it replaces it; the \
+             tables no longer read Max Len {} (their parts stay on disk; rerun with --max-len to include them)",
+            dropped.join(", ")
+        )
+    });
+    (requested.clone(), note)
 }
 
 /// An experiment's `results.json`.

@@ -196,3 +196,20 @@ fn the_study_cost_sums_every_finished_run_of_every_part() {
     assert!(cost.contains("12 of the 15 runs recorded them"), "{cost}");
     assert!(cost.contains("the timed runs need at least 12.00 h of elapsed time"), "{cost}");
 }
+
+#[test]
+fn a_run_over_some_max_lens_keeps_the_others_in_the_study_file_unless_the_settings_changed() {
+    let file = PaperFile::parse(PAPER_CONFIG, "built in").unwrap();
+    let at = |lens: &[usize]| PaperFile { max_len: lens.to_vec(), ..file.clone() };
+    // First run: the requested file as it is.
+    assert_eq!(merge_saved(None, &at(&[30])), (at(&[30]), None));
+    // `--max-len 50` on a folder run at [30, 50] or [30]: every length stays listed, in the saved order.
+    assert_eq!(merge_saved(Some(at(&[30, 50])), &at(&[50])), (at(&[30, 50]), None));
+    assert_eq!(merge_saved(Some(at(&[30])), &at(&[50])), (at(&[30, 50]), None));
+    // Other settings: the new file replaces the saved one and says which lengths the tables no longer read.
+    let other = PaperFile { seeds: vec![1], ..at(&[50]) };
+    let (kept, note) = merge_saved(Some(at(&[30, 50])), &other);
+    assert_eq!(kept, other);
+    assert!(note.unwrap().contains("no longer read Max Len 30"));
+    assert_eq!(merge_saved(Some(PaperFile { seeds: vec![1], ..at(&[30]) }), &at(&[30])).1, None, "nothing dropped");
+}
