@@ -489,6 +489,48 @@ fn the_mf_world_model_is_fitted_once_and_later_runs_load_it_with_the_same_result
 }
 
 #[test]
+fn a_dsrm_stage_is_trained_once_and_runs_on_the_same_inputs_load_it_with_the_same_results() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "9");
+    let cfg = root.path().join("train.toml");
+    let write = |algorithm: &str, stage_seed: u64| {
+        let text = format!(
+            "[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n[world_model]\nreward = \"mf\"\n\
+             [train]\nepochs = 1\nsteps_per_epoch = 200\nparallel_envs = 10\nthreads = 1\n\
+             [train.algorithm]\nkind = \"{algorithm}\"\nbatch_size = 64\n\
+             [train.dsrm]\nmax_states = 500\nseed = {stage_seed}\n[train.dsrm.denoiser]\nkind = \"ddpm\"\n\
+             [train.dsrm.denoiser.train]\nmax_epochs = 2\n",
+            data.to_str().unwrap()
+        );
+        std::fs::write(&cfg, text).unwrap();
+    };
+    let train = |out: &str| dsrm(&["train", "--config", cfg.to_str().unwrap(), "--out", out], root.path());
+    let file = |run: &str, name: &str| std::fs::read(root.path().join(run).join(name)).unwrap();
+    write("a2c", 0);
+    let (ok, _, first) = train("a");
+    assert!(ok && !first.contains("reusing the DSRM stage"), "{first}");
+    // The same inputs: the stage is loaded, and the run is the one that trains its own, byte for byte.
+    let (ok, _, second) = train("b");
+    assert!(ok && second.contains("reusing the DSRM stage"), "{second}");
+    assert_eq!(file("a", "dsrm.bin"), file("b", "dsrm.bin"));
+    assert_eq!(file("a", "metrics.json"), file("b", "metrics.json"));
+    let timing = |run: &str| serde_json::from_slice::<serde_json::Value>(&file(run, "dsrm_timing.json")).unwrap();
+    let (a, b) = (timing("a"), timing("b"));
+    assert!(a.get("reused_from").is_none() && b["reused_from"].is_string(), "{b}");
+    assert_eq!((&a["seconds"], &a["grad_updates"]), (&b["seconds"], &b["grad_updates"]));
+    // Another learner on the same stage reuses it; another stage seed is another stage.
+    write("ppo", 0);
+    let (ok, _, third) = train("c");
+    assert!(ok && third.contains("reusing the DSRM stage"), "{third}");
+    write("a2c", 1);
+    let (ok, _, fourth) = train("d");
+    assert!(ok && !fourth.contains("reusing the DSRM stage"), "{fourth}");
+    assert_ne!(file("a", "dsrm.bin"), file("d", "dsrm.bin"));
+    let cached = std::fs::read_dir(root.path().join(".cache/dsrm/dsrm-stages")).unwrap().count();
+    assert_eq!(cached, 4, "two stages, each with its training record");
+}
+
+#[test]
 fn study_paper_writes_its_tables_with_the_compute_of_every_row_and_resumes() {
     let root = tempfile::tempdir().unwrap();
     let data = synth_tiny(root.path(), "6");

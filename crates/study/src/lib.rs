@@ -44,6 +44,7 @@ pub mod provenance;
 pub mod report;
 pub mod retune;
 pub mod stage;
+pub mod stage_cache;
 pub mod train;
 pub mod world_cache;
 pub mod world_model;

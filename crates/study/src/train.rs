@@ -30,6 +30,7 @@ use crate::config::DataConfig;
 use crate::loading;
 use crate::progress::{begin, note, Event, Progress};
 use crate::provenance::{data_label, MetricsSummary, Provenance, WorldSummary};
+use crate::stage_cache;
 use crate::world_model::{reward_model, MfCache, WorldModelConfig};
 use anyhow::{bail, Context, Result};
 use dsrm_eval::{EvalConfig, MetricInputs};
@@ -146,7 +147,7 @@ pub fn run(file: &TrainFile, out: &Path, resume: bool, progress: Progress) -> Re
     // epochs before e train.
     let before = |epoch: usize| (1..epoch).map(|e| cfg.epoch_budget(e).size()).sum::<u64>();
     begin(progress, "training", Some(before(cfg.epochs + 1)));
-    let mut on_event = |event: ProgressEvent| match event {
+    let on_event = |event: ProgressEvent| match event {
         ProgressEvent::Started { first_epoch, .. } => {
             progress(Event::Position(before(first_epoch)));
             if first_epoch > 1 {
@@ -170,10 +171,40 @@ pub fn run(file: &TrainFile, out: &Path, resume: bool, progress: Progress) -> Re
             );
         }
     };
-    let summary = dsrm_train::train(cfg, &world, &inputs, reward.as_ref(), embeddings, out, resume, &mut on_event)
-        .with_context(|| format!("training in {}", out.display()));
+    // The DSRM stage: loaded from the cache when a run on the same inputs trained it (the run then resumes from
+    // it, so it loads rather than trains it), kept there once this run has trained it.
+    let cached = stage_cache::cached_stage(cfg, &world, embeddings.as_ref())?;
+    let reused = match &cached {
+        Some(path) => stage_cache::reuse(path, out)?,
+        None => false,
+    };
+    if let (true, Some(path)) = (reused, &cached) {
+        note(progress, format!("reusing the DSRM stage trained on the same inputs by this code: {}", path.display()));
+    }
+    let mut trained_stage = false;
+    let mut kept: Option<anyhow::Error> = None;
+    let mut on_event = |event: ProgressEvent| {
+        match &event {
+            ProgressEvent::Dsrm(_) => trained_stage = true,
+            ProgressEvent::Started { .. } if trained_stage => {
+                if let Some(path) = &cached {
+                    if let Err(e) = stage_cache::keep(path, out) {
+                        kept.get_or_insert(e);
+                    }
+                }
+            }
+            _ => {}
+        }
+        on_event(event)
+    };
+    let summary =
+        dsrm_train::train(cfg, &world, &inputs, reward.as_ref(), embeddings, out, resume || reused, &mut on_event)
+            .with_context(|| format!("training in {}", out.display()));
     progress(Event::End);
     let summary = summary?;
+    if let Some(e) = kept {
+        note(progress, format!("the trained DSRM stage was not cached (later runs train it again): {e:#}"));
+    }
     write_config()?; // a resumed run may have raised `epochs`
     drop(reward);
     Ok(Trained { summary, world })

@@ -28,8 +28,13 @@ pub struct RunCompute {
     pub cpu_s: f64,
     /// Whether every epoch recorded its CPU seconds (runs made before `cpu_s` existed did not).
     pub cpu_timed: bool,
-    /// Seconds of the DSRM stage's pretraining (0 without a stage, or when the stage was loaded).
+    /// Seconds of the DSRM stage's pretraining (0 without a stage, or when the stage was given as a
+    /// checkpoint), wherever it was trained: a stage reused from the cache (`crate::stage_cache`) counts the
+    /// seconds of the run that trained it.
     pub dsrm_s: f64,
+    /// Of them, the seconds this run spent (0 for a stage reused from the cache): what the study's job-hours
+    /// add up.
+    pub dsrm_spent_s: f64,
     /// Gradient updates of the DSRM stage's pretraining (minibatches), counted apart.
     pub dsrm_updates: f64,
     /// History interactions a history filter read while states were built, and of them dropped (0 and 0
@@ -79,6 +84,7 @@ pub fn collect(parts: &[(Part, Summary)]) -> Result<Compute> {
                 train_s: sum(|r| r.train_s),
                 wall_s: sum(|r| r.wall_s),
                 dsrm_s: sum(|r| r.dsrm_s),
+                dsrm_spent_s: sum(|r| r.dsrm_spent_s),
                 dsrm_updates: sum(|r| r.dsrm_updates),
                 filter_read: sum(|r| r.filter_read),
                 filter_dropped: sum(|r| r.filter_dropped),
@@ -140,6 +146,7 @@ pub fn read_run(dir: &Path) -> Result<RunCompute> {
         let v: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("reading {}", stage.display()))?;
         run.dsrm_s = v["seconds"].as_f64().unwrap_or(0.0);
+        run.dsrm_spent_s = if v.get("reused_from").is_some() { 0.0 } else { run.dsrm_s };
         run.dsrm_updates = v["grad_updates"].as_f64().unwrap_or(0.0);
     }
     Ok(run)
@@ -234,7 +241,12 @@ mod tests {
         let r = read_run(dir.path()).unwrap();
         assert_eq!((r.env_steps, r.logged_transitions), (0.0, 210.0));
         std::fs::remove_file(dir.path().join("summary.json")).unwrap();
-        assert_eq!((r.dsrm_s, r.dsrm_updates), (3.5, 20.0));
+        assert_eq!((r.dsrm_s, r.dsrm_spent_s, r.dsrm_updates), (3.5, 3.5, 20.0));
+        // A stage reused from the cache: the stage's seconds and updates, none of them spent by this run.
+        let reused = "{\"seconds\": 3.5, \"grad_updates\": 20, \"reused_from\": \".cache/dsrm/dsrm-stages/x.bin\"}";
+        std::fs::write(dir.path().join(dsrm_train::DSRM_TIMING_FILE), reused).unwrap();
+        let r = read_run(dir.path()).unwrap();
+        assert_eq!((r.dsrm_s, r.dsrm_spent_s, r.dsrm_updates), (3.5, 0.0, 20.0));
         // A history filter's usage, by epoch as well.
         assert_eq!((r.filter_read, r.filter_dropped), (0.0, 0.0));
         let usage =

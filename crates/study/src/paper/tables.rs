@@ -473,8 +473,14 @@ fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Comp
         for (_, c) in compute.iter().filter(|((p, _), _)| *p == name) {
             let n = c.runs as f64;
             let eval = (c.mean.wall_s - c.mean.train_s).max(0.0);
-            let row =
-                (c.runs, c.mean.train_s * n, eval * n, c.mean.dsrm_s * n, c.cpu_runs, c.mean.cpu_s * c.cpu_runs as f64);
+            let row = (
+                c.runs,
+                c.mean.train_s * n,
+                eval * n,
+                c.mean.dsrm_spent_s * n,
+                c.cpu_runs,
+                c.mean.cpu_s * c.cpu_runs as f64,
+            );
             sum = add(sum, row);
         }
         if sum.0 == 0 {
@@ -509,7 +515,8 @@ fn study_cost_table(setting: &Setting, parts: &[(Part, Summary)], compute: &Comp
         notes: vec![
             format!(
                 "Summed over the finished learned runs (`timing.jsonl`: each epoch's training and evaluation; \
-                 `dsrm_timing.json`: the DSRM stage), as measured on this machine (per-run seconds grow with the \
+                 `dsrm_timing.json`: the DSRM stage, once per stage: a run that reused a stage trained by another \
+                 row adds none), as measured on this machine (per-run seconds grow with the \
                  load and through pauses). Not counted: each run's set-up (loading the data, the MF world model), the completion of the \
                  ground truth, DORL's DeepFM ensemble and the heuristic rows. At {at_jobs} at a time on as many \
                  cores, the finished runs alone take at least {:.2} h of elapsed time.",
