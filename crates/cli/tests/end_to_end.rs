@@ -594,6 +594,12 @@ fn study_paper_writes_its_tables_with_the_compute_of_every_row_and_resumes() {
     let (ok, _, err) = dsrm(&["study", "paper", "--tables-only", "--out", out.to_str().unwrap()], root.path());
     assert!(ok, "{err}");
     assert_eq!(std::fs::read_to_string(out.join("tables/table2.csv")).unwrap(), csv);
+    // --parts trains only the parts it names (here the θ_p part, already finished) and still tables them all.
+    let (ok, _, err) = dsrm(&[&args[..], &["--parts", "theta-p-0"]].concat(), root.path());
+    assert!(ok && err.contains("study paper: theta-p-0") && !err.contains("study paper: max-len-30"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("tables/table2.csv")).unwrap(), csv);
+    let (ok, _, err) = dsrm(&[&args[..], &["--parts", "max-len-40"]].concat(), root.path());
+    assert!(!ok && err.contains("its parts: max-len-30, theta-p-0"), "{err}");
     // A part still training (HRL's seed 2 not finished): --tables-only reads the finished runs and says so in
     // the tables' report, the verdicts and on the terminal, whether or not a `dsrm experiment --methods` run
     // over some of its methods left a results.json there.

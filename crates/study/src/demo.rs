@@ -143,6 +143,7 @@ pub fn study(cfg: &RunConfig, dir: &Path, jobs: Option<usize>, train_exe: &Path,
         jobs,
         smoke: false,
         tables_only: false,
+        parts: None,
         train_exe: train_exe.to_path_buf(),
     };
     let paper = crate::paper::run(&request, progress)?;

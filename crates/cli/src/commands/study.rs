@@ -42,6 +42,10 @@ pub struct PaperArgs {
     /// Only rebuild tables, verdicts, plots and report from the finished parts in --out (no training).
     #[arg(long)]
     pub tables_only: bool,
+    /// Train only these parts, comma-separated (max-len-30, max-len-50, theta-p-0, theta-p-2: the folders the
+    /// study writes), e.g. the θ_p sensitivity before the Max Len 30 part has finished; the tables read every part.
+    #[arg(long, value_delimiter = ',')]
+    pub parts: Option<Vec<String>>,
     /// A study file instead of the built-in configs/study/paper.toml.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -62,6 +66,7 @@ pub fn run(command: StudyCommand) -> Result<()> {
         jobs: args.jobs,
         smoke: args.smoke,
         tables_only: args.tables_only,
+        parts: args.parts,
         train_exe: std::env::current_exe().context("finding the dsrm executable")?,
     };
     let outcome = paper::run(&request, &output::progress())?;

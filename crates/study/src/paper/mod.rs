@@ -235,6 +235,9 @@ pub struct PaperRequest {
     /// Only rebuild the tables, verdicts, plots and report from the parts' finished results (no training;
     /// the runs keep the code version they were made with, which their folders record).
     pub tables_only: bool,
+    /// Train only these parts (`max-len-30`, `theta-p-0`, ...; all of the run's when `None`); the tables read
+    /// every part, finished or not.
+    pub parts: Option<Vec<String>>,
     /// The `dsrm` executable whose `dsrm train --resume` children train the learned rows.
     pub train_exe: PathBuf,
 }
@@ -326,7 +329,8 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
             parts.push((Part { dir, max_len: 30, threshold: Some(theta) }, Some(file.sensitivity.methods.clone())));
         }
     }
-    let trains = |p: &Part| run_lens.contains(&p.max_len);
+    let chosen = chosen_parts(req.parts.as_deref(), &parts, &run_lens)?;
+    let trains = |p: &Part| chosen.contains(&p.dir);
     for (part, only) in parts.iter().filter(|(p, _)| trains(p)) {
         let mut env = env_at(part.max_len);
         env.popularity_threshold = part.threshold;
@@ -392,6 +396,29 @@ pub fn run(req: &PaperRequest, progress: Progress) -> Result<PaperOutcome> {
     }
     tables::write_report(out, &setting, &written, &verdicts, &partial)?;
     Ok(PaperOutcome { out: out.clone(), tables: written, verdicts, notes: [notes_saved, partial, notes].concat() })
+}
+
+/// The parts this call trains: those of the Max Lens it runs (`run_lens`), or of them the ones `--parts` names.
+/// A name that is not one of the study's parts is an error that lists them.
+fn chosen_parts(
+    names: Option<&[String]>,
+    parts: &[(Part, Option<Vec<String>>)],
+    run_lens: &[usize],
+) -> Result<Vec<PathBuf>> {
+    let name = |p: &Part| p.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let runnable: Vec<&Part> = parts.iter().map(|(p, _)| p).filter(|p| run_lens.contains(&p.max_len)).collect();
+    let Some(names) = names else { return Ok(runnable.iter().map(|p| p.dir.clone()).collect()) };
+    let mut chosen = Vec::new();
+    for wanted in names {
+        match runnable.iter().find(|p| name(p) == *wanted) {
+            Some(p) => chosen.push(p.dir.clone()),
+            None => bail!(
+                "--parts: {wanted:?} is not a part of this run; its parts: {}",
+                runnable.iter().map(|p| name(p)).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    Ok(chosen)
 }
 
 /// The study file to save in a folder whose `study.toml` was `saved`. A call over some of the Max Lens (`--max-len

@@ -214,3 +214,24 @@ fn a_run_over_some_max_lens_keeps_the_others_in_the_study_file_unless_the_settin
     assert!(note.unwrap().contains("no longer read Max Len 30"));
     assert_eq!(merge_saved(Some(PaperFile { seeds: vec![1], ..at(&[30]) }), &at(&[30])).1, None, "nothing dropped");
 }
+
+#[test]
+fn parts_can_be_chosen_by_name_among_those_of_the_lengths_run() {
+    let part = |name: &str, max_len: usize| {
+        (Part { dir: PathBuf::from("run").join(name), max_len, threshold: None }, None::<Vec<String>>)
+    };
+    let parts = [part("max-len-30", 30), part("max-len-50", 50), part("theta-p-0", 30), part("theta-p-2", 30)];
+    let dirs = |names: &[&str]| names.iter().map(|n| PathBuf::from("run").join(n)).collect::<Vec<_>>();
+    let chosen = |names: Option<&[&str]>, lens: &[usize]| {
+        let names: Option<Vec<String>> = names.map(|n| n.iter().map(|s| s.to_string()).collect());
+        chosen_parts(names.as_deref(), &parts, lens)
+    };
+    // Without --parts: every part of the lengths run.
+    assert_eq!(chosen(None, &[30]).unwrap(), dirs(&["max-len-30", "theta-p-0", "theta-p-2"]));
+    assert_eq!(chosen(None, &[30, 50]).unwrap().len(), 4);
+    // The sensitivity alone, before its Max Len 30 part.
+    assert_eq!(chosen(Some(&["theta-p-2", "theta-p-0"]), &[30, 50]).unwrap(), dirs(&["theta-p-2", "theta-p-0"]));
+    // A name outside the run lists the parts it has.
+    let err = format!("{:#}", chosen(Some(&["max-len-50"]), &[30]).unwrap_err());
+    assert!(err.contains("\"max-len-50\" is not a part") && err.contains("max-len-30, theta-p-0, theta-p-2"), "{err}");
+}
