@@ -91,6 +91,7 @@ impl Key {
         self.0.update(n.to_le_bytes());
     }
 }
+
 /// The training record kept beside a cached stage (`dsrm_timing.json` of the run that trained it).
 fn record_path(cached: &Path) -> PathBuf {
     cached.with_extension("json")

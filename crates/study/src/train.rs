@@ -172,8 +172,10 @@ pub fn run(file: &TrainFile, out: &Path, resume: bool, progress: Progress) -> Re
         }
     };
     // The DSRM stage: loaded from the cache when a run on the same inputs trained it (the run then resumes from
-    // it, so it loads rather than trains it), kept there once this run has trained it.
-    let cached = stage_cache::cached_stage(cfg, &world, embeddings.as_ref())?;
+    // it, so it loads rather than trains it), kept there once this run has trained it. A run that has its stage
+    // already (resumed) neither reuses nor trains one, so it skips the key (a pass over the logs and the truth).
+    let has_stage = resume && out.join(dsrm_denoise::stage::RUN_FILE).exists();
+    let cached = if has_stage { None } else { stage_cache::cached_stage(cfg, &world, embeddings.as_ref())? };
     let reused = match &cached {
         Some(path) => stage_cache::reuse(path, out)?,
         None => false,
