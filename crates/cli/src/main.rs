@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: commands::bench::BenchCommand,
     },
+    /// The cache folder (`DSRM_CACHE` or `./.cache/dsrm`): what it holds per kind, and pruning what no run has
+    /// used for a while (each cache is keyed by the code version, so old builds' entries stay until pruned).
+    Cache {
+        #[command(subcommand)]
+        command: commands::cache::CacheCommand,
+    },
     /// List the environment presets and their settings.
     Presets,
 }
@@ -81,6 +87,7 @@ fn main() -> Result<()> {
         Command::Serve(args) => commands::serve::run(args),
         Command::Abtest(args) => commands::abtest::run(args),
         Command::Bench { command } => commands::bench::run(command),
+        Command::Cache { command } => commands::cache::run(command),
         Command::Presets => commands::presets(),
     }
 }

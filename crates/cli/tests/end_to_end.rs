@@ -489,6 +489,58 @@ fn the_mf_world_model_is_fitted_once_and_later_runs_load_it_with_the_same_result
 }
 
 #[test]
+fn cache_prune_removes_what_no_run_used_lately_and_a_later_run_recomputes_it_to_the_same_results() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "10");
+    let cfg = root.path().join("train.toml");
+    let text = format!(
+        "[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n[world_model]\nreward = \"mf\"\n\
+         [train]\nepochs = 1\nsteps_per_epoch = 200\nparallel_envs = 10\nthreads = 1\n[train.algorithm]\nkind = \"a2c\"\n",
+        data.to_str().unwrap()
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let train = |out: &str| dsrm(&["train", "--config", cfg.to_str().unwrap(), "--out", out], root.path());
+    let cache = root.path().join(".cache/dsrm");
+    let entries = || -> Vec<PathBuf> {
+        ["data", "world-models"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(cache.join(d)).unwrap().map(|e| e.unwrap().path()))
+            .collect()
+    };
+    let age_all = || {
+        for path in entries() {
+            let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+            std::fs::File::open(&path).unwrap().set_modified(month_ago).unwrap();
+        }
+    };
+    let (ok, _, err) = train("a");
+    assert!(ok, "{err}");
+    assert_eq!(entries().len(), 2, "the parsed data and the MF world model: {:?}", entries());
+    // A run that reads both marks them used: nothing is stale.
+    age_all();
+    let (ok, _, second) = train("b");
+    assert!(ok && second.contains("reusing the MF world model"), "{second}");
+    let (ok, out, err) = dsrm(&["cache", "prune", "--unused-days", "7"], root.path());
+    assert!(ok && out.starts_with("0 entries"), "{out}{err}");
+    assert_eq!(entries().len(), 2);
+    // Unused for a month: listed, then removed.
+    age_all();
+    let (ok, out, _) = dsrm(&["cache", "list"], root.path());
+    assert!(ok && out.contains("parsed data") && out.contains("world models") && out.contains("30 days ago"), "{out}");
+    let (ok, out, _) = dsrm(&["cache", "prune", "--unused-days", "7", "--dry-run"], root.path());
+    assert!(ok && out.starts_with("2 entries") && out.contains("would free"), "{out}");
+    assert_eq!(entries().len(), 2, "a dry run removes nothing");
+    let (ok, out, err) = dsrm(&["cache", "prune", "--unused-days", "7"], root.path());
+    assert!(ok && out.starts_with("2 entries") && err.matches("removed").count() == 2, "{out}{err}");
+    assert!(entries().is_empty());
+    // The next run computes both again, to the same results.
+    let (ok, _, third) = train("c");
+    assert!(ok && !third.contains("reusing"), "{third}");
+    let metrics = |run: &str| std::fs::read(root.path().join(run).join("metrics.json")).unwrap();
+    assert_eq!(metrics("a"), metrics("c"));
+}
+
+#[test]
 fn a_dsrm_stage_is_trained_once_and_runs_on_the_same_inputs_load_it_with_the_same_results() {
     let root = tempfile::tempdir().unwrap();
     let data = synth_tiny(root.path(), "9");

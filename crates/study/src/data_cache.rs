@@ -75,7 +75,10 @@ pub fn load_kuairec(
     let Ok(path) = entry_path(cache, dir, opts) else { return Ok((kuairec::load(dir, opts)?, false)) };
     if let Ok(bytes) = std::fs::read(&path) {
         match decode(&bytes) {
-            Ok(data) => return Ok((data, true)),
+            Ok(data) => {
+                crate::cache_usage::mark_used(&path);
+                return Ok((data, true));
+            }
             Err(e) => note(format!("{}: {e:#}; parsing the data again", path.display())),
         }
     }

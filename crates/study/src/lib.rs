@@ -30,6 +30,7 @@
 //! Errors are `anyhow` errors with context: every error about a file names the file, and errors in run files
 //! name the line and column.
 
+pub mod cache_usage;
 pub mod config;
 pub mod data_cache;
 pub mod demo;

@@ -63,6 +63,7 @@ pub fn cached_synthetic(size_name: &str, seed: u64, progress: Progress) -> Resul
         );
         generate_synthetic(size, seed, &dir, progress)?;
     }
+    crate::cache_usage::mark_used(&dir);
     Ok(dir)
 }
 

@@ -110,6 +110,8 @@ pub fn reuse(cached: &Path, out: &Path) -> Result<bool> {
         serde_json::from_str(&record).with_context(|| format!("reading {}", record_path(cached).display()))?;
     record["reused_from"] = serde_json::json!(cached.display().to_string());
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    crate::cache_usage::mark_used(cached);
+    crate::cache_usage::mark_used(&record_path(cached));
     link_or_copy(cached, &saved)?;
     dsrm_files::write_json(&out.join(dsrm_train::DSRM_TIMING_FILE), &record)?;
     Ok(true)

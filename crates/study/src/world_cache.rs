@@ -34,7 +34,10 @@ pub fn fit_or_load_mf(
 ) -> Result<(MatrixFactorization, bool)> {
     if let Ok(bytes) = std::fs::read(path) {
         match MatrixFactorization::from_bytes(&bytes) {
-            Ok(mf) => return Ok((mf, true)),
+            Ok(mf) => {
+                crate::cache_usage::mark_used(path);
+                return Ok((mf, true));
+            }
             Err(e) => note(format!("{}: {e}; fitting the MF world model again", path.display())),
         }
     }

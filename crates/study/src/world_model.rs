@@ -216,6 +216,7 @@ pub fn reward_model<'w>(
                         cached.display()
                     ),
                 );
+                crate::cache_usage::mark_used(&cached);
                 UserModelEnsemble::load(&cached, world).with_context(|| format!("loading {}", cached.display()))?
             } else {
                 let epochs = wm.ensemble.n_models * wm.ensemble.model.epochs;

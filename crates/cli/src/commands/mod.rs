@@ -2,6 +2,7 @@
 
 pub mod abtest;
 pub mod bench;
+pub mod cache;
 pub mod data;
 pub mod demo;
 pub mod dsrm;

@@ -216,6 +216,7 @@ fn synthetic_set(cache: &Path, cfg: &SynthConfig, seed: u64, progress: Progress)
         progress(Event::End);
         generated?;
     }
+    crate::cache_usage::mark_used(&dir);
     Ok(dir)
 }
 
