@@ -88,11 +88,34 @@ pub struct ExperimentFile {
     /// Fraction of users held out for model selection (the rest are the test users every method is scored on).
     #[serde(default = "default_validation_fraction")]
     pub validation_fraction: f64,
+    /// Whose seeds a learned row's DSRM stage takes ([`StageSeeds`]; default `fixed`, the stage's own).
+    #[serde(default, skip_serializing_if = "StageSeeds::is_fixed")]
+    pub stage_seeds: StageSeeds,
     pub methods: Vec<MethodConfig>,
 }
 
 fn default_validation_fraction() -> f64 {
     0.2
+}
+
+/// Whose seeds a learned row's DSRM stage (`[train.dsrm]`) is trained with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageSeeds {
+    /// The seeds written in `[train.dsrm]` (its split and subsample, the denoiser's training, the tracker's
+    /// pretraining): one stage shared by every seed of a row, so the intervals over seeds hold the agent's
+    /// variance given that stage, not the stage's own.
+    #[default]
+    Fixed,
+    /// The run's seed: each seed trains its own stage, so a row's intervals hold the stage's variance too (the
+    /// paper study's setting). Rows of one seed that share the stage settings still share its training.
+    Run,
+}
+
+impl StageSeeds {
+    pub fn is_fixed(&self) -> bool {
+        *self == StageSeeds::Fixed
+    }
 }
 
 impl ExperimentFile {
@@ -526,5 +549,32 @@ mod tests {
         )
         .unwrap();
         assert!(format!("{:#}", ExperimentFile::load(&bad).unwrap_err()).contains("for RL methods"));
+    }
+
+    #[test]
+    fn under_run_stage_seeds_each_seed_trains_its_own_dsrm_stage() {
+        let text = "seeds = [1, 2]\n[[methods]]\nname = \"dsrm-ppo\"\n[methods.train.algorithm]\nkind = \"ppo\"\n\
+                    [methods.train.dsrm]\nseed = 7\n[methods.train.dsrm.denoiser]\nkind = \"ddpm\"\n\
+                    [methods.train.dsrm.denoiser.train]\nseed = 7\n";
+        let mut file: ExperimentFile = toml::from_str(text).unwrap();
+        assert_eq!(file.stage_seeds, StageSeeds::Fixed, "the default keeps the stage's own seeds");
+        let stage_of = |file: &ExperimentFile, seed: u64| {
+            let (_, job) = training_job(file, &file.world_model, &file.methods[0], seed, Path::new("RUN"));
+            let stage = job.train.dsrm.unwrap();
+            let dsrm_denoise::DenoiserConfig::Ddpm(ddpm) = &stage.denoiser else { panic!("a ddpm stage") };
+            (stage.seed, Some(ddpm.train.seed))
+        };
+        assert_eq!(stage_of(&file, 1), (7, Some(7)));
+        assert_eq!(stage_of(&file, 2), (7, Some(7)), "fixed: one stage for every seed");
+        file.stage_seeds = StageSeeds::Run;
+        assert_eq!(stage_of(&file, 1), (1, Some(1)));
+        assert_eq!(stage_of(&file, 2), (2, Some(2)), "run: the stage takes the run's seed");
+        // Written only when not the default, so earlier experiment files keep their identity.
+        assert!(toml::to_string(&file).unwrap().contains("stage_seeds = \"run\""));
+        file.stage_seeds = StageSeeds::Fixed;
+        assert!(!toml::to_string(&file).unwrap().contains("stage_seeds"));
+        // The shipped paper study trains one stage per seed.
+        let paper = crate::paper::PaperFile::parse(crate::paper::PAPER_CONFIG, "paper.toml").unwrap();
+        assert_eq!(paper.stage_seeds, StageSeeds::Run);
     }
 }

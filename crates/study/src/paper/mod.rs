@@ -26,7 +26,7 @@ pub mod tables;
 pub mod verdicts;
 
 use crate::config::DataConfig;
-use crate::experiment::{self, ExperimentFile, ExperimentRequest, MethodConfig};
+use crate::experiment::{self, ExperimentFile, ExperimentRequest, MethodConfig, StageSeeds};
 use crate::progress::{note, Progress};
 use crate::world_model::WorldModelConfig;
 use anyhow::{bail, Context, Result};
@@ -80,6 +80,9 @@ pub struct PaperFile {
     pub smoke: Option<Smoke>,
     #[serde(default)]
     pub world_model: WorldModelConfig,
+    /// Whose seeds the rows' DSRM stages take (`run` in the shipped study: each seed trains its own stage).
+    #[serde(default, skip_serializing_if = "StageSeeds::is_fixed")]
+    pub stage_seeds: StageSeeds,
     pub methods: Vec<PaperMethod>,
 }
 
@@ -205,6 +208,7 @@ impl PaperFile {
             world_model: self.world_model.clone(),
             heuristics: Default::default(),
             validation_fraction: self.validation_fraction,
+            stage_seeds: self.stage_seeds,
             methods,
         }
     }
