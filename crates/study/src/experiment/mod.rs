@@ -116,6 +116,18 @@ impl StageSeeds {
     pub fn is_fixed(&self) -> bool {
         *self == StageSeeds::Fixed
     }
+
+    /// Gives `train`'s DSRM stage the run's `seed` under `Run` (its split and subsample, the denoiser's training,
+    /// the tracker's pretraining when on); leaves it as written under `Fixed`.
+    pub fn apply(self, train: &mut TrainConfig, seed: u64) {
+        if let (StageSeeds::Run, Some(stage)) = (self, train.dsrm.as_mut()) {
+            stage.seed = seed;
+            stage.denoiser = stage.denoiser.with_seed(seed);
+            if stage.tracker_pretrain.enabled() {
+                stage.tracker_pretrain.seed = seed;
+            }
+        }
+    }
 }
 
 impl ExperimentFile {

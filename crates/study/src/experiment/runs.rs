@@ -64,13 +64,7 @@ pub fn training_job(
     let dir = out.join(&method.name).join(format!("seed-{seed}"));
     let mut train = method.train.clone().expect("an RL method");
     train.seed = seed;
-    if let (super::StageSeeds::Run, Some(stage)) = (file.stage_seeds, train.dsrm.as_mut()) {
-        stage.seed = seed;
-        stage.denoiser = stage.denoiser.with_seed(seed);
-        if stage.tracker_pretrain.enabled() {
-            stage.tracker_pretrain.seed = seed;
-        }
-    }
+    file.stage_seeds.apply(&mut train, seed);
     train.validation_fraction = file.validation_fraction;
     train.eval = file.eval.clone();
     let job = TrainFile {

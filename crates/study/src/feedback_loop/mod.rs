@@ -42,7 +42,7 @@ mod measures;
 
 use crate::config::DataConfig;
 use crate::eval::build_heuristic;
-use crate::experiment::MethodConfig;
+use crate::experiment::{MethodConfig, StageSeeds};
 use crate::loading;
 use crate::paper::schedule::{pace_online, ScheduleKind};
 use crate::progress::{begin, note, Event, Progress};
@@ -120,6 +120,9 @@ pub struct LoopFile {
     /// What `--smoke` replaces (a file without it cannot run as a smoke test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub smoke: Option<LoopSmoke>,
+    /// Whose seeds a learned method's DSRM stage takes (as in an experiment file; default `fixed`).
+    #[serde(default, skip_serializing_if = "StageSeeds::is_fixed")]
+    pub stage_seeds: StageSeeds,
     pub methods: Vec<MethodConfig>,
 }
 
@@ -589,6 +592,7 @@ fn fit(
     }
     let mut cfg: TrainConfig = method.train.clone().expect("an RL method");
     cfg.seed = seed;
+    file.stage_seeds.apply(&mut cfg, seed);
     cfg.eval = file.eval.clone();
     // A checkpoint after every epoch, each kept under `epochs/` (not part of a run's identity: the same results).
     cfg.checkpoint_every = 1;
