@@ -466,17 +466,23 @@ fn a_trained_world_model_is_reused_from_the_cache_by_later_runs() {
     assert_ne!(bytes("a"), bytes("c"));
 }
 
-#[test]
-fn the_mf_world_model_is_fitted_once_and_later_runs_load_it_with_the_same_results() {
-    let root = tempfile::tempdir().unwrap();
-    let data = synth_tiny(root.path(), "8");
-    let cfg = root.path().join("train.toml");
+/// `root/train.toml`: a one-epoch A2C run on `data` with the MF world model (the caches' tests).
+fn short_mf_a2c_config(root: &Path, data: &Path) -> PathBuf {
+    let cfg = root.join("train.toml");
     let text = format!(
         "[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n[world_model]\nreward = \"mf\"\n\
          [train]\nepochs = 1\nsteps_per_epoch = 200\nparallel_envs = 10\nthreads = 1\n[train.algorithm]\nkind = \"a2c\"\n",
         data.to_str().unwrap()
     );
     std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+#[test]
+fn the_mf_world_model_is_fitted_once_and_later_runs_load_it_with_the_same_results() {
+    let root = tempfile::tempdir().unwrap();
+    let data = synth_tiny(root.path(), "8");
+    let cfg = short_mf_a2c_config(root.path(), &data);
     let train = |out: &str| dsrm(&["train", "--config", cfg.to_str().unwrap(), "--out", out], root.path());
     let (ok, _, first) = train("a");
     assert!(ok && !first.contains("reusing"), "{first}");
@@ -492,13 +498,7 @@ fn the_mf_world_model_is_fitted_once_and_later_runs_load_it_with_the_same_result
 fn cache_prune_removes_what_no_run_used_lately_and_a_later_run_recomputes_it_to_the_same_results() {
     let root = tempfile::tempdir().unwrap();
     let data = synth_tiny(root.path(), "10");
-    let cfg = root.path().join("train.toml");
-    let text = format!(
-        "[data]\ndataset = \"kuairec\"\ndir = {:?}\n[eval]\nepisodes = 5\n[world_model]\nreward = \"mf\"\n\
-         [train]\nepochs = 1\nsteps_per_epoch = 200\nparallel_envs = 10\nthreads = 1\n[train.algorithm]\nkind = \"a2c\"\n",
-        data.to_str().unwrap()
-    );
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = short_mf_a2c_config(root.path(), &data);
     let train = |out: &str| dsrm(&["train", "--config", cfg.to_str().unwrap(), "--out", out], root.path());
     let cache = root.path().join(".cache/dsrm");
     let entries = || -> Vec<PathBuf> {
